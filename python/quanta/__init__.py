@@ -1,0 +1,52 @@
+"""Quanta: parallel and distributed computing for Python, with a C++ engine.
+
+The API is Ray Core's, so `import quanta as ray` runs Ray programs:
+
+    import quanta
+    quanta.init()
+
+    @quanta.remote
+    def f(x):
+        return x * x
+
+    print(quanta.get([f.remote(i) for i in range(4)]))  # [0, 1, 4, 9]
+"""
+
+from quanta import exceptions
+from quanta._private.api import (available_resources, cancel, cluster_resources, get,
+                                 get_runtime_context, init, is_initialized, nodes, put, shutdown,
+                                 wait)
+from quanta.object_ref import ObjectRef
+from quanta.remote_function import RemoteFunction
+
+__version__ = "0.1.0"
+
+
+def remote(*args, **options):
+    """Turns a function into a task (`f.remote(...)`) or a class into an actor.
+
+    Use as `@quanta.remote` or `@quanta.remote(num_cpus=2, num_returns=2, ...)`.
+    """
+    if len(args) == 1 and not options and callable(args[0]):
+        return _make_remote(args[0], {})
+    if args:
+        raise TypeError("@quanta.remote takes a function or class, or only keyword options: "
+                        "@quanta.remote(num_cpus=1)")
+    return lambda target: _make_remote(target, options)
+
+
+def _make_remote(target, options):
+    import inspect
+
+    if inspect.isclass(target):
+        from quanta.actor import ActorClass
+
+        return ActorClass(target, options)
+    if not callable(target):
+        raise TypeError(f"@quanta.remote expects a function or a class, got {type(target).__name__}")
+    return RemoteFunction(target, options)
+
+
+__all__ = ["init", "shutdown", "is_initialized", "remote", "get", "put", "wait", "cancel",
+           "cluster_resources", "available_resources", "nodes", "get_runtime_context",
+           "ObjectRef", "exceptions", "RemoteFunction"]

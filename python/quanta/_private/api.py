@@ -1,0 +1,275 @@
+"""The public functions of the quanta module: init, shutdown, get, put, wait, and friends."""
+
+from __future__ import annotations
+
+import numbers
+import os
+import sys
+
+from quanta import exceptions
+from quanta._private import serialization, services, session
+from quanta._private.serialization import KIND_PICKLED
+
+_MS_FOREVER = -1
+
+
+def init(address=None, *, num_cpus=None, num_gpus=None, resources=None, namespace=None,
+         ignore_reinit_error=False, log_to_driver=True, object_store_memory=None,
+         include_dashboard=None, logging_level=None, _temp_dir=None, **kwargs):
+    """Starts a local cluster (or, later, connects to one) and makes this process its driver."""
+    if session.is_initialized():
+        if ignore_reinit_error:
+            return QuantaContext()
+        raise RuntimeError("quanta.init() was called twice; a session is already running. Call "
+                           "quanta.shutdown() first, or pass ignore_reinit_error=True.")
+    if session.is_worker():
+        raise RuntimeError("quanta.init() cannot be called inside a task or actor")
+    unknown = set(kwargs) - _ACCEPTED_INIT_KWARGS
+    if unknown:
+        raise TypeError(f"quanta.init() got unexpected keyword arguments {sorted(unknown)}")
+    if address not in (None, "local"):
+        raise ValueError(f"quanta.init(address={address!r}): connecting to an existing cluster is "
+                         "not supported yet; call quanta.init() to start a local cluster")
+    if num_cpus is None:
+        num_cpus = os.cpu_count() or 1
+    _check_amount("num_cpus", num_cpus)
+    resources = dict(resources or {})
+    if num_gpus:
+        _check_amount("num_gpus", num_gpus)
+        resources["GPU"] = num_gpus
+    for name, amount in resources.items():
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"resource names must be non-empty strings, got {name!r}")
+        if name == "CPU":
+            raise ValueError("use num_cpus=..., not resources={'CPU': ...}")
+        _check_amount(f"resources[{name!r}]", amount)
+    if namespace is not None and not isinstance(namespace, str):
+        raise TypeError("namespace must be a string")
+
+    session_dir = services.make_session_dir(_temp_dir)
+    cluster = services.LocalCluster(session_dir, num_cpus, resources, log_to_driver)
+    try:
+        from quanta import _core
+
+        _core.init_logging("driver", os.path.join(session_dir, "logs", f"driver-{os.getpid()}.log"))
+        core = _core.CoreClient.connect(cluster.node_socket, False, 0, bool(log_to_driver))
+    except BaseException:
+        cluster.stop()
+        raise
+    session.start_driver(core, cluster, namespace)
+    return QuantaContext()
+
+
+_ACCEPTED_INIT_KWARGS = {"runtime_env", "configure_logging", "log_to_driver", "_system_config",
+                         "dashboard_host", "dashboard_port", "local_mode", "job_config",
+                         "_node_ip_address", "_plasma_directory", "logging_format", "storage"}
+
+
+class QuantaContext(dict):
+    """What init() returns: a dict of facts about the session (usable as a context manager)."""
+
+    def __init__(self):
+        core = session.current_core()
+        super().__init__(session_dir=core.session_dir, node_id=core.node_id,
+                         address=core.session_dir)
+
+    @property
+    def address_info(self):
+        return dict(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        shutdown()
+
+
+def _check_amount(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+
+
+def shutdown() -> None:
+    """Stops the session; the processes this driver started exit. Safe to call twice."""
+    session.stop()
+
+
+def is_initialized() -> bool:
+    return session.is_initialized()
+
+
+def ensure_core():
+    core = session.current_core()
+    if core is None:
+        init()
+        core = session.current_core()
+    return core
+
+
+def _check_ref_session(ref, core):
+    if ref._core is not core:
+        raise ValueError(f"{ref!r} belongs to a Quanta session that has been shut down; objects do "
+                         "not survive quanta.shutdown(). Recompute it in the current session.")
+
+
+def _timeout_ms(timeout) -> int:
+    if timeout is None:
+        return _MS_FOREVER
+    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
+        raise TypeError(f"timeout must be a number of seconds or None, got {timeout!r}")
+    if timeout < 0:
+        raise ValueError(f"timeout must be >= 0, got {timeout}")
+    return int(timeout * 1000)
+
+
+def get(object_refs, *, timeout=None):
+    """Returns the value of an ObjectRef (or a list of values for a list of refs), waiting for
+    them to be computed. Raises the task's error if it failed, GetTimeoutError on timeout."""
+    from quanta.object_ref import ObjectRef
+
+    single = type(object_refs) is ObjectRef
+    if single:
+        refs = [object_refs]
+    elif isinstance(object_refs, (list, tuple)):
+        refs = object_refs
+        for r in refs:
+            if type(r) is not ObjectRef:
+                raise TypeError(f"quanta.get() takes an ObjectRef or a list of ObjectRefs; the list "
+                                f"contains {type(r).__name__} {r!r:.80}")
+    else:
+        hint = " (pass ObjectRefs, e.g. f.remote(), not their values)"
+        raise TypeError(f"quanta.get() takes an ObjectRef or a list of ObjectRefs, got "
+                        f"{type(object_refs).__name__}{hint}")
+    core = ensure_core()
+    for r in refs:
+        _check_ref_session(r, core)
+    timeout_ms = _timeout_ms(timeout)
+    try:
+        values = core.get([r._id for r in refs], timeout_ms)
+    except TimeoutError:
+        raise exceptions.GetTimeoutError(
+            f"quanta.get() timed out after {timeout} s; the object can still be fetched later") from None
+    except ConnectionError as e:
+        raise exceptions.QuantaSystemError(str(e)) from None
+    out = []
+    for kind, data in values:
+        if kind == KIND_PICKLED:
+            out.append(serialization.deserialize(kind, data))
+        else:
+            raise serialization.error_from(kind, data)
+    return out[0] if single else out
+
+
+def put(value, *, _owner=None):
+    """Stores a value in the cluster and returns an ObjectRef to it."""
+    from quanta.object_ref import ObjectRef
+
+    if type(value) is ObjectRef:
+        raise TypeError("quanta.put() of an ObjectRef is not allowed; pass the ref itself, or "
+                        "put a list containing it")
+    core = ensure_core()
+    data, nested = serialization.serialize(value)
+    oid = core.next_put_id()
+    core.put(oid, KIND_PICKLED, data, nested)
+    return ObjectRef._adopt(core, oid)
+
+
+def wait(object_refs, *, num_returns=1, timeout=None, fetch_local=True):
+    """Waits until `num_returns` of the refs are ready or `timeout` seconds pass.
+
+    Returns (ready, not_ready), both in the order of the input list."""
+    from quanta.object_ref import ObjectRef
+
+    if isinstance(object_refs, ObjectRef) or not isinstance(object_refs, (list, tuple)):
+        raise TypeError("quanta.wait() takes a list of ObjectRefs, got "
+                        f"{type(object_refs).__name__}; wrap a single ref in a list")
+    for r in object_refs:
+        if type(r) is not ObjectRef:
+            raise TypeError(f"quanta.wait() takes a list of ObjectRefs; the list contains "
+                            f"{type(r).__name__} {r!r:.80}")
+    if len(set(object_refs)) != len(object_refs):
+        raise ValueError("quanta.wait() got the same ObjectRef more than once; pass distinct refs")
+    if isinstance(num_returns, bool) or not isinstance(num_returns, int):
+        raise TypeError(f"num_returns must be an int, got {num_returns!r}")
+    if num_returns < 1:
+        raise ValueError(f"num_returns must be >= 1, got {num_returns}")
+    if num_returns > len(object_refs):
+        raise ValueError(f"num_returns ({num_returns}) is larger than the number of refs "
+                         f"({len(object_refs)})")
+    core = ensure_core()
+    for r in object_refs:
+        _check_ref_session(r, core)
+    try:
+        flags = core.wait([r._id for r in object_refs], num_returns, _timeout_ms(timeout), bool(fetch_local))
+    except ConnectionError as e:
+        raise exceptions.QuantaSystemError(str(e)) from None
+    ready, not_ready = [], []
+    for r, ok in zip(object_refs, flags):
+        (ready if ok and len(ready) < num_returns else not_ready).append(r)
+    return ready, not_ready
+
+
+def cancel(object_ref, *, force=False, recursive=True):
+    """Cancels the task that produces `object_ref`: a queued task never runs; a running one gets
+    KeyboardInterrupt (force=True kills its worker). get() then raises TaskCancelledError."""
+    from quanta.object_ref import ObjectRef
+
+    if type(object_ref) is not ObjectRef:
+        raise TypeError(f"quanta.cancel() takes an ObjectRef, got {type(object_ref).__name__}")
+    core = ensure_core()
+    _check_ref_session(object_ref, core)
+    core.cancel(object_ref._id, bool(force), bool(recursive))
+
+
+def _nodes_raw():
+    core = ensure_core()
+    return core.cluster_info(10000)
+
+
+def _to_float_map(pairs):
+    return {name: amount / services.RESOURCE_UNIT for name, amount in pairs}
+
+
+def nodes():
+    """One dict per node: NodeID, Alive, Resources, and its address."""
+    out = []
+    for n in _nodes_raw():
+        out.append({
+            "NodeID": n["node_id"], "Alive": n["alive"], "Resources": _to_float_map(n["total"]),
+            "NodeManagerAddress": "127.0.0.1", "NodeManagerHostname": os.uname().nodename,
+            "NodeName": "127.0.0.1", "ObjectStoreSocketName": n["address"],
+            "alive": n["alive"],
+        })
+    return out
+
+
+def _sum(key):
+    total = {}
+    for n in _nodes_raw():
+        if not n["alive"]:
+            continue
+        for name, amount in _to_float_map(n[key]).items():
+            total[name] = total.get(name, 0.0) + amount
+    return total
+
+
+def cluster_resources():
+    """Total resources of the alive nodes, e.g. {'CPU': 4.0}."""
+    return _sum("total")
+
+
+def available_resources():
+    """Resources not in use right now (resources with nothing free are omitted, as in Ray)."""
+    return {k: v for k, v in _sum("available").items() if v > 0}
+
+
+def get_runtime_context():
+    from quanta._private.runtime_context import RuntimeContext
+
+    return RuntimeContext()
+
+
+def _python_version_check():
+    return sys.version_info

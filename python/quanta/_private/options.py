@@ -1,0 +1,72 @@
+"""Validation of the options accepted by @remote, .options() and actor creation (Ray's names)."""
+
+from __future__ import annotations
+
+import numbers
+
+from quanta._private.services import RESOURCE_UNIT
+
+TASK_OPTIONS = {"num_cpus", "num_gpus", "resources", "num_returns", "max_retries",
+                "retry_exceptions", "name", "memory", "scheduling_strategy", "runtime_env",
+                "accelerator_type", "placement_group", "placement_group_bundle_index",
+                "placement_group_capture_child_tasks", "label_selector", "_metadata",
+                "max_calls", "enable_task_events"}
+
+
+def _check_number(name, value, allow_none=True):
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"option {name} must be a number, got {type(value).__name__} {value!r}")
+    if value < 0:
+        raise ValueError(f"option {name} must be >= 0, got {value}")
+
+
+def validate(options: dict, allowed: set, kind: str) -> dict:
+    unknown = set(options) - allowed
+    if unknown:
+        raise ValueError(f"invalid option(s) {sorted(unknown)} for {kind}; valid options are "
+                         f"{sorted(o for o in allowed if not o.startswith('_'))}")
+    for key in ("num_cpus", "num_gpus", "memory"):
+        if key in options:
+            _check_number(key, options[key])
+    res = options.get("resources")
+    if res is not None:
+        if not isinstance(res, dict):
+            raise TypeError(f"option resources must be a dict of name -> amount, got {type(res).__name__}")
+        for k, v in res.items():
+            if not isinstance(k, str):
+                raise TypeError(f"resource names must be strings, got {k!r}")
+            if k in ("CPU", "GPU"):
+                raise ValueError(f"use num_cpus/num_gpus instead of resources={{'{k}': ...}}")
+            _check_number(f"resources[{k!r}]", v, allow_none=False)
+    if "num_returns" in options:
+        n = options["num_returns"]
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise TypeError(f"option num_returns must be an int, got {n!r}")
+        if n < 0:
+            raise ValueError(f"option num_returns must be >= 0, got {n}")
+    for key in ("max_retries", "max_restarts", "max_task_retries"):
+        if key in options and options[key] is not None:
+            n = options[key]
+            if isinstance(n, bool) or not isinstance(n, int) or n < -1:
+                raise ValueError(f"option {key} must be an int >= -1 (-1 means forever), got {n!r}")
+    return options
+
+
+def resource_demand(options: dict, default_cpus: float) -> list:
+    """The engine's fixed-point resource list for these options."""
+    demand = {}
+    cpus = options.get("num_cpus")
+    cpus = default_cpus if cpus is None else cpus
+    if cpus:
+        demand["CPU"] = cpus
+    gpus = options.get("num_gpus")
+    if gpus:
+        demand["GPU"] = gpus
+    if options.get("memory"):
+        demand["memory"] = options["memory"]
+    for k, v in (options.get("resources") or {}).items():
+        if v:
+            demand[k] = v
+    return [(k, int(round(v * RESOURCE_UNIT))) for k, v in demand.items()]

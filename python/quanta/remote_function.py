@@ -1,0 +1,88 @@
+"""RemoteFunction: what @quanta.remote makes of a function."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+
+import cloudpickle
+
+from quanta._private import api, options as opts, serialization, session
+from quanta.object_ref import ObjectRef
+
+_DEFAULTS = {"num_cpus": 1, "num_returns": 1, "max_retries": 3, "retry_exceptions": False}
+
+
+class RemoteFunction:
+    """A function that runs as a task: call `.remote(*args)` to submit it and get ObjectRef(s)."""
+
+    def __init__(self, function, options: dict):
+        if not callable(function) or inspect.isclass(function):
+            raise TypeError(f"@quanta.remote expects a function or a class, got {type(function).__name__}")
+        self._function = function
+        self._options = {**_DEFAULTS, **opts.validate(dict(options), opts.TASK_OPTIONS, "a task")}
+        self._name = options.get("name") or getattr(function, "__name__", "task")
+        self._pickled = None
+        self._function_id = None
+        self._signature = None
+        self._demand = opts.resource_demand(self._options, 1)
+        self.__doc__ = getattr(function, "__doc__", None)
+        self.__name__ = self._name
+        self.__wrapped__ = function
+
+    def __call__(self, *args, **kwargs):
+        raise TypeError(f"Remote functions cannot be called directly. Instead of running "
+                        f"'{self._name}()', try '{self._name}.remote()'.")
+
+    def options(self, **options):
+        """A copy of this remote function with some options changed, e.g. f.options(num_cpus=2)."""
+        merged = {**self._options, **opts.validate(dict(options), opts.TASK_OPTIONS, "a task")}
+        clone = RemoteFunction.__new__(RemoteFunction)
+        clone.__dict__.update(self.__dict__)
+        clone._options = merged
+        clone._name = merged.get("name") or self._name
+        clone._demand = opts.resource_demand(merged, 1)
+        return clone
+
+    def _export(self, core):
+        if self._function_id is None:
+            self._pickled = cloudpickle.dumps(self._function, protocol=5)
+            self._function_id = hashlib.sha1(self._pickled).digest()[:16]
+        if not core.is_function_registered(self._function_id):
+            core.register_function(self._function_id, self._pickled)
+        return self._function_id
+
+    def _check_arguments(self, args, kwargs):
+        sig = self._signature
+        if sig is None:
+            try:
+                sig = self._signature = inspect.signature(self._function)
+            except (TypeError, ValueError):
+                sig = self._signature = False
+        if sig is not False:
+            try:
+                sig.bind(*args, **kwargs)
+            except TypeError as e:
+                raise TypeError(f"{self._name}.remote(): {e}") from None
+
+    def remote(self, *args, **kwargs):
+        """Submits the task; returns an ObjectRef (a list of them if num_returns > 1)."""
+        self._check_arguments(args, kwargs)
+        core = api.ensure_core()
+        fid = self._export(core)
+        for a in args:
+            if type(a) is ObjectRef:
+                api._check_ref_session(a, core)
+        blob, arg_refs, nested = serialization.serialize_args(args, kwargs, ObjectRef)
+        o = self._options
+        num_returns = o["num_returns"]
+        ids = core.submit_task(core.next_task_id(), session.job_id(), fid, self._name, blob,
+                               arg_refs, nested, num_returns, self._demand, o["max_retries"],
+                               bool(o["retry_exceptions"]))
+        refs = [ObjectRef._adopt(core, i) for i in ids]
+        if num_returns == 1:
+            return refs[0]
+        return refs if num_returns else None
+
+    def __repr__(self):
+        return f"<quanta remote function {self._name}>"

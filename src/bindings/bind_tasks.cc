@@ -1,0 +1,124 @@
+// Bindings for tasks: function registration, submission, cancellation and the worker loop.
+#include <nanobind/stl/pair.h>
+#include <nanobind/stl/shared_ptr.h>
+
+#include "bindings/common.h"
+
+namespace quanta::bindings {
+
+namespace {
+
+protocol::ResourceMap ToResources(const nb::list& l) {
+  protocol::ResourceMap m;
+  for (nb::handle h : l) {
+    auto t = nb::borrow<nb::tuple>(h);
+    int64_t amount = nb::cast<int64_t>(t[1]);
+    if (amount < 0) throw nb::value_error("resource amounts must be >= 0");
+    m.emplace_back(nb::cast<std::string>(t[0]), amount);
+  }
+  return m;
+}
+
+nb::list ResourcesToPython(const protocol::ResourceMap& m) {
+  nb::list out;
+  for (const auto& [name, amount] : m) out.append(nb::make_tuple(name, amount));
+  return out;
+}
+
+}  // namespace
+
+void BindTasks(nb::class_<CoreClient>& cls) {
+  cls.def("next_task_id", [](CoreClient& c) { return FromId(c.NextTaskId()); })
+      .def("register_function",
+           [](CoreClient& c, const nb::bytes& fid, const nb::bytes& payload) {
+             std::string f = ToString(fid), p = ToString(payload);
+             nb::gil_scoped_release release;
+             ThrowIfError(c.RegisterFunction(f, p));
+           })
+      .def("is_function_registered",
+           [](CoreClient& c, const nb::bytes& fid) { return c.IsFunctionRegistered(ToString(fid)); })
+      .def("submit_task",
+           [](CoreClient& c, const nb::bytes& task_id, uint64_t job_id, const nb::bytes& fid,
+              const std::string& name, const nb::bytes& args_blob, const nb::list& arg_refs,
+              const nb::list& nested_refs, uint32_t num_returns, const nb::list& resources,
+              int32_t max_retries, bool retry_exceptions) {
+             protocol::TaskSpec spec;
+             spec.task_id = ToId(task_id);
+             spec.job_id = job_id;
+             spec.function_id = ToString(fid);
+             spec.name = name;
+             spec.args_blob = ToString(args_blob);
+             spec.arg_refs = ToIds(arg_refs);
+             spec.nested_refs = ToIds(nested_refs);
+             spec.num_returns = num_returns;
+             spec.resources = ToResources(resources);
+             spec.max_retries = max_retries;
+             spec.retry_exceptions = retry_exceptions;
+             nb::list returns;
+             for (uint32_t i = 0; i < num_returns; ++i) returns.append(FromId(spec.ReturnId(i)));
+             {
+               nb::gil_scoped_release release;
+               ThrowIfError(c.SubmitTask(spec));
+             }
+             return returns;
+           })
+      .def("cancel",
+           [](CoreClient& c, const nb::bytes& id, bool force, bool recursive) {
+             ObjectID oid = ToId(id);
+             nb::gil_scoped_release release;
+             ThrowIfError(c.Cancel(oid, force, recursive));
+           })
+      .def("cluster_info",
+           [](CoreClient& c, int64_t timeout_ms) {
+             Result<protocol::ClusterInfo> info = Status::Internal("unset");
+             {
+               nb::gil_scoped_release release;
+               info = c.GetClusterInfo(timeout_ms);
+             }
+             auto value = ValueOrThrow(std::move(info));
+             nb::list nodes;
+             for (const auto& n : value.nodes) {
+               nb::dict d;
+               d["node_id"] = n.node_id;
+               d["address"] = n.address;
+               d["alive"] = n.alive;
+               d["total"] = ResourcesToPython(n.total);
+               d["available"] = ResourcesToPython(n.available);
+               nodes.append(d);
+             }
+             return nodes;
+           })
+      .def("next_task",
+           [](CoreClient& c) -> nb::object {
+             Result<protocol::ExecuteTask> task = Status::Internal("unset");
+             {
+               nb::gil_scoped_release release;
+               task = c.NextTask();
+             }
+             if (!task.ok() && task.status().code() == StatusCode::kCancelled) return nb::none();
+             auto t = ValueOrThrow(std::move(task));
+             nb::list args;
+             for (const auto& v : t.args) args.append(ValueToPython(v));
+             nb::object payload = t.function_payload.empty()
+                                      ? nb::none()
+                                      : nb::object(nb::bytes(t.function_payload.data(), t.function_payload.size()));
+             return nb::make_tuple(FromId(t.spec.task_id), t.spec.job_id,
+                                   nb::bytes(t.spec.function_id.data(), t.spec.function_id.size()),
+                                   t.spec.name,
+                                   nb::bytes(t.spec.args_blob.data(), t.spec.args_blob.size()), args,
+                                   t.spec.num_returns, payload);
+           })
+      .def("task_done", [](CoreClient& c, const nb::bytes& task_id, const nb::list& returns) {
+        protocol::TaskDone msg;
+        msg.task_id = ToId(task_id);
+        for (nb::handle h : returns) {
+          auto t = nb::borrow<nb::tuple>(h);
+          msg.returns.push_back(ValueFromPython(nb::cast<int>(t[0]), nb::borrow<nb::bytes>(t[1]),
+                                                nb::borrow<nb::list>(t[2])));
+        }
+        nb::gil_scoped_release release;
+        ThrowIfError(c.TaskDone(msg));
+      });
+}
+
+}  // namespace quanta::bindings

@@ -1,0 +1,46 @@
+// The `quanta._core` extension module: the CoreClient class, bound in parts by concept
+// (bind_objects.cc, bind_tasks.cc). See python/quanta/_core.pyi for the Python signatures.
+#include <nanobind/stl/shared_ptr.h>
+
+#include "bindings/common.h"
+#include "common/logging.h"
+
+namespace nb = nanobind;
+using namespace quanta;
+using namespace quanta::bindings;
+
+NB_MODULE(_core, m) {
+  m.doc() = "Quanta's C++ core library (the engine embedded in drivers and workers).";
+  m.def("init_logging", [](const std::string& component, const std::string& path) {
+    InitLogging(component, path, LogLevel::kInfo);
+  });
+  auto cls = nb::class_<CoreClient>(m, "CoreClient");
+  cls.def_static(
+         "connect",
+         [](const std::string& socket, bool is_worker, uint64_t worker_token, bool log_to_driver) {
+           CoreClient::Options opts;
+           opts.node_socket = socket;
+           opts.role = is_worker ? protocol::ClientRole::kWorker : protocol::ClientRole::kDriver;
+           opts.worker_token = worker_token;
+           opts.log_to_driver = log_to_driver;
+           Result<std::shared_ptr<CoreClient>> client = Status::Internal("unset");
+           {
+             nb::gil_scoped_release release;
+             client = CoreClient::Connect(opts);
+           }
+           return ValueOrThrow(std::move(client));
+         },
+         nb::arg("socket"), nb::arg("is_worker") = false, nb::arg("worker_token") = 0,
+         nb::arg("log_to_driver") = true)
+      .def("disconnect",
+           [](CoreClient& c) {
+             nb::gil_scoped_release release;
+             c.Disconnect();
+           })
+      .def_prop_ro("connected", &CoreClient::connected)
+      .def_prop_ro("client_id", &CoreClient::client_id)
+      .def_prop_ro("node_id", &CoreClient::node_id)
+      .def_prop_ro("session_dir", &CoreClient::session_dir);
+  BindObjects(cls);
+  BindTasks(cls);
+}

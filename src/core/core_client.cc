@@ -1,0 +1,485 @@
+#include "core/core_client.h"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+
+#include "common/logging.h"
+#include "net/socket.h"
+#include "protocol/frame.h"
+
+namespace quanta {
+
+using protocol::MessageType;
+
+namespace {
+
+// Reads one complete frame from a blocking fd (used only for the Hello handshake).
+Status ReadFrameBlocking(int fd, protocol::FrameDecoder* dec, protocol::Frame* frame) {
+  while (true) {
+    auto next = dec->Next(frame);
+    if (!next.ok()) return next.status();
+    if (next.value()) return Status::Ok();
+    char* space = dec->WritableSpace(65536);
+    ssize_t n = ::read(fd, space, 65536);
+    if (n == 0) return Status::IOError("node closed the connection during the handshake");
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::FromErrno("read");
+    }
+    dec->Commit(static_cast<size_t>(n));
+  }
+}
+
+std::chrono::steady_clock::time_point Deadline(int64_t timeout_ms) {
+  return std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms < 0 ? 0 : timeout_ms);
+}
+
+}  // namespace
+
+Result<std::shared_ptr<CoreClient>> CoreClient::Connect(const Options& options) {
+  auto fd = net::ConnectUnix(options.node_socket, false);
+  if (!fd.ok()) return fd.status();
+  std::shared_ptr<CoreClient> client(new CoreClient());
+  client->fd_ = fd.value();
+  client->role_ = options.role;
+  protocol::Hello hello;
+  hello.role = options.role;
+  hello.worker_token = options.worker_token;
+  hello.pid = static_cast<uint32_t>(getpid());
+  hello.log_to_driver = options.log_to_driver;
+  std::string out;
+  protocol::AppendMessage(&out, MessageType::kHello, hello);
+  QUANTA_RETURN_IF_ERROR(net::WriteAll(client->fd_, out.data(), out.size()));
+
+  protocol::FrameDecoder dec;
+  protocol::Frame frame;
+  QUANTA_RETURN_IF_ERROR(ReadFrameBlocking(client->fd_, &dec, &frame));
+  if (frame.type != static_cast<uint16_t>(MessageType::kHelloReply)) {
+    return Status::ProtocolError("node answered Hello with message type " + std::to_string(frame.type));
+  }
+  protocol::HelloReply reply;
+  QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &reply));
+  client->client_id_ = reply.client_id;
+  client->node_id_ = reply.node_id;
+  client->session_dir_ = reply.session_dir;
+  client->wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (client->wake_fd_ < 0) return Status::FromErrno("eventfd");
+  // Frames that arrived together with the reply are handled by the reader thread.
+  auto* raw = client.get();
+  auto leftover = std::make_shared<protocol::FrameDecoder>(std::move(dec));
+  client->reader_ = std::thread([raw, leftover] {
+    protocol::Frame f;
+    while (true) {
+      auto next = leftover->Next(&f);
+      if (!next.ok() || !next.value()) break;
+      raw->HandleFrame(f);
+    }
+    raw->ReaderLoop();
+  });
+  return client;
+}
+
+CoreClient::~CoreClient() {
+  Disconnect();
+  if (reader_.joinable()) {
+    if (reader_.get_id() == std::this_thread::get_id()) {
+      reader_.detach();
+    } else {
+      reader_.join();
+    }
+  }
+  if (fd_ >= 0) ::close(fd_);
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+}
+
+void CoreClient::Disconnect() {
+  if (closed_.exchange(true)) return;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (close_reason_.empty()) close_reason_ = "the Quanta session was shut down";
+  }
+  ::shutdown(fd_, SHUT_RDWR);
+  cv_.notify_all();
+}
+
+TaskID CoreClient::NextTaskId() { return ObjectID::Make(client_id_, ++sequence_, 0); }
+ObjectID CoreClient::NextPutId() { return ObjectID::Make(client_id_, ++sequence_, ObjectID::kPutIndex); }
+
+void CoreClient::TakeDeltas(std::string* out) {
+  protocol::RefDeltas msg;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (pending_deltas_.empty()) return;
+    msg.deltas.reserve(pending_deltas_.size());
+    for (const auto& [id, d] : pending_deltas_) {
+      if (d != 0) msg.deltas.emplace_back(id, d);
+    }
+    pending_deltas_.clear();
+  }
+  if (!msg.deltas.empty()) protocol::AppendMessage(out, MessageType::kRefDeltas, msg);
+}
+
+template <typename M>
+Status CoreClient::Send(MessageType type, const M& msg) {
+  if (closed_) return Status::Cancelled(close_reason_.empty() ? "not connected" : close_reason_);
+  std::string out;
+  std::lock_guard<std::mutex> lock(write_mu_);
+  TakeDeltas(&out);  // reference changes made before this message must reach the node first
+  protocol::AppendMessage(&out, type, msg);
+  Status st = net::WriteAll(fd_, out.data(), out.size());
+  if (!st.ok()) return Status::IOError("lost the connection to the node daemon: " + st.message());
+  return st;
+}
+
+Status CoreClient::RegisterFunction(const std::string& function_id, const std::string& payload) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!functions_.insert(function_id).second) return Status::Ok();
+  }
+  return Send(MessageType::kRegisterFunction, protocol::RegisterFunction{function_id, payload});
+}
+
+bool CoreClient::IsFunctionRegistered(const std::string& function_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return functions_.count(function_id) > 0;
+}
+
+Status CoreClient::SubmitTask(const protocol::TaskSpec& spec) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (uint32_t i = 0; i < spec.num_returns; ++i) {
+      Local& l = objects_[spec.ReturnId(i)];
+      l.refs += 1;
+      l.subscribed = true;  // the node pushes returns to the submitter
+    }
+  }
+  return Send(MessageType::kSubmitTask, spec);
+}
+
+Status CoreClient::Put(const ObjectID& id, protocol::ObjectValue value) {
+  auto shared = std::make_shared<protocol::ObjectValue>(std::move(value));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Local& l = objects_[id];
+    l.refs += 1;
+    l.value = shared;
+    l.subscribed = true;
+  }
+  return Send(MessageType::kPutObject, protocol::PutObject{id, *shared});
+}
+
+void CoreClient::AddLocalRef(const ObjectID& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Local& l = objects_[id];
+  if (l.refs++ == 0) pending_deltas_[id] += 1;
+}
+
+void CoreClient::RemoveLocalRef(const ObjectID& id) {
+  bool wake = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = objects_.find(id);
+    if (it == objects_.end()) return;
+    if (--it->second.refs > 0) return;
+    objects_.erase(it);
+    if (closed_) return;
+    wake = pending_deltas_.empty();
+    pending_deltas_[id] -= 1;
+  }
+  if (wake) {  // let the reader thread flush soon; more releases may join the batch
+    uint64_t one = 1;
+    ssize_t ignored = ::write(wake_fd_, &one, sizeof one);
+    (void)ignored;
+  }
+}
+
+size_t CoreClient::NumLocalRefs() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return objects_.size();
+}
+
+std::vector<ObjectID> CoreClient::CollectMissing(const std::vector<ObjectID>& ids) {
+  std::vector<ObjectID> subscribe;
+  for (const auto& id : ids) {
+    Local& l = objects_[id];
+    if (!l.value && !l.subscribed) {
+      l.subscribed = true;
+      subscribe.push_back(id);
+    }
+  }
+  return subscribe;
+}
+
+void CoreClient::SetBlocked(bool blocked) {
+  if (role_ != protocol::ClientRole::kWorker) return;
+  bool send;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    send = blocked ? blocked_depth_++ == 0 : --blocked_depth_ == 0;
+  }
+  if (send) {
+    Status st = Send(blocked ? MessageType::kWorkerBlocked : MessageType::kWorkerUnblocked, protocol::Empty{});
+    (void)st;
+  }
+}
+
+Result<std::vector<CoreClient::ValuePtr>> CoreClient::Get(const std::vector<ObjectID>& ids,
+                                                          int64_t timeout_ms) {
+  std::vector<ObjectID> subscribe;
+  bool all_ready = true;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& id : ids) {
+      auto it = objects_.find(id);
+      if (it == objects_.end() || !it->second.value) {
+        all_ready = false;
+        break;
+      }
+    }
+    if (!all_ready) subscribe = CollectMissing(ids);
+  }
+  if (!subscribe.empty()) QUANTA_RETURN_IF_ERROR(Send(MessageType::kSubscribe, protocol::IdList{subscribe}));
+  if (!all_ready) SetBlocked(true);
+  std::vector<ValuePtr> out(ids.size());
+  Status status;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    auto deadline = Deadline(timeout_ms);
+    size_t i = 0;
+    while (i < ids.size()) {
+      auto it = objects_.find(ids[i]);
+      if (it != objects_.end() && it->second.value) {
+        out[i] = it->second.value;
+        ++i;
+        continue;
+      }
+      if (closed_) {
+        status = Status::Cancelled(close_reason_);
+        break;
+      }
+      if (timeout_ms < 0) {
+        cv_.wait(lock);
+      } else if (cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
+        auto again = objects_.find(ids[i]);
+        if (again == objects_.end() || !again->second.value) {
+          status = Status::TimedOut("get timed out after " + std::to_string(timeout_ms) + " ms");
+          break;
+        }
+      }
+    }
+  }
+  if (!all_ready) SetBlocked(false);
+  if (!status.ok()) return status;
+  return out;
+}
+
+Result<std::vector<bool>> CoreClient::Wait(const std::vector<ObjectID>& ids, size_t num_ready,
+                                           int64_t timeout_ms, bool fetch_local) {
+  (void)fetch_local;  // values are always pushed to this node's clients for now
+  std::vector<ObjectID> subscribe;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    subscribe = CollectMissing(ids);
+  }
+  if (!subscribe.empty()) QUANTA_RETURN_IF_ERROR(Send(MessageType::kSubscribe, protocol::IdList{subscribe}));
+  std::vector<bool> ready(ids.size(), false);
+  auto count_ready = [&] {
+    size_t n = 0;
+    for (size_t i = 0; i < ids.size(); ++i) {
+      auto it = objects_.find(ids[i]);
+      ready[i] = it != objects_.end() && it->second.value != nullptr;
+      n += ready[i];
+    }
+    return n;
+  };
+  bool blocked = false;
+  Status status;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    auto deadline = Deadline(timeout_ms);
+    while (count_ready() < num_ready) {
+      if (closed_) {
+        status = Status::Cancelled(close_reason_);
+        break;
+      }
+      if (timeout_ms == 0) break;
+      if (!blocked && role_ == protocol::ClientRole::kWorker) {
+        lock.unlock();
+        SetBlocked(true);
+        blocked = true;
+        lock.lock();
+        continue;
+      }
+      if (timeout_ms < 0) {
+        cv_.wait(lock);
+      } else if (cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
+        count_ready();
+        break;
+      }
+    }
+  }
+  if (blocked) SetBlocked(false);
+  if (!status.ok()) return status;
+  return ready;
+}
+
+Status CoreClient::Cancel(const ObjectID& id, bool force, bool recursive) {
+  return Send(MessageType::kCancelTask, protocol::CancelTask{id, force, recursive});
+}
+
+Result<protocol::ClusterInfo> CoreClient::GetClusterInfo(int64_t timeout_ms) {
+  uint64_t request_id;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    request_id = next_request_id_++;
+  }
+  QUANTA_RETURN_IF_ERROR(Send(MessageType::kGetClusterInfo, protocol::RequestId{request_id}));
+  std::unique_lock<std::mutex> lock(mu_);
+  auto deadline = Deadline(timeout_ms);
+  while (!cluster_replies_.count(request_id)) {
+    if (closed_) return Status::Cancelled(close_reason_);
+    if (cv_.wait_until(lock, deadline) == std::cv_status::timeout && !cluster_replies_.count(request_id)) {
+      return Status::TimedOut("the node daemon did not answer a cluster-info request");
+    }
+  }
+  protocol::ClusterInfo info = std::move(cluster_replies_[request_id]);
+  cluster_replies_.erase(request_id);
+  return info;
+}
+
+Result<protocol::ExecuteTask> CoreClient::NextTask() {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [this] { return !tasks_.empty() || closed_; });
+  if (tasks_.empty()) return Status::Cancelled(close_reason_);
+  protocol::ExecuteTask task = std::move(tasks_.front());
+  tasks_.pop_front();
+  return task;
+}
+
+Status CoreClient::TaskDone(const protocol::TaskDone& msg) { return Send(MessageType::kTaskDone, msg); }
+
+void CoreClient::ReaderLoop() {
+  protocol::FrameDecoder decoder;
+  pollfd fds[2] = {{fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+  while (!closed_) {
+    int n = ::poll(fds, 2, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (fds[1].revents & POLLIN) {
+      uint64_t v;
+      while (::read(wake_fd_, &v, sizeof v) > 0) {
+      }
+      std::string out;
+      std::lock_guard<std::mutex> lock(write_mu_);
+      TakeDeltas(&out);
+      if (!out.empty() && !closed_) {
+        Status st = net::WriteAll(fd_, out.data(), out.size());
+        (void)st;
+      }
+    }
+    if (!(fds[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+    char* space = decoder.WritableSpace(256 * 1024);
+    ssize_t r = ::read(fd_, space, 256 * 1024);
+    if (r <= 0) {
+      if (r < 0 && errno == EINTR) continue;
+      break;
+    }
+    decoder.Commit(static_cast<size_t>(r));
+    protocol::Frame frame;
+    while (true) {
+      auto next = decoder.Next(&frame);
+      if (!next.ok()) {
+        QLOG(kError) << "bad frame from node: " << next.status().ToString();
+        break;
+      }
+      if (!next.value()) break;
+      HandleFrame(frame);
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (close_reason_.empty()) {
+      close_reason_ = "lost the connection to the Quanta node daemon (it exited or was killed); "
+                      "see the logs in " + session_dir_ + "/logs";
+    }
+  }
+  closed_ = true;
+  cv_.notify_all();
+}
+
+void CoreClient::HandleFrame(const protocol::Frame& frame) {
+  switch (static_cast<MessageType>(frame.type)) {
+    case MessageType::kObjectReady: {
+      protocol::ObjectReady msg;
+      if (!protocol::DecodeMessage(frame.body, &msg).ok()) break;
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = objects_.find(msg.object_id);
+      if (it == objects_.end() || it->second.value) break;  // released meanwhile
+      it->second.value = std::make_shared<protocol::ObjectValue>(std::move(msg.value));
+      cv_.notify_all();
+      break;
+    }
+    case MessageType::kExecuteTask: {
+      protocol::ExecuteTask msg;
+      Status st = protocol::DecodeMessage(frame.body, &msg);
+      if (!st.ok()) {
+        QLOG(kError) << "bad ExecuteTask: " << st.ToString();
+        break;
+      }
+      std::lock_guard<std::mutex> lock(mu_);
+      tasks_.push_back(std::move(msg));
+      cv_.notify_all();
+      break;
+    }
+    case MessageType::kLogLines: {
+      protocol::LogLines msg;
+      if (protocol::DecodeMessage(frame.body, &msg).ok()) PrintLogLines(msg);
+      break;
+    }
+    case MessageType::kWarning: {
+      protocol::Warning msg;
+      if (protocol::DecodeMessage(frame.body, &msg).ok()) {
+        std::string line = "(quanta) warning: " + msg.text + "\n";
+        ssize_t ignored = ::write(2, line.data(), line.size());
+        (void)ignored;
+      }
+      break;
+    }
+    case MessageType::kClusterInfo: {
+      protocol::ClusterInfo msg;
+      if (!protocol::DecodeMessage(frame.body, &msg).ok()) break;
+      std::lock_guard<std::mutex> lock(mu_);
+      cluster_replies_[msg.request_id] = std::move(msg);
+      cv_.notify_all();
+      break;
+    }
+    default:
+      QLOG(kWarning) << "unexpected message type " << frame.type << " from node";
+  }
+}
+
+void CoreClient::PrintLogLines(const protocol::LogLines& msg) {
+  std::string prefix = "(" + (msg.task_name.empty() ? std::string("worker") : msg.task_name) +
+                       " pid=" + std::to_string(msg.pid) + ") ";
+  std::string out;
+  size_t start = 0;
+  while (start < msg.text.size()) {
+    size_t end = msg.text.find('\n', start);
+    if (end == std::string::npos) end = msg.text.size();
+    out += prefix;
+    out.append(msg.text, start, end - start);
+    out += '\n';
+    start = end + 1;
+  }
+  ssize_t ignored = ::write(msg.is_stderr ? 2 : 1, out.data(), out.size());
+  (void)ignored;
+}
+
+}  // namespace quanta

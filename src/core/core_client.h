@@ -1,0 +1,126 @@
+// CoreClient: the engine library embedded in every driver and worker process.
+//
+// It owns the process's connection to its node daemon and everything the process knows about
+// objects: a local cache of values it holds references to, the per-process reference counts
+// (only 0<->1 transitions are reported to the node, batched), and, in a worker, the queue of
+// tasks the node assigned to it. Python calls it through the bindings (src/bindings); the
+// Python layer only pickles, unpickles and runs user code.
+//
+// Threads: one internal I/O thread reads from the node and prints forwarded worker output;
+// every public method may be called from any thread (Python threads included) and the
+// blocking ones (Get, Wait, NextTask, GetClusterInfo) must be called without the GIL.
+// Ownership: shared_ptr; the bindings hold one per session.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "common/ids.h"
+#include "common/status.h"
+#include "protocol/messages.h"
+
+namespace quanta {
+
+class CoreClient {
+ public:
+  struct Options {
+    std::string node_socket;
+    protocol::ClientRole role = protocol::ClientRole::kDriver;
+    uint64_t worker_token = 0;
+    bool log_to_driver = true;
+  };
+  using ValuePtr = std::shared_ptr<const protocol::ObjectValue>;
+
+  static Result<std::shared_ptr<CoreClient>> Connect(const Options& options);
+  ~CoreClient();
+  CoreClient(const CoreClient&) = delete;
+  CoreClient& operator=(const CoreClient&) = delete;
+
+  // Closes the connection; blocked callers return Cancelled. Idempotent.
+  void Disconnect();
+  bool connected() const { return !closed_.load(); }
+  uint64_t client_id() const { return client_id_; }
+  const std::string& node_id() const { return node_id_; }
+  const std::string& session_dir() const { return session_dir_; }
+
+  TaskID NextTaskId();
+  ObjectID NextPutId();
+
+  // Sends the function to the node once per process; later calls are no-ops.
+  Status RegisterFunction(const std::string& function_id, const std::string& payload);
+  bool IsFunctionRegistered(const std::string& function_id);
+  // Submits a task; this process then holds one reference to each of its returns.
+  Status SubmitTask(const protocol::TaskSpec& spec);
+  // Stores a value under `id`; this process then holds one reference to it.
+  Status Put(const ObjectID& id, protocol::ObjectValue value);
+
+  // Waits until every id's value is available (timeout_ms < 0: forever) and returns them.
+  // A worker that has to wait tells the node it is blocked, lending its CPU to other tasks.
+  Result<std::vector<ValuePtr>> Get(const std::vector<ObjectID>& ids, int64_t timeout_ms);
+  // Waits until at least `num_ready` ids are available or the timeout passes; returns which.
+  Result<std::vector<bool>> Wait(const std::vector<ObjectID>& ids, size_t num_ready,
+                                 int64_t timeout_ms, bool fetch_local);
+
+  // Reference counting for ObjectRef objects living in this process.
+  void AddLocalRef(const ObjectID& id);
+  void RemoveLocalRef(const ObjectID& id);
+  size_t NumLocalRefs();
+
+  Status Cancel(const ObjectID& id, bool force, bool recursive);
+  Result<protocol::ClusterInfo> GetClusterInfo(int64_t timeout_ms);
+
+  // Worker side: blocks for the next task the node assigns; Cancelled on disconnect.
+  Result<protocol::ExecuteTask> NextTask();
+  Status TaskDone(const protocol::TaskDone& msg);
+
+ private:
+  struct Local {
+    int64_t refs = 0;
+    ValuePtr value;
+    bool subscribed = false;
+  };
+
+  CoreClient() = default;
+  template <typename M>
+  Status Send(protocol::MessageType type, const M& msg);
+  // Appends pending ref deltas as a frame to `out`. Requires write_mu_.
+  void TakeDeltas(std::string* out);
+  void ReaderLoop();
+  void HandleFrame(const protocol::Frame& frame);
+  void PrintLogLines(const protocol::LogLines& msg);
+  // Subscribes to ids not yet local (caller holds mu_; sends after unlocking).
+  std::vector<ObjectID> CollectMissing(const std::vector<ObjectID>& ids);
+  void SetBlocked(bool blocked);
+
+  int fd_ = -1;
+  int wake_fd_ = -1;
+  uint64_t client_id_ = 0;
+  std::string node_id_;
+  std::string session_dir_;
+  protocol::ClientRole role_ = protocol::ClientRole::kDriver;
+  std::atomic<uint32_t> sequence_{0};
+  std::atomic<bool> closed_{false};
+  std::thread reader_;
+
+  std::mutex write_mu_;  // serialises writes to fd_; taken before mu_ when both are needed
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::unordered_map<ObjectID, Local, ObjectIDHash> objects_;
+  std::unordered_map<ObjectID, int32_t, ObjectIDHash> pending_deltas_;
+  std::unordered_set<std::string> functions_;
+  std::deque<protocol::ExecuteTask> tasks_;
+  std::unordered_map<uint64_t, protocol::ClusterInfo> cluster_replies_;
+  uint64_t next_request_id_ = 1;
+  int blocked_depth_ = 0;  // nested Get calls from several threads of one worker
+  std::string close_reason_;
+};
+
+}  // namespace quanta

@@ -1,0 +1,69 @@
+// A small single-threaded reactor over epoll.
+//
+// Owns nothing but its epoll fd, wake-up eventfd and the callbacks registered with it; callers
+// own their file descriptors. Callbacks run on the thread that calls Run(). Besides fd events
+// it offers one-shot timers and "end of iteration" hooks, which the daemons use to flush all
+// buffered output once per iteration (so messages produced while handling a burst of input
+// leave in a few large writes rather than many small ones).
+//
+// Thread-safety: everything except Stop() and Wake() must be called on the loop thread.
+#pragma once
+
+#include <sys/epoll.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <queue>
+#include <unordered_map>
+#include <vector>
+
+#include "common/status.h"
+
+namespace quanta::net {
+
+class EventLoop {
+ public:
+  using FdHandler = std::function<void(uint32_t events)>;
+  using Callback = std::function<void()>;
+  using Clock = std::chrono::steady_clock;
+
+  EventLoop();
+  ~EventLoop();
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+
+  Status Init();
+  Status Add(int fd, uint32_t events, FdHandler handler);
+  Status Modify(int fd, uint32_t events);
+  void Remove(int fd);
+
+  void RunAfter(std::chrono::milliseconds delay, Callback cb);
+  // Called at the end of every iteration, after all ready events were handled.
+  void AtEndOfIteration(Callback cb) { end_hooks_.push_back(std::move(cb)); }
+
+  void Run();   // returns after Stop()
+  void Stop();  // any thread
+  void Wake();  // any thread: makes Run() go through an iteration
+
+ private:
+  struct Timer {
+    Clock::time_point when;
+    uint64_t seq;
+    Callback cb;
+    bool operator>(const Timer& o) const { return when != o.when ? when > o.when : seq > o.seq; }
+  };
+  int NextTimeoutMs() const;
+  void RunDueTimers();
+
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;
+  bool stopping_ = false;
+  uint64_t timer_seq_ = 0;
+  std::unordered_map<int, std::shared_ptr<FdHandler>> handlers_;
+  std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;
+  std::vector<Callback> end_hooks_;
+};
+
+}  // namespace quanta::net

@@ -1,0 +1,585 @@
+#include "node/node_server.h"
+
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "common/logging.h"
+#include "net/socket.h"
+
+namespace quanta {
+
+using protocol::MessageType;
+using protocol::ObjectKind;
+using protocol::ObjectValue;
+
+NodeServer::NodeServer(net::EventLoop* loop, NodeOptions options)
+    : loop_(loop),
+      options_(std::move(options)),
+      queue_(options_.resources),
+      pool_(loop,
+            WorkerPool::Options{options_.python, options_.socket_path,
+                                options_.session_dir + "/logs", options_.worker_env},
+            [this](uint64_t token, bool is_err, std::string text) {
+              OnWorkerOutput(token, is_err, std::move(text));
+            },
+            [this](uint64_t token, int status) { OnWorkerExit(token, status); }) {
+  char id[17];
+  snprintf(id, sizeof id, "%016llx", static_cast<unsigned long long>(RandomUniqueId()));
+  node_id_ = id;
+}
+
+Status NodeServer::Start() {
+  QUANTA_RETURN_IF_ERROR(pool_.Init());
+  auto fd = net::ListenUnix(options_.socket_path);
+  if (!fd.ok()) return fd.status();
+  listen_fd_ = fd.value();
+  QUANTA_RETURN_IF_ERROR(loop_->Add(listen_fd_, EPOLLIN, [this](uint32_t) { OnAccept(); }));
+  if (options_.lifeline_fd >= 0) {
+    QUANTA_RETURN_IF_ERROR(loop_->Add(options_.lifeline_fd, EPOLLIN | EPOLLHUP, [this](uint32_t) {
+      char buf[64];
+      if (::read(options_.lifeline_fd, buf, sizeof buf) <= 0) Shutdown("the driver that started the cluster exited");
+    }));
+  }
+  ConnectToControl();
+  for (int i = 0; i < options_.prestart_workers; ++i) {
+    if (pool_.Start().ok()) ++starting_workers_;
+  }
+  loop_->AtEndOfIteration([this] {
+    ScheduleTasks();
+    ReportResources();
+  });
+  QLOG(kInfo) << "node " << node_id_ << " listening on " << options_.socket_path
+              << " with resources " << options_.resources.ToString();
+  return Status::Ok();
+}
+
+void NodeServer::Shutdown(const std::string& why) {
+  if (shutting_down_) return;
+  shutting_down_ = true;
+  QLOG(kInfo) << "shutting down: " << why;
+  pool_.KillAll();
+  ::unlink(options_.socket_path.c_str());
+  loop_->Stop();
+}
+
+void NodeServer::ConnectToControl() {
+  if (options_.control_socket_path.empty()) return;
+  auto fd = net::ConnectUnix(options_.control_socket_path, true);
+  if (!fd.ok()) {
+    QLOG(kWarning) << "cannot reach control service: " << fd.status().ToString();
+    loop_->RunAfter(std::chrono::milliseconds(50), [this] { ConnectToControl(); });
+    return;
+  }
+  auto conn = net::Connection::Create(
+      loop_, fd.value(), [](net::Connection&, const protocol::Frame&) {},
+      [this](net::Connection&, const Status& why) {
+        if (!shutting_down_) QLOG(kWarning) << "lost the control service: " << why.ToString();
+      });
+  if (!conn.ok()) return;
+  control_ = conn.value();
+  control_->Send(MessageType::kRegisterNode, protocol::RegisterNode{LocalNodeInfo()});
+  for (const auto& [fid, payload] : functions_) {
+    control_->Send(MessageType::kRegisterFunction, protocol::RegisterFunction{fid, payload});
+  }
+}
+
+protocol::NodeInfo NodeServer::LocalNodeInfo() const {
+  protocol::NodeInfo info;
+  info.node_id = node_id_;
+  info.address = options_.socket_path;
+  info.alive = true;
+  info.total = queue_.total().ToMap();
+  info.available = queue_.available().ToMap();
+  return info;
+}
+
+void NodeServer::ReportResources() {
+  if (!control_ || control_->closed()) return;
+  auto now = queue_.available().ToMap();
+  if (now == last_reported_) return;
+  last_reported_ = now;
+  control_->Send(MessageType::kResourceUpdate, protocol::ResourceUpdate{node_id_, now});
+}
+
+void NodeServer::OnAccept() {
+  while (true) {
+    int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) return;
+    uint64_t id = RandomUniqueId();
+    auto conn = net::Connection::Create(
+        loop_, fd, [this](net::Connection& c, const protocol::Frame& f) { OnMessage(c, f); },
+        [this, id](net::Connection&, const Status& why) { OnClientClosed(id, why); });
+    if (!conn.ok()) {
+      ::close(fd);
+      continue;
+    }
+    conn.value()->tag = id;
+    Client& c = clients_[id];
+    c.id = id;
+    c.conn = conn.value();
+  }
+}
+
+NodeServer::Client* NodeServer::FindClient(uint64_t id) {
+  auto it = clients_.find(id);
+  return it == clients_.end() ? nullptr : &it->second;
+}
+
+NodeServer::Client* NodeServer::FindWorkerByToken(uint64_t token) {
+  auto it = token_to_client_.find(token);
+  return it == token_to_client_.end() ? nullptr : FindClient(it->second);
+}
+
+void NodeServer::OnMessage(net::Connection& conn, const protocol::Frame& frame) {
+  Client* client = FindClient(conn.tag);
+  if (client == nullptr) return;
+  Status st = Dispatch(*client, frame);
+  if (!st.ok()) {
+    QLOG(kWarning) << "rejecting " << protocol::MessageTypeName(MessageType(frame.type))
+                   << " from client pid=" << client->pid << ": " << st.ToString();
+    conn.Close(st);
+  }
+}
+
+Status NodeServer::Dispatch(Client& client, const protocol::Frame& frame) {
+  auto type = static_cast<MessageType>(frame.type);
+  bool is_worker = client.role == protocol::ClientRole::kWorker;
+  if (client.pid == 0 && type != MessageType::kHello) {
+    return Status::ProtocolError("first message must be Hello");
+  }
+  switch (type) {
+    case MessageType::kHello: {
+      protocol::Hello m;
+      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+      return OnHello(*client.conn, m);
+    }
+    case MessageType::kRegisterFunction: {
+      protocol::RegisterFunction m;
+      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+      OnRegisterFunction(std::move(m));
+      return Status::Ok();
+    }
+    case MessageType::kSubmitTask: {
+      protocol::TaskSpec m;
+      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+      if (m.task_id.Creator() != client.id) {
+        return Status::ProtocolError("task id was not minted by this client");
+      }
+      OnSubmitTask(client, std::move(m));
+      return Status::Ok();
+    }
+    case MessageType::kPutObject: {
+      protocol::PutObject m;
+      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+      OnPutObject(client, std::move(m));
+      return Status::Ok();
+    }
+    case MessageType::kSubscribe: {
+      protocol::IdList m;
+      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+      OnSubscribe(client, m.ids);
+      return Status::Ok();
+    }
+    case MessageType::kRefDeltas: {
+      protocol::RefDeltas m;
+      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+      OnRefDeltas(client, m);
+      return Status::Ok();
+    }
+    case MessageType::kWorkerBlocked:
+    case MessageType::kWorkerUnblocked:
+      if (!is_worker) return Status::ProtocolError("only workers block");
+      if (type == MessageType::kWorkerBlocked) {
+        OnWorkerBlocked(client);
+      } else {
+        OnWorkerUnblocked(client);
+      }
+      return Status::Ok();
+    case MessageType::kTaskDone: {
+      if (!is_worker) return Status::ProtocolError("TaskDone from a non-worker");
+      protocol::TaskDone m;
+      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+      OnTaskDone(client, std::move(m));
+      return Status::Ok();
+    }
+    case MessageType::kCancelTask: {
+      protocol::CancelTask m;
+      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+      OnCancelTask(m);
+      return Status::Ok();
+    }
+    case MessageType::kGetClusterInfo: {
+      protocol::RequestId m;
+      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+      protocol::ClusterInfo reply;
+      reply.request_id = m.request_id;
+      reply.nodes.push_back(LocalNodeInfo());
+      client.conn->Send(MessageType::kClusterInfo, reply);
+      return Status::Ok();
+    }
+    default:
+      return Status::ProtocolError("unexpected message type " + std::to_string(frame.type));
+  }
+}
+
+Status NodeServer::OnHello(net::Connection& conn, const protocol::Hello& hello) {
+  Client& client = clients_[conn.tag];
+  if (client.pid != 0) return Status::ProtocolError("duplicate Hello");
+  client.role = hello.role;
+  client.pid = hello.pid == 0 ? 1 : hello.pid;
+  client.log_to_driver = hello.log_to_driver;
+  if (hello.role == protocol::ClientRole::kWorker) {
+    if (token_to_client_.count(hello.worker_token) || pool_.PidOf(hello.worker_token) == 0) {
+      return Status::ProtocolError("unknown worker token " + std::to_string(hello.worker_token));
+    }
+    client.worker_token = hello.worker_token;
+    token_to_client_[hello.worker_token] = client.id;
+    client.state = WorkerState::kIdle;
+    if (starting_workers_ > 0) --starting_workers_;
+    idle_workers_.push_back(client.id);
+  }
+  protocol::HelloReply reply;
+  reply.client_id = client.id;
+  reply.node_id = node_id_;
+  reply.session_dir = options_.session_dir;
+  conn.Send(MessageType::kHelloReply, reply);
+  return Status::Ok();
+}
+
+void NodeServer::OnRegisterFunction(protocol::RegisterFunction msg) {
+  if (functions_.count(msg.function_id)) return;
+  if (control_ && !control_->closed()) control_->Send(MessageType::kRegisterFunction, msg);
+  functions_.emplace(std::move(msg.function_id), std::move(msg.payload));
+}
+
+void NodeServer::AddHolding(Client& client, const ObjectID& id, int64_t n) {
+  int64_t& h = client.holdings[id];
+  h += n;
+  if (h <= 0) client.holdings.erase(id);
+}
+
+void NodeServer::OnSubmitTask(Client& client, protocol::TaskSpec spec) {
+  TaskID id = spec.task_id;
+  if (tasks_.count(id)) {
+    QLOG(kWarning) << "duplicate task id " << id.Hex() << " ignored";
+    return;
+  }
+  for (uint32_t i = 0; i < spec.num_returns; ++i) {
+    ObjectID rid = spec.ReturnId(i);
+    objects_.AddRef(rid);
+    AddHolding(client, rid, 1);
+    objects_.Subscribe(rid, client.id);
+  }
+  std::vector<ObjectID> missing;
+  for (const auto& arg : spec.arg_refs) {
+    objects_.AddRef(arg);
+    if (!objects_.IsSealed(arg)) missing.push_back(arg);
+  }
+  for (const auto& nested : spec.nested_refs) objects_.AddRef(nested);
+  Task& task = tasks_[id];
+  task.retries_left = spec.max_retries;
+  task.submitter = client.id;
+  task.spec = std::move(spec);
+  if (missing.empty()) {
+    MakeReady(id);
+  } else {
+    deps_.Wait(id, missing);
+  }
+}
+
+void NodeServer::MakeReady(const TaskID& id) {
+  Task& task = tasks_.at(id);
+  for (const auto& arg : task.spec.arg_refs) {
+    const ObjectTable::Entry* e = objects_.Find(arg);
+    if (e != nullptr && e->value.IsError()) {
+      ObjectValue error = e->value;  // the argument's failure is this task's failure
+      FailTask(id, error);
+      return;
+    }
+  }
+  queue_.Push(id, ResourceSet(task.spec.resources));
+}
+
+void NodeServer::ScheduleTasks() {
+  if (shutting_down_) return;
+  while (!idle_workers_.empty() && queue_.HasRunnable()) {
+    uint64_t wid = idle_workers_.front();
+    idle_workers_.pop_front();
+    Client* worker = FindClient(wid);
+    if (worker == nullptr || worker->state != WorkerState::kIdle) continue;
+    auto next = queue_.PopRunnable();
+    if (!next) {
+      idle_workers_.push_front(wid);
+      break;
+    }
+    StartTaskOn(*worker, next->first, std::move(next->second));
+  }
+  // Start more workers if tasks could run but nobody is idle to run them.
+  if (idle_workers_.empty()) {
+    size_t wanted = queue_.CountRunnable(64);
+    while (static_cast<size_t>(starting_workers_) < wanted) {
+      if (!pool_.Start().ok()) break;
+      ++starting_workers_;
+    }
+  }
+  WarnInfeasible();
+}
+
+void NodeServer::WarnInfeasible() {
+  for (const auto& [demand, shortfall] : queue_.InfeasibleClasses()) {
+    std::string key = demand.ToString();
+    if (!warned_infeasible_.insert(key).second) continue;
+    std::string text = "a task needs " + demand.ToString() +
+                       ", which no node in the cluster has (" + shortfall +
+                       "); it stays pending until a node with these resources joins. Other "
+                       "tasks are not affected.";
+    QLOG(kWarning) << text;
+    for (auto& [cid, c] : clients_) {
+      if (c.role == protocol::ClientRole::kDriver) c.conn->Send(MessageType::kWarning, protocol::Warning{text});
+    }
+  }
+}
+
+void NodeServer::StartTaskOn(Client& worker, const TaskID& id, ResourceSet demand) {
+  Task& task = tasks_.at(id);
+  protocol::ExecuteTask msg;
+  msg.spec = task.spec;
+  if (worker.functions.insert(task.spec.function_id).second) {
+    auto fn = functions_.find(task.spec.function_id);
+    if (fn != functions_.end()) msg.function_payload = fn->second;
+  }
+  msg.args.reserve(task.spec.arg_refs.size());
+  for (const auto& arg : task.spec.arg_refs) {
+    const ObjectTable::Entry* e = objects_.Find(arg);
+    msg.args.push_back(e ? e->value : SystemError(ObjectKind::kObjectLost, "argument was freed"));
+  }
+  worker.state = WorkerState::kBusy;
+  worker.current_task = id;
+  worker.held = std::move(demand);
+  worker.lent_back = false;
+  worker.last_job = task.spec.job_id;
+  worker.last_task_name = task.spec.name;
+  task.worker = worker.id;
+  worker.conn->Send(MessageType::kExecuteTask, msg);
+}
+
+void NodeServer::OnTaskDone(Client& worker, protocol::TaskDone msg) {
+  if (!worker.current_task || *worker.current_task != msg.task_id) {
+    QLOG(kWarning) << "TaskDone for a task the worker is not running: " << msg.task_id.Hex();
+    return;
+  }
+  auto it = tasks_.find(msg.task_id);
+  ReleaseWorker(worker);
+  if (it == tasks_.end()) return;
+  if (msg.returns.size() != it->second.spec.num_returns) {
+    std::string text = "worker returned " + std::to_string(msg.returns.size()) +
+                       " values for a task with num_returns=" +
+                       std::to_string(it->second.spec.num_returns);
+    FailTask(msg.task_id, SystemError(ObjectKind::kWorkerCrashed, text));
+    return;
+  }
+  FinishTask(msg.task_id, std::move(msg.returns));
+}
+
+void NodeServer::ReleaseWorker(Client& worker) {
+  if (!worker.lent_back) queue_.Release(worker.held);
+  worker.held = ResourceSet();
+  worker.lent_back = false;
+  worker.current_task.reset();
+  if (worker.state == WorkerState::kBusy && !worker.conn->closed()) {
+    worker.state = WorkerState::kIdle;
+    idle_workers_.push_back(worker.id);
+  }
+}
+
+void NodeServer::FinishTask(const TaskID& id, std::vector<ObjectValue> returns) {
+  auto it = tasks_.find(id);
+  if (it == tasks_.end()) return;
+  Task task = std::move(it->second);
+  tasks_.erase(it);
+  for (uint32_t i = 0; i < returns.size(); ++i) SealObject(task.spec.ReturnId(i), std::move(returns[i]));
+  std::vector<ObjectID> pins = task.spec.arg_refs;
+  pins.insert(pins.end(), task.spec.nested_refs.begin(), task.spec.nested_refs.end());
+  ReleaseRefs(pins);
+}
+
+void NodeServer::FailTask(const TaskID& id, const ObjectValue& error) {
+  auto it = tasks_.find(id);
+  if (it == tasks_.end()) return;
+  std::vector<ObjectValue> returns(it->second.spec.num_returns, error);
+  for (auto& v : returns) v.nested_refs.clear();
+  FinishTask(id, std::move(returns));
+}
+
+void NodeServer::SealObject(const ObjectID& id, ObjectValue value) {
+  std::vector<uint64_t> subscribers = objects_.Seal(id, std::move(value));
+  const ObjectTable::Entry* e = objects_.Find(id);
+  if (e != nullptr) {
+    for (uint64_t cid : subscribers) {
+      Client* c = FindClient(cid);
+      if (c != nullptr && c->holdings.count(id)) SendObject(*c, id, e->value);
+    }
+  }
+  std::vector<TaskID> ready;
+  deps_.OnAvailable(id, &ready);
+  for (const auto& t : ready) MakeReady(t);
+  std::vector<ObjectID> freed;
+  objects_.EraseIfUnreferenced(id, &freed);
+}
+
+void NodeServer::SendObject(Client& client, const ObjectID& id, const ObjectValue& value) {
+  client.conn->Send(MessageType::kObjectReady, protocol::ObjectReady{id, value});
+}
+
+void NodeServer::ReleaseRefs(const std::vector<ObjectID>& ids) {
+  std::vector<ObjectID> freed;
+  for (const auto& id : ids) objects_.RemoveRef(id, 1, &freed);
+}
+
+void NodeServer::OnPutObject(Client& client, protocol::PutObject msg) {
+  if (objects_.IsSealed(msg.object_id)) return;
+  objects_.AddRef(msg.object_id);
+  AddHolding(client, msg.object_id, 1);
+  SealObject(msg.object_id, std::move(msg.value));
+}
+
+void NodeServer::OnSubscribe(Client& client, const std::vector<ObjectID>& ids) {
+  for (const auto& id : ids) {
+    const ObjectTable::Entry* e = objects_.Find(id);
+    if (e == nullptr) {
+      SendObject(client, id,
+                 SystemError(ObjectKind::kObjectLost,
+                             "object " + id.Hex() + " does not exist on this node: it was freed "
+                             "(every reference to it was dropped) or belongs to another cluster"));
+      continue;
+    }
+    if (objects_.Subscribe(id, client.id)) SendObject(client, id, e->value);
+  }
+}
+
+void NodeServer::OnRefDeltas(Client& client, const protocol::RefDeltas& msg) {
+  std::vector<ObjectID> freed;
+  for (const auto& [id, delta] : msg.deltas) {
+    if (delta > 0) {
+      objects_.AddRef(id, delta);
+      AddHolding(client, id, delta);
+    } else if (delta < 0) {
+      auto h = client.holdings.find(id);
+      int64_t n = std::min<int64_t>(-static_cast<int64_t>(delta), h == client.holdings.end() ? 0 : h->second);
+      if (n == 0) continue;  // never held: ignore rather than corrupt others' counts
+      AddHolding(client, id, -n);
+      objects_.RemoveRef(id, n, &freed);
+    }
+  }
+}
+
+void NodeServer::OnWorkerBlocked(Client& worker) {
+  if (worker.state != WorkerState::kBusy || worker.lent_back) return;
+  worker.lent_back = true;
+  queue_.Release(worker.held);
+}
+
+void NodeServer::OnWorkerUnblocked(Client& worker) {
+  if (!worker.lent_back) return;
+  worker.lent_back = false;
+  queue_.Acquire(worker.held);  // may oversubscribe briefly, as the worker must finish
+}
+
+void NodeServer::OnCancelTask(const protocol::CancelTask& msg) {
+  TaskID id = msg.object_id.TaskId();
+  auto it = tasks_.find(id);
+  if (it == tasks_.end()) return;  // finished already: nothing to cancel
+  Task& task = it->second;
+  ObjectValue cancelled = SystemError(ObjectKind::kCancelled, "task " + task.spec.name + " was cancelled");
+  if (deps_.Forget(id) || queue_.Remove(id)) {
+    FailTask(id, cancelled);
+    return;
+  }
+  Client* worker = FindClient(task.worker);
+  if (worker == nullptr) return;
+  task.cancelled = true;
+  task.retries_left = 0;
+  if (msg.force) {
+    task.force_cancelled = true;
+    pool_.Kill(worker->worker_token, SIGKILL);
+  } else {
+    pool_.Kill(worker->worker_token, SIGINT);  // raises KeyboardInterrupt in the task
+  }
+}
+
+void NodeServer::OnWorkerOutput(uint64_t token, bool is_stderr, std::string text) {
+  Client* worker = FindWorkerByToken(token);
+  uint64_t job = worker ? worker->last_job : 0;
+  Client* driver = job ? FindClient(job) : nullptr;
+  if (driver == nullptr || !driver->log_to_driver) return;
+  protocol::LogLines msg;
+  msg.pid = static_cast<uint32_t>(pool_.PidOf(token));
+  if (msg.pid == 0 && worker) msg.pid = worker->pid;
+  msg.task_name = worker ? worker->last_task_name : "";
+  msg.is_stderr = is_stderr;
+  msg.text = std::move(text);
+  driver->conn->Send(MessageType::kLogLines, msg);
+}
+
+void NodeServer::OnWorkerExit(uint64_t token, int wait_status) {
+  Client* worker = FindWorkerByToken(token);
+  if (worker == nullptr) {
+    // Died before it said Hello.
+    if (starting_workers_ > 0) --starting_workers_;
+    QLOG(kWarning) << "worker token=" << token << " exited before registering (status "
+                   << wait_status << "); see its log in " << options_.session_dir << "/logs";
+    return;
+  }
+  if (!worker->conn->closed()) worker->conn->Close(Status::IOError("worker process exited"));
+}
+
+void NodeServer::OnClientClosed(uint64_t client_id, const Status& why) {
+  auto it = clients_.find(client_id);
+  if (it == clients_.end()) return;
+  Client client = std::move(it->second);
+  clients_.erase(it);
+  if (client.role == protocol::ClientRole::kWorker && client.worker_token) {
+    token_to_client_.erase(client.worker_token);
+    idle_workers_.erase(std::remove(idle_workers_.begin(), idle_workers_.end(), client_id),
+                        idle_workers_.end());
+    pool_.Kill(client.worker_token, SIGKILL);
+    if (client.current_task) {
+      if (!client.lent_back) queue_.Release(client.held);
+      auto t = tasks_.find(*client.current_task);
+      if (t != tasks_.end()) {
+        Task& task = t->second;
+        if (task.force_cancelled || task.cancelled) {
+          FailTask(t->first, SystemError(ObjectKind::kCancelled, "task " + task.spec.name + " was cancelled"));
+        } else if (task.retries_left != 0) {
+          if (task.retries_left > 0) --task.retries_left;
+          QLOG(kInfo) << "retrying task " << task.spec.name << " after its worker died";
+          MakeReady(t->first);
+        } else {
+          FailTask(t->first, SystemError(ObjectKind::kWorkerCrashed,
+                                         "the worker process (pid " + std::to_string(client.pid) +
+                                             ") running task " + task.spec.name +
+                                             " died unexpectedly: " + why.message()));
+        }
+      }
+    }
+    // Keep the pool at its prestarted size.
+    if (!shutting_down_ && static_cast<int>(pool_.num_processes()) < options_.prestart_workers) {
+      if (pool_.Start().ok()) ++starting_workers_;
+    }
+  }
+  std::vector<ObjectID> freed;
+  for (const auto& [id, n] : client.holdings) objects_.RemoveRef(id, n, &freed);
+  QLOG(kInfo) << "client pid=" << client.pid << " disconnected: " << why.message();
+}
+
+ObjectValue NodeServer::SystemError(ObjectKind kind, std::string text) {
+  ObjectValue v;
+  v.kind = kind;
+  v.data = std::move(text);
+  return v;
+}
+
+}  // namespace quanta

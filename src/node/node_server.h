@@ -1,0 +1,136 @@
+// The node daemon's brain: accepts driver and worker connections, tracks tasks and objects,
+// schedules ready tasks onto workers, and reports to the control service.
+//
+// Life of a task here: SubmitTask -> (DependencyTracker until its argument objects are sealed)
+// -> TaskQueue (until resources and an idle worker are free) -> ExecuteTask to a worker ->
+// TaskDone -> return objects sealed in the ObjectTable and pushed to subscribers (the
+// submitter is subscribed to its returns at submission). A worker that dies mid-task makes the
+// task retry (max_retries) or fail with a WorkerCrashed error value.
+//
+// Ownership: owns every component it wires (object table, scheduler parts, worker pool,
+// connections). Thread-safety: single-threaded; everything runs on the event loop thread.
+#pragma once
+
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "net/connection.h"
+#include "net/event_loop.h"
+#include "node/worker_pool.h"
+#include "object_store/object_table.h"
+#include "scheduler/dependency_tracker.h"
+#include "scheduler/task_queue.h"
+
+namespace quanta {
+
+struct NodeOptions {
+  std::string session_dir;
+  std::string socket_path;          // where drivers and workers connect
+  std::string control_socket_path;  // control service
+  std::string python;
+  ResourceSet resources;
+  int prestart_workers = 0;
+  int lifeline_fd = -1;  // EOF on this fd (the starting driver died) shuts the node down
+  std::vector<std::string> worker_env;
+};
+
+class NodeServer {
+ public:
+  NodeServer(net::EventLoop* loop, NodeOptions options);
+  Status Start();
+  void Shutdown(const std::string& why);
+
+ private:
+  enum class WorkerState { kStarting, kIdle, kBusy };
+  struct Client {
+    uint64_t id = 0;
+    std::shared_ptr<net::Connection> conn;
+    protocol::ClientRole role = protocol::ClientRole::kDriver;
+    uint32_t pid = 0;
+    bool log_to_driver = true;
+    std::unordered_map<ObjectID, int64_t, ObjectIDHash> holdings;
+    // Workers only:
+    uint64_t worker_token = 0;
+    WorkerState state = WorkerState::kStarting;
+    std::optional<TaskID> current_task;
+    ResourceSet held;          // resources of the running task, unless lent back
+    bool lent_back = false;    // blocked in get(): its CPU is free for other tasks
+    uint64_t last_job = 0;     // job whose driver receives the worker's output
+    std::string last_task_name;
+    std::unordered_set<std::string> functions;  // function ids already sent to it
+  };
+  struct Task {
+    protocol::TaskSpec spec;
+    uint64_t submitter = 0;
+    int retries_left = 0;
+    uint64_t worker = 0;  // client id while running
+    bool cancelled = false;
+    bool force_cancelled = false;
+  };
+
+  void OnAccept();
+  void OnMessage(net::Connection& conn, const protocol::Frame& frame);
+  Status Dispatch(Client& client, const protocol::Frame& frame);
+  void OnClientClosed(uint64_t client_id, const Status& why);
+
+  Status OnHello(net::Connection& conn, const protocol::Hello& hello);
+  void OnRegisterFunction(protocol::RegisterFunction msg);
+  void OnSubmitTask(Client& client, protocol::TaskSpec spec);
+  void OnPutObject(Client& client, protocol::PutObject msg);
+  void OnSubscribe(Client& client, const std::vector<ObjectID>& ids);
+  void OnRefDeltas(Client& client, const protocol::RefDeltas& msg);
+  void OnTaskDone(Client& worker, protocol::TaskDone msg);
+  void OnWorkerBlocked(Client& worker);
+  void OnWorkerUnblocked(Client& worker);
+  void OnCancelTask(const protocol::CancelTask& msg);
+  void OnWorkerOutput(uint64_t token, bool is_stderr, std::string text);
+  void OnWorkerExit(uint64_t token, int wait_status);
+
+  // Task lifecycle
+  void MakeReady(const TaskID& id);
+  void FinishTask(const TaskID& id, std::vector<protocol::ObjectValue> returns);
+  void FailTask(const TaskID& id, const protocol::ObjectValue& error);
+  void ScheduleTasks();
+  void StartTaskOn(Client& worker, const TaskID& id, ResourceSet demand);
+  void ReleaseWorker(Client& worker);
+  void WarnInfeasible();
+
+  // Objects
+  void SealObject(const ObjectID& id, protocol::ObjectValue value);
+  void ReleaseRefs(const std::vector<ObjectID>& ids);
+  void AddHolding(Client& client, const ObjectID& id, int64_t n);
+  void SendObject(Client& client, const ObjectID& id, const protocol::ObjectValue& value);
+
+  void ConnectToControl();
+  void ReportResources();
+  protocol::NodeInfo LocalNodeInfo() const;
+  Client* FindClient(uint64_t id);
+  Client* FindWorkerByToken(uint64_t token);
+  static protocol::ObjectValue SystemError(protocol::ObjectKind kind, std::string text);
+
+  net::EventLoop* loop_;
+  NodeOptions options_;
+  std::string node_id_;
+  int listen_fd_ = -1;
+  ObjectTable objects_;
+  DependencyTracker deps_;
+  TaskQueue queue_;
+  WorkerPool pool_;
+  std::shared_ptr<net::Connection> control_;
+  std::unordered_map<uint64_t, Client> clients_;
+  std::unordered_map<uint64_t, uint64_t> token_to_client_;
+  std::deque<uint64_t> idle_workers_;
+  int starting_workers_ = 0;
+  std::unordered_map<TaskID, Task, ObjectIDHash> tasks_;
+  std::unordered_map<std::string, std::string> functions_;
+  std::unordered_set<std::string> warned_infeasible_;
+  protocol::ResourceMap last_reported_;
+  bool shutting_down_ = false;
+};
+
+}  // namespace quanta

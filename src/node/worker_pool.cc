@@ -1,0 +1,182 @@
+#include "node/worker_pool.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "common/logging.h"
+
+extern char** environ;
+
+namespace quanta {
+
+WorkerPool::WorkerPool(net::EventLoop* loop, Options options, OutputHandler on_output,
+                       ExitHandler on_exit)
+    : loop_(loop),
+      options_(std::move(options)),
+      on_output_(std::move(on_output)),
+      on_exit_(std::move(on_exit)) {}
+
+WorkerPool::~WorkerPool() {
+  KillAll();
+  if (signal_fd_ >= 0) ::close(signal_fd_);
+}
+
+Status WorkerPool::Init() {
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGCHLD);
+  if (sigprocmask(SIG_BLOCK, &mask, nullptr) < 0) return Status::FromErrno("sigprocmask");
+  signal_fd_ = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+  if (signal_fd_ < 0) return Status::FromErrno("signalfd");
+  return loop_->Add(signal_fd_, EPOLLIN, [this](uint32_t) {
+    signalfd_siginfo info;
+    while (::read(signal_fd_, &info, sizeof info) > 0) {
+    }
+    Reap();
+  });
+}
+
+Result<uint64_t> WorkerPool::Start() {
+  uint64_t token = next_token_++;
+  int out_pipe[2], err_pipe[2];
+  if (pipe2(out_pipe, O_CLOEXEC) < 0) return Status::FromErrno("pipe2");
+  if (pipe2(err_pipe, O_CLOEXEC) < 0) {
+    ::close(out_pipe[0]);
+    ::close(out_pipe[1]);
+    return Status::FromErrno("pipe2");
+  }
+  std::string token_str = std::to_string(token);
+  std::vector<std::string> args = {options_.python, "-u", "-m", "quanta._private.worker_main",
+                                   options_.node_socket, token_str};
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e; ++e) env_strings.emplace_back(*e);
+  for (const auto& kv : options_.extra_env) env_strings.push_back(kv);
+  std::vector<char*> argv, envp;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  for (auto& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
+
+  pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid < 0) return Status::FromErrno("fork");
+  if (pid == 0) {
+    // Child: only async-signal-safe calls until exec.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(1);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    dup2(out_pipe[1], 1);
+    dup2(err_pipe[1], 2);
+    setpgid(0, 0);  // keep the user's Ctrl-C from reaching workers directly
+    execve(argv[0], argv.data(), envp.data());
+    _exit(127);
+  }
+  ::close(out_pipe[1]);
+  ::close(err_pipe[1]);
+  Process& proc = workers_[token];
+  proc.pid = pid;
+  proc.out.fd = out_pipe[0];
+  proc.err.fd = err_pipe[0];
+  std::string base = options_.log_dir + "/worker-" + token_str;
+  proc.out.log_fd = ::open((base + ".out").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  proc.err.log_fd = ::open((base + ".err").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  for (bool is_err : {false, true}) {
+    int fd = is_err ? proc.err.fd : proc.out.fd;
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    Status st = loop_->Add(fd, EPOLLIN, [this, token, is_err](uint32_t) {
+      OnPipeReadable(token, is_err);
+    });
+    if (!st.ok()) QLOG(kWarning) << "cannot watch worker output: " << st.ToString();
+  }
+  QLOG(kInfo) << "started worker token=" << token << " pid=" << pid;
+  return token;
+}
+
+void WorkerPool::OnPipeReadable(uint64_t token, bool is_stderr) {
+  auto it = workers_.find(token);
+  if (it == workers_.end()) return;
+  Pipe& p = is_stderr ? it->second.err : it->second.out;
+  char buf[65536];
+  while (p.fd >= 0) {
+    ssize_t n = ::read(p.fd, buf, sizeof buf);
+    if (n > 0) {
+      if (p.log_fd >= 0) {
+        ssize_t ignored = ::write(p.log_fd, buf, static_cast<size_t>(n));
+        (void)ignored;
+      }
+      p.partial.append(buf, static_cast<size_t>(n));
+      size_t last_newline = p.partial.rfind('\n');
+      if (last_newline != std::string::npos) {
+        std::string lines = p.partial.substr(0, last_newline + 1);
+        p.partial.erase(0, last_newline + 1);
+        on_output_(token, is_stderr, std::move(lines));
+      }
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    // EOF or error: flush an unterminated last line.
+    if (!p.partial.empty()) on_output_(token, is_stderr, std::move(p.partial) + "\n");
+    p.partial.clear();
+    ClosePipe(p);
+    return;
+  }
+}
+
+void WorkerPool::ClosePipe(Pipe& p) {
+  if (p.fd >= 0) {
+    loop_->Remove(p.fd);
+    ::close(p.fd);
+    p.fd = -1;
+  }
+  if (p.log_fd >= 0) {
+    ::close(p.log_fd);
+    p.log_fd = -1;
+  }
+}
+
+void WorkerPool::Reap() {
+  while (true) {
+    int status = 0;
+    pid_t pid = waitpid(-1, &status, WNOHANG);
+    if (pid <= 0) return;
+    for (auto it = workers_.begin(); it != workers_.end(); ++it) {
+      if (it->second.pid != pid) continue;
+      uint64_t token = it->first;
+      // Drain what the worker wrote before dying.
+      OnPipeReadable(token, false);
+      OnPipeReadable(token, true);
+      ClosePipe(it->second.out);
+      ClosePipe(it->second.err);
+      workers_.erase(it);
+      QLOG(kInfo) << "worker token=" << token << " pid=" << pid << " exited, status " << status;
+      on_exit_(token, status);
+      break;
+    }
+  }
+}
+
+void WorkerPool::Kill(uint64_t token, int signal) {
+  auto it = workers_.find(token);
+  if (it != workers_.end()) ::kill(it->second.pid, signal);
+}
+
+void WorkerPool::KillAll() {
+  for (auto& [token, proc] : workers_) ::kill(proc.pid, SIGKILL);
+}
+
+pid_t WorkerPool::PidOf(uint64_t token) const {
+  auto it = workers_.find(token);
+  return it == workers_.end() ? 0 : it->second.pid;
+}
+
+}  // namespace quanta

@@ -1,0 +1,66 @@
+#include "object_store/object_table.h"
+
+#include "common/logging.h"
+
+namespace quanta {
+
+void ObjectTable::AddRef(const ObjectID& id, int64_t n) { entries_[id].refs += n; }
+
+void ObjectTable::RemoveRef(const ObjectID& id, int64_t n, std::vector<ObjectID>* freed) {
+  auto it = entries_.find(id);
+  if (it == entries_.end()) {
+    QLOG(kDebug) << "release of unknown object " << id.Hex();
+    return;
+  }
+  it->second.refs -= n;
+  if (it->second.refs < 0) {
+    QLOG(kWarning) << "negative reference count for " << id.Hex();
+    it->second.refs = 0;
+  }
+  if (it->second.refs == 0 && it->second.sealed) Erase(it, freed);
+}
+
+std::vector<uint64_t> ObjectTable::Seal(const ObjectID& id, protocol::ObjectValue value) {
+  Entry& e = entries_[id];
+  if (e.sealed) return {};
+  e.sealed = true;
+  e.value = std::move(value);
+  inline_bytes_ += e.value.data.size();
+  for (const auto& nested : e.value.nested_refs) AddRef(nested);
+  std::vector<uint64_t> subscribers = std::move(e.subscribers);
+  e.subscribers.clear();
+  return subscribers;
+}
+
+void ObjectTable::EraseIfUnreferenced(const ObjectID& id, std::vector<ObjectID>* freed) {
+  auto it = entries_.find(id);
+  if (it != entries_.end() && it->second.sealed && it->second.refs == 0) Erase(it, freed);
+}
+
+bool ObjectTable::Subscribe(const ObjectID& id, uint64_t client) {
+  Entry& e = entries_[id];
+  if (e.sealed) return true;
+  e.subscribers.push_back(client);
+  return false;
+}
+
+const ObjectTable::Entry* ObjectTable::Find(const ObjectID& id) const {
+  auto it = entries_.find(id);
+  return it == entries_.end() ? nullptr : &it->second;
+}
+
+bool ObjectTable::IsSealed(const ObjectID& id) const {
+  const Entry* e = Find(id);
+  return e != nullptr && e->sealed;
+}
+
+void ObjectTable::Erase(std::unordered_map<ObjectID, Entry, ObjectIDHash>::iterator it,
+                        std::vector<ObjectID>* freed) {
+  std::vector<ObjectID> nested = std::move(it->second.value.nested_refs);
+  inline_bytes_ -= it->second.value.data.size();
+  if (freed) freed->push_back(it->first);
+  entries_.erase(it);
+  for (const auto& id : nested) RemoveRef(id, 1, freed);
+}
+
+}  // namespace quanta

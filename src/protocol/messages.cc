@@ -1,0 +1,274 @@
+#include "protocol/messages.h"
+
+namespace quanta::protocol {
+
+const char* MessageTypeName(MessageType t) {
+  switch (t) {
+    case MessageType::kHello: return "Hello";
+    case MessageType::kRegisterFunction: return "RegisterFunction";
+    case MessageType::kSubmitTask: return "SubmitTask";
+    case MessageType::kPutObject: return "PutObject";
+    case MessageType::kSubscribe: return "Subscribe";
+    case MessageType::kRefDeltas: return "RefDeltas";
+    case MessageType::kWorkerBlocked: return "WorkerBlocked";
+    case MessageType::kWorkerUnblocked: return "WorkerUnblocked";
+    case MessageType::kTaskDone: return "TaskDone";
+    case MessageType::kCancelTask: return "CancelTask";
+    case MessageType::kGetClusterInfo: return "GetClusterInfo";
+    case MessageType::kHelloReply: return "HelloReply";
+    case MessageType::kObjectReady: return "ObjectReady";
+    case MessageType::kExecuteTask: return "ExecuteTask";
+    case MessageType::kLogLines: return "LogLines";
+    case MessageType::kWarning: return "Warning";
+    case MessageType::kClusterInfo: return "ClusterInfo";
+    case MessageType::kRegisterNode: return "RegisterNode";
+    case MessageType::kRegisterNodeReply: return "RegisterNodeReply";
+    case MessageType::kResourceUpdate: return "ResourceUpdate";
+  }
+  return "Unknown";
+}
+
+void EncodeResources(Writer& w, const ResourceMap& m) {
+  w.U32(static_cast<uint32_t>(m.size()));
+  for (const auto& [name, amount] : m) {
+    w.Bytes(name);
+    w.I64(amount);
+  }
+}
+
+Status DecodeResources(Reader& r, ResourceMap* m) {
+  uint32_t n;
+  QUANTA_RETURN_IF_ERROR(r.Count(&n, 12));
+  m->resize(n);
+  for (auto& [name, amount] : *m) {
+    QUANTA_RETURN_IF_ERROR(r.Bytes(&name));
+    QUANTA_RETURN_IF_ERROR(r.I64(&amount));
+    if (amount < 0) return Status::ProtocolError("negative amount for resource " + name);
+  }
+  return Status::Ok();
+}
+
+void ObjectValue::Encode(Writer& w) const {
+  w.U8(static_cast<uint8_t>(kind));
+  w.Bytes(data);
+  w.Ids(nested_refs);
+}
+
+Status ObjectValue::Decode(Reader& r) {
+  uint8_t k;
+  QUANTA_RETURN_IF_ERROR(r.U8(&k));
+  if (k >= static_cast<uint8_t>(ObjectKind::kKindCount)) {
+    return Status::ProtocolError("unknown object kind " + std::to_string(k));
+  }
+  kind = static_cast<ObjectKind>(k);
+  QUANTA_RETURN_IF_ERROR(r.Bytes(&data));
+  return r.Ids(&nested_refs);
+}
+
+void Hello::Encode(Writer& w) const {
+  w.U8(static_cast<uint8_t>(role));
+  w.U64(worker_token);
+  w.U32(pid);
+  w.U8(log_to_driver);
+}
+
+Status Hello::Decode(Reader& r) {
+  uint8_t ro;
+  QUANTA_RETURN_IF_ERROR(r.U8(&ro));
+  if (ro != 1 && ro != 2) return Status::ProtocolError("unknown client role " + std::to_string(ro));
+  role = static_cast<ClientRole>(ro);
+  QUANTA_RETURN_IF_ERROR(r.U64(&worker_token));
+  QUANTA_RETURN_IF_ERROR(r.U32(&pid));
+  return r.Bool(&log_to_driver);
+}
+
+void HelloReply::Encode(Writer& w) const {
+  w.U64(client_id);
+  w.Bytes(node_id);
+  w.Bytes(session_dir);
+}
+
+Status HelloReply::Decode(Reader& r) {
+  QUANTA_RETURN_IF_ERROR(r.U64(&client_id));
+  QUANTA_RETURN_IF_ERROR(r.Bytes(&node_id));
+  return r.Bytes(&session_dir);
+}
+
+void RegisterFunction::Encode(Writer& w) const {
+  w.Bytes(function_id);
+  w.Bytes(payload);
+}
+
+Status RegisterFunction::Decode(Reader& r) {
+  QUANTA_RETURN_IF_ERROR(r.Bytes(&function_id));
+  return r.Bytes(&payload);
+}
+
+void TaskSpec::Encode(Writer& w) const {
+  w.Id(task_id);
+  w.U64(job_id);
+  w.Bytes(function_id);
+  w.Bytes(name);
+  w.Bytes(args_blob);
+  w.Ids(arg_refs);
+  w.Ids(nested_refs);
+  w.U32(num_returns);
+  EncodeResources(w, resources);
+  w.I32(max_retries);
+  w.U8(retry_exceptions);
+}
+
+Status TaskSpec::Decode(Reader& r) {
+  QUANTA_RETURN_IF_ERROR(r.Id(&task_id));
+  QUANTA_RETURN_IF_ERROR(r.U64(&job_id));
+  QUANTA_RETURN_IF_ERROR(r.Bytes(&function_id));
+  QUANTA_RETURN_IF_ERROR(r.Bytes(&name));
+  QUANTA_RETURN_IF_ERROR(r.Bytes(&args_blob));
+  QUANTA_RETURN_IF_ERROR(r.Ids(&arg_refs));
+  QUANTA_RETURN_IF_ERROR(r.Ids(&nested_refs));
+  QUANTA_RETURN_IF_ERROR(r.U32(&num_returns));
+  if (num_returns > 100000) return Status::ProtocolError("num_returns too large");
+  QUANTA_RETURN_IF_ERROR(DecodeResources(r, &resources));
+  QUANTA_RETURN_IF_ERROR(r.I32(&max_retries));
+  return r.Bool(&retry_exceptions);
+}
+
+void PutObject::Encode(Writer& w) const {
+  w.Id(object_id);
+  value.Encode(w);
+}
+
+Status PutObject::Decode(Reader& r) {
+  QUANTA_RETURN_IF_ERROR(r.Id(&object_id));
+  return value.Decode(r);
+}
+
+void RefDeltas::Encode(Writer& w) const {
+  w.U32(static_cast<uint32_t>(deltas.size()));
+  for (const auto& [id, d] : deltas) {
+    w.Id(id);
+    w.I32(d);
+  }
+}
+
+Status RefDeltas::Decode(Reader& r) {
+  uint32_t n;
+  QUANTA_RETURN_IF_ERROR(r.Count(&n, ObjectID::kSize + 4));
+  deltas.resize(n);
+  for (auto& [id, d] : deltas) {
+    QUANTA_RETURN_IF_ERROR(r.Id(&id));
+    QUANTA_RETURN_IF_ERROR(r.I32(&d));
+  }
+  return Status::Ok();
+}
+
+void TaskDone::Encode(Writer& w) const {
+  w.Id(task_id);
+  w.U32(static_cast<uint32_t>(returns.size()));
+  for (const auto& v : returns) v.Encode(w);
+}
+
+Status TaskDone::Decode(Reader& r) {
+  QUANTA_RETURN_IF_ERROR(r.Id(&task_id));
+  uint32_t n;
+  QUANTA_RETURN_IF_ERROR(r.Count(&n, 9));
+  returns.resize(n);
+  for (auto& v : returns) QUANTA_RETURN_IF_ERROR(v.Decode(r));
+  return Status::Ok();
+}
+
+void CancelTask::Encode(Writer& w) const {
+  w.Id(object_id);
+  w.U8(force);
+  w.U8(recursive);
+}
+
+Status CancelTask::Decode(Reader& r) {
+  QUANTA_RETURN_IF_ERROR(r.Id(&object_id));
+  QUANTA_RETURN_IF_ERROR(r.Bool(&force));
+  return r.Bool(&recursive);
+}
+
+void ObjectReady::Encode(Writer& w) const {
+  w.Id(object_id);
+  value.Encode(w);
+}
+
+Status ObjectReady::Decode(Reader& r) {
+  QUANTA_RETURN_IF_ERROR(r.Id(&object_id));
+  return value.Decode(r);
+}
+
+void ExecuteTask::Encode(Writer& w) const {
+  spec.Encode(w);
+  w.Bytes(function_payload);
+  w.U32(static_cast<uint32_t>(args.size()));
+  for (const auto& v : args) v.Encode(w);
+}
+
+Status ExecuteTask::Decode(Reader& r) {
+  QUANTA_RETURN_IF_ERROR(spec.Decode(r));
+  QUANTA_RETURN_IF_ERROR(r.Bytes(&function_payload));
+  uint32_t n;
+  QUANTA_RETURN_IF_ERROR(r.Count(&n, 9));
+  args.resize(n);
+  for (auto& v : args) QUANTA_RETURN_IF_ERROR(v.Decode(r));
+  return Status::Ok();
+}
+
+void LogLines::Encode(Writer& w) const {
+  w.U32(pid);
+  w.Bytes(task_name);
+  w.U8(is_stderr);
+  w.Bytes(text);
+}
+
+Status LogLines::Decode(Reader& r) {
+  QUANTA_RETURN_IF_ERROR(r.U32(&pid));
+  QUANTA_RETURN_IF_ERROR(r.Bytes(&task_name));
+  QUANTA_RETURN_IF_ERROR(r.Bool(&is_stderr));
+  return r.Bytes(&text);
+}
+
+void NodeInfo::Encode(Writer& w) const {
+  w.Bytes(node_id);
+  w.Bytes(address);
+  w.U8(alive);
+  EncodeResources(w, total);
+  EncodeResources(w, available);
+}
+
+Status NodeInfo::Decode(Reader& r) {
+  QUANTA_RETURN_IF_ERROR(r.Bytes(&node_id));
+  QUANTA_RETURN_IF_ERROR(r.Bytes(&address));
+  QUANTA_RETURN_IF_ERROR(r.Bool(&alive));
+  QUANTA_RETURN_IF_ERROR(DecodeResources(r, &total));
+  return DecodeResources(r, &available);
+}
+
+void ClusterInfo::Encode(Writer& w) const {
+  w.U64(request_id);
+  w.U32(static_cast<uint32_t>(nodes.size()));
+  for (const auto& n : nodes) n.Encode(w);
+}
+
+Status ClusterInfo::Decode(Reader& r) {
+  QUANTA_RETURN_IF_ERROR(r.U64(&request_id));
+  uint32_t n;
+  QUANTA_RETURN_IF_ERROR(r.Count(&n, 17));
+  nodes.resize(n);
+  for (auto& node : nodes) QUANTA_RETURN_IF_ERROR(node.Decode(r));
+  return Status::Ok();
+}
+
+void ResourceUpdate::Encode(Writer& w) const {
+  w.Bytes(node_id);
+  EncodeResources(w, available);
+}
+
+Status ResourceUpdate::Decode(Reader& r) {
+  QUANTA_RETURN_IF_ERROR(r.Bytes(&node_id));
+  return DecodeResources(r, &available);
+}
+
+}  // namespace quanta::protocol

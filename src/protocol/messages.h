@@ -1,0 +1,248 @@
+// Every message exchanged between Quanta processes, with its binary encoding.
+//
+// Connections and who sends what (docs/protocol.md has the full table):
+//   driver/worker <-> node daemon   (Unix socket on one machine)
+//   node daemon   <-> control service
+// Each message is one frame (protocol/frame.h) whose type is a MessageType and whose body is
+// the struct below encoded with protocol/wire.h. Decode() validates the body completely; an
+// error means the peer is broken or hostile and its connection is closed.
+//
+// Thread-safety: plain values.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/ids.h"
+#include "common/status.h"
+#include "protocol/frame.h"
+#include "protocol/wire.h"
+
+namespace quanta::protocol {
+
+enum class MessageType : uint16_t {
+  // client (driver or worker) -> node
+  kHello = 1,
+  kRegisterFunction = 2,
+  kSubmitTask = 3,
+  kPutObject = 4,
+  kSubscribe = 5,
+  kRefDeltas = 6,
+  kWorkerBlocked = 7,
+  kWorkerUnblocked = 8,
+  kTaskDone = 9,
+  kCancelTask = 10,
+  kGetClusterInfo = 11,
+  // node -> client
+  kHelloReply = 32,
+  kObjectReady = 33,
+  kExecuteTask = 34,
+  kLogLines = 35,
+  kWarning = 36,
+  kClusterInfo = 37,
+  // node <-> control service
+  kRegisterNode = 64,
+  kRegisterNodeReply = 65,
+  kResourceUpdate = 66,
+};
+
+const char* MessageTypeName(MessageType t);
+
+// Resource quantities are fixed-point: 1 CPU == kResourceUnit, so fractional requests like
+// num_cpus=0.5 are exact and comparisons never suffer rounding.
+inline constexpr int64_t kResourceUnit = 10000;
+using ResourceMap = std::vector<std::pair<std::string, int64_t>>;
+
+// How an object's bytes are to be interpreted by the Python layer.
+enum class ObjectKind : uint8_t {
+  kPickled = 0,        // pickle (protocol 5) of a Python value
+  kTaskError = 1,      // pickle of a quanta.exceptions.TaskError raised by user code
+  kWorkerCrashed = 2,  // utf-8 text: the worker process died while running the task
+  kCancelled = 3,      // utf-8 text: the task was cancelled
+  kActorDied = 4,      // utf-8 text: the actor is dead
+  kObjectLost = 5,     // utf-8 text: the object can no longer be produced
+  kKindCount,
+};
+
+struct ObjectValue {
+  ObjectKind kind = ObjectKind::kPickled;
+  std::string data;
+  std::vector<ObjectID> nested_refs;  // refs serialised inside `data`; kept alive with it
+  bool IsError() const { return kind != ObjectKind::kPickled; }
+  void Encode(Writer& w) const;
+  Status Decode(Reader& r);
+};
+
+enum class ClientRole : uint8_t { kDriver = 1, kWorker = 2 };
+
+struct Hello {
+  ClientRole role = ClientRole::kDriver;
+  uint64_t worker_token = 0;  // for workers: the token the node gave the process at spawn
+  uint32_t pid = 0;
+  bool log_to_driver = true;
+  void Encode(Writer& w) const;
+  Status Decode(Reader& r);
+};
+
+struct HelloReply {
+  uint64_t client_id = 0;  // unique id of this client; also the creator part of its ObjectIDs
+  std::string node_id;
+  std::string session_dir;
+  void Encode(Writer& w) const;
+  Status Decode(Reader& r);
+};
+
+struct RegisterFunction {
+  std::string function_id;  // content hash of `payload`
+  std::string payload;      // cloudpickle of the function
+  void Encode(Writer& w) const;
+  Status Decode(Reader& r);
+};
+
+struct TaskSpec {
+  TaskID task_id;
+  uint64_t job_id = 0;  // client id of the driver the task ultimately belongs to
+  std::string function_id;
+  std::string name;       // for logs and errors, e.g. "f" or "module.f"
+  std::string args_blob;  // pickled (args, kwargs) with placeholders for top-level refs
+  std::vector<ObjectID> arg_refs;     // top-level ref arguments, resolved to values first
+  std::vector<ObjectID> nested_refs;  // refs inside args_blob; kept alive while the task lives
+  uint32_t num_returns = 1;
+  ResourceMap resources;
+  int32_t max_retries = 3;  // re-executions if the worker process dies (-1 = forever)
+  bool retry_exceptions = false;
+  ObjectID ReturnId(uint32_t i) const { return task_id.ReturnId(i); }
+  void Encode(Writer& w) const;
+  Status Decode(Reader& r);
+};
+
+struct PutObject {
+  ObjectID object_id;
+  ObjectValue value;
+  void Encode(Writer& w) const;
+  Status Decode(Reader& r);
+};
+
+struct IdList {  // kSubscribe
+  std::vector<ObjectID> ids;
+  void Encode(Writer& w) const { w.Ids(ids); }
+  Status Decode(Reader& r) { return r.Ids(&ids); }
+};
+
+struct RefDeltas {
+  std::vector<std::pair<ObjectID, int32_t>> deltas;
+  void Encode(Writer& w) const;
+  Status Decode(Reader& r);
+};
+
+struct Empty {  // kWorkerBlocked, kWorkerUnblocked
+  void Encode(Writer&) const {}
+  Status Decode(Reader&) { return Status::Ok(); }
+};
+
+struct TaskDone {
+  TaskID task_id;
+  std::vector<ObjectValue> returns;
+  void Encode(Writer& w) const;
+  Status Decode(Reader& r);
+};
+
+struct CancelTask {
+  ObjectID object_id;  // any return of the task
+  bool force = false;
+  bool recursive = true;
+  void Encode(Writer& w) const;
+  Status Decode(Reader& r);
+};
+
+struct RequestId {  // kGetClusterInfo
+  uint64_t request_id = 0;
+  void Encode(Writer& w) const { w.U64(request_id); }
+  Status Decode(Reader& r) { return r.U64(&request_id); }
+};
+
+struct ObjectReady {
+  ObjectID object_id;
+  ObjectValue value;
+  void Encode(Writer& w) const;
+  Status Decode(Reader& r);
+};
+
+struct ExecuteTask {
+  TaskSpec spec;
+  std::string function_payload;  // empty when the worker already has the function
+  std::vector<ObjectValue> args;  // values of spec.arg_refs, in order
+  void Encode(Writer& w) const;
+  Status Decode(Reader& r);
+};
+
+struct LogLines {
+  uint32_t pid = 0;
+  std::string task_name;
+  bool is_stderr = false;
+  std::string text;  // one or more complete lines
+  void Encode(Writer& w) const;
+  Status Decode(Reader& r);
+};
+
+struct Warning {
+  std::string text;
+  void Encode(Writer& w) const { w.Bytes(text); }
+  Status Decode(Reader& r) { return r.Bytes(&text); }
+};
+
+struct NodeInfo {
+  std::string node_id;
+  std::string address;
+  bool alive = true;
+  ResourceMap total;
+  ResourceMap available;
+  void Encode(Writer& w) const;
+  Status Decode(Reader& r);
+};
+
+struct ClusterInfo {
+  uint64_t request_id = 0;
+  std::vector<NodeInfo> nodes;
+  void Encode(Writer& w) const;
+  Status Decode(Reader& r);
+};
+
+struct RegisterNode {
+  NodeInfo node;
+  void Encode(Writer& w) const { node.Encode(w); }
+  Status Decode(Reader& r) { return node.Decode(r); }
+};
+
+struct ResourceUpdate {
+  std::string node_id;
+  ResourceMap available;
+  void Encode(Writer& w) const;
+  Status Decode(Reader& r);
+};
+
+// Encodes `msg` as a complete frame appended to `out`.
+template <typename M>
+void AppendMessage(std::string* out, MessageType type, const M& msg) {
+  size_t header_at = out->size();
+  AppendFrameHeader(out, static_cast<uint16_t>(type), 0);
+  Writer w(out);
+  msg.Encode(w);
+  uint32_t body = static_cast<uint32_t>(out->size() - header_at - kFrameHeaderSize);
+  std::memcpy(out->data() + header_at, &body, 4);
+}
+
+// Decodes a whole frame body into `msg`, requiring that every byte is consumed.
+template <typename M>
+Status DecodeMessage(std::string_view body, M* msg) {
+  Reader r(body);
+  QUANTA_RETURN_IF_ERROR(msg->Decode(r));
+  return r.ExpectEnd();
+}
+
+void EncodeResources(Writer& w, const ResourceMap& m);
+Status DecodeResources(Reader& r, ResourceMap* m);
+
+}  // namespace quanta::protocol

@@ -1,0 +1,97 @@
+#include "scheduler/task_queue.h"
+
+namespace quanta {
+
+TaskQueue::TaskQueue(ResourceSet total) : total_(total), available_(std::move(total)) {
+  cursor_ = classes_.end();
+}
+
+void TaskQueue::Push(const TaskID& task, const ResourceSet& demand) {
+  classes_[demand].push_back(task);
+  index_[task] = demand;
+}
+
+bool TaskQueue::Remove(const TaskID& task) {
+  auto it = index_.find(task);
+  if (it == index_.end()) return false;
+  auto cls = classes_.find(it->second);
+  auto& dq = cls->second;
+  for (auto q = dq.begin(); q != dq.end(); ++q) {
+    if (*q == task) {
+      dq.erase(q);
+      break;
+    }
+  }
+  if (dq.empty()) {
+    if (cursor_ == cls) cursor_ = classes_.end();
+    classes_.erase(cls);
+  }
+  index_.erase(it);
+  return true;
+}
+
+bool TaskQueue::HasRunnable() const {
+  for (const auto& [demand, tasks] : classes_) {
+    if (!tasks.empty() && available_.Contains(demand)) return true;
+  }
+  return false;
+}
+
+size_t TaskQueue::CountRunnable(size_t limit) const {
+  ResourceSet left = available_;
+  size_t count = 0;
+  bool progress = true;
+  std::map<ResourceSet, size_t> taken;
+  while (count < limit && progress) {
+    progress = false;
+    for (const auto& [demand, tasks] : classes_) {
+      if (taken[demand] < tasks.size() && left.Contains(demand)) {
+        ++taken[demand];
+        left.Subtract(demand);
+        ++count;
+        progress = true;
+        // A class that demands nothing could take every task; count it once per round.
+        if (count >= limit) break;
+      }
+    }
+  }
+  return count;
+}
+
+std::optional<std::pair<TaskID, ResourceSet>> TaskQueue::PopRunnable() {
+  if (classes_.empty()) return std::nullopt;
+  // Round-robin: start after the class served last.
+  auto start = cursor_ == classes_.end() ? classes_.begin() : std::next(cursor_);
+  if (start == classes_.end()) start = classes_.begin();
+  auto it = start;
+  do {
+    if (available_.Contains(it->first)) {
+      ResourceSet demand = it->first;
+      TaskID task = it->second.front();
+      it->second.pop_front();
+      index_.erase(task);
+      if (it->second.empty()) {
+        auto next = classes_.erase(it);
+        cursor_ = next == classes_.begin() ? classes_.end() : std::prev(next);
+      } else {
+        cursor_ = it;
+      }
+      available_.Subtract(demand);
+      return std::make_pair(task, demand);
+    }
+    if (++it == classes_.end()) it = classes_.begin();
+  } while (it != start);
+  return std::nullopt;
+}
+
+std::vector<std::pair<ResourceSet, std::string>> TaskQueue::InfeasibleClasses() const {
+  std::vector<std::pair<ResourceSet, std::string>> out;
+  for (const auto& [demand, tasks] : classes_) {
+    if (!tasks.empty() && !total_.Contains(demand)) {
+      out.emplace_back(demand, total_.DescribeShortfall(demand));
+    }
+  }
+  return out;
+}
+
+}  // namespace quanta

@@ -1,0 +1,55 @@
+// Ready tasks of one node, grouped by resource demand ("scheduling class").
+//
+// Tasks within a class run in submission order; classes are served round-robin so a class
+// whose demand cannot be met right now (or ever, on this node) never blocks another. The
+// queue also holds the node's available resources: Pop acquires a task's demand, Release
+// returns it.
+//
+// Thread-safety: loop thread only.
+#pragma once
+
+#include <deque>
+#include <map>
+#include <optional>
+#include <unordered_map>
+#include <vector>
+
+#include "common/ids.h"
+#include "scheduler/resource_set.h"
+
+namespace quanta {
+
+class TaskQueue {
+ public:
+  explicit TaskQueue(ResourceSet total);
+
+  void Push(const TaskID& task, const ResourceSet& demand);
+  bool Remove(const TaskID& task);
+  // True if some queued task fits the available resources now.
+  bool HasRunnable() const;
+  // Number of queued tasks that could start now, counting each class's demand once per task
+  // until resources run out (an estimate of how many workers would be useful).
+  size_t CountRunnable(size_t limit) const;
+  // Removes the next task that fits and acquires its demand.
+  std::optional<std::pair<TaskID, ResourceSet>> PopRunnable();
+
+  void Acquire(const ResourceSet& r) { available_.Subtract(r); }
+  void Release(const ResourceSet& r) { available_.Add(r); }
+
+  // Demands (with their shortfall text) that exceed the node's total resources.
+  std::vector<std::pair<ResourceSet, std::string>> InfeasibleClasses() const;
+  bool IsFeasible(const ResourceSet& demand) const { return total_.Contains(demand); }
+
+  const ResourceSet& total() const { return total_; }
+  const ResourceSet& available() const { return available_; }
+  size_t size() const { return index_.size(); }
+
+ private:
+  ResourceSet total_;
+  ResourceSet available_;
+  std::map<ResourceSet, std::deque<TaskID>> classes_;
+  std::unordered_map<TaskID, ResourceSet, ObjectIDHash> index_;  // queued task -> demand
+  mutable std::map<ResourceSet, std::deque<TaskID>>::iterator cursor_;
+};
+
+}  // namespace quanta
