@@ -16,6 +16,7 @@ from quanta import exceptions
 from quanta._private.api import (available_resources, cancel, cluster_resources, get,
                                  get_runtime_context, init, is_initialized, nodes, put, shutdown,
                                  wait)
+from quanta.actor import ActorClass, ActorHandle, exit_actor, get_actor, kill, method
 from quanta.object_ref import ObjectRef
 from quanta.remote_function import RemoteFunction
 
@@ -39,8 +40,6 @@ def _make_remote(target, options):
     import inspect
 
     if inspect.isclass(target):
-        from quanta.actor import ActorClass
-
         return ActorClass(target, options)
     if not callable(target):
         raise TypeError(f"@quanta.remote expects a function or a class, got {type(target).__name__}")
@@ -49,4 +48,5 @@ def _make_remote(target, options):
 
 __all__ = ["init", "shutdown", "is_initialized", "remote", "get", "put", "wait", "cancel",
            "cluster_resources", "available_resources", "nodes", "get_runtime_context",
-           "ObjectRef", "exceptions", "RemoteFunction"]
+           "ObjectRef", "exceptions", "RemoteFunction", "get_actor", "kill", "method",
+           "ActorClass", "ActorHandle", "actor"]

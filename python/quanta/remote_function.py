@@ -78,7 +78,7 @@ class RemoteFunction:
         num_returns = o["num_returns"]
         ids = core.submit_task(core.next_task_id(), session.job_id(), fid, self._name, blob,
                                arg_refs, nested, num_returns, self._demand, o["max_retries"],
-                               bool(o["retry_exceptions"]))
+                               bool(o["retry_exceptions"]), None)
         refs = [ObjectRef._adopt(core, i) for i in ids]
         if num_returns == 1:
             return refs[0]

@@ -41,8 +41,22 @@ void BindTasks(nb::class_<CoreClient>& cls) {
            [](CoreClient& c, const nb::bytes& task_id, uint64_t job_id, const nb::bytes& fid,
               const std::string& name, const nb::bytes& args_blob, const nb::list& arg_refs,
               const nb::list& nested_refs, uint32_t num_returns, const nb::list& resources,
-              int32_t max_retries, bool retry_exceptions) {
+              int32_t max_retries, bool retry_exceptions, const nb::object& actor) {
              protocol::TaskSpec spec;
+             if (!actor.is_none()) {
+               // (kind, actor_id, method, max_concurrency, max_restarts, detached, is_async,
+               //  class_name, lifetime_resources)
+               auto t = nb::borrow<nb::tuple>(actor);
+               spec.kind = static_cast<protocol::TaskKind>(nb::cast<int>(t[0]));
+               spec.actor_id = ToId(nb::borrow<nb::bytes>(t[1]));
+               spec.method = nb::cast<std::string>(t[2]);
+               spec.actor.max_concurrency = nb::cast<uint32_t>(t[3]);
+               spec.actor.max_restarts = nb::cast<int32_t>(t[4]);
+               spec.actor.detached = nb::cast<bool>(t[5]);
+               spec.actor.is_async = nb::cast<bool>(t[6]);
+               spec.actor.class_name = nb::cast<std::string>(t[7]);
+               spec.actor.lifetime_resources = ToResources(nb::borrow<nb::list>(t[8]));
+             }
              spec.task_id = ToId(task_id);
              spec.job_id = job_id;
              spec.function_id = ToString(fid);
@@ -54,6 +68,7 @@ void BindTasks(nb::class_<CoreClient>& cls) {
              spec.resources = ToResources(resources);
              spec.max_retries = max_retries;
              spec.retry_exceptions = retry_exceptions;
+             if (spec.kind == protocol::TaskKind::kActorCreation) spec.actor_id = spec.task_id;
              nb::list returns;
              for (uint32_t i = 0; i < num_returns; ++i) returns.append(FromId(spec.ReturnId(i)));
              {
@@ -61,6 +76,33 @@ void BindTasks(nb::class_<CoreClient>& cls) {
                ThrowIfError(c.SubmitTask(spec));
              }
              return returns;
+           },
+           nb::arg("task_id"), nb::arg("job_id"), nb::arg("function_id"), nb::arg("name"),
+           nb::arg("args_blob"), nb::arg("arg_refs"), nb::arg("nested_refs"),
+           nb::arg("num_returns"), nb::arg("resources"), nb::arg("max_retries"),
+           nb::arg("retry_exceptions"), nb::arg("actor").none())
+      .def("kill_actor",
+           [](CoreClient& c, const nb::bytes& actor_id, bool no_restart) {
+             ObjectID id = ToId(actor_id);
+             nb::gil_scoped_release release;
+             ThrowIfError(c.KillActor(id, no_restart));
+           })
+      .def("actor_name",
+           [](CoreClient& c, int op, const std::string& name, const std::string& ns,
+              const nb::bytes& actor_id, const nb::bytes& blob, int64_t timeout_ms) {
+             protocol::ActorName req;
+             req.op = static_cast<protocol::ActorNameOp>(op);
+             req.name = name;
+             req.name_space = ns;
+             req.actor_id = ToId(actor_id);
+             req.handle_blob = ToString(blob);
+             Result<protocol::ActorNameReply> reply = Status::Internal("unset");
+             {
+               nb::gil_scoped_release release;
+               reply = c.ActorName(std::move(req), timeout_ms);
+             }
+             auto r = ValueOrThrow(std::move(reply));
+             return nb::make_tuple(r.ok, nb::bytes(r.handle_blob.data(), r.handle_blob.size()), r.error);
            })
       .def("cancel",
            [](CoreClient& c, const nb::bytes& id, bool force, bool recursive) {
@@ -106,7 +148,8 @@ void BindTasks(nb::class_<CoreClient>& cls) {
                                    nb::bytes(t.spec.function_id.data(), t.spec.function_id.size()),
                                    t.spec.name,
                                    nb::bytes(t.spec.args_blob.data(), t.spec.args_blob.size()), args,
-                                   t.spec.num_returns, payload);
+                                   t.spec.num_returns, payload, static_cast<int>(t.spec.kind),
+                                   t.spec.method, t.spec.actor.max_concurrency, t.spec.actor.is_async);
            })
       .def("task_done", [](CoreClient& c, const nb::bytes& task_id, const nb::list& returns) {
         protocol::TaskDone msg;

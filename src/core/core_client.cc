@@ -332,6 +332,30 @@ Status CoreClient::Cancel(const ObjectID& id, bool force, bool recursive) {
   return Send(MessageType::kCancelTask, protocol::CancelTask{id, force, recursive});
 }
 
+Status CoreClient::KillActor(const ObjectID& actor_id, bool no_restart) {
+  return Send(MessageType::kKillActor, protocol::KillActor{actor_id, no_restart});
+}
+
+Result<protocol::ActorNameReply> CoreClient::ActorName(protocol::ActorName request, int64_t timeout_ms) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    request.request_id = next_request_id_++;
+  }
+  QUANTA_RETURN_IF_ERROR(Send(MessageType::kActorName, request));
+  std::unique_lock<std::mutex> lock(mu_);
+  auto deadline = Deadline(timeout_ms);
+  while (!name_replies_.count(request.request_id)) {
+    if (closed_) return Status::Cancelled(close_reason_);
+    if (cv_.wait_until(lock, deadline) == std::cv_status::timeout &&
+        !name_replies_.count(request.request_id)) {
+      return Status::TimedOut("the node daemon did not answer a named-actor request");
+    }
+  }
+  protocol::ActorNameReply reply = std::move(name_replies_[request.request_id]);
+  name_replies_.erase(request.request_id);
+  return reply;
+}
+
 Result<protocol::ClusterInfo> CoreClient::GetClusterInfo(int64_t timeout_ms) {
   uint64_t request_id;
   {
@@ -457,6 +481,14 @@ void CoreClient::HandleFrame(const protocol::Frame& frame) {
       if (!protocol::DecodeMessage(frame.body, &msg).ok()) break;
       std::lock_guard<std::mutex> lock(mu_);
       cluster_replies_[msg.request_id] = std::move(msg);
+      cv_.notify_all();
+      break;
+    }
+    case MessageType::kActorNameReply: {
+      protocol::ActorNameReply msg;
+      if (!protocol::DecodeMessage(frame.body, &msg).ok()) break;
+      std::lock_guard<std::mutex> lock(mu_);
+      name_replies_[msg.request_id] = std::move(msg);
       cv_.notify_all();
       break;
     }

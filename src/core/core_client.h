@@ -75,6 +75,9 @@ class CoreClient {
   size_t NumLocalRefs();
 
   Status Cancel(const ObjectID& id, bool force, bool recursive);
+  Status KillActor(const ObjectID& actor_id, bool no_restart);
+  // Named-actor registry round trip (register / look up / drop a name).
+  Result<protocol::ActorNameReply> ActorName(protocol::ActorName request, int64_t timeout_ms);
   Result<protocol::ClusterInfo> GetClusterInfo(int64_t timeout_ms);
 
   // Worker side: blocks for the next task the node assigns; Cancelled on disconnect.
@@ -118,6 +121,7 @@ class CoreClient {
   std::unordered_set<std::string> functions_;
   std::deque<protocol::ExecuteTask> tasks_;
   std::unordered_map<uint64_t, protocol::ClusterInfo> cluster_replies_;
+  std::unordered_map<uint64_t, protocol::ActorNameReply> name_replies_;
   uint64_t next_request_id_ = 1;
   int blocked_depth_ = 0;  // nested Get calls from several threads of one worker
   std::string close_reason_;

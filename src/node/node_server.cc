@@ -211,6 +211,18 @@ Status NodeServer::Dispatch(Client& client, const protocol::Frame& frame) {
       OnCancelTask(m);
       return Status::Ok();
     }
+    case MessageType::kKillActor: {
+      protocol::KillActor m;
+      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+      OnKillActor(m);
+      return Status::Ok();
+    }
+    case MessageType::kActorName: {
+      protocol::ActorName m;
+      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+      OnActorName(client, m);
+      return Status::Ok();
+    }
     case MessageType::kGetClusterInfo: {
       protocol::RequestId m;
       QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
@@ -283,6 +295,8 @@ void NodeServer::OnSubmitTask(Client& client, protocol::TaskSpec spec) {
   task.retries_left = spec.max_retries;
   task.submitter = client.id;
   task.spec = std::move(spec);
+  if (task.spec.kind != protocol::TaskKind::kNormal) SubmitActorTask(client, id);
+  if (!tasks_.count(id)) return;  // failed at once (e.g. the actor is dead)
   if (missing.empty()) {
     MakeReady(id);
   } else {
@@ -299,6 +313,11 @@ void NodeServer::MakeReady(const TaskID& id) {
       FailTask(id, error);
       return;
     }
+  }
+  task.deps_ready = true;
+  if (task.spec.kind == protocol::TaskKind::kActorMethod) {
+    if (Actor* actor = actors_.Find(task.spec.actor_id)) PumpActor(*actor);
+    return;
   }
   queue_.Push(id, ResourceSet(task.spec.resources));
 }
@@ -363,12 +382,24 @@ void NodeServer::StartTaskOn(Client& worker, const TaskID& id, ResourceSet deman
   worker.last_job = task.spec.job_id;
   worker.last_task_name = task.spec.name;
   task.worker = worker.id;
+  if (task.spec.kind == protocol::TaskKind::kActorCreation) {
+    Actor* actor = actors_.Find(task.spec.task_id);
+    worker.actor_id = task.spec.task_id;
+    worker.last_task_name = task.spec.actor.class_name;
+    ++actor_workers_;
+    if (actor != nullptr) actor->worker = worker.id;
+    ReplenishPool();
+  }
   worker.conn->Send(MessageType::kExecuteTask, msg);
 }
 
 void NodeServer::OnTaskDone(Client& worker, protocol::TaskDone msg) {
-  if (!worker.current_task || *worker.current_task != msg.task_id) {
+  if (worker.actor_id.IsNil() && (!worker.current_task || *worker.current_task != msg.task_id)) {
     QLOG(kWarning) << "TaskDone for a task the worker is not running: " << msg.task_id.Hex();
+    return;
+  }
+  if (!worker.actor_id.IsNil()) {
+    OnActorTaskDone(worker, std::move(msg));
     return;
   }
   auto it = tasks_.find(msg.task_id);
@@ -400,7 +431,12 @@ void NodeServer::FinishTask(const TaskID& id, std::vector<ObjectValue> returns) 
   if (it == tasks_.end()) return;
   Task task = std::move(it->second);
   tasks_.erase(it);
+  if (task.spec.kind == protocol::TaskKind::kActorMethod) {
+    if (Actor* actor = actors_.Find(task.spec.actor_id)) actor->in_flight.erase(task.spec.task_id);
+  }
   for (uint32_t i = 0; i < returns.size(); ++i) SealObject(task.spec.ReturnId(i), std::move(returns[i]));
+  // An actor's constructor arguments stay pinned while it may restart (MarkActorDead drops them).
+  if (task.spec.kind == protocol::TaskKind::kActorCreation) return;
   std::vector<ObjectID> pins = task.spec.arg_refs;
   pins.insert(pins.end(), task.spec.nested_refs.begin(), task.spec.nested_refs.end());
   ReleaseRefs(pins);
@@ -428,6 +464,7 @@ void NodeServer::SealObject(const ObjectID& id, ObjectValue value) {
   for (const auto& t : ready) MakeReady(t);
   std::vector<ObjectID> freed;
   objects_.EraseIfUnreferenced(id, &freed);
+  HandleFreed(freed);
 }
 
 void NodeServer::SendObject(Client& client, const ObjectID& id, const ObjectValue& value) {
@@ -437,6 +474,7 @@ void NodeServer::SendObject(Client& client, const ObjectID& id, const ObjectValu
 void NodeServer::ReleaseRefs(const std::vector<ObjectID>& ids) {
   std::vector<ObjectID> freed;
   for (const auto& id : ids) objects_.RemoveRef(id, 1, &freed);
+  HandleFreed(freed);
 }
 
 void NodeServer::OnPutObject(Client& client, protocol::PutObject msg) {
@@ -474,6 +512,7 @@ void NodeServer::OnRefDeltas(Client& client, const protocol::RefDeltas& msg) {
       objects_.RemoveRef(id, n, &freed);
     }
   }
+  HandleFreed(freed);
 }
 
 void NodeServer::OnWorkerBlocked(Client& worker) {
@@ -493,6 +532,7 @@ void NodeServer::OnCancelTask(const protocol::CancelTask& msg) {
   auto it = tasks_.find(id);
   if (it == tasks_.end()) return;  // finished already: nothing to cancel
   Task& task = it->second;
+  if (task.spec.kind != protocol::TaskKind::kNormal) return;  // actor calls are not cancellable yet
   ObjectValue cancelled = SystemError(ObjectKind::kCancelled, "task " + task.spec.name + " was cancelled");
   if (deps_.Forget(id) || queue_.Remove(id)) {
     FailTask(id, cancelled);
@@ -546,8 +586,11 @@ void NodeServer::OnClientClosed(uint64_t client_id, const Status& why) {
     idle_workers_.erase(std::remove(idle_workers_.begin(), idle_workers_.end(), client_id),
                         idle_workers_.end());
     pool_.Kill(client.worker_token, SIGKILL);
-    if (client.current_task) {
-      if (!client.lent_back) queue_.Release(client.held);
+    if (!client.lent_back) queue_.Release(client.held);
+    if (!client.actor_id.IsNil()) {
+      --actor_workers_;
+      OnActorWorkerLost(client, why);
+    } else if (client.current_task) {
       auto t = tasks_.find(*client.current_task);
       if (t != tasks_.end()) {
         Task& task = t->second;
@@ -565,13 +608,11 @@ void NodeServer::OnClientClosed(uint64_t client_id, const Status& why) {
         }
       }
     }
-    // Keep the pool at its prestarted size.
-    if (!shutting_down_ && static_cast<int>(pool_.num_processes()) < options_.prestart_workers) {
-      if (pool_.Start().ok()) ++starting_workers_;
-    }
+    ReplenishPool();
   }
   std::vector<ObjectID> freed;
   for (const auto& [id, n] : client.holdings) objects_.RemoveRef(id, n, &freed);
+  HandleFreed(freed);
   QLOG(kInfo) << "client pid=" << client.pid << " disconnected: " << why.message();
 }
 

@@ -21,6 +21,7 @@
 
 #include "net/connection.h"
 #include "net/event_loop.h"
+#include "node/actor_table.h"
 #include "node/worker_pool.h"
 #include "object_store/object_table.h"
 #include "scheduler/dependency_tracker.h"
@@ -63,6 +64,7 @@ class NodeServer {
     uint64_t last_job = 0;     // job whose driver receives the worker's output
     std::string last_task_name;
     std::unordered_set<std::string> functions;  // function ids already sent to it
+    ObjectID actor_id;         // non-nil once the worker hosts an actor (it never returns to the pool)
   };
   struct Task {
     protocol::TaskSpec spec;
@@ -71,6 +73,7 @@ class NodeServer {
     uint64_t worker = 0;  // client id while running
     bool cancelled = false;
     bool force_cancelled = false;
+    bool deps_ready = false;
   };
 
   void OnAccept();
@@ -90,6 +93,18 @@ class NodeServer {
   void OnCancelTask(const protocol::CancelTask& msg);
   void OnWorkerOutput(uint64_t token, bool is_stderr, std::string text);
   void OnWorkerExit(uint64_t token, int wait_status);
+  void OnKillActor(const protocol::KillActor& msg);
+  void OnActorName(Client& client, const protocol::ActorName& msg);
+
+  // Actors (node_actors.cc)
+  void SubmitActorTask(Client& client, const TaskID& id);
+  void OnActorTaskDone(Client& worker, protocol::TaskDone msg);
+  void OnActorWorkerLost(Client& worker, const Status& why);
+  void PumpActor(Actor& actor);
+  void KillActorProcess(Actor& actor, const std::string& reason, bool no_restart);
+  void MarkActorDead(Actor& actor, const std::string& reason);
+  void HandleFreed(const std::vector<ObjectID>& freed);
+  void ReplenishPool();
 
   // Task lifecycle
   void MakeReady(const TaskID& id);
@@ -119,6 +134,8 @@ class NodeServer {
   int listen_fd_ = -1;
   ObjectTable objects_;
   DependencyTracker deps_;
+  ActorTable actors_;
+  int actor_workers_ = 0;
   TaskQueue queue_;
   WorkerPool pool_;
   std::shared_ptr<net::Connection> control_;

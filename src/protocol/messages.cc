@@ -15,6 +15,9 @@ const char* MessageTypeName(MessageType t) {
     case MessageType::kTaskDone: return "TaskDone";
     case MessageType::kCancelTask: return "CancelTask";
     case MessageType::kGetClusterInfo: return "GetClusterInfo";
+    case MessageType::kKillActor: return "KillActor";
+    case MessageType::kActorName: return "ActorName";
+    case MessageType::kActorNameReply: return "ActorNameReply";
     case MessageType::kHelloReply: return "HelloReply";
     case MessageType::kObjectReady: return "ObjectReady";
     case MessageType::kExecuteTask: return "ExecuteTask";
@@ -104,8 +107,31 @@ Status RegisterFunction::Decode(Reader& r) {
   return r.Bytes(&payload);
 }
 
+void ActorOptions::Encode(Writer& w) const {
+  w.U32(max_concurrency);
+  w.I32(max_restarts);
+  w.U8(detached);
+  w.U8(is_async);
+  w.Bytes(class_name);
+  EncodeResources(w, lifetime_resources);
+}
+
+Status ActorOptions::Decode(Reader& r) {
+  QUANTA_RETURN_IF_ERROR(r.U32(&max_concurrency));
+  if (max_concurrency == 0) return Status::ProtocolError("max_concurrency must be >= 1");
+  QUANTA_RETURN_IF_ERROR(r.I32(&max_restarts));
+  QUANTA_RETURN_IF_ERROR(r.Bool(&detached));
+  QUANTA_RETURN_IF_ERROR(r.Bool(&is_async));
+  QUANTA_RETURN_IF_ERROR(r.Bytes(&class_name));
+  return DecodeResources(r, &lifetime_resources);
+}
+
 void TaskSpec::Encode(Writer& w) const {
   w.Id(task_id);
+  w.U8(static_cast<uint8_t>(kind));
+  if (kind != TaskKind::kNormal) w.Id(actor_id);
+  if (kind == TaskKind::kActorMethod) w.Bytes(method);
+  if (kind == TaskKind::kActorCreation) actor.Encode(w);
   w.U64(job_id);
   w.Bytes(function_id);
   w.Bytes(name);
@@ -120,6 +146,13 @@ void TaskSpec::Encode(Writer& w) const {
 
 Status TaskSpec::Decode(Reader& r) {
   QUANTA_RETURN_IF_ERROR(r.Id(&task_id));
+  uint8_t k;
+  QUANTA_RETURN_IF_ERROR(r.U8(&k));
+  if (k > 2) return Status::ProtocolError("unknown task kind " + std::to_string(k));
+  kind = static_cast<TaskKind>(k);
+  if (kind != TaskKind::kNormal) QUANTA_RETURN_IF_ERROR(r.Id(&actor_id));
+  if (kind == TaskKind::kActorMethod) QUANTA_RETURN_IF_ERROR(r.Bytes(&method));
+  if (kind == TaskKind::kActorCreation) QUANTA_RETURN_IF_ERROR(actor.Decode(r));
   QUANTA_RETURN_IF_ERROR(r.U64(&job_id));
   QUANTA_RETURN_IF_ERROR(r.Bytes(&function_id));
   QUANTA_RETURN_IF_ERROR(r.Bytes(&name));
@@ -187,6 +220,51 @@ Status CancelTask::Decode(Reader& r) {
   QUANTA_RETURN_IF_ERROR(r.Id(&object_id));
   QUANTA_RETURN_IF_ERROR(r.Bool(&force));
   return r.Bool(&recursive);
+}
+
+void KillActor::Encode(Writer& w) const {
+  w.Id(actor_id);
+  w.U8(no_restart);
+}
+
+Status KillActor::Decode(Reader& r) {
+  QUANTA_RETURN_IF_ERROR(r.Id(&actor_id));
+  return r.Bool(&no_restart);
+}
+
+void ActorName::Encode(Writer& w) const {
+  w.U64(request_id);
+  w.U8(static_cast<uint8_t>(op));
+  w.Bytes(name);
+  w.Bytes(name_space);
+  w.Id(actor_id);
+  w.Bytes(handle_blob);
+}
+
+Status ActorName::Decode(Reader& r) {
+  QUANTA_RETURN_IF_ERROR(r.U64(&request_id));
+  uint8_t o;
+  QUANTA_RETURN_IF_ERROR(r.U8(&o));
+  if (o > 2) return Status::ProtocolError("unknown actor-name operation " + std::to_string(o));
+  op = static_cast<ActorNameOp>(o);
+  QUANTA_RETURN_IF_ERROR(r.Bytes(&name));
+  QUANTA_RETURN_IF_ERROR(r.Bytes(&name_space));
+  QUANTA_RETURN_IF_ERROR(r.Id(&actor_id));
+  return r.Bytes(&handle_blob);
+}
+
+void ActorNameReply::Encode(Writer& w) const {
+  w.U64(request_id);
+  w.U8(ok);
+  w.Bytes(handle_blob);
+  w.Bytes(error);
+}
+
+Status ActorNameReply::Decode(Reader& r) {
+  QUANTA_RETURN_IF_ERROR(r.U64(&request_id));
+  QUANTA_RETURN_IF_ERROR(r.Bool(&ok));
+  QUANTA_RETURN_IF_ERROR(r.Bytes(&handle_blob));
+  return r.Bytes(&error);
 }
 
 void ObjectReady::Encode(Writer& w) const {

@@ -35,6 +35,8 @@ enum class MessageType : uint16_t {
   kTaskDone = 9,
   kCancelTask = 10,
   kGetClusterInfo = 11,
+  kKillActor = 12,
+  kActorName = 13,
   // node -> client
   kHelloReply = 32,
   kObjectReady = 33,
@@ -42,6 +44,7 @@ enum class MessageType : uint16_t {
   kLogLines = 35,
   kWarning = 36,
   kClusterInfo = 37,
+  kActorNameReply = 38,
   // node <-> control service
   kRegisterNode = 64,
   kRegisterNodeReply = 65,
@@ -101,8 +104,30 @@ struct RegisterFunction {
   Status Decode(Reader& r);
 };
 
+enum class TaskKind : uint8_t {
+  kNormal = 0,         // a remote function call
+  kActorCreation = 1,  // constructs an actor; its worker then belongs to the actor
+  kActorMethod = 2,    // a method call, run by the actor's worker in submission order
+};
+
+// Options of an actor, carried by its creation task.
+struct ActorOptions {
+  uint32_t max_concurrency = 1;  // calls run at once (threads, or coroutines for async actors)
+  int32_t max_restarts = 0;      // restarts after its process dies (-1 = forever)
+  bool detached = false;         // outlives its handles and its creator
+  bool is_async = false;
+  std::string class_name;
+  ResourceMap lifetime_resources;  // held while alive (placement uses TaskSpec::resources)
+  void Encode(Writer& w) const;
+  Status Decode(Reader& r);
+};
+
 struct TaskSpec {
   TaskID task_id;
+  TaskKind kind = TaskKind::kNormal;
+  ObjectID actor_id;    // kActorCreation: its own task id; kActorMethod: the target actor
+  std::string method;   // kActorMethod only
+  ActorOptions actor;   // kActorCreation only (encoded only for that kind)
   uint64_t job_id = 0;  // client id of the driver the task ultimately belongs to
   std::string function_id;
   std::string name;       // for logs and errors, e.g. "f" or "module.f"
@@ -161,6 +186,36 @@ struct RequestId {  // kGetClusterInfo
   uint64_t request_id = 0;
   void Encode(Writer& w) const { w.U64(request_id); }
   Status Decode(Reader& r) { return r.U64(&request_id); }
+};
+
+struct KillActor {
+  ObjectID actor_id;
+  bool no_restart = true;
+  void Encode(Writer& w) const;
+  Status Decode(Reader& r);
+};
+
+// Named-actor registry requests (register, look up, or drop a name in a namespace).
+enum class ActorNameOp : uint8_t { kRegister = 0, kLookup = 1, kUnregister = 2 };
+
+struct ActorName {
+  uint64_t request_id = 0;
+  ActorNameOp op = ActorNameOp::kLookup;
+  std::string name;
+  std::string name_space;
+  ObjectID actor_id;        // kRegister
+  std::string handle_blob;  // kRegister: pickled handle returned to later lookups
+  void Encode(Writer& w) const;
+  Status Decode(Reader& r);
+};
+
+struct ActorNameReply {
+  uint64_t request_id = 0;
+  bool ok = false;          // registered / found
+  std::string handle_blob;  // kLookup
+  std::string error;
+  void Encode(Writer& w) const;
+  Status Decode(Reader& r);
 };
 
 struct ObjectReady {

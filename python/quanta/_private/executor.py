@@ -1,16 +1,54 @@
-"""Runs tasks inside a worker process: loads functions, resolves arguments, reports results."""
+"""Runs tasks inside a worker process: loads functions, resolves arguments, reports results.
+
+A worker runs plain tasks one at a time. Once it receives an actor-creation task it hosts that
+actor for the rest of its life: method calls then run inline (max_concurrency=1), on a thread
+pool (max_concurrency > 1) or on an asyncio event loop (classes with `async def` methods).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pickle
 import sys
+import threading
+import traceback
+from concurrent.futures import ThreadPoolExecutor
 
 from quanta._private import serialization, session
-from quanta._private.serialization import KIND_CANCELLED, KIND_PICKLED, KIND_TASK_ERROR
+from quanta._private.serialization import (KIND_ACTOR_DIED, KIND_CANCELLED, KIND_PICKLED,
+                                           KIND_TASK_ERROR)
 
-_functions: dict = {}  # function id -> callable, cached for the life of the worker
+KIND_NORMAL, KIND_CREATION, KIND_METHOD = 0, 1, 2
+_functions: dict = {}  # function id -> callable or class, cached for the life of the worker
 _PID = os.getpid()
+
+
+class _ActorRuntime:
+    """The actor this worker hosts, and how its calls are run."""
+
+    def __init__(self, instance, class_name, max_concurrency, is_async, job_id):
+        self.instance = instance
+        self.class_name = class_name
+        self.job_id = job_id
+        self.pool = None
+        self.loop = None
+        if is_async:
+            self.loop = asyncio.new_event_loop()
+            self.semaphore = None
+            self.max_concurrency = max_concurrency
+            threading.Thread(target=self._run_loop, name="quanta-actor-loop", daemon=True).start()
+        elif max_concurrency > 1:
+            self.pool = ThreadPoolExecutor(max_concurrency, thread_name_prefix="quanta-actor")
+
+    def _run_loop(self):
+        session.set_task_job(self.job_id)
+        asyncio.set_event_loop(self.loop)
+        self.semaphore = asyncio.Semaphore(self.max_concurrency)
+        self.loop.run_forever()
+
+
+_actor: _ActorRuntime | None = None
 
 
 def run_loop(core) -> None:
@@ -18,35 +56,118 @@ def run_loop(core) -> None:
         task = core.next_task()
         if task is None:
             return
+        kind = task[8]
+        if kind == KIND_METHOD and _actor is not None and (_actor.pool or _actor.loop):
+            _submit_concurrent(core, task)
+            continue
         returns = execute(task)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        core.task_done(task[0], returns)
+        _report(core, task[0], returns)
+
+
+def _report(core, task_id, returns):
+    sys.stdout.flush()
+    sys.stderr.flush()
+    core.task_done(task_id, returns)
+    if returns and returns[0][0] == KIND_ACTOR_DIED and _actor is not None and _exiting:
+        os._exit(0)
+
+
+_exiting = False
 
 
 def execute(task) -> list:
-    task_id, job_id, fid, name, blob, arg_values, num_returns, payload = task
+    (task_id, job_id, fid, name, blob, arg_values, num_returns, payload, kind, method,
+     max_concurrency, is_async) = task
     session.set_task_job(job_id)
     session._task_context.task_id = task_id
     try:
-        try:
-            fn = _functions.get(fid)
-            if fn is None:
-                if payload is None:
-                    raise RuntimeError(f"the node sent task {name} without its function definition")
-                fn = _functions[fid] = pickle.loads(payload)
-            values = [serialization.deserialize(kind, data) for kind, data in arg_values]
-            args, kwargs = serialization.deserialize_args(blob, values)
-            result = fn(*args, **kwargs)
-            return pack_returns(result, num_returns, name)
-        except KeyboardInterrupt:
-            text = f"task {name} was cancelled while running".encode()
-            return [(KIND_CANCELLED, text, [])] * num_returns
-        except Exception as e:  # noqa: BLE001 - every task error goes back to the caller
-            data = serialization.serialize_task_error(e, name, _PID)
-            return [(KIND_TASK_ERROR, data, [])] * num_returns
+        values = [serialization.deserialize(k, d) for k, d in arg_values]
+        args, kwargs = serialization.deserialize_args(blob, values)
+        if kind == KIND_CREATION:
+            return _create_actor(fid, payload, name, args, kwargs, max_concurrency, is_async, job_id)
+        if kind == KIND_METHOD:
+            fn = getattr(_actor.instance, method)
+        else:
+            fn = _load(fid, payload, name)
+        return _call(fn, args, kwargs, num_returns, name)
+    except Exception as e:  # noqa: BLE001 - argument decoding failed
+        return [(KIND_TASK_ERROR, serialization.serialize_task_error(e, name, _PID), [])] * num_returns
     finally:
         session._task_context.task_id = None
+
+
+def _load(fid, payload, name):
+    fn = _functions.get(fid)
+    if fn is None:
+        if payload is None:
+            raise RuntimeError(f"the node sent task {name} without its function definition")
+        fn = _functions[fid] = pickle.loads(payload)
+    return fn
+
+
+def _call(fn, args, kwargs, num_returns, name) -> list:
+    global _exiting
+    try:
+        result = fn(*args, **kwargs)
+        if asyncio.iscoroutine(result):  # an async method called on a non-async path
+            result = asyncio.run(result)
+        return pack_returns(result, num_returns, name)
+    except KeyboardInterrupt:
+        return [(KIND_CANCELLED, f"task {name} was cancelled while running".encode(), [])] * num_returns
+    except Exception as e:  # noqa: BLE001 - every task error goes back to the caller
+        return [(KIND_TASK_ERROR, serialization.serialize_task_error(e, name, _PID), [])] * num_returns
+    except BaseException as e:
+        from quanta.actor import ActorExit
+
+        if isinstance(e, ActorExit):
+            _exiting = True
+            return [(KIND_ACTOR_DIED, b"the actor exited: exit_actor() was called", [])] * max(num_returns, 1)
+        raise
+
+
+def _create_actor(fid, payload, name, args, kwargs, max_concurrency, is_async, job_id) -> list:
+    global _actor
+    try:
+        cls = _load(fid, payload, name)
+        instance = cls(*args, **kwargs)
+    except Exception as e:  # noqa: BLE001 - the constructor's error kills the actor
+        tb = "".join(traceback.format_exception(type(e), e, serialization._user_frames(e.__traceback__)))
+        text = f"the actor {name} could not be created: its constructor raised\n{tb}"
+        return [(KIND_ACTOR_DIED, text.encode(), [])]
+    _actor = _ActorRuntime(instance, name, max_concurrency, is_async, job_id)
+    return pack_returns(None, 1, name)
+
+
+def _submit_concurrent(core, task):
+    if _actor.pool is not None:
+        _actor.pool.submit(lambda: _report(core, task[0], execute(task)))
+        return
+    asyncio.run_coroutine_threadsafe(_run_async(core, task), _actor.loop)
+
+
+async def _run_async(core, task):
+    (task_id, job_id, fid, name, blob, arg_values, num_returns, payload, kind, method,
+     max_concurrency, is_async) = task
+    async with _actor.semaphore:
+        try:
+            values = [serialization.deserialize(k, d) for k, d in arg_values]
+            args, kwargs = serialization.deserialize_args(blob, values)
+            fn = getattr(_actor.instance, method)
+            result = fn(*args, **kwargs)
+            if asyncio.iscoroutine(result):
+                result = await result
+            returns = pack_returns(result, num_returns, name)
+        except Exception as e:  # noqa: BLE001
+            returns = [(KIND_TASK_ERROR, serialization.serialize_task_error(e, name, _PID), [])] * num_returns
+        except BaseException as e:  # noqa: BLE001
+            from quanta.actor import ActorExit
+
+            if not isinstance(e, ActorExit):
+                raise
+            global _exiting
+            _exiting = True
+            returns = [(KIND_ACTOR_DIED, b"the actor exited: exit_actor() was called", [])] * max(num_returns, 1)
+    _report(core, task_id, returns)
 
 
 def pack_returns(result, num_returns: int, name: str) -> list:

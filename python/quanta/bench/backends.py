@@ -96,7 +96,7 @@ class Backend:
                 procs.kill_tree(proc.pid)
                 proc.wait()
                 err.seek(0)
-                tail = err.read().decode(errors="replace").strip().splitlines()[-8:]
+                tail = [l.strip() for l in err.read().decode(errors="replace").splitlines() if l.strip()][-3:]
                 raise RuntimeError(f"{exc} (fresh process stderr: {' | '.join(tail)})") from None
         return elapsed, extra
 

@@ -50,6 +50,16 @@ def _define(rt):
     def mat_g(m):
         return m * 2.0
 
+    return dict(
+        small_value=small_value, put_small=put_small, put_large=put_large,
+        object_with_refs=object_with_refs, call_actors=call_actors, mat_f=mat_f, mat_g=mat_g,
+    )
+
+
+def _define_actors(rt, small_value):
+    """Actor classes, apart from the tasks so that an engine without actors
+    can still run the task and object workloads."""
+
     # Actors hold no CPU (as in Ray's benchmark), so that on 2 cores the
     # tasks that call them can still be scheduled.
     @rt.remote(num_cpus=0)
@@ -83,11 +93,7 @@ def _define(rt):
             x = rt.put(0)
             rt.get([s.small_value_arg.remote(x) for s in self.servers for _ in range(calls)])
 
-    return dict(
-        small_value=small_value, put_small=put_small, put_large=put_large,
-        object_with_refs=object_with_refs, call_actors=call_actors, mat_f=mat_f, mat_g=mat_g,
-        Actor=Actor, AsyncActor=AsyncActor, Client=Client,
-    )
+    return dict(Actor=Actor, AsyncActor=AsyncActor, Client=Client)
 
 
 class _Remotes:
@@ -108,7 +114,6 @@ class RayLikeBackend(Backend, TaskWorkloads, ObjectWorkloads, ActorWorkloads):
             raise BackendUnavailable(f"{self.package} (from {where}) has no init()")
         self.rt.init(num_cpus=os.cpu_count(), object_store_memory=self.sizes.store_bytes)
         self.r = _Remotes(_define(self.rt))
-        self.rt.get(self.r.small_value.remote())  # ship the function once before timing
         try:
             self._wait_fetch_local = "fetch_local" in inspect.signature(self.rt.wait).parameters
         except (TypeError, ValueError):
@@ -145,8 +150,15 @@ class RayLikeBackend(Backend, TaskWorkloads, ObjectWorkloads, ActorWorkloads):
     def _get(self, ref):
         return self.rt.get(ref)
 
+    @property
+    def a(self):
+        """The actor classes, defined on first use."""
+        if not hasattr(self, "_a"):
+            self._a = _Remotes(_define_actors(self.rt, self.r.small_value))
+        return self._a
+
     def _new_actors(self, count, is_async=False, **options):
-        cls = self.r.AsyncActor if is_async else self.r.Actor
+        cls = self.a.AsyncActor if is_async else self.a.Actor
         if options:
             cls = cls.options(**options)
         return [cls.remote() for _ in range(count)]
@@ -221,7 +233,7 @@ class RayLikeBackend(Backend, TaskWorkloads, ObjectWorkloads, ActorWorkloads):
     def _one_to_n(self, is_async):
         s, rt = self.sizes, self.rt
         servers = self._new_actors(s.fanout, is_async)
-        client = self.r.Client.remote(servers)
+        client = self.a.Client.remote(servers)
         samples = self.m.rates(lambda: rt.get(client.small_value_batch.remote(s.fanout_calls)),
                                s.fanout_calls * s.fanout)
         self._release(servers + [client])
@@ -256,7 +268,7 @@ class RayLikeBackend(Backend, TaskWorkloads, ObjectWorkloads, ActorWorkloads):
     def n_to_n_arg(self):
         s, rt = self.sizes, self.rt
         servers = self._new_actors(s.fanout)
-        clients = [self.r.Client.remote(a) for a in servers]
+        clients = [self.a.Client.remote(a) for a in servers]
         samples = self.m.rates(lambda: rt.get([c.small_value_batch_arg.remote(s.arg_calls) for c in clients]),
                                s.arg_calls * len(clients))
         self._release(servers + clients)

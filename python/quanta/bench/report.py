@@ -103,11 +103,15 @@ def tables(doc):
                 summary.append(f"{primary}/{SHORT.get(p, p)}: geometric mean {geo:.2f} over {len(rs)} workloads")
         if summary:
             out.append("; ".join(summary))
-    problems = [f"  {b} {name}: {'; '.join(res['errors'])}"
-                for name, entry in rows.items() for b, res in entry["backends"].items()
-                if res.get("errors") and res.get("status") not in ("missing",)]
+    problems = {}  # the same error on many rows is listed once
+    for name, entry in rows.items():
+        for b, res in entry["backends"].items():
+            if res.get("errors") and res.get("status") != "missing":
+                problems.setdefault((b, "; ".join(res["errors"])), []).append(name)
     if problems:
-        out.append("Problems:\n" + "\n".join(problems))
+        out.append("Problems:\n" + "\n".join(
+            f"  {b} {names[0] if len(names) == 1 else f'({len(names)} rows: {names[0]} ... {names[-1]})'}"
+            f": {error}" for (b, error), names in problems.items()))
     missing = sorted({f"{b} ({res['errors'][0]})" for e in rows.values() for b, res in e["backends"].items()
                       if res.get("status") == "missing"})
     if missing:

@@ -1,0 +1,66 @@
+// State of the actors on this node and the named-actor registry.
+//
+// An actor is identified by its creation task's id; the "actor object" (the creation task's
+// first return) is what every ActorHandle references, so the actor's lifetime follows the
+// ordinary reference counting of objects: when the last handle anywhere is dropped, the object
+// is freed and a non-detached actor is terminated.
+//
+// Method calls are kept in one FIFO per actor, in arrival order; a call is sent to the actor's
+// worker once it reaches the front and its arguments are available, so calls from one caller
+// run in submission order. The worker enforces max_concurrency.
+//
+// The name registry lives here while clusters have one node; with multi-node it moves to the
+// control service behind the same ActorName messages.
+//
+// Ownership: owned by the NodeServer. Thread-safety: loop thread only.
+#pragma once
+
+#include <deque>
+#include <map>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+
+#include "common/ids.h"
+#include "protocol/messages.h"
+
+namespace quanta {
+
+struct Actor {
+  enum class State { kPending, kAlive, kRestarting, kDead };
+  ObjectID id;
+  State state = State::kPending;
+  protocol::TaskSpec creation;  // kept to restart the actor
+  uint64_t worker = 0;          // client id of its worker while placed
+  int restarts_left = 0;
+  std::string death_reason;
+  std::deque<TaskID> queue;             // calls not yet sent to the worker, in order
+  std::unordered_set<TaskID, ObjectIDHash> in_flight;
+  std::string name, name_space;         // if named
+};
+
+class ActorTable {
+ public:
+  Actor& Create(const protocol::TaskSpec& creation);
+  Actor* Find(const ObjectID& id);
+  void Erase(const ObjectID& id) { actors_.erase(id); }
+
+  // Returns false (and leaves the registry unchanged) if the name is taken by a live actor.
+  bool RegisterName(const std::string& ns, const std::string& name, const ObjectID& actor,
+                    std::string handle_blob);
+  const std::string* LookupName(const std::string& ns, const std::string& name);
+  void DropName(const std::string& ns, const std::string& name);
+
+  size_t size() const { return actors_.size(); }
+
+ private:
+  struct NameEntry {
+    ObjectID actor;
+    std::string handle_blob;
+  };
+  std::unordered_map<ObjectID, Actor, ObjectIDHash> actors_;
+  std::map<std::pair<std::string, std::string>, NameEntry> names_;
+};
+
+}  // namespace quanta

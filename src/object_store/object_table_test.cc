@@ -1,0 +1,320 @@
+// Unit tests for object_store/object_table.h: reference counting, nested refs, subscribers.
+#include "object_store/object_table.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+namespace quanta {
+namespace {
+
+using protocol::ObjectKind;
+using protocol::ObjectValue;
+
+ObjectID O(uint32_t n) { return ObjectID::Make(0x5555, n, ObjectID::kPutIndex); }
+
+ObjectValue Val(std::string data, std::vector<ObjectID> nested = {}) {
+  ObjectValue v;
+  v.data = std::move(data);
+  v.nested_refs = std::move(nested);
+  return v;
+}
+
+int64_t Refs(const ObjectTable& t, const ObjectID& id) {
+  const ObjectTable::Entry* e = t.Find(id);
+  return e ? e->refs : -1;
+}
+
+bool Contains(const std::vector<ObjectID>& v, const ObjectID& id) {
+  return std::find(v.begin(), v.end(), id) != v.end();
+}
+
+TEST(ObjectTable, AddRefCreatesPendingEntry) {
+  ObjectTable t;
+  EXPECT_EQ(t.Find(O(1)), nullptr);
+  t.AddRef(O(1));
+  ASSERT_NE(t.Find(O(1)), nullptr);
+  EXPECT_FALSE(t.IsSealed(O(1)));
+  EXPECT_EQ(Refs(t, O(1)), 1);
+  t.AddRef(O(1), 3);
+  EXPECT_EQ(Refs(t, O(1)), 4);
+  EXPECT_EQ(t.size(), 1u);
+}
+
+TEST(ObjectTable, SealedObjectErasedWhenLastRefDropped) {
+  ObjectTable t;
+  t.AddRef(O(1), 2);
+  EXPECT_TRUE(t.Seal(O(1), Val("abc")).empty());
+  EXPECT_TRUE(t.IsSealed(O(1)));
+  EXPECT_EQ(t.Find(O(1))->value.data, "abc");
+  std::vector<ObjectID> freed;
+  t.RemoveRef(O(1), 1, &freed);
+  EXPECT_TRUE(freed.empty());
+  EXPECT_TRUE(t.IsSealed(O(1)));
+  t.RemoveRef(O(1), 1, &freed);
+  EXPECT_EQ(freed, std::vector<ObjectID>{O(1)});
+  EXPECT_EQ(t.Find(O(1)), nullptr);
+  EXPECT_EQ(t.size(), 0u);
+}
+
+TEST(ObjectTable, RemoveSeveralRefsAtOnce) {
+  ObjectTable t;
+  t.AddRef(O(1), 5);
+  (void)t.Seal(O(1), Val("x"));
+  std::vector<ObjectID> freed;
+  t.RemoveRef(O(1), 4, &freed);
+  EXPECT_EQ(Refs(t, O(1)), 1);
+  t.RemoveRef(O(1), 1, &freed);
+  EXPECT_EQ(freed, std::vector<ObjectID>{O(1)});
+}
+
+TEST(ObjectTable, PendingObjectSurvivesZeroRefsUntilSealed) {
+  ObjectTable t;
+  t.AddRef(O(1));
+  std::vector<ObjectID> freed;
+  t.RemoveRef(O(1), 1, &freed);
+  EXPECT_TRUE(freed.empty()) << "a pending object is not freed";
+  ASSERT_NE(t.Find(O(1)), nullptr);
+  EXPECT_EQ(Refs(t, O(1)), 0);
+  (void)t.Seal(O(1), Val("late"));
+  EXPECT_TRUE(t.IsSealed(O(1))) << "the caller notifies subscribers before erasing";
+  t.EraseIfUnreferenced(O(1), &freed);
+  EXPECT_EQ(freed, std::vector<ObjectID>{O(1)});
+  EXPECT_EQ(t.Find(O(1)), nullptr);
+}
+
+TEST(ObjectTable, EraseIfUnreferencedKeepsReferencedAndPending) {
+  ObjectTable t;
+  std::vector<ObjectID> freed;
+  t.AddRef(O(1));
+  (void)t.Seal(O(1), Val("held"));
+  t.EraseIfUnreferenced(O(1), &freed);
+  EXPECT_TRUE(t.IsSealed(O(1)));
+  t.AddRef(O(2));
+  t.RemoveRef(O(2), 1, &freed);
+  t.EraseIfUnreferenced(O(2), &freed);  // pending: kept
+  EXPECT_NE(t.Find(O(2)), nullptr);
+  t.EraseIfUnreferenced(O(3), &freed);  // unknown: no-op
+  EXPECT_TRUE(freed.empty());
+  EXPECT_EQ(t.size(), 2u);
+}
+
+TEST(ObjectTable, SealUnknownObjectThenErase) {
+  ObjectTable t;
+  (void)t.Seal(O(1), Val("orphan"));
+  EXPECT_TRUE(t.IsSealed(O(1)));
+  EXPECT_EQ(Refs(t, O(1)), 0);
+  std::vector<ObjectID> freed;
+  t.EraseIfUnreferenced(O(1), &freed);
+  EXPECT_EQ(freed, std::vector<ObjectID>{O(1)});
+}
+
+TEST(ObjectTable, RemoveRefOfUnknownObjectIsIgnored) {
+  ObjectTable t;
+  std::vector<ObjectID> freed;
+  t.RemoveRef(O(9), 1, &freed);
+  EXPECT_TRUE(freed.empty());
+  EXPECT_EQ(t.size(), 0u);
+}
+
+TEST(ObjectTable, NegativeCountClampsToZeroAndFrees) {
+  ObjectTable t;
+  t.AddRef(O(1));
+  (void)t.Seal(O(1), Val("x"));
+  std::vector<ObjectID> freed;
+  t.RemoveRef(O(1), 5, &freed);
+  EXPECT_EQ(freed, std::vector<ObjectID>{O(1)});
+  EXPECT_EQ(t.Find(O(1)), nullptr);
+}
+
+TEST(ObjectTable, NullFreedListIsAllowed) {
+  ObjectTable t;
+  t.AddRef(O(1));
+  t.AddRef(O(2));
+  (void)t.Seal(O(2), Val("inner"));
+  t.RemoveRef(O(2), 1, nullptr);
+  EXPECT_EQ(t.Find(O(2)), nullptr);
+  t.AddRef(O(3));
+  (void)t.Seal(O(3), Val("inner"));
+  (void)t.Seal(O(1), Val("outer", {O(3)}));
+  t.RemoveRef(O(3), 1, nullptr);
+  t.RemoveRef(O(1), 1, nullptr);
+  EXPECT_EQ(t.size(), 0u);
+}
+
+TEST(ObjectTable, NestedRefsKeptAliveByOuterObject) {
+  ObjectTable t;
+  std::vector<ObjectID> freed;
+  // inner = put(1); outer = put([inner]); the driver then drops its own ref to inner.
+  t.AddRef(O(1));
+  (void)t.Seal(O(1), Val("inner"));
+  t.AddRef(O(2));
+  (void)t.Seal(O(2), Val("outer", {O(1)}));
+  EXPECT_EQ(Refs(t, O(1)), 2);
+  t.RemoveRef(O(1), 1, &freed);
+  EXPECT_TRUE(freed.empty());
+  EXPECT_TRUE(t.IsSealed(O(1))) << "outer still holds inner";
+  // Dropping outer releases inner too.
+  t.RemoveRef(O(2), 1, &freed);
+  EXPECT_EQ(freed.size(), 2u);
+  EXPECT_TRUE(Contains(freed, O(1)));
+  EXPECT_TRUE(Contains(freed, O(2)));
+  EXPECT_EQ(t.size(), 0u);
+}
+
+TEST(ObjectTable, NestedRefStillHeldElsewhereSurvives) {
+  ObjectTable t;
+  std::vector<ObjectID> freed;
+  t.AddRef(O(1));
+  (void)t.Seal(O(1), Val("inner"));
+  t.AddRef(O(2));
+  (void)t.Seal(O(2), Val("outer", {O(1)}));
+  t.RemoveRef(O(2), 1, &freed);
+  EXPECT_EQ(freed, std::vector<ObjectID>{O(2)});
+  EXPECT_TRUE(t.IsSealed(O(1)));
+  EXPECT_EQ(Refs(t, O(1)), 1);
+}
+
+TEST(ObjectTable, NestedRefsReleasedTransitively) {
+  ObjectTable t;
+  std::vector<ObjectID> freed;
+  // a contains b, b contains c (and c twice, as in [c, c]); only a is held directly.
+  t.AddRef(O(3));
+  (void)t.Seal(O(3), Val("c"));
+  t.AddRef(O(2));
+  (void)t.Seal(O(2), Val("b", {O(3), O(3)}));
+  t.AddRef(O(1));
+  (void)t.Seal(O(1), Val("a", {O(2)}));
+  t.RemoveRef(O(3), 1, &freed);
+  t.RemoveRef(O(2), 1, &freed);
+  EXPECT_TRUE(freed.empty());
+  EXPECT_EQ(Refs(t, O(3)), 2);
+  EXPECT_EQ(Refs(t, O(2)), 1);
+  t.RemoveRef(O(1), 1, &freed);
+  EXPECT_EQ(freed.size(), 3u);
+  for (uint32_t i = 1; i <= 3; ++i) EXPECT_TRUE(Contains(freed, O(i))) << i;
+  EXPECT_EQ(t.size(), 0u);
+  EXPECT_EQ(t.inline_bytes(), 0u);
+}
+
+TEST(ObjectTable, LongNestedChainIsReleased) {
+  ObjectTable t;
+  const uint32_t n = 2000;
+  // Object i contains object i-1; only the last is held.
+  for (uint32_t i = 0; i < n; ++i) {
+    t.AddRef(O(i));
+    std::vector<ObjectID> nested;
+    if (i > 0) nested.push_back(O(i - 1));
+    (void)t.Seal(O(i), Val("v", nested));
+    if (i > 0) t.RemoveRef(O(i - 1), 1, nullptr);
+  }
+  EXPECT_EQ(t.size(), n);
+  std::vector<ObjectID> freed;
+  t.RemoveRef(O(n - 1), 1, &freed);
+  EXPECT_EQ(freed.size(), n);
+  EXPECT_EQ(t.size(), 0u);
+}
+
+TEST(ObjectTable, NestedRefToPendingObject) {
+  ObjectTable t;
+  std::vector<ObjectID> freed;
+  // outer contains the ref of a task return that is not computed yet.
+  t.AddRef(O(1));
+  (void)t.Seal(O(1), Val("outer", {O(2)}));
+  EXPECT_FALSE(t.IsSealed(O(2)));
+  EXPECT_EQ(Refs(t, O(2)), 1);
+  t.RemoveRef(O(1), 1, &freed);
+  EXPECT_EQ(freed, std::vector<ObjectID>{O(1)});
+  ASSERT_NE(t.Find(O(2)), nullptr) << "pending objects wait for their value";
+  (void)t.Seal(O(2), Val("result"));
+  t.EraseIfUnreferenced(O(2), &freed);
+  EXPECT_TRUE(Contains(freed, O(2)));
+  EXPECT_EQ(t.size(), 0u);
+}
+
+TEST(ObjectTable, SubscribersReturnedOnSeal) {
+  ObjectTable t;
+  t.AddRef(O(1));
+  EXPECT_FALSE(t.Subscribe(O(1), 11));
+  EXPECT_FALSE(t.Subscribe(O(1), 22));
+  EXPECT_EQ(t.Find(O(1))->subscribers.size(), 2u);
+  std::vector<uint64_t> subs = t.Seal(O(1), Val("v"));
+  EXPECT_EQ(subs, (std::vector<uint64_t>{11, 22}));
+  EXPECT_TRUE(t.Find(O(1))->subscribers.empty()) << "cleared from the entry";
+  EXPECT_TRUE(t.Subscribe(O(1), 33)) << "already sealed: the caller sends it now";
+  EXPECT_TRUE(t.Find(O(1))->subscribers.empty()) << "no need to remember late subscribers";
+}
+
+TEST(ObjectTable, SubscribeToUnknownObjectCreatesPendingEntry) {
+  ObjectTable t;
+  EXPECT_FALSE(t.Subscribe(O(1), 5));
+  ASSERT_NE(t.Find(O(1)), nullptr);
+  EXPECT_EQ(Refs(t, O(1)), 0);
+  std::vector<uint64_t> subs = t.Seal(O(1), Val("v"));
+  EXPECT_EQ(subs, std::vector<uint64_t>{5});
+}
+
+TEST(ObjectTable, DoubleSealKeepsFirstValue) {
+  ObjectTable t;
+  t.AddRef(O(1));
+  t.Subscribe(O(1), 7);
+  t.AddRef(O(8));
+  (void)t.Seal(O(8), Val("n"));
+  std::vector<uint64_t> first = t.Seal(O(1), Val("first", {O(8)}));
+  EXPECT_EQ(first, std::vector<uint64_t>{7});
+  size_t bytes = t.inline_bytes();
+  EXPECT_EQ(Refs(t, O(8)), 2);
+
+  ObjectValue second = Val("second value", {O(8), O(9)});
+  second.kind = ObjectKind::kTaskError;
+  t.Subscribe(O(1), 8);  // returns true; nothing stored
+  std::vector<uint64_t> again = t.Seal(O(1), second);
+  EXPECT_TRUE(again.empty());
+  const ObjectTable::Entry* e = t.Find(O(1));
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->value.data, "first");
+  EXPECT_EQ(e->value.kind, ObjectKind::kPickled);
+  EXPECT_EQ(e->value.nested_refs, std::vector<ObjectID>{O(8)});
+  EXPECT_EQ(Refs(t, O(8)), 2) << "the discarded value's nested refs are not pinned";
+  EXPECT_EQ(t.Find(O(9)), nullptr);
+  EXPECT_EQ(t.inline_bytes(), bytes);
+}
+
+TEST(ObjectTable, InlineBytesAccounting) {
+  ObjectTable t;
+  EXPECT_EQ(t.inline_bytes(), 0u);
+  t.AddRef(O(1));
+  t.AddRef(O(2));
+  (void)t.Seal(O(1), Val(std::string(1000, 'a')));
+  (void)t.Seal(O(2), Val(std::string(24, 'b')));
+  EXPECT_EQ(t.inline_bytes(), 1024u);
+  std::vector<ObjectID> freed;
+  t.RemoveRef(O(1), 1, &freed);
+  EXPECT_EQ(t.inline_bytes(), 24u);
+  t.RemoveRef(O(2), 1, &freed);
+  EXPECT_EQ(t.inline_bytes(), 0u);
+}
+
+TEST(ObjectTable, ManyObjectsAndRehashing) {
+  // Sealing pins nested refs (inserting entries) while holding a reference to the entry being
+  // sealed: growing the table must not disturb it.
+  ObjectTable t;
+  const uint32_t n = 5000;
+  std::vector<ObjectID> nested;
+  for (uint32_t i = 0; i < n; ++i) nested.push_back(O(100000 + i));
+  t.AddRef(O(1));
+  (void)t.Seal(O(1), Val("big", nested));
+  EXPECT_EQ(t.size(), n + 1);
+  EXPECT_EQ(t.Find(O(1))->value.data, "big");
+  EXPECT_EQ(t.Find(O(1))->value.nested_refs.size(), n);
+  std::vector<ObjectID> freed;
+  t.RemoveRef(O(1), 1, &freed);
+  EXPECT_EQ(freed, std::vector<ObjectID>{O(1)}) << "nested pending objects wait for values";
+  EXPECT_EQ(t.size(), n);
+  for (uint32_t i = 0; i < n; ++i) EXPECT_EQ(Refs(t, O(100000 + i)), 0);
+}
+
+}  // namespace
+}  // namespace quanta

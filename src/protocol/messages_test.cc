@@ -1,0 +1,604 @@
+// Unit tests for protocol/messages.h and protocol/wire.h: every message type round-trips
+// through a frame; every truncation, trailing byte, forged count or out-of-range enum is
+// rejected with a Status (never a crash, never a huge allocation).
+#include "protocol/messages.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <new>
+#include <string>
+#include <vector>
+
+// ------------------------------------------------------------------ allocation tracking
+// Replacing the global allocation functions lets the forged-count tests check that decoding
+// never asks for a large block, whatever count a hostile peer writes.
+namespace {
+std::atomic<bool> g_track_alloc{false};
+std::atomic<size_t> g_max_alloc{0};
+
+void NoteAlloc(size_t n) {
+  if (!g_track_alloc.load(std::memory_order_relaxed)) return;
+  size_t cur = g_max_alloc.load(std::memory_order_relaxed);
+  while (n > cur && !g_max_alloc.compare_exchange_weak(cur, n)) {
+  }
+}
+}  // namespace
+
+void* operator new(size_t n) {
+  NoteAlloc(n);
+  void* p = std::malloc(n == 0 ? 1 : n);
+  if (p == nullptr) throw std::bad_alloc();
+  return p;
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, size_t) noexcept { std::free(p); }
+
+namespace quanta::protocol {
+
+// Field-by-field equality, found by gtest through argument-dependent lookup.
+bool operator==(const ObjectValue& a, const ObjectValue& b) {
+  return a.kind == b.kind && a.data == b.data && a.nested_refs == b.nested_refs;
+}
+bool operator==(const TaskSpec& a, const TaskSpec& b) {
+  return a.task_id == b.task_id && a.job_id == b.job_id && a.function_id == b.function_id &&
+         a.name == b.name && a.args_blob == b.args_blob && a.arg_refs == b.arg_refs &&
+         a.nested_refs == b.nested_refs && a.num_returns == b.num_returns &&
+         a.resources == b.resources && a.max_retries == b.max_retries &&
+         a.retry_exceptions == b.retry_exceptions;
+}
+bool operator==(const NodeInfo& a, const NodeInfo& b) {
+  return a.node_id == b.node_id && a.address == b.address && a.alive == b.alive &&
+         a.total == b.total && a.available == b.available;
+}
+
+namespace {
+
+ObjectID Id(uint64_t creator, uint32_t seq, uint32_t index) {
+  return ObjectID::Make(creator, seq, index);
+}
+
+std::string Bin(size_t n, unsigned char seed) {
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>(seed + i * 31);
+  return s;
+}
+
+template <typename M>
+std::string EncodeBody(const M& m) {
+  std::string s;
+  Writer w(&s);
+  m.Encode(w);
+  return s;
+}
+
+// Encodes `msg` as a frame, decodes the frame and its body, and checks everything a decoder
+// must reject around that body: every proper prefix, and any trailing bytes. Returns the
+// decoded message for field comparisons.
+template <typename M>
+M RoundTrip(MessageType type, const M& msg) {
+  std::string wire = "junk-before";  // AppendMessage appends; the header is patched in place
+  size_t start = wire.size();
+  AppendMessage(&wire, type, msg);
+  std::string body = EncodeBody(msg);
+  EXPECT_EQ(wire.size() - start, kFrameHeaderSize + body.size());
+
+  FrameDecoder dec;
+  dec.Append(std::string_view(wire).substr(start));
+  Frame frame;
+  auto r = dec.Next(&frame);
+  EXPECT_TRUE(r.ok() && r.value()) << MessageTypeName(type);
+  M out;
+  if (!r.ok() || !r.value()) return out;
+  EXPECT_EQ(frame.type, static_cast<uint16_t>(type));
+  EXPECT_EQ(frame.body, body);
+  Status st = DecodeMessage(frame.body, &out);
+  EXPECT_TRUE(st.ok()) << MessageTypeName(type) << ": " << st.ToString();
+  // The encoding is canonical: re-encoding the decoded value gives the same bytes.
+  EXPECT_EQ(EncodeBody(out), body) << MessageTypeName(type);
+
+  // Every truncation is an error (never a crash: run under ASan to check bounds too).
+  for (size_t n = 0; n < body.size(); ++n) {
+    M t;
+    Status ts = DecodeMessage(std::string_view(body).substr(0, n), &t);
+    EXPECT_FALSE(ts.ok()) << MessageTypeName(type) << " truncated to " << n << " of "
+                          << body.size() << " bytes decoded OK";
+    if (!ts.ok()) EXPECT_EQ(ts.code(), StatusCode::kProtocolError);
+  }
+  // Trailing bytes are an error.
+  for (std::string extra : {std::string(1, '\0'), std::string("x"), std::string(17, '\xff')}) {
+    M t;
+    Status ts = DecodeMessage(body + extra, &t);
+    EXPECT_FALSE(ts.ok()) << MessageTypeName(type) << " with " << extra.size()
+                          << " trailing bytes decoded OK";
+    if (!ts.ok()) EXPECT_EQ(ts.code(), StatusCode::kProtocolError);
+  }
+  return out;
+}
+
+ObjectValue SampleValue(ObjectKind kind = ObjectKind::kPickled) {
+  ObjectValue v;
+  v.kind = kind;
+  v.data = Bin(40, 7);
+  v.nested_refs = {Id(1, 2, 3), Id(4, 5, ObjectID::kPutIndex)};
+  return v;
+}
+
+TaskSpec SampleSpec() {
+  TaskSpec s;
+  s.task_id = Id(0x1122334455667788ull, 42, 0);
+  s.job_id = 0xDEADBEEFCAFEull;
+  s.function_id = "fn-hash-0123";
+  s.name = "module.f";
+  s.args_blob = Bin(30, 3);
+  s.arg_refs = {Id(9, 1, 1), Id(9, 2, 1), Id(9, 2, 1)};
+  s.nested_refs = {Id(8, 8, 8)};
+  s.num_returns = 3;
+  s.resources = {{"CPU", 5000}, {"GPU", 2 * kResourceUnit}, {"custom", 1}};
+  s.max_retries = -1;
+  s.retry_exceptions = true;
+  return s;
+}
+
+NodeInfo SampleNode(int i) {
+  NodeInfo n;
+  n.node_id = "node-" + std::to_string(i);
+  n.address = "/tmp/quanta/sockets/node" + std::to_string(i) + ".sock";
+  n.alive = i % 2 == 0;
+  n.total = {{"CPU", 4 * kResourceUnit}, {"memory", 1000}};
+  n.available = {{"CPU", 15000}};
+  return n;
+}
+
+// ------------------------------------------------------------------ round trips, every type
+
+TEST(Messages, Hello) {
+  for (ClientRole role : {ClientRole::kDriver, ClientRole::kWorker}) {
+    Hello m;
+    m.role = role;
+    m.worker_token = 0xFEDCBA9876543210ull;
+    m.pid = 123456;
+    m.log_to_driver = role == ClientRole::kDriver;
+    Hello out = RoundTrip(MessageType::kHello, m);
+    EXPECT_EQ(out.role, m.role);
+    EXPECT_EQ(out.worker_token, m.worker_token);
+    EXPECT_EQ(out.pid, m.pid);
+    EXPECT_EQ(out.log_to_driver, m.log_to_driver);
+  }
+}
+
+TEST(Messages, HelloWireLayout) {
+  // The layout documented for hand-written clients (and used by the Python robustness test).
+  Hello m;
+  m.role = ClientRole::kDriver;
+  m.worker_token = 0x0102030405060708ull;
+  m.pid = 0x0A0B0C0D;
+  m.log_to_driver = true;
+  std::string wire;
+  AppendMessage(&wire, MessageType::kHello, m);
+  const std::string expected = std::string("\x0e\x00\x00\x00\x01\x00\x01\x00", 8) +
+                               std::string("\x01\x08\x07\x06\x05\x04\x03\x02\x01\x0d\x0c\x0b\x0a\x01", 14);
+  EXPECT_EQ(wire, expected);
+}
+
+TEST(Messages, HelloReply) {
+  HelloReply m;
+  m.client_id = 77;
+  m.node_id = "abcdef0123456789";
+  m.session_dir = "/tmp/quanta/session_x";
+  HelloReply out = RoundTrip(MessageType::kHelloReply, m);
+  EXPECT_EQ(out.client_id, m.client_id);
+  EXPECT_EQ(out.node_id, m.node_id);
+  EXPECT_EQ(out.session_dir, m.session_dir);
+}
+
+TEST(Messages, RegisterFunction) {
+  RegisterFunction m{"hash", Bin(100, 1)};
+  RegisterFunction out = RoundTrip(MessageType::kRegisterFunction, m);
+  EXPECT_EQ(out.function_id, m.function_id);
+  EXPECT_EQ(out.payload, m.payload);
+}
+
+TEST(Messages, SubmitTask) {
+  TaskSpec m = SampleSpec();
+  TaskSpec out = RoundTrip(MessageType::kSubmitTask, m);
+  EXPECT_EQ(out, m);
+  EXPECT_EQ(out.ReturnId(2), Id(0x1122334455667788ull, 42, 3));
+}
+
+TEST(Messages, SubmitTaskWithEmptyLists) {
+  TaskSpec m;
+  m.task_id = Id(1, 1, 0);
+  m.num_returns = 0;
+  m.max_retries = 0;
+  TaskSpec out = RoundTrip(MessageType::kSubmitTask, m);
+  EXPECT_EQ(out, m);
+}
+
+TEST(Messages, PutObject) {
+  for (int k = 0; k < static_cast<int>(ObjectKind::kKindCount); ++k) {
+    PutObject m{Id(3, 3, ObjectID::kPutIndex), SampleValue(static_cast<ObjectKind>(k))};
+    PutObject out = RoundTrip(MessageType::kPutObject, m);
+    EXPECT_EQ(out.object_id, m.object_id);
+    EXPECT_EQ(out.value, m.value);
+    EXPECT_EQ(out.value.IsError(), k != 0);
+  }
+}
+
+TEST(Messages, PutObjectEmptyValue) {
+  PutObject m;
+  m.object_id = Id(3, 4, ObjectID::kPutIndex);
+  PutObject out = RoundTrip(MessageType::kPutObject, m);
+  EXPECT_EQ(out.value, m.value);
+}
+
+TEST(Messages, Subscribe) {
+  IdList m;
+  for (uint32_t i = 0; i < 20; ++i) m.ids.push_back(Id(i, i * 2, i * 3));
+  IdList out = RoundTrip(MessageType::kSubscribe, m);
+  EXPECT_EQ(out.ids, m.ids);
+  IdList empty_out = RoundTrip(MessageType::kSubscribe, IdList{});
+  EXPECT_TRUE(empty_out.ids.empty());
+}
+
+TEST(Messages, RefDeltas) {
+  RefDeltas m;
+  m.deltas = {{Id(1, 1, 1), 1},
+              {Id(2, 2, 2), -1},
+              {Id(3, 3, 3), std::numeric_limits<int32_t>::max()},
+              {Id(4, 4, 4), std::numeric_limits<int32_t>::min()}};
+  RefDeltas out = RoundTrip(MessageType::kRefDeltas, m);
+  EXPECT_EQ(out.deltas, m.deltas);
+}
+
+TEST(Messages, WorkerBlockedUnblockedAndRegisterNodeReplyAreEmpty) {
+  for (MessageType t : {MessageType::kWorkerBlocked, MessageType::kWorkerUnblocked,
+                        MessageType::kRegisterNodeReply}) {
+    RoundTrip(t, Empty{});
+    EXPECT_EQ(EncodeBody(Empty{}), "");
+  }
+}
+
+TEST(Messages, TaskDone) {
+  TaskDone m;
+  m.task_id = Id(5, 6, 0);
+  m.returns = {SampleValue(), SampleValue(ObjectKind::kTaskError), ObjectValue{}};
+  TaskDone out = RoundTrip(MessageType::kTaskDone, m);
+  EXPECT_EQ(out.task_id, m.task_id);
+  EXPECT_EQ(out.returns, m.returns);
+}
+
+TEST(Messages, CancelTask) {
+  for (int bits = 0; bits < 4; ++bits) {
+    CancelTask m{Id(7, 7, 1), (bits & 1) != 0, (bits & 2) != 0};
+    CancelTask out = RoundTrip(MessageType::kCancelTask, m);
+    EXPECT_EQ(out.object_id, m.object_id);
+    EXPECT_EQ(out.force, m.force);
+    EXPECT_EQ(out.recursive, m.recursive);
+  }
+}
+
+TEST(Messages, GetClusterInfo) {
+  RequestId out = RoundTrip(MessageType::kGetClusterInfo, RequestId{0x123456789ull});
+  EXPECT_EQ(out.request_id, 0x123456789ull);
+}
+
+TEST(Messages, ObjectReady) {
+  ObjectReady m{Id(1, 2, 1), SampleValue(ObjectKind::kObjectLost)};
+  ObjectReady out = RoundTrip(MessageType::kObjectReady, m);
+  EXPECT_EQ(out.object_id, m.object_id);
+  EXPECT_EQ(out.value, m.value);
+}
+
+TEST(Messages, ExecuteTask) {
+  ExecuteTask m;
+  m.spec = SampleSpec();
+  m.function_payload = Bin(64, 9);
+  m.args = {SampleValue(), SampleValue(ObjectKind::kCancelled), SampleValue()};
+  ExecuteTask out = RoundTrip(MessageType::kExecuteTask, m);
+  EXPECT_EQ(out.spec, m.spec);
+  EXPECT_EQ(out.function_payload, m.function_payload);
+  EXPECT_EQ(out.args, m.args);
+}
+
+TEST(Messages, LogLines) {
+  LogLines m{4321, "f", true, "line one\nline two\n"};
+  LogLines out = RoundTrip(MessageType::kLogLines, m);
+  EXPECT_EQ(out.pid, m.pid);
+  EXPECT_EQ(out.task_name, m.task_name);
+  EXPECT_EQ(out.is_stderr, m.is_stderr);
+  EXPECT_EQ(out.text, m.text);
+}
+
+TEST(Messages, Warning) {
+  Warning out = RoundTrip(MessageType::kWarning, Warning{"a task needs {GPU: 1}"});
+  EXPECT_EQ(out.text, "a task needs {GPU: 1}");
+}
+
+TEST(Messages, ClusterInfo) {
+  ClusterInfo m;
+  m.request_id = 99;
+  m.nodes = {SampleNode(0), SampleNode(1), NodeInfo{}};
+  ClusterInfo out = RoundTrip(MessageType::kClusterInfo, m);
+  EXPECT_EQ(out.request_id, m.request_id);
+  EXPECT_EQ(out.nodes, m.nodes);
+}
+
+TEST(Messages, RegisterNode) {
+  RegisterNode m{SampleNode(2)};
+  RegisterNode out = RoundTrip(MessageType::kRegisterNode, m);
+  EXPECT_EQ(out.node, m.node);
+}
+
+TEST(Messages, ResourceUpdate) {
+  ResourceUpdate m{"node-9", {{"CPU", 0}, {"GPU", 12345}}};
+  ResourceUpdate out = RoundTrip(MessageType::kResourceUpdate, m);
+  EXPECT_EQ(out.node_id, m.node_id);
+  EXPECT_EQ(out.available, m.available);
+}
+
+TEST(Messages, TypeNames) {
+  EXPECT_STREQ(MessageTypeName(MessageType::kHello), "Hello");
+  EXPECT_STREQ(MessageTypeName(MessageType::kSubmitTask), "SubmitTask");
+  EXPECT_STREQ(MessageTypeName(MessageType::kResourceUpdate), "ResourceUpdate");
+  EXPECT_STREQ(MessageTypeName(static_cast<MessageType>(999)), "Unknown");
+  EXPECT_STREQ(MessageTypeName(static_cast<MessageType>(0)), "Unknown");
+}
+
+// ------------------------------------------------------------------ invalid field values
+
+TEST(Messages, UnknownObjectKindRejected) {
+  for (int kind : {static_cast<int>(ObjectKind::kKindCount), 7, 128, 255}) {
+    std::string body = EncodeBody(PutObject{Id(1, 1, 1), SampleValue()});
+    body[ObjectID::kSize] = static_cast<char>(kind);  // the kind byte follows the id
+    PutObject m;
+    Status st = DecodeMessage(body, &m);
+    ASSERT_FALSE(st.ok()) << "kind " << kind;
+    EXPECT_EQ(st.code(), StatusCode::kProtocolError);
+    EXPECT_NE(st.message().find("object kind"), std::string::npos) << st.message();
+  }
+}
+
+TEST(Messages, UnknownObjectKindInsideTaskDoneRejected) {
+  TaskDone m{Id(1, 1, 0), {SampleValue(), SampleValue()}};
+  std::string body = EncodeBody(m);
+  // Second value starts after id(16) + count(4) + first value.
+  size_t second = ObjectID::kSize + 4 + EncodeBody(PutObject{Id(), SampleValue()}).size() -
+                  ObjectID::kSize;
+  ASSERT_EQ(static_cast<uint8_t>(body[second]), 0);
+  body[second] = 42;
+  TaskDone out;
+  EXPECT_FALSE(DecodeMessage(body, &out).ok());
+}
+
+TEST(Messages, UnknownClientRoleRejected) {
+  for (int role : {0, 3, 255}) {
+    std::string body = EncodeBody(Hello{});
+    body[0] = static_cast<char>(role);
+    Hello m;
+    Status st = DecodeMessage(body, &m);
+    EXPECT_FALSE(st.ok()) << "role " << role;
+    EXPECT_NE(st.message().find("role"), std::string::npos) << st.message();
+  }
+}
+
+TEST(Messages, InvalidBooleanRejected) {
+  std::string hello = EncodeBody(Hello{});
+  hello.back() = 2;  // log_to_driver
+  Hello h;
+  EXPECT_FALSE(DecodeMessage(hello, &h).ok());
+
+  std::string cancel = EncodeBody(CancelTask{Id(1, 1, 1), false, false});
+  for (size_t at : {cancel.size() - 2, cancel.size() - 1}) {
+    std::string b = cancel;
+    b[at] = static_cast<char>(0x80);
+    CancelTask c;
+    EXPECT_FALSE(DecodeMessage(b, &c).ok());
+  }
+
+  std::string spec = EncodeBody(SampleSpec());
+  spec.back() = 3;  // retry_exceptions
+  TaskSpec s;
+  EXPECT_FALSE(DecodeMessage(spec, &s).ok());
+}
+
+TEST(Messages, NegativeResourceRejected) {
+  ResourceUpdate m{"n", {{"CPU", -1}}};
+  ResourceUpdate out;
+  Status st = DecodeMessage(EncodeBody(m), &out);
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("CPU"), std::string::npos) << st.message();
+
+  TaskSpec spec = SampleSpec();
+  spec.resources = {{"CPU", kResourceUnit}, {"GPU", std::numeric_limits<int64_t>::min()}};
+  TaskSpec s;
+  EXPECT_FALSE(DecodeMessage(EncodeBody(spec), &s).ok());
+}
+
+TEST(Messages, NumReturnsLimit) {
+  TaskSpec spec = SampleSpec();
+  spec.num_returns = 100000;
+  TaskSpec ok;
+  EXPECT_TRUE(DecodeMessage(EncodeBody(spec), &ok).ok());
+  for (uint32_t n : {100001u, 0xFFFFFFFFu}) {
+    spec.num_returns = n;
+    TaskSpec bad;
+    EXPECT_FALSE(DecodeMessage(EncodeBody(spec), &bad).ok()) << n;
+  }
+}
+
+// ------------------------------------------------------------------ forged element counts
+
+// Decodes `body` as M while tracking the largest single allocation; expects failure and no
+// allocation beyond a small multiple of the body (the body is all a peer can back a count with).
+template <typename M>
+void ExpectForgedCountRejected(const std::string& body, const char* what) {
+  M m;
+  g_max_alloc = 0;
+  g_track_alloc = true;
+  Status st = DecodeMessage(body, &m);
+  g_track_alloc = false;
+  EXPECT_FALSE(st.ok()) << what;
+  if (!st.ok()) {
+    EXPECT_EQ(st.code(), StatusCode::kProtocolError) << what;
+  }
+  EXPECT_LT(g_max_alloc.load(), 64u * 1024) << what << ": decoder allocated "
+                                            << g_max_alloc.load() << " bytes";
+}
+
+std::string U32(uint32_t v) { return std::string(reinterpret_cast<const char*>(&v), 4); }
+
+TEST(ForgedCounts, TrackerSeesAllocations) {
+  // Sanity check of the allocation hook itself, so the tests below cannot pass vacuously.
+  g_max_alloc = 0;
+  g_track_alloc = true;
+  std::vector<char>* v = new std::vector<char>(100000);
+  g_track_alloc = false;
+  EXPECT_GE(g_max_alloc.load(), 100000u);
+  delete v;
+}
+
+TEST(ForgedCounts, Rejected) {
+  const uint32_t kHuge[] = {0xFFFFFFFFu, 0x10000000u, 1000};
+  for (uint32_t n : kHuge) {
+    std::string pad(40, '\0');
+    // IdList (Subscribe): 16 bytes per id.
+    ExpectForgedCountRejected<IdList>(U32(n) + pad, "IdList");
+    // Byte string length (RegisterFunction.function_id).
+    ExpectForgedCountRejected<RegisterFunction>(U32(n) + pad, "Bytes");
+    // RefDeltas: 20 bytes per delta.
+    ExpectForgedCountRejected<RefDeltas>(U32(n) + pad, "RefDeltas");
+    // ResourceMap inside ResourceUpdate (after an empty node id).
+    ExpectForgedCountRejected<ResourceUpdate>(U32(0) + U32(n) + pad, "ResourceMap");
+    // TaskDone.returns.
+    ExpectForgedCountRejected<TaskDone>(Id(1, 1, 0).Binary() + U32(n) + pad, "TaskDone.returns");
+    // ClusterInfo.nodes.
+    ExpectForgedCountRejected<ClusterInfo>(std::string(8, '\0') + U32(n) + pad, "ClusterInfo");
+    // ObjectValue.data / nested_refs inside PutObject.
+    ExpectForgedCountRejected<PutObject>(Id(1, 1, 1).Binary() + '\0' + U32(n) + pad,
+                                         "ObjectValue.data");
+    ExpectForgedCountRejected<PutObject>(Id(1, 1, 1).Binary() + '\0' + U32(0) + U32(n) + pad,
+                                         "ObjectValue.nested_refs");
+    // TaskSpec.arg_refs and ExecuteTask.args.
+    std::string spec_prefix = Id(1, 1, 0).Binary() + std::string(8, '\0') + U32(0) + U32(0) + U32(0);
+    ExpectForgedCountRejected<TaskSpec>(spec_prefix + U32(n) + pad, "TaskSpec.arg_refs");
+    std::string spec = EncodeBody(SampleSpec());
+    ExpectForgedCountRejected<ExecuteTask>(spec + U32(0) + U32(n) + pad, "ExecuteTask.args");
+  }
+}
+
+TEST(ForgedCounts, CountOneMoreThanPresent) {
+  IdList m;
+  m.ids = {Id(1, 1, 1), Id(2, 2, 2)};
+  std::string body = EncodeBody(m);
+  uint32_t three = 3;
+  std::memcpy(body.data(), &three, 4);
+  IdList out;
+  EXPECT_FALSE(DecodeMessage(body, &out).ok());
+
+  RefDeltas d;
+  d.deltas = {{Id(1, 1, 1), 1}};
+  std::string dbody = EncodeBody(d);
+  uint32_t two = 2;
+  std::memcpy(dbody.data(), &two, 4);
+  RefDeltas dout;
+  EXPECT_FALSE(DecodeMessage(dbody, &dout).ok());
+}
+
+// ------------------------------------------------------------------ Reader primitives
+
+TEST(Reader, BoundsChecked) {
+  std::string three("\x01\x02\x03", 3);
+  Reader r(three);
+  uint32_t v32;
+  EXPECT_FALSE(r.U32(&v32).ok());
+  EXPECT_EQ(r.remaining(), 3u);  // a failed read consumes nothing
+  uint8_t v8;
+  EXPECT_TRUE(r.U8(&v8).ok());
+  EXPECT_EQ(v8, 1);
+  uint64_t v64;
+  EXPECT_FALSE(r.U64(&v64).ok());
+  ObjectID id;
+  EXPECT_FALSE(r.Id(&id).ok());
+  EXPECT_FALSE(r.ExpectEnd().ok());
+}
+
+TEST(Reader, IntegersAndDoublesRoundTrip) {
+  std::string s;
+  Writer w(&s);
+  w.U8(0xAB);
+  w.U32(0xDEADBEEF);
+  w.U64(0x0123456789ABCDEFull);
+  w.I32(-5);
+  w.I64(std::numeric_limits<int64_t>::min());
+  w.F64(-0.125);
+  w.Bytes("");
+  w.Bytes(std::string("a\0b", 3));
+  Reader r(s);
+  uint8_t a;
+  uint32_t b;
+  uint64_t c;
+  int32_t d;
+  int64_t e;
+  double f;
+  std::string g, h;
+  ASSERT_TRUE(r.U8(&a).ok());
+  ASSERT_TRUE(r.U32(&b).ok());
+  ASSERT_TRUE(r.U64(&c).ok());
+  ASSERT_TRUE(r.I32(&d).ok());
+  ASSERT_TRUE(r.I64(&e).ok());
+  ASSERT_TRUE(r.F64(&f).ok());
+  ASSERT_TRUE(r.Bytes(&g).ok());
+  ASSERT_TRUE(r.Bytes(&h).ok());
+  EXPECT_TRUE(r.ExpectEnd().ok());
+  EXPECT_EQ(a, 0xAB);
+  EXPECT_EQ(b, 0xDEADBEEF);
+  EXPECT_EQ(c, 0x0123456789ABCDEFull);
+  EXPECT_EQ(d, -5);
+  EXPECT_EQ(e, std::numeric_limits<int64_t>::min());
+  EXPECT_EQ(f, -0.125);
+  EXPECT_EQ(g, "");
+  EXPECT_EQ(h, std::string("a\0b", 3));
+}
+
+TEST(Reader, CountChecksRemainingBytes) {
+  std::string s = U32(2) + std::string(10, '\0');
+  {
+    Reader r(s);
+    uint32_t n;
+    EXPECT_TRUE(r.Count(&n, 5).ok());
+    EXPECT_EQ(n, 2u);
+  }
+  {
+    Reader r(s);
+    uint32_t n;
+    EXPECT_FALSE(r.Count(&n, 6).ok());
+  }
+  {
+    std::string zero = U32(0);
+    Reader r(zero);
+    uint32_t n;
+    EXPECT_TRUE(r.Count(&n, 16).ok());
+    EXPECT_EQ(n, 0u);
+    EXPECT_TRUE(r.ExpectEnd().ok());
+  }
+}
+
+TEST(ObjectIds, LayoutAndDerivedIds) {
+  ObjectID id = ObjectID::Make(0x1122334455667788ull, 7, 0);
+  EXPECT_EQ(id.Creator(), 0x1122334455667788ull);
+  EXPECT_EQ(id.Sequence(), 7u);
+  EXPECT_EQ(id.Index(), 0u);
+  EXPECT_EQ(id.ReturnId(0).Index(), 1u);
+  EXPECT_EQ(id.ReturnId(4).TaskId(), id);
+  EXPECT_EQ(ObjectID::FromBinary(id.Binary()), id);
+  EXPECT_EQ(id.Hex().size(), 32u);
+  EXPECT_TRUE(ObjectID().IsNil());
+  EXPECT_FALSE(id.IsNil());
+}
+
+}  // namespace
+}  // namespace quanta::protocol
