@@ -37,7 +37,7 @@ def test_init_shutdown_and_is_initialized(no_cluster):
     quanta.shutdown()  # a second shutdown is a no-op
     assert not quanta.is_initialized()
 
-    quanta.init(num_cpus=1)  # a new cluster after a shutdown
+    quanta.init(num_cpus=1, namespace="lifecycle-tests")  # a new cluster after a shutdown
     assert quanta.cluster_resources()["CPU"] == 1
     assert quanta.get(ping.remote()) == "pong"
 
@@ -68,6 +68,39 @@ def test_put_auto_initialises(no_cluster):
     ref = quanta.put("auto")
     assert quanta.is_initialized()
     assert quanta.get(ref) == "auto"
+
+
+def _names(identities):
+    names = set()
+    for pid, _ in identities:
+        try:
+            names.add(os.path.basename(os.readlink(f"/proc/{pid}/exe")))
+        except OSError:
+            pass
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                argv0 = fh.read().split(b"\0")[0].decode("utf-8", "replace")
+            names.add(os.path.basename(argv0))
+        except OSError:
+            pass
+    return names
+
+
+def test_cluster_processes_are_control_service_node_daemon_and_workers(no_cluster):
+    quanta.init(num_cpus=2)
+
+    @quanta.remote
+    def pid():
+        return os.getpid()
+
+    worker = process_identity(quanta.get(pid.remote()))
+    started = descendants(os.getpid())
+    names = _names(started)
+    assert "quanta_control" in names and "quanta_node" in names, describe(started)
+    assert worker in started, "the worker should be a descendant of the driver:\n" + describe(started)
+    quanta.shutdown()
+    left = wait_until_gone(started, ORPHAN_GRACE_S)
+    assert not left, "still running after shutdown():\n" + describe(left)
 
 
 # ------------------------------------------------------------------------------ no orphans

@@ -26,7 +26,9 @@ class TaskError(QuantaError):
         self.cause = cause
         self.pid = pid
         self.cause_repr = cause_repr if cause_repr is not None else repr(cause)
-        super().__init__(self._message())
+        # Not super(): in a TaskError(UserError) class that would run the user's __init__,
+        # which could reset attributes copied from the original exception.
+        Exception.__init__(self, self._message())
 
     def _message(self):
         where = f"task {self.function_name}" + (f" (pid={self.pid})" if self.pid else "")

@@ -12,8 +12,12 @@ void BindObjects(nb::class_<CoreClient>& cls) {
               const nb::list& nested) {
              protocol::ObjectValue v = ValueFromPython(kind, data, nested);
              ObjectID oid = ToId(id);
-             nb::gil_scoped_release release;
-             ThrowIfError(c.Put(oid, std::move(v)));
+             Status st;
+             {
+               nb::gil_scoped_release release;
+               st = c.Put(oid, std::move(v));
+             }
+             ThrowIfError(st);
            })
       .def("get",
            [](CoreClient& c, const nb::list& ids, int64_t timeout_ms) {

@@ -32,8 +32,12 @@ void BindTasks(nb::class_<CoreClient>& cls) {
       .def("register_function",
            [](CoreClient& c, const nb::bytes& fid, const nb::bytes& payload) {
              std::string f = ToString(fid), p = ToString(payload);
-             nb::gil_scoped_release release;
-             ThrowIfError(c.RegisterFunction(f, p));
+             Status st;
+             {
+               nb::gil_scoped_release release;
+               st = c.RegisterFunction(f, p);
+             }
+             ThrowIfError(st);
            })
       .def("is_function_registered",
            [](CoreClient& c, const nb::bytes& fid) { return c.IsFunctionRegistered(ToString(fid)); })
@@ -72,8 +76,12 @@ void BindTasks(nb::class_<CoreClient>& cls) {
              nb::list returns;
              for (uint32_t i = 0; i < num_returns; ++i) returns.append(FromId(spec.ReturnId(i)));
              {
-               nb::gil_scoped_release release;
-               ThrowIfError(c.SubmitTask(spec));
+               Status st;
+               {
+                 nb::gil_scoped_release release;
+                 st = c.SubmitTask(spec);
+               }
+               ThrowIfError(st);
              }
              return returns;
            },
@@ -84,8 +92,12 @@ void BindTasks(nb::class_<CoreClient>& cls) {
       .def("kill_actor",
            [](CoreClient& c, const nb::bytes& actor_id, bool no_restart) {
              ObjectID id = ToId(actor_id);
-             nb::gil_scoped_release release;
-             ThrowIfError(c.KillActor(id, no_restart));
+             Status st;
+             {
+               nb::gil_scoped_release release;
+               st = c.KillActor(id, no_restart);
+             }
+             ThrowIfError(st);
            })
       .def("actor_name",
            [](CoreClient& c, int op, const std::string& name, const std::string& ns,
@@ -107,8 +119,12 @@ void BindTasks(nb::class_<CoreClient>& cls) {
       .def("cancel",
            [](CoreClient& c, const nb::bytes& id, bool force, bool recursive) {
              ObjectID oid = ToId(id);
-             nb::gil_scoped_release release;
-             ThrowIfError(c.Cancel(oid, force, recursive));
+             Status st;
+             {
+               nb::gil_scoped_release release;
+               st = c.Cancel(oid, force, recursive);
+             }
+             ThrowIfError(st);
            })
       .def("cluster_info",
            [](CoreClient& c, int64_t timeout_ms) {
@@ -159,8 +175,12 @@ void BindTasks(nb::class_<CoreClient>& cls) {
           msg.returns.push_back(ValueFromPython(nb::cast<int>(t[0]), nb::borrow<nb::bytes>(t[1]),
                                                 nb::borrow<nb::list>(t[2])));
         }
-        nb::gil_scoped_release release;
-        ThrowIfError(c.TaskDone(msg));
+        Status st;
+        {
+          nb::gil_scoped_release release;
+          st = c.TaskDone(msg);
+        }
+        ThrowIfError(st);
       });
 }
 

@@ -1,6 +1,7 @@
 // quanta_control: the control service daemon.
 //
 //   quanta_control --session-dir D --socket S [--lifeline-fd F] [--ready-fd F]
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -27,6 +28,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   InitLogging("control", session_dir + "/logs/control.log", LogLevel::kInfo);
+  // Inherited descriptors must not leak into the processes we start.
+  for (long long fd : {lifeline.value(), ready.value()}) {
+    if (fd >= 0) fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC);
+  }
   signal(SIGPIPE, SIG_IGN);
   net::EventLoop loop;
   Status st = loop.Init();

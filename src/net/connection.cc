@@ -23,7 +23,10 @@ Result<std::shared_ptr<Connection>> Connection::Create(EventLoop* loop, int fd,
   Status st = loop->Add(fd, EPOLLIN | EPOLLRDHUP, [weak](uint32_t events) {
     if (auto c = weak.lock()) c->OnEvents(events);
   });
-  if (!st.ok()) return st;
+  if (!st.ok()) {
+    conn->closed_ = true;  // on failure the caller keeps ownership of fd
+    return st;
+  }
   return conn;
 }
 

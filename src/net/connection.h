@@ -25,6 +25,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   using MessageHandler = std::function<void(Connection&, const protocol::Frame&)>;
   using CloseHandler = std::function<void(Connection&, const Status& why)>;
 
+  // Takes ownership of `fd` on success; on failure the caller still owns (and closes) it.
   static Result<std::shared_ptr<Connection>> Create(EventLoop* loop, int fd,
                                                     MessageHandler on_message,
                                                     CloseHandler on_close);

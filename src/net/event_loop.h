@@ -11,6 +11,7 @@
 
 #include <sys/epoll.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -59,7 +60,7 @@ class EventLoop {
 
   int epoll_fd_ = -1;
   int wake_fd_ = -1;
-  bool stopping_ = false;
+  std::atomic<bool> stopping_{false};
   uint64_t timer_seq_ = 0;
   std::unordered_map<int, std::shared_ptr<FdHandler>> handlers_;
   std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;

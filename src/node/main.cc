@@ -6,6 +6,7 @@
 //
 // Resource amounts are fixed point (10000 = 1 unit). The daemon writes "ready\n" to the
 // ready fd once it accepts connections, and exits when the lifeline fd reaches EOF.
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -52,6 +53,10 @@ int main(int argc, char** argv) {
   opts.lifeline_fd = static_cast<int>(lifeline.value());
   opts.worker_env = flags->GetAll("worker-env");
 
+  // Inherited descriptors must not leak into the processes we start.
+  for (long long fd : {lifeline.value(), ready.value()}) {
+    if (fd >= 0) fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC);
+  }
   signal(SIGPIPE, SIG_IGN);
   net::EventLoop loop;
   Status st = loop.Init();

@@ -499,18 +499,22 @@ void NodeServer::OnSubscribe(Client& client, const std::vector<ObjectID>& ids) {
 }
 
 void NodeServer::OnRefDeltas(Client& client, const protocol::RefDeltas& msg) {
-  std::vector<ObjectID> freed;
+  // A batch is unordered: apply every increment before any decrement, so an object that one
+  // ref kept alive cannot be freed just before another ref to it (in the same batch) arrives.
   for (const auto& [id, delta] : msg.deltas) {
     if (delta > 0) {
       objects_.AddRef(id, delta);
       AddHolding(client, id, delta);
-    } else if (delta < 0) {
-      auto h = client.holdings.find(id);
-      int64_t n = std::min<int64_t>(-static_cast<int64_t>(delta), h == client.holdings.end() ? 0 : h->second);
-      if (n == 0) continue;  // never held: ignore rather than corrupt others' counts
-      AddHolding(client, id, -n);
-      objects_.RemoveRef(id, n, &freed);
     }
+  }
+  std::vector<ObjectID> freed;
+  for (const auto& [id, delta] : msg.deltas) {
+    if (delta >= 0) continue;
+    auto h = client.holdings.find(id);
+    int64_t n = std::min<int64_t>(-static_cast<int64_t>(delta), h == client.holdings.end() ? 0 : h->second);
+    if (n == 0) continue;  // never held: ignore rather than corrupt others' counts
+    AddHolding(client, id, -n);
+    objects_.RemoveRef(id, n, &freed);
   }
   HandleFreed(freed);
 }

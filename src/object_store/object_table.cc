@@ -56,11 +56,29 @@ bool ObjectTable::IsSealed(const ObjectID& id) const {
 
 void ObjectTable::Erase(std::unordered_map<ObjectID, Entry, ObjectIDHash>::iterator it,
                         std::vector<ObjectID>* freed) {
-  std::vector<ObjectID> nested = std::move(it->second.value.nested_refs);
-  inline_bytes_ -= it->second.value.data.size();
-  if (freed) freed->push_back(it->first);
-  entries_.erase(it);
-  for (const auto& id : nested) RemoveRef(id, 1, freed);
+  // Iterative, not recursive: a chain of objects each containing a ref to the next can be
+  // arbitrarily long, and a recursive release would overflow the stack.
+  std::vector<ObjectID> pending;
+  while (true) {
+    std::vector<ObjectID> nested = std::move(it->second.value.nested_refs);
+    inline_bytes_ -= it->second.value.data.size();
+    if (freed) freed->push_back(it->first);
+    entries_.erase(it);
+    pending.insert(pending.end(), nested.begin(), nested.end());
+    bool found = false;
+    while (!pending.empty() && !found) {
+      ObjectID id = pending.back();
+      pending.pop_back();
+      auto next = entries_.find(id);
+      if (next == entries_.end()) continue;
+      if (--next->second.refs < 0) next->second.refs = 0;
+      if (next->second.refs == 0 && next->second.sealed) {
+        it = next;
+        found = true;
+      }
+    }
+    if (!found) return;
+  }
 }
 
 }  // namespace quanta

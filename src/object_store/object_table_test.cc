@@ -217,6 +217,25 @@ TEST(ObjectTable, LongNestedChainIsReleased) {
   EXPECT_EQ(t.size(), 0u);
 }
 
+TEST(ObjectTable, VeryLongNestedChainDoesNotOverflowTheStack) {
+  // A driver can build such a chain with `r = put(0); for _ in range(n): r = put([r])`.
+  // Dropping the head releases the whole chain; doing so recursively (one C++ stack frame
+  // group per link) overflows the stack and kills the node daemon.
+  ObjectTable t;
+  const uint32_t n = 200000;
+  for (uint32_t i = 0; i < n; ++i) {
+    t.AddRef(O(i));
+    std::vector<ObjectID> nested;
+    if (i > 0) nested.push_back(O(i - 1));
+    (void)t.Seal(O(i), Val("v", nested));
+    if (i > 0) t.RemoveRef(O(i - 1), 1, nullptr);
+  }
+  std::vector<ObjectID> freed;
+  t.RemoveRef(O(n - 1), 1, &freed);
+  EXPECT_EQ(freed.size(), n);
+  EXPECT_EQ(t.size(), 0u);
+}
+
 TEST(ObjectTable, NestedRefToPendingObject) {
   ObjectTable t;
   std::vector<ObjectID> freed;

@@ -1,5 +1,6 @@
 #include "protocol/frame.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace quanta::protocol {
@@ -49,8 +50,10 @@ Result<bool> FrameDecoder::Next(Frame* frame) {
                                  " bytes exceeds the limit of " + std::to_string(kMaxFrameBody));
   }
   if (avail < kFrameHeaderSize + body_size) {
-    // Make sure the rest of this frame fits without repeated small growth.
-    WritableSpace(kFrameHeaderSize + body_size - avail);
+    // Grow towards the frame's size as bytes arrive, not all at once: a header alone must not
+    // make us allocate its announced (up to 1 GiB) body.
+    size_t missing = kFrameHeaderSize + body_size - avail;
+    WritableSpace(std::min<size_t>(missing, 16u << 20));
     return false;
   }
   frame->type = type;

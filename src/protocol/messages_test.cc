@@ -34,8 +34,9 @@ void* operator new(size_t n) {
   if (p == nullptr) throw std::bad_alloc();
   return p;
 }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, size_t) noexcept { std::free(p); }
+// noinline: once inlined, GCC sees free() on a pointer from operator new and warns.
+__attribute__((noinline)) void operator delete(void* p) noexcept { std::free(p); }
+__attribute__((noinline)) void operator delete(void* p, size_t) noexcept { std::free(p); }
 
 namespace quanta::protocol {
 
@@ -43,7 +44,18 @@ namespace quanta::protocol {
 bool operator==(const ObjectValue& a, const ObjectValue& b) {
   return a.kind == b.kind && a.data == b.data && a.nested_refs == b.nested_refs;
 }
+bool operator==(const ActorOptions& a, const ActorOptions& b) {
+  return a.max_concurrency == b.max_concurrency && a.max_restarts == b.max_restarts &&
+         a.detached == b.detached && a.is_async == b.is_async && a.class_name == b.class_name &&
+         a.lifetime_resources == b.lifetime_resources;
+}
+// Fields a kind does not carry on the wire (actor_id for normal tasks, method for non-method
+// calls, actor options for non-creation tasks) are not compared.
 bool operator==(const TaskSpec& a, const TaskSpec& b) {
+  if (a.kind != b.kind) return false;
+  if (a.kind != TaskKind::kNormal && a.actor_id != b.actor_id) return false;
+  if (a.kind == TaskKind::kActorMethod && a.method != b.method) return false;
+  if (a.kind == TaskKind::kActorCreation && !(a.actor == b.actor)) return false;
   return a.task_id == b.task_id && a.job_id == b.job_id && a.function_id == b.function_id &&
          a.name == b.name && a.args_blob == b.args_blob && a.arg_refs == b.arg_refs &&
          a.nested_refs == b.nested_refs && a.num_returns == b.num_returns &&
@@ -106,7 +118,9 @@ M RoundTrip(MessageType type, const M& msg) {
     Status ts = DecodeMessage(std::string_view(body).substr(0, n), &t);
     EXPECT_FALSE(ts.ok()) << MessageTypeName(type) << " truncated to " << n << " of "
                           << body.size() << " bytes decoded OK";
-    if (!ts.ok()) EXPECT_EQ(ts.code(), StatusCode::kProtocolError);
+    if (!ts.ok()) {
+      EXPECT_EQ(ts.code(), StatusCode::kProtocolError);
+    }
   }
   // Trailing bytes are an error.
   for (std::string extra : {std::string(1, '\0'), std::string("x"), std::string(17, '\xff')}) {
@@ -114,7 +128,9 @@ M RoundTrip(MessageType type, const M& msg) {
     Status ts = DecodeMessage(body + extra, &t);
     EXPECT_FALSE(ts.ok()) << MessageTypeName(type) << " with " << extra.size()
                           << " trailing bytes decoded OK";
-    if (!ts.ok()) EXPECT_EQ(ts.code(), StatusCode::kProtocolError);
+    if (!ts.ok()) {
+      EXPECT_EQ(ts.code(), StatusCode::kProtocolError);
+    }
   }
   return out;
 }
@@ -209,6 +225,43 @@ TEST(Messages, SubmitTask) {
   EXPECT_EQ(out.ReturnId(2), Id(0x1122334455667788ull, 42, 3));
 }
 
+TEST(Messages, SubmitActorCreationTask) {
+  TaskSpec m = SampleSpec();
+  m.kind = TaskKind::kActorCreation;
+  m.actor_id = m.task_id;
+  m.actor.max_concurrency = 8;
+  m.actor.max_restarts = -1;
+  m.actor.detached = true;
+  m.actor.is_async = true;
+  m.actor.class_name = "Counter";
+  m.actor.lifetime_resources = {{"CPU", 0}, {"GPU", kResourceUnit / 2}};
+  TaskSpec out = RoundTrip(MessageType::kSubmitTask, m);
+  EXPECT_EQ(out, m);
+  EXPECT_EQ(out.actor.class_name, "Counter");
+  EXPECT_EQ(out.actor.max_concurrency, 8u);
+}
+
+TEST(Messages, SubmitActorMethodTask) {
+  TaskSpec m = SampleSpec();
+  m.kind = TaskKind::kActorMethod;
+  m.actor_id = Id(0x42, 7, 0);
+  m.method = "increment";
+  TaskSpec out = RoundTrip(MessageType::kSubmitTask, m);
+  EXPECT_EQ(out, m);
+  EXPECT_EQ(out.method, "increment");
+  EXPECT_EQ(out.actor_id, m.actor_id);
+}
+
+TEST(Messages, ExtraFieldsOfOtherKindsAreNotEncoded) {
+  // A normal task does not carry actor fields, so setting them changes nothing on the wire.
+  TaskSpec plain = SampleSpec();
+  TaskSpec decorated = plain;
+  decorated.actor_id = Id(9, 9, 9);
+  decorated.method = "m";
+  decorated.actor.class_name = "C";
+  EXPECT_EQ(EncodeBody(plain), EncodeBody(decorated));
+}
+
 TEST(Messages, SubmitTaskWithEmptyLists) {
   TaskSpec m;
   m.task_id = Id(1, 1, 0);
@@ -281,6 +334,37 @@ TEST(Messages, CancelTask) {
   }
 }
 
+TEST(Messages, KillActor) {
+  for (bool no_restart : {false, true}) {
+    KillActor m{Id(4, 4, 0), no_restart};
+    KillActor out = RoundTrip(MessageType::kKillActor, m);
+    EXPECT_EQ(out.actor_id, m.actor_id);
+    EXPECT_EQ(out.no_restart, m.no_restart);
+  }
+}
+
+TEST(Messages, ActorName) {
+  for (ActorNameOp op : {ActorNameOp::kRegister, ActorNameOp::kLookup, ActorNameOp::kUnregister}) {
+    ActorName m{31337, op, "counter", "namespace-x", Id(5, 5, 0), Bin(50, 4)};
+    ActorName out = RoundTrip(MessageType::kActorName, m);
+    EXPECT_EQ(out.request_id, m.request_id);
+    EXPECT_EQ(out.op, m.op);
+    EXPECT_EQ(out.name, m.name);
+    EXPECT_EQ(out.name_space, m.name_space);
+    EXPECT_EQ(out.actor_id, m.actor_id);
+    EXPECT_EQ(out.handle_blob, m.handle_blob);
+  }
+}
+
+TEST(Messages, ActorNameReply) {
+  ActorNameReply m{77, true, Bin(20, 5), "no error"};
+  ActorNameReply out = RoundTrip(MessageType::kActorNameReply, m);
+  EXPECT_EQ(out.request_id, m.request_id);
+  EXPECT_EQ(out.ok, m.ok);
+  EXPECT_EQ(out.handle_blob, m.handle_blob);
+  EXPECT_EQ(out.error, m.error);
+}
+
 TEST(Messages, GetClusterInfo) {
   RequestId out = RoundTrip(MessageType::kGetClusterInfo, RequestId{0x123456789ull});
   EXPECT_EQ(out.request_id, 0x123456789ull);
@@ -344,6 +428,8 @@ TEST(Messages, TypeNames) {
   EXPECT_STREQ(MessageTypeName(MessageType::kHello), "Hello");
   EXPECT_STREQ(MessageTypeName(MessageType::kSubmitTask), "SubmitTask");
   EXPECT_STREQ(MessageTypeName(MessageType::kResourceUpdate), "ResourceUpdate");
+  EXPECT_STREQ(MessageTypeName(MessageType::kKillActor), "KillActor");
+  EXPECT_STREQ(MessageTypeName(MessageType::kActorNameReply), "ActorNameReply");
   EXPECT_STREQ(MessageTypeName(static_cast<MessageType>(999)), "Unknown");
   EXPECT_STREQ(MessageTypeName(static_cast<MessageType>(0)), "Unknown");
 }
@@ -366,11 +452,39 @@ TEST(Messages, UnknownObjectKindInsideTaskDoneRejected) {
   TaskDone m{Id(1, 1, 0), {SampleValue(), SampleValue()}};
   std::string body = EncodeBody(m);
   // Second value starts after id(16) + count(4) + first value.
-  size_t second = ObjectID::kSize + 4 + EncodeBody(PutObject{Id(), SampleValue()}).size() -
+  size_t second = ObjectID::kSize + 4 + EncodeBody(PutObject{ObjectID(), SampleValue()}).size() -
                   ObjectID::kSize;
   ASSERT_EQ(static_cast<uint8_t>(body[second]), 0);
   body[second] = 42;
   TaskDone out;
+  EXPECT_FALSE(DecodeMessage(body, &out).ok());
+}
+
+TEST(Messages, UnknownTaskKindRejected) {
+  for (int kind : {3, 4, 255}) {
+    std::string body = EncodeBody(SampleSpec());
+    body[ObjectID::kSize] = static_cast<char>(kind);  // the kind byte follows the task id
+    TaskSpec m;
+    Status st = DecodeMessage(body, &m);
+    EXPECT_FALSE(st.ok()) << "kind " << kind;
+    EXPECT_NE(st.message().find("kind"), std::string::npos) << st.message();
+  }
+}
+
+TEST(Messages, ZeroMaxConcurrencyRejected) {
+  TaskSpec m = SampleSpec();
+  m.kind = TaskKind::kActorCreation;
+  m.actor_id = m.task_id;
+  m.actor.max_concurrency = 0;
+  TaskSpec out;
+  EXPECT_FALSE(DecodeMessage(EncodeBody(m), &out).ok());
+}
+
+TEST(Messages, UnknownActorNameOpRejected) {
+  ActorName m;
+  std::string body = EncodeBody(m);
+  body[8] = 3;  // the op byte follows the u64 request id
+  ActorName out;
   EXPECT_FALSE(DecodeMessage(body, &out).ok());
 }
 
@@ -483,8 +597,26 @@ TEST(ForgedCounts, Rejected) {
     ExpectForgedCountRejected<PutObject>(Id(1, 1, 1).Binary() + '\0' + U32(0) + U32(n) + pad,
                                          "ObjectValue.nested_refs");
     // TaskSpec.arg_refs and ExecuteTask.args.
-    std::string spec_prefix = Id(1, 1, 0).Binary() + std::string(8, '\0') + U32(0) + U32(0) + U32(0);
+    // task id, kind (normal), job id, then three empty byte strings.
+    std::string spec_prefix =
+        Id(1, 1, 0).Binary() + std::string(1, '\0') + std::string(8, '\0') + U32(0) + U32(0) + U32(0);
+    {
+      TaskSpec plain;
+      plain.task_id = Id(1, 1, 0);
+      ASSERT_EQ(EncodeBody(plain).substr(0, spec_prefix.size()), spec_prefix);
+    }
     ExpectForgedCountRejected<TaskSpec>(spec_prefix + U32(n) + pad, "TaskSpec.arg_refs");
+    // ActorOptions.lifetime_resources: task id, kind (creation), actor id, max_concurrency 1,
+    // max_restarts 0, detached, is_async, empty class name, then the count.
+    std::string creation_prefix = Id(1, 1, 0).Binary() + std::string(1, '\1') + Id(1, 1, 0).Binary() +
+                                  U32(1) + U32(0) + std::string(2, '\0') + U32(0);
+    {
+      TaskSpec creation;
+      creation.task_id = creation.actor_id = Id(1, 1, 0);
+      creation.kind = TaskKind::kActorCreation;
+      ASSERT_EQ(EncodeBody(creation).substr(0, creation_prefix.size()), creation_prefix);
+    }
+    ExpectForgedCountRejected<TaskSpec>(creation_prefix + U32(n) + pad, "ActorOptions.lifetime_resources");
     std::string spec = EncodeBody(SampleSpec());
     ExpectForgedCountRejected<ExecuteTask>(spec + U32(0) + U32(n) + pad, "ExecuteTask.args");
   }

@@ -3,27 +3,29 @@
 namespace quanta {
 
 void DependencyTracker::Wait(const TaskID& task, const std::vector<ObjectID>& missing) {
-  missing_count_[task] += missing.size();
-  for (const auto& id : missing) waiters_[id].push_back(task);
+  Waiting& w = missing_count_[task];
+  if (w.generation == 0) w.generation = next_generation_++;
+  w.missing += missing.size();
+  for (const auto& id : missing) waiters_[id].emplace_back(task, w.generation);
 }
 
 void DependencyTracker::OnAvailable(const ObjectID& object, std::vector<TaskID>* ready) {
   auto it = waiters_.find(object);
   if (it == waiters_.end()) return;
-  std::vector<TaskID> tasks = std::move(it->second);
+  auto tasks = std::move(it->second);
   waiters_.erase(it);
-  for (const auto& task : tasks) {
-    auto count = missing_count_.find(task);
-    if (count == missing_count_.end()) continue;  // forgotten
-    if (--count->second == 0) {
-      missing_count_.erase(count);
+  for (const auto& [task, generation] : tasks) {
+    auto w = missing_count_.find(task);
+    if (w == missing_count_.end() || w->second.generation != generation) continue;  // forgotten
+    if (--w->second.missing == 0) {
+      missing_count_.erase(w);
       ready->push_back(task);
     }
   }
 }
 
 bool DependencyTracker::Forget(const TaskID& task) {
-  // Stale entries in waiters_ are skipped in OnAvailable.
+  // Stale entries left in waiters_ carry an old generation and are skipped in OnAvailable.
   return missing_count_.erase(task) > 0;
 }
 

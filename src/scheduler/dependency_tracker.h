@@ -26,8 +26,13 @@ class DependencyTracker {
   size_t num_waiting() const { return missing_count_.size(); }
 
  private:
-  std::unordered_map<ObjectID, std::vector<TaskID>, ObjectIDHash> waiters_;
-  std::unordered_map<TaskID, size_t, ObjectIDHash> missing_count_;
+  struct Waiting {
+    size_t missing = 0;
+    uint64_t generation = 0;  // distinguishes a re-registered task from its forgotten past
+  };
+  std::unordered_map<ObjectID, std::vector<std::pair<TaskID, uint64_t>>, ObjectIDHash> waiters_;
+  std::unordered_map<TaskID, Waiting, ObjectIDHash> missing_count_;
+  uint64_t next_generation_ = 1;
 };
 
 }  // namespace quanta

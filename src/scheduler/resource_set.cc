@@ -37,13 +37,17 @@ void ResourceSet::Subtract(const ResourceSet& other) {
 }
 
 std::string FormatAmount(int64_t v) {
-  std::ostringstream out;
-  if (v % protocol::kResourceUnit == 0) {
-    out << v / protocol::kResourceUnit;
-  } else {
-    out << static_cast<double>(v) / protocol::kResourceUnit;
+  // Exact decimal rendering of the fixed-point value: integer part, then up to 4 decimals.
+  std::string out = v < 0 ? "-" : "";
+  uint64_t a = v < 0 ? static_cast<uint64_t>(-v) : static_cast<uint64_t>(v);
+  out += std::to_string(a / protocol::kResourceUnit);
+  uint64_t frac = a % protocol::kResourceUnit;
+  if (frac != 0) {
+    std::string digits = std::to_string(frac + protocol::kResourceUnit).substr(1);  // zero-padded
+    while (!digits.empty() && digits.back() == '0') digits.pop_back();
+    out += "." + digits;
   }
-  return out.str();
+  return out;
 }
 
 std::string ResourceSet::DescribeShortfall(const ResourceSet& demand) const {

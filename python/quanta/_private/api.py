@@ -190,7 +190,9 @@ def wait(object_refs, *, num_returns=1, timeout=None, fetch_local=True):
             raise TypeError(f"quanta.wait() takes a list of ObjectRefs; the list contains "
                             f"{type(r).__name__} {r!r:.80}")
     if len(set(object_refs)) != len(object_refs):
-        raise ValueError("quanta.wait() got the same ObjectRef more than once; pass distinct refs")
+        dup = next(r for r in object_refs if object_refs.count(r) > 1)
+        raise ValueError(f"quanta.wait() got duplicate ObjectRefs ({dup!r} appears more than "
+                         "once); pass each ref only once")
     if isinstance(num_returns, bool) or not isinstance(num_returns, int):
         raise TypeError(f"num_returns must be an int, got {num_returns!r}")
     if num_returns < 1:

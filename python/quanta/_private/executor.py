@@ -68,11 +68,15 @@ def _report(core, task_id, returns):
     sys.stdout.flush()
     sys.stderr.flush()
     core.task_done(task_id, returns)
+    # The returned values (and the ObjectRefs inside them) lived until TaskDone was sent, so the
+    # node pinned those refs before this process could release its own references.
+    _keepalive.values = None
     if returns and returns[0][0] == KIND_ACTOR_DIED and _actor is not None and _exiting:
         os._exit(0)
 
 
 _exiting = False
+_keepalive = threading.local()
 
 
 def execute(task) -> list:
@@ -183,6 +187,7 @@ def pack_returns(result, num_returns: int, name: str) -> list:
             raise ValueError(f"task {name} has num_returns={num_returns} but returned {got}; "
                              f"return a tuple or list of exactly {num_returns} values")
         values = result
+    _keepalive.values = values
     out = []
     for v in values:
         try:

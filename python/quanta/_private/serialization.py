@@ -84,7 +84,7 @@ def error_from(kind: int, data: bytes) -> BaseException:
     return exceptions.QuantaSystemError(f"object of unknown kind {kind}: {text}")
 
 
-def serialize_args(args: tuple, kwargs: dict, ref_type) -> tuple[bytes, list, list]:
+def serialize_args(args: tuple, kwargs: dict, ref_type, signature=None) -> tuple[bytes, list, list]:
     """Returns (blob, top-level ref ids, nested ref ids) for a task's arguments."""
     arg_refs = []
     if args:
@@ -112,7 +112,7 @@ def serialize_args(args: tuple, kwargs: dict, ref_type) -> tuple[bytes, list, li
     try:
         blob, nested = serialize((new_args, new_kwargs))
     except Exception as e:
-        raise _unpicklable_argument_error(args, kwargs, ref_type, e) from None
+        raise _unpicklable_argument_error(args, kwargs, ref_type, e, signature) from None
     return blob, arg_refs, nested
 
 
@@ -128,9 +128,17 @@ def deserialize_args(blob: bytes, values: list):
     return args, kwargs or {}
 
 
-def _unpicklable_argument_error(args, kwargs, ref_type, original) -> TypeError:
-    named = [(f"argument {i}", a) for i, a in enumerate(args)]
-    named += [(f"keyword argument '{k}'", v) for k, v in kwargs.items()]
+def _unpicklable_argument_error(args, kwargs, ref_type, original, signature=None) -> TypeError:
+    named = None
+    if signature:
+        try:
+            bound = signature.bind(*args, **kwargs).arguments
+            named = [(f"argument '{k}'", v) for k, v in bound.items()]
+        except TypeError:
+            named = None
+    if named is None:
+        named = [(f"argument {i}", a) for i, a in enumerate(args)]
+        named += [(f"keyword argument '{k}'", v) for k, v in kwargs.items()]
     for label, value in named:
         if type(value) is ref_type:
             continue
@@ -138,6 +146,7 @@ def _unpicklable_argument_error(args, kwargs, ref_type, original) -> TypeError:
             cloudpickle.dumps(value, protocol=5)
         except Exception as e:  # noqa: BLE001 - we are looking for the culprit
             culprit, path = find_unpicklable(value)
+            path = path.replace("the argument", label.split(" ", 1)[-1].strip("'"), 1)
             inner = f" (the unpicklable object inside is {path}: {culprit!r:.200})" if path else ""
             return TypeError(
                 f"Could not serialize {label} of type {type(value).__name__}{inner}: "

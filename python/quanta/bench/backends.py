@@ -92,12 +92,15 @@ class Backend:
                 extra = while_up(proc.pid) if while_up else None
                 proc.stdin.close()
                 proc.wait(timeout=60)
-            except BaseException as exc:
-                procs.kill_tree(proc.pid)
-                proc.wait()
+            except Exception as exc:
                 err.seek(0)
-                tail = [l.strip() for l in err.read().decode(errors="replace").splitlines() if l.strip()][-3:]
+                text = err.read().decode(errors="replace").splitlines()
+                tail = [line.strip() for line in text if line.strip()][-3:]
                 raise RuntimeError(f"{exc} (fresh process stderr: {' | '.join(tail)})") from None
+            finally:
+                if proc.poll() is None:
+                    procs.kill_tree(proc.pid)
+                    proc.wait()
         return elapsed, extra
 
     @workload("startup_to_first_result")

@@ -7,6 +7,7 @@ runner keeps what finished even if this process crashes or hangs.
 """
 
 import argparse
+import faulthandler
 import json
 import time
 import traceback
@@ -24,6 +25,7 @@ def main(argv):
     p.add_argument("--timing", required=True, help="JSON of measure.Timing")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
+    faulthandler.enable()  # a crashing engine leaves a Python traceback in the child's log
 
     sizes = wl.Sizes(**json.loads(args.sizes))
     timing = Timing(**json.loads(args.timing))
@@ -36,11 +38,11 @@ def main(argv):
 
 
 def _run(backend, chosen, emit):
-    # Workloads that start their own cluster go first, with none running here.
     try:
         emit(event="version", version=str(backend.version()))
     except Exception as exc:  # reported properly by start() below, if it matters
         emit(event="version", version=f"? ({type(exc).__name__})")
+    # Workloads that start their own cluster go first, with none running here.
     standalone = [w for w in chosen if w.standalone]
     session = [w for w in chosen if not w.standalone]
     for w in standalone:
@@ -70,12 +72,13 @@ def _one(backend, w, emit):
     try:
         rows = backend.run(w.name)
     except Exception as exc:
-        emit(event="error", workload=w.name, error=f"{type(exc).__name__}: {exc}",
-             trace=traceback.format_exc(limit=6))
+        traceback.print_exc()  # into the child's log
+        emit(event="error", workload=w.name, error=f"{type(exc).__name__}: {exc}")
         return
     for row, (samples, details) in rows.items():
         emit(event="result", workload=w.name, row=row, samples=samples,
-             seconds=round(time.perf_counter() - started, 2), details=details, **summarize(samples))
+             seconds=round(time.perf_counter() - started, 2), details=details,
+             **summarize(samples))
 
 
 if __name__ == "__main__":  # pragma: no cover - started through _isolated.py

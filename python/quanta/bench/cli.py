@@ -27,14 +27,18 @@ def parse(argv):
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="short runs (about 2 minutes for quanta)")
     mode.add_argument("--smoke", action="store_true", help="every workload once at tiny sizes (a test)")
-    p.add_argument("--backend", default="quanta", help="backend measured first and in the ratios (default quanta)")
+    p.add_argument("--backend", default="quanta",
+                   help="backend measured first and compared with the peers (default quanta)")
     p.add_argument("--compare", default="", metavar="PEERS",
                    help="comma-separated peers to run too: ray, dask, multiprocessing (or mp)")
     p.add_argument("--only", default="", metavar="NAMES", help="comma-separated workload or row names")
     p.add_argument("--json", metavar="PATH", help="write every result to PATH")
-    p.add_argument("--show", metavar="PATH", help="print the tables of a saved --json file, run nothing")
-    p.add_argument("--list", action="store_true", help="list the workloads and which backends express them")
-    p.add_argument("--rounds", type=int, default=1, help="repeat the whole schedule; samples are pooled")
+    p.add_argument("--show", metavar="PATH",
+                   help="print the tables of a saved --json file, run nothing")
+    p.add_argument("--list", action="store_true",
+                   help="list the workloads and which backends express them")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="repeat the whole schedule; samples are pooled")
     p.add_argument("--timeout", type=float, help="seconds without progress before a workload is ended")
     p.add_argument("--warmup", type=float, help="warm-up seconds per workload")
     p.add_argument("--runs", type=int, help="timed runs per workload")
@@ -65,7 +69,8 @@ def main(argv=None):
 
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
     overrides = {k: v for k, v in (("warmup_s", args.warmup), ("runs", args.runs),
-                                   ("run_s", args.run_seconds), ("settle_s", args.settle)) if v is not None}
+                                   ("run_s", args.run_seconds), ("settle_s", args.settle))
+                 if v is not None}
     timing = replace(TIMINGS[mode], **overrides)
     sizes = wl.SIZES[mode]
     log_dir = args.log_dir or tempfile.mkdtemp(prefix="quanta-bench-")

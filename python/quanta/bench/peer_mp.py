@@ -30,7 +30,8 @@ class MultiprocessingBackend(Backend, TaskWorkloads):
         self.pool.join()
 
     def fresh_script(self, run_task):
-        lines = ["import multiprocessing", "if __name__ == '__main__':", "    pool = multiprocessing.Pool()"]
+        lines = ["import multiprocessing", "if __name__ == '__main__':",
+                 "    pool = multiprocessing.Pool()"]
         if run_task:
             lines.append("    assert pool.apply(abs, (-1,)) == 1")
         lines += [f"    print({READY!r}, flush=True)", "    import sys", "    sys.stdin.read()",

@@ -10,7 +10,8 @@ import signal
 import time
 
 
-def _parent_of(pid):
+def _stat(pid):
+    """Fields of /proc/PID/stat after the command name, or None."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             data = f.read()
@@ -18,8 +19,49 @@ def _parent_of(pid):
         return None
     # The command name is in parentheses and may itself contain spaces or
     # parentheses, so split after the last closing one: "state ppid ...".
-    fields = data[data.rindex(b")") + 2 :].split()
-    return int(fields[1])
+    return data[data.rindex(b")") + 2 :].split()
+
+
+def _parent_of(pid):
+    fields = _stat(pid)
+    return int(fields[1]) if fields else None
+
+
+def snapshot(pid):
+    """``{pid: start time}`` of ``pid``'s live descendants, to find them again
+    after ``pid`` has died (they are then re-parented out of its tree)."""
+    found = {}
+    for p in descendants(pid):
+        fields = _stat(p)
+        if fields:
+            found[p] = fields[19]
+    return found
+
+
+def end_leftovers(seen, grace_s=5.0):
+    """End the processes of a :func:`snapshot` that are still alive (the same
+    processes: same start time), after ``grace_s`` for them to exit by
+    themselves.  Returns the names of those that had to be ended."""
+
+    def alive():
+        left = []
+        for p, started in seen.items():
+            fields = _stat(p)
+            if fields and fields[19] == started and fields[0] != b"Z":
+                left.append(p)
+        return left
+
+    deadline = time.monotonic() + grace_s
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = alive()
+    names = [name_of(p) for p in left]
+    for p in left:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except OSError:
+            pass
+    return names
 
 
 def descendants(pid):
@@ -110,9 +152,5 @@ def kill_tree(pid, grace_s=3.0):
 
 
 def _alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return False
-    return data[data.rindex(b")") + 2 : data.rindex(b")") + 3] != b"Z"
+    fields = _stat(pid)
+    return bool(fields) and fields[0] != b"Z"

@@ -126,8 +126,10 @@ class RayLikeBackend(Backend, TaskWorkloads, ObjectWorkloads, ActorWorkloads):
         mod = self.package
         lines = [f"import {mod}", f"{mod}.init()"]
         if run_task:
-            lines += [f"@{mod}.remote", "def f():", "    return 1", f"assert {mod}.get(f.remote()) == 1"]
-        lines += [f"print({READY!r}, flush=True)", "import sys", "sys.stdin.read()", f"{mod}.shutdown()"]
+            lines += [f"@{mod}.remote", "def f():", "    return 1",
+                      f"assert {mod}.get(f.remote()) == 1"]
+        lines += [f"print({READY!r}, flush=True)", "import sys", "sys.stdin.read()",
+                  f"{mod}.shutdown()"]
         return "\n".join(lines)
 
     # -- primitives of the generic workloads --------------------------------
@@ -269,8 +271,9 @@ class RayLikeBackend(Backend, TaskWorkloads, ObjectWorkloads, ActorWorkloads):
         s, rt = self.sizes, self.rt
         servers = self._new_actors(s.fanout)
         clients = [self.a.Client.remote(a) for a in servers]
-        samples = self.m.rates(lambda: rt.get([c.small_value_batch_arg.remote(s.arg_calls) for c in clients]),
-                               s.arg_calls * len(clients))
+        samples = self.m.rates(
+            lambda: rt.get([c.small_value_batch_arg.remote(s.arg_calls) for c in clients]),
+            s.arg_calls * len(clients))
         self._release(servers + clients)
         return samples, {}
 

@@ -4,6 +4,7 @@ With several backends, runs alternate: for each group of workloads (process,
 objects, tasks, actors) every backend runs that group in its own fresh child,
 the primary backend first, before the next group starts.  Slow drift of the
 machine (another build, thermal limits) then touches every backend alike.
+A backend measured alone runs all groups in one child.
 
 A child that crashes or stops making progress is ended together with all the
 processes it started; the workload it was in is recorded as failed and a new
@@ -20,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from . import procs
 from . import workloads as wl
 from .backends import backend_class, missing_reason
+from .report import fmt
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ISOLATED = os.path.join(HERE, "_isolated.py")
@@ -51,7 +53,8 @@ class Run:
     def __init__(self, plan, say=print):
         self.plan = plan
         self.say = say
-        self.cells = {(r.name, b): Cell() for w in plan.workloads for r in w.rows for b in plan.backends}
+        self.cells = {(r.name, b): Cell()
+                      for w in plan.workloads for r in w.rows for b in plan.backends}
         self.sessions = {b: {} for b in plan.backends}  # version, init seconds, child wall time
         self.blocked = {}  # backend -> reason it cannot run at all
 
@@ -68,12 +71,14 @@ class Run:
             for w in plan.workloads:
                 if w.name not in implemented:
                     self._set(w, b, "n/a")
+        # Alone, a backend runs every group in one child: nothing to alternate with.
+        groups = wl.GROUPS if len(plan.backends) > 1 else ("all",)
         for rnd in range(plan.rounds):
-            for group in wl.GROUPS:
+            for group in groups:
                 for b in plan.backends:
                     if b in self.blocked:
                         continue
-                    todo = [w for w in plan.workloads if w.group == group
+                    todo = [w for w in plan.workloads if group in ("all", w.group)
                             and self.cells[(w.rows[0].name, b)].status != "n/a"]
                     if todo:
                         self._run_child(b, todo, f"{group}-r{rnd + 1}")
@@ -110,17 +115,20 @@ class Run:
             open(out_path, "w").close()
             cmd = [sys.executable, ISOLATED, "--backend", b,
                    "--workloads", ",".join(w.name for w in remaining),
-                   "--sizes", json.dumps(asdict(plan.sizes)), "--timing", json.dumps(asdict(plan.timing)),
-                   "--out", out_path]
+                   "--sizes", json.dumps(asdict(plan.sizes)),
+                   "--timing", json.dumps(asdict(plan.timing)), "--out", out_path]
             wall = time.perf_counter()
             with open(log_path, "w") as log:
                 child = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
                                          cwd=plan.log_dir, stdin=subprocess.DEVNULL)
-            current, done, failure = None, set(), None
+            current, done, failure, tree, looked = None, set(), None, {}, 0.0
             with open(out_path) as feed:
                 pending, last_progress = "", time.monotonic()
                 while True:
                     exited = child.poll() is not None  # read after polling: nothing is missed
+                    if not exited and time.monotonic() - looked > 1.0:
+                        tree.update(procs.snapshot(child.pid))  # all it ever started
+                        looked = time.monotonic()
                     pending += feed.read()
                     *lines, pending = pending.split("\n")
                     for line in lines:
@@ -129,11 +137,17 @@ class Run:
                     if exited:
                         break
                     if time.monotonic() - last_progress > plan.timeout_s:
-                        failure = ("timeout", f"no progress for {plan.timeout_s:.0f} s")
+                        failure = ("timeout", f"no progress for {plan.timeout_s:g} s")
                         procs.kill_tree(child.pid)
                         child.wait()
                         continue
                     time.sleep(0.1)
+            leftovers = procs.end_leftovers(tree)
+            if leftovers:
+                note = (f"{len(leftovers)} processes outlived the child and were ended: "
+                        f"{', '.join(sorted(set(leftovers)))}")
+                self.sessions[b].setdefault("warnings", []).append(note)
+                self.say(f"[{b}] {note}")
             self.sessions[b]["child_s"] = round(self.sessions[b].get("child_s", 0)
                                                 + time.perf_counter() - wall, 1)
             status, why = failure or ("crashed", f"child exited with code {child.returncode}")
@@ -147,7 +161,7 @@ class Run:
             remaining = [w for w in remaining if w.name not in done]
             if b in self.blocked:
                 return
-            if failed_outside:  # in start-up or shut-down rather than in a workload
+            if failed_outside or not done:  # in start-up or shut-down rather than in a workload
                 if remaining:
                     self.blocked[b] = ("error", why)
                     self.say(f"[{b}] cannot go on: {why}")
@@ -182,20 +196,21 @@ class Run:
         cell.samples.extend(event["samples"])
         cell.details = event["details"]
         unit = wl.ROWS[event["row"]][1].unit
-        self.say(f"[{b}] {event['row']}: {_fmt(event['mean'])} ± {_fmt(event['sd'])} {unit}"
-                 f" (median {_fmt(event['median'])}, {len(event['samples'])} runs, {event['seconds']} s)")
+        self.say(f"[{b}] {event['row']}: {fmt(event['mean'])} ± {fmt(event['sd'])} {unit} "
+                 f"(median {fmt(event['median'])}, {len(event['samples'])} runs, "
+                 f"{event['seconds']} s)")
 
 
 def _tail(path, lines=4):
+    """The end of a child's log, or for a fatal signal the innermost frame."""
     try:
         with open(path, errors="replace") as f:
             text = [l.strip() for l in f.read().strip().splitlines() if l.strip()]
     except OSError:
         return "(no log)"
+    fatal = [i for i, l in enumerate(text) if l.startswith("Fatal Python error")]
+    if fatal:  # faulthandler's dump: the error, then the most recent call first
+        frames = [l for l in text[fatal[-1]:] if l.startswith("File ")]
+        return " | ".join([text[fatal[-1]]] + frames[:1])
     return " | ".join(text[-lines:]) or "(empty log)"
 
-
-def _fmt(x):
-    from .report import fmt
-
-    return fmt(x)

@@ -16,6 +16,7 @@ class Row:
     name: str
     unit: str
     higher_is_better: bool
+    baseline: bool = False  # a property of the machine, not of the backend: no ratio
 
 
 @dataclass(frozen=True)
@@ -54,11 +55,12 @@ CATALOGUE = (
        "get of a task result that is a list of 10k object refs"),
     Workload("put_1GiB_numpy", "objects",
              "put of a 1 GiB numpy array, beside np.copyto of 1 GiB in the same process",
-             (Row("put_1GiB_numpy", "GB/s", HIGHER), Row("memcpy_1GiB", "GB/s", HIGHER)),
+             (Row("put_1GiB_numpy", "GB/s", HIGHER), Row("memcpy_1GiB", "GB/s", HIGHER, baseline=True)),
              from_ray=False),
     _w("get_1GiB_numpy", "objects", "ms", "get of a 1 GiB numpy array put once", LOWER, from_ray=False),
     # -- tasks
-    _w("single_client_tasks_and_get_batch", "tasks", "batches/s", "submit 1000 no-op tasks, get them all"),
+    _w("single_client_tasks_and_get_batch", "tasks", "batches/s",
+       "submit 1000 no-op tasks, get them all"),
     _w("single_client_wait_1k_refs", "tasks", "rounds/s",
        "submit 1000 tasks, then wait for one at a time until none is left"),
     _w("single_client_tasks_sync", "tasks", "tasks/s", "submit one task and get it"),
@@ -78,7 +80,8 @@ CATALOGUE = (
     # -- actors
     _w("1_1_actor_calls_sync", "actors", "calls/s", "one call, then get it"),
     _w("1_1_actor_calls_async", "actors", "calls/s", "1000 calls, then get them all"),
-    _w("1_1_actor_calls_concurrent", "actors", "calls/s", "1000 calls to an actor with max_concurrency=16"),
+    _w("1_1_actor_calls_concurrent", "actors", "calls/s",
+       "1000 calls to an actor with max_concurrency=16"),
     _w("1_n_actor_calls_async", "actors", "calls/s", "one client actor calling n actors"),
     _w("n_n_actor_calls_async", "actors", "calls/s", "tasks that each call n actors round-robin"),
     _w("n_n_actor_calls_with_arg_async", "actors", "calls/s",
@@ -113,7 +116,8 @@ def select(names):
 
 
 def _size(value, reference, source, what, *workloads):
-    return field(default=value, metadata={"ref": reference, "src": source, "what": what, "for": workloads})
+    meta = {"ref": reference, "src": source, "what": what, "for": workloads}
+    return field(default=value, metadata=meta)
 
 
 _BATCH_USERS = ("single_client_tasks_and_get_batch", "single_client_wait_1k_refs",
@@ -132,7 +136,8 @@ class Sizes:
 
     batch: int = _size(1000, 1000, "Ray", "tasks or calls per batch", *_BATCH_USERS)
     multi_put_tasks: int = _size(10, 10, "Ray", "putting tasks", "multi_client_put_calls_Plasma_Store")
-    multi_put_each: int = _size(100, 100, "Ray", "small puts per task", "multi_client_put_calls_Plasma_Store")
+    multi_put_each: int = _size(100, 100, "Ray", "small puts per task",
+                                "multi_client_put_calls_Plasma_Store")
     put_gb_elems: int = _size(100 << 20, 100 << 20, "Ray", "int64 elements put",
                               "single_client_put_gigabytes")
     multi_put_gb_tasks: int = _size(10, 10, "Ray", "putting tasks", "multi_client_put_gigabytes")
@@ -161,7 +166,8 @@ class Sizes:
 
 SIZES = {
     "full": Sizes(),
-    "quick": replace(Sizes(), mc_tasks=2000, fanout_calls=2000, actors=50),
+    "quick": replace(Sizes(), mc_tasks=2000, fanout_calls=2000, actors=50,
+                     put_gb_elems=25 << 20, multi_put_gb_tasks=2),
     "smoke": Sizes(batch=10, multi_put_tasks=2, multi_put_each=5, put_gb_elems=1 << 14,
                    multi_put_gb_tasks=2, multi_put_gb_each=2, multi_put_gb_elems=1 << 12,
                    refs_in_object=50, mc_clients=2, mc_tasks=10, fanout=2, fanout_calls=10,
@@ -178,5 +184,6 @@ def scaling_notes(sizes, workloads):
         meta, value = f.metadata, getattr(sizes, f.name)
         users = [w for w in meta.get("for", ()) if w in chosen]
         if users and value != meta["ref"]:
-            notes.append(f"{', '.join(users)}: {meta['what']} {meta['ref']:,} ({meta['src']}) -> {value:,}")
+            notes.append(f"{', '.join(users)}: {meta['what']} "
+                         f"{meta['ref']:,} ({meta['src']}) -> {value:,}")
     return notes
