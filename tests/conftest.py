@@ -9,8 +9,11 @@ Everything here drives real processes through the public API; nothing is mocked.
 * ``run_driver`` / ``Driver``: run a separate driver program (``python -c CODE``), either to
   completion or interactively, line by line, for lifecycle, orphan and log-streaming tests.
 * ``descendants`` / ``alive``: /proc-based process inspection (no psutil needed).
+* A per-test watchdog: a test that hangs for ``QUANTA_TEST_TIMEOUT`` seconds (default 300) dumps
+  every thread's stack and ends the run, instead of eating the whole CI budget.
 """
 
+import faulthandler
 import os
 import queue
 import re
@@ -32,6 +35,26 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "subprocess_driver: the test starts its own cluster from a separate driver process"
     )
+
+
+@pytest.fixture(autouse=True)
+def _hang_watchdog(request):
+    limit = float(os.environ.get("QUANTA_TEST_TIMEOUT", "300"))
+
+    def expire():
+        capture = request.config.pluginmanager.getplugin("capturemanager")
+        if capture is not None:
+            capture.suspend_global_capture(in_=True)  # so the report reaches the real stderr
+        sys.stderr.write(f"\n*** {request.node.nodeid} still running after {limit:.0f}s; stacks:\n")
+        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+        sys.stderr.flush()
+        os._exit(70)
+
+    timer = threading.Timer(limit, expire)
+    timer.daemon = True
+    timer.start()
+    yield
+    timer.cancel()
 
 
 # --------------------------------------------------------------------------- cluster fixtures

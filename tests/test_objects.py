@@ -126,11 +126,6 @@ def test_objectref_is_picklable(cluster):
     assert quanta.get(copy) == {"payload": [1, 2, 3]}
 
 
-def test_objectref_top_level_export():
-    assert quanta.ObjectRef is not None
-    assert isinstance(quanta.ObjectRef, type)
-
-
 # ------------------------------------------------------------------------------------ timeouts
 
 
@@ -158,11 +153,6 @@ def test_get_timeout_zero_on_pending_and_ready_objects(sleeper):
     ready = quanta.put("here")
     assert quanta.get(ready, timeout=0) == "here"
     assert quanta.get(pending) == "p"
-
-
-def test_timeout_error_class_hierarchy():
-    assert issubclass(qexc.GetTimeoutError, TimeoutError)
-    assert issubclass(qexc.GetTimeoutError, qexc.QuantaError)
 
 
 # ------------------------------------------------------------------------------------ wait

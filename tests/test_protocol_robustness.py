@@ -10,7 +10,8 @@ run (``quanta.get(f.remote(1)) == 1``).
 Wire format (src/protocol/frame.h, messages.h), all little-endian:
     frame  = u32 body_len | u16 version (=1) | u16 type | body
     Hello  (type 1) = u8 role (1 driver, 2 worker) | u64 worker_token | u32 pid | u8 log_to_driver
-    HelloReply (type 32) = u64 client_id | bytes node_id | bytes session_dir  (bytes = u32 len + data)
+    HelloReply (type 32) = u64 client_id | bytes node_id | bytes session_dir | bytes store_path
+                           | u64 store_size | u64 inline_threshold  (bytes = u32 len + data)
 """
 
 import os
@@ -142,7 +143,13 @@ def parse_hello_reply(body):
     pos += 4 + n
     (n,) = struct.unpack_from("<I", body, pos)
     session_dir = body[pos + 4 : pos + 4 + n]
-    assert pos + 4 + n == len(body), "HelloReply has trailing bytes"
+    pos += 4 + n
+    (n,) = struct.unpack_from("<I", body, pos)
+    store_path = body[pos + 4 : pos + 4 + n]
+    pos += 4 + n
+    store_size, inline_threshold = struct.unpack_from("<QQ", body, pos)
+    assert store_path.startswith(b"/proc/") and store_size > 0 and inline_threshold > 0
+    assert pos + 16 == len(body), "HelloReply has trailing bytes"
     return client_id, node_id.decode(), session_dir.decode()
 
 

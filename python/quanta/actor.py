@@ -138,7 +138,7 @@ class ActorClass:
         if self._function_id is None:
             import hashlib
 
-            self._pickled = cloudpickle.dumps(self._cls, protocol=5)
+            self._pickled = serialization.export_function(self._cls)
             self._function_id = hashlib.sha1(self._pickled).digest()[:16]
         if not core.is_function_registered(self._function_id):
             core.register_function(self._function_id, self._pickled)

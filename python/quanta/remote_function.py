@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 
-import cloudpickle
 
 from quanta._private import api, options as opts, serialization, session
 from quanta.object_ref import ObjectRef
@@ -46,7 +45,7 @@ class RemoteFunction:
 
     def _export(self, core):
         if self._function_id is None:
-            self._pickled = cloudpickle.dumps(self._function, protocol=5)
+            self._pickled = serialization.export_function(self._function)
             self._function_id = hashlib.sha1(self._pickled).digest()[:16]
         if not core.is_function_registered(self._function_id):
             core.register_function(self._function_id, self._pickled)

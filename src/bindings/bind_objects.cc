@@ -20,17 +20,88 @@ void BindObjects(nb::class_<CoreClient>& cls) {
              ThrowIfError(st);
            })
       .def("get",
-           [](CoreClient& c, const nb::list& ids, int64_t timeout_ms) {
+           [](std::shared_ptr<CoreClient> c, const nb::list& ids, int64_t timeout_ms) {
              std::vector<ObjectID> oids = ToIds(ids);
-             Result<std::vector<CoreClient::ValuePtr>> values = Status::Internal("unset");
+             Result<std::vector<CoreClient::GotValue>> values = Status::Internal("unset");
              {
                nb::gil_scoped_release release;
-               values = c.Get(oids, timeout_ms);
+               values = c->Get(oids, timeout_ms);
              }
              auto vals = ValueOrThrow(std::move(values));
              nb::list out;
-             for (const auto& v : vals) out.append(ValueToPython(*v));
+             for (size_t i = 0; i < vals.size(); ++i) {
+               const auto& v = vals[i];
+               if (v.data != nullptr) {
+                 out.append(nb::make_tuple(static_cast<int>(v.value->kind),
+                                           StoredView(c, oids[i], v.data, v.size)));
+               } else {
+                 out.append(ValueToPython(*v.value));
+               }
+             }
              return out;
+           })
+      .def("create_stored",
+           [](CoreClient& c, const nb::bytes& id, uint64_t size) {
+             ObjectID oid = ToId(id);
+             Result<uint64_t> offset = Status::Internal("unset");
+             {
+               nb::gil_scoped_release release;
+               offset = c.CreateStored(oid, size);
+             }
+             return ValueOrThrow(std::move(offset));
+           })
+      .def("write_stored",
+           [](CoreClient& c, uint64_t offset, nb::handle buffer) {
+             // Any object with the buffer protocol (bytes, memoryview, numpy arrays...).
+             Py_buffer view;
+             if (PyObject_GetBuffer(buffer.ptr(), &view, PyBUF_C_CONTIGUOUS) != 0) throw nb::python_error();
+             Status st;
+             {
+               nb::gil_scoped_release release;
+               st = c.WriteStored(offset, view.buf, static_cast<uint64_t>(view.len));
+             }
+             PyBuffer_Release(&view);
+             ThrowIfError(st);
+           })
+      .def("put_stored",
+           [](CoreClient& c, const nb::bytes& id, uint64_t offset, uint64_t size, const nb::list& nested) {
+             ObjectID oid = ToId(id);
+             std::vector<ObjectID> refs = ToIds(nested);
+             Status st;
+             {
+               nb::gil_scoped_release release;
+               st = c.PutStored(oid, offset, size, std::move(refs));
+             }
+             ThrowIfError(st);
+           })
+      .def_prop_ro("inline_threshold", &CoreClient::inline_threshold)
+      .def_prop_ro("has_store", &CoreClient::has_store)
+      .def("store_stats",
+           [](CoreClient& c, int64_t timeout_ms) {
+             Result<protocol::StoreStatsReply> r = Status::Internal("unset");
+             {
+               nb::gil_scoped_release release;
+               r = c.GetStoreStats(timeout_ms);
+             }
+             auto s = ValueOrThrow(std::move(r));
+             nb::dict d;
+             d["capacity"] = s.capacity;
+             d["used"] = s.used;
+             d["num_in_memory"] = s.num_in_memory;
+             d["num_spilled"] = s.num_spilled;
+             d["spilled_bytes"] = s.spilled_bytes;
+             d["num_pinned"] = s.num_pinned;
+             d["total_spilled"] = s.total_spilled;
+             d["total_restored"] = s.total_restored;
+             d["num_inline"] = s.num_inline;
+             d["inline_bytes"] = s.inline_bytes;
+             static const char* kWhere[] = {"inline", "shared_memory", "spilled", "pending"};
+             nb::list objects;
+             for (const auto& o : s.objects) {
+               objects.append(nb::make_tuple(o.id.Hex(), o.size, kWhere[o.where % 4], o.refs, o.pins));
+             }
+             d["objects"] = objects;
+             return d;
            })
       .def("wait",
            [](CoreClient& c, const nb::list& ids, size_t num_ready, int64_t timeout_ms,

@@ -147,16 +147,27 @@ void BindTasks(nb::class_<CoreClient>& cls) {
              return nodes;
            })
       .def("next_task",
-           [](CoreClient& c) -> nb::object {
+           [](std::shared_ptr<CoreClient> c) -> nb::object {
              Result<protocol::ExecuteTask> task = Status::Internal("unset");
              {
                nb::gil_scoped_release release;
-               task = c.NextTask();
+               task = c->NextTask();
              }
              if (!task.ok() && task.status().code() == StatusCode::kCancelled) return nb::none();
              auto t = ValueOrThrow(std::move(task));
              nb::list args;
-             for (const auto& v : t.args) args.append(ValueToPython(v));
+             for (size_t i = 0; i < t.args.size(); ++i) {
+               const auto& v = t.args[i];
+               auto loc = v.kind == protocol::ObjectKind::kStored
+                              ? protocol::StoredLocation::Decode(v.data)
+                              : Result<protocol::StoredLocation>(Status::NotFound(""));
+               if (loc.ok() && loc->pinned && i < t.spec.arg_refs.size()) {
+                 args.append(nb::make_tuple(static_cast<int>(v.kind),
+                                            StoredView(c, t.spec.arg_refs[i], c->StoreData(loc->offset), loc->size)));
+               } else {
+                 args.append(ValueToPython(v));
+               }
+             }
              nb::object payload = t.function_payload.empty()
                                       ? nb::none()
                                       : nb::object(nb::bytes(t.function_payload.data(), t.function_payload.size()));

@@ -1,5 +1,6 @@
 #include "bindings/common.h"
 
+#include <nanobind/ndarray.h>
 #include <nanobind/stl/shared_ptr.h>
 
 namespace quanta::bindings {
@@ -13,6 +14,9 @@ void ThrowIfError(const Status& st) {
     case StatusCode::kCancelled:
     case StatusCode::kIOError:
       PyErr_SetString(PyExc_ConnectionError, st.message().c_str());
+      break;
+    case StatusCode::kResourceExhausted:
+      PyErr_SetString(PyExc_MemoryError, st.message().c_str());
       break;
     case StatusCode::kInvalidArgument:
     case StatusCode::kNotFound:
@@ -51,6 +55,23 @@ protocol::ObjectValue ValueFromPython(int kind, const nb::bytes& data, const nb:
   v.data = ToString(data);
   v.nested_refs = ToIds(nested);
   return v;
+}
+
+nb::object StoredView(std::shared_ptr<CoreClient> client, const ObjectID& id, const uint8_t* data,
+                      uint64_t size) {
+  struct Hold {
+    std::shared_ptr<CoreClient> client;
+    ObjectID id;
+  };
+  auto* hold = new Hold{std::move(client), id};
+  nb::capsule owner(hold, [](void* p) noexcept {
+    auto* h = static_cast<Hold*>(p);
+    h->client->ReleaseUse(h->id);
+    delete h;
+  });
+  size_t shape[1] = {static_cast<size_t>(size)};
+  nb::ndarray<const uint8_t, nb::ndim<1>, nb::memview> view(data, 1, shape, owner);
+  return nb::cast(view);
 }
 
 }  // namespace quanta::bindings

@@ -18,7 +18,8 @@ namespace quanta::bindings {
 
 namespace nb = nanobind;
 
-// Raises: TimedOut -> TimeoutError, Cancelled/IOError -> ConnectionError,
+// Raises: TimedOut -> TimeoutError, Cancelled/IOError -> ConnectionError, ResourceExhausted ->
+// MemoryError (ObjectStoreFullError in Python),
 // InvalidArgument/NotFound -> ValueError, anything else -> RuntimeError.
 void ThrowIfError(const Status& st);
 
@@ -37,6 +38,12 @@ inline std::string ToString(const nb::bytes& b) { return std::string(b.c_str(), 
 // (kind, data) as a Python tuple; `data` is copied into a bytes object.
 nb::tuple ValueToPython(const protocol::ObjectValue& v);
 protocol::ObjectValue ValueFromPython(int kind, const nb::bytes& data, const nb::list& nested);
+
+// A read-only buffer over `size` bytes of the shared-memory store at `data`, for object `id`.
+// The caller has taken one use of the object; the buffer gives it back (ReleaseUse) when the
+// last Python object viewing it is gone, which lets the node move or free it again.
+nb::object StoredView(std::shared_ptr<CoreClient> client, const ObjectID& id, const uint8_t* data,
+                      uint64_t size);
 
 void BindObjects(nb::class_<CoreClient>& cls);
 void BindTasks(nb::class_<CoreClient>& cls);

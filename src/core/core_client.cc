@@ -5,8 +5,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <optional>
 
 #include "common/logging.h"
 #include "net/socket.h"
@@ -67,6 +69,12 @@ Result<std::shared_ptr<CoreClient>> CoreClient::Connect(const Options& options) 
   client->client_id_ = reply.client_id;
   client->node_id_ = reply.node_id;
   client->session_dir_ = reply.session_dir;
+  client->inline_threshold_ = reply.inline_threshold;
+  if (reply.store_size > 0) {
+    auto store = SharedMemory::Open(reply.store_path, reply.store_size);
+    if (!store.ok()) return Status::IOError("cannot map the node's object store: " + store.status().message());
+    client->store_ = std::move(store).value();
+  }
   client->wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (client->wake_fd_ < 0) return Status::FromErrno("eventfd");
   // Frames that arrived together with the reply are handled by the reader thread.
@@ -114,7 +122,6 @@ void CoreClient::TakeDeltas(std::string* out) {
   protocol::RefDeltas msg;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (pending_deltas_.empty()) return;
     msg.deltas.reserve(pending_deltas_.size());
     for (const auto& [id, d] : pending_deltas_) {
       if (d != 0) msg.deltas.emplace_back(id, d);
@@ -122,6 +129,13 @@ void CoreClient::TakeDeltas(std::string* out) {
     pending_deltas_.clear();
   }
   if (!msg.deltas.empty()) protocol::AppendMessage(out, MessageType::kRefDeltas, msg);
+  protocol::RefDeltas unpins;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [id, d] : pending_unpins_) unpins.deltas.emplace_back(id, d);
+    pending_unpins_.clear();
+  }
+  if (!unpins.deltas.empty()) protocol::AppendMessage(out, MessageType::kPinDeltas, unpins);
 }
 
 template <typename M>
@@ -186,7 +200,7 @@ void CoreClient::RemoveLocalRef(const ObjectID& id) {
     auto it = objects_.find(id);
     if (it == objects_.end()) return;
     if (--it->second.refs > 0) return;
-    objects_.erase(it);
+    if (it->second.Unused()) objects_.erase(it);
     if (closed_) return;
     wake = pending_deltas_.empty();
     pending_deltas_[id] -= 1;
@@ -228,33 +242,37 @@ void CoreClient::SetBlocked(bool blocked) {
   }
 }
 
-Result<std::vector<CoreClient::ValuePtr>> CoreClient::Get(const std::vector<ObjectID>& ids,
+Result<std::vector<CoreClient::GotValue>> CoreClient::Get(const std::vector<ObjectID>& ids,
                                                           int64_t timeout_ms) {
-  std::vector<ObjectID> subscribe;
-  bool all_ready = true;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& id : ids) {
-      auto it = objects_.find(id);
-      if (it == objects_.end() || !it->second.value) {
-        all_ready = false;
-        break;
-      }
-    }
-    if (!all_ready) subscribe = CollectMissing(ids);
-  }
-  if (!subscribe.empty()) QUANTA_RETURN_IF_ERROR(Send(MessageType::kSubscribe, protocol::IdList{subscribe}));
-  if (!all_ready) SetBlocked(true);
-  std::vector<ValuePtr> out(ids.size());
+  // An id is readable when its value is here and, for shared-memory objects, the node has
+  // pinned it for us (or refused to, with an error).
+  auto readable = [](const Local& l) {
+    if (!l.value) return false;
+    if (l.value->kind != protocol::ObjectKind::kStored) return true;
+    return l.node_pins > 0 || !l.pin_error.empty();
+  };
+  std::vector<GotValue> out(ids.size());
+  std::vector<ObjectID> interested;  // pin requests of ours: their deliveries must wait for us
   Status status;
+  bool blocked = false;
   {
     std::unique_lock<std::mutex> lock(mu_);
     auto deadline = Deadline(timeout_ms);
     size_t i = 0;
     while (i < ids.size()) {
-      auto it = objects_.find(ids[i]);
-      if (it != objects_.end() && it->second.value) {
-        out[i] = it->second.value;
+      Local& l = objects_[ids[i]];
+      if (readable(l)) {
+        if (l.value->kind == protocol::ObjectKind::kStored) {
+          if (!l.pin_error.empty()) {
+            status = Status::ResourceExhausted(l.pin_error);
+            l.pin_error.clear();
+            break;
+          }
+          ++l.uses;  // released by the caller through ReleaseUse
+          out[i] = GotValue{l.value, store_->data() + l.offset, l.size};
+        } else {
+          out[i] = GotValue{l.value, nullptr, 0};
+        }
         ++i;
         continue;
       }
@@ -262,20 +280,165 @@ Result<std::vector<CoreClient::ValuePtr>> CoreClient::Get(const std::vector<Obje
         status = Status::Cancelled(close_reason_);
         break;
       }
+      // Ask the node for what is missing: the value, or a pinned location of a stored object.
+      std::vector<ObjectID> subscribe, pin;
+      for (size_t j = i; j < ids.size(); ++j) {
+        Local& m = objects_[ids[j]];
+        if (!m.value && !m.subscribed) {
+          m.subscribed = true;
+          subscribe.push_back(ids[j]);
+        } else if (m.value && m.value->kind == protocol::ObjectKind::kStored && m.node_pins == 0 &&
+                   !m.pin_requested) {
+          m.pin_requested = true;
+          ++m.pin_waiters;
+          interested.push_back(ids[j]);
+          pin.push_back(ids[j]);
+        }
+      }
+      if (!subscribe.empty() || !pin.empty() || !blocked) {
+        lock.unlock();
+        if (!subscribe.empty()) status = Send(MessageType::kSubscribe, protocol::IdList{subscribe});
+        if (status.ok() && !pin.empty()) status = Send(MessageType::kSubscribePinned, protocol::IdList{pin});
+        if (!blocked) {
+          SetBlocked(true);
+          blocked = true;
+        }
+        lock.lock();
+        if (!status.ok()) break;
+        continue;
+      }
+      bool timed_out = false;
       if (timeout_ms < 0) {
         cv_.wait(lock);
       } else if (cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
-        auto again = objects_.find(ids[i]);
-        if (again == objects_.end() || !again->second.value) {
-          status = Status::TimedOut("get timed out after " + std::to_string(timeout_ms) + " ms");
-          break;
+        timed_out = true;
+      }
+      Local& again = objects_[ids[i]];
+      if (timed_out && !readable(again)) {
+        status = Status::TimedOut("get timed out after " + std::to_string(timeout_ms) + " ms");
+        break;
+      }
+    }
+    if (!status.ok()) {
+      // Give back the uses taken for the ids already collected.
+      for (size_t j = 0; j < i && j < out.size(); ++j) {
+        if (out[j].data != nullptr) {
+          Local& l = objects_[ids[j]];
+          --l.uses;
+          MaybeUnpin(ids[j], l);
         }
       }
     }
+    for (const auto& id : interested) {
+      Local& l = objects_[id];
+      --l.pin_waiters;
+      MaybeUnpin(id, l);
+    }
   }
-  if (!all_ready) SetBlocked(false);
+  if (blocked) SetBlocked(false);
   if (!status.ok()) return status;
   return out;
+}
+
+void CoreClient::MaybeUnpin(const ObjectID& id, Local& l) {
+  if (l.uses > 0 || l.node_pins == 0 || l.pin_waiters > 0) return;
+  pending_unpins_[id] -= static_cast<int32_t>(l.node_pins);
+  l.node_pins = 0;
+  if (l.Unused()) objects_.erase(id);
+  uint64_t one = 1;
+  ssize_t ignored = ::write(wake_fd_, &one, sizeof one);
+  (void)ignored;
+}
+
+void CoreClient::ReleaseUse(const ObjectID& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = objects_.find(id);
+  if (it == objects_.end()) return;
+  if (it->second.uses > 0) --it->second.uses;
+  MaybeUnpin(id, it->second);
+}
+
+Result<uint64_t> CoreClient::CreateStored(const ObjectID& id, uint64_t size) {
+  if (!store_) return Status::InvalidArgument("this node has no shared-memory object store");
+  uint64_t request_id;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    request_id = next_request_id_++;
+  }
+  QUANTA_RETURN_IF_ERROR(Send(MessageType::kCreateObject, protocol::CreateObject{request_id, id, size}));
+  std::unique_lock<std::mutex> lock(mu_);
+  auto reply = AwaitReply(lock, request_id, &create_replies_, -1);
+  if (!reply.ok()) return reply.status();
+  if (!reply->ok) return Status::ResourceExhausted(reply->error);
+  return reply->offset;
+}
+
+Status CoreClient::WriteStored(uint64_t offset, const void* src, uint64_t size) {
+  if (!store_ || offset + size > store_->size()) return Status::InvalidArgument("write outside the object store");
+  uint8_t* dst = store_->data() + offset;
+  const auto* from = static_cast<const uint8_t*>(src);
+  // Large copies are split across threads: one core's memcpy does not saturate memory.
+  constexpr uint64_t kParallelThreshold = 32ull << 20;
+  unsigned threads = std::min(4u, std::max(1u, std::thread::hardware_concurrency()));
+  if (size < kParallelThreshold || threads < 2) {
+    std::memcpy(dst, from, size);
+    return Status::Ok();
+  }
+  uint64_t chunk = (size / threads + 4095) & ~uint64_t{4095};
+  std::vector<std::thread> helpers;
+  for (unsigned t = 1; t < threads; ++t) {
+    uint64_t begin = chunk * t;
+    if (begin >= size) break;
+    uint64_t len = std::min(chunk, size - begin);
+    helpers.emplace_back([=] { std::memcpy(dst + begin, from + begin, len); });
+  }
+  std::memcpy(dst, from, std::min(chunk, size));
+  for (auto& h : helpers) h.join();
+  return Status::Ok();
+}
+
+Status CoreClient::PutStored(const ObjectID& id, uint64_t offset, uint64_t size, std::vector<ObjectID> nested) {
+  protocol::ObjectValue v;
+  v.kind = protocol::ObjectKind::kStored;
+  v.data = protocol::StoredLocation{offset, size, false}.Encode();
+  v.nested_refs = std::move(nested);
+  auto shared = std::make_shared<protocol::ObjectValue>(v);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Local& l = objects_[id];
+    l.refs += 1;
+    l.value = shared;
+    l.subscribed = true;
+  }
+  return Send(MessageType::kPutObject, protocol::PutObject{id, std::move(v)});
+}
+
+Result<protocol::StoreStatsReply> CoreClient::GetStoreStats(int64_t timeout_ms) {
+  uint64_t request_id;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    request_id = next_request_id_++;
+  }
+  QUANTA_RETURN_IF_ERROR(Send(MessageType::kGetStoreStats, protocol::RequestId{request_id}));
+  std::unique_lock<std::mutex> lock(mu_);
+  return AwaitReply(lock, request_id, &stats_replies_, timeout_ms);
+}
+
+template <typename Reply>
+Result<Reply> CoreClient::AwaitReply(std::unique_lock<std::mutex>& lock, uint64_t request_id,
+                                     std::unordered_map<uint64_t, Reply>* replies, int64_t timeout_ms) {
+  auto deadline = Deadline(timeout_ms);
+  while (!replies->count(request_id)) {
+    if (closed_) return Status::Cancelled(close_reason_);
+    if (timeout_ms < 0) {
+      cv_.wait(lock);
+    } else if (cv_.wait_until(lock, deadline) == std::cv_status::timeout && !replies->count(request_id)) {
+      return Status::TimedOut("the node daemon did not answer in time");
+    }
+  }
+  Reply reply = std::move((*replies)[request_id]);
+  replies->erase(request_id);
+  return reply;
 }
 
 Result<std::vector<bool>> CoreClient::Wait(const std::vector<ObjectID>& ids, size_t num_ready,
@@ -442,11 +605,22 @@ void CoreClient::HandleFrame(const protocol::Frame& frame) {
   switch (static_cast<MessageType>(frame.type)) {
     case MessageType::kObjectReady: {
       protocol::ObjectReady msg;
+      if (protocol::DecodeMessage(frame.body, &msg).ok()) OnObjectReady(std::move(msg));
+      break;
+    }
+    case MessageType::kCreateObjectReply: {
+      protocol::CreateObjectReply msg;
       if (!protocol::DecodeMessage(frame.body, &msg).ok()) break;
       std::lock_guard<std::mutex> lock(mu_);
-      auto it = objects_.find(msg.object_id);
-      if (it == objects_.end() || it->second.value) break;  // released meanwhile
-      it->second.value = std::make_shared<protocol::ObjectValue>(std::move(msg.value));
+      create_replies_[msg.request_id] = std::move(msg);
+      cv_.notify_all();
+      break;
+    }
+    case MessageType::kStoreStats: {
+      protocol::StoreStatsReply msg;
+      if (!protocol::DecodeMessage(frame.body, &msg).ok()) break;
+      std::lock_guard<std::mutex> lock(mu_);
+      stats_replies_[msg.request_id] = std::move(msg);
       cv_.notify_all();
       break;
     }
@@ -458,6 +632,18 @@ void CoreClient::HandleFrame(const protocol::Frame& frame) {
         break;
       }
       std::lock_guard<std::mutex> lock(mu_);
+      // Arguments in shared memory arrive pinned for us; the task holds one use of each until
+      // the Python layer releases it (ReleaseUse) once nothing reads the bytes any more.
+      for (size_t i = 0; i < msg.args.size() && i < msg.spec.arg_refs.size(); ++i) {
+        if (msg.args[i].kind != protocol::ObjectKind::kStored) continue;
+        auto loc = protocol::StoredLocation::Decode(msg.args[i].data);
+        if (!loc.ok() || !loc->pinned) continue;
+        Local& l = objects_[msg.spec.arg_refs[i]];
+        l.node_pins += 1;
+        l.uses += 1;
+        l.offset = loc->offset;
+        l.size = loc->size;
+      }
       tasks_.push_back(std::move(msg));
       cv_.notify_all();
       break;
@@ -495,6 +681,42 @@ void CoreClient::HandleFrame(const protocol::Frame& frame) {
     default:
       QLOG(kWarning) << "unexpected message type " << frame.type << " from node";
   }
+}
+
+void CoreClient::OnObjectReady(protocol::ObjectReady msg) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = objects_.find(msg.object_id);
+  bool stored = msg.value.kind == protocol::ObjectKind::kStored;
+  std::optional<protocol::StoredLocation> loc;
+  if (stored) {
+    auto decoded = protocol::StoredLocation::Decode(msg.value.data);
+    if (decoded.ok()) loc = decoded.value();
+  }
+  if (it == objects_.end()) {
+    // Released meanwhile; a pinned delivery must still be given back.
+    if (loc && loc->pinned) {
+      pending_unpins_[msg.object_id] -= 1;
+      uint64_t one = 1;
+      ssize_t ignored = ::write(wake_fd_, &one, sizeof one);
+      (void)ignored;
+    }
+    return;
+  }
+  Local& l = it->second;
+  if (msg.value.kind == protocol::ObjectKind::kStoreFull && l.pin_requested) {
+    l.pin_requested = false;
+    l.pin_error = msg.value.data;
+  } else if (loc && loc->pinned) {
+    l.pin_requested = false;
+    l.node_pins += 1;
+    l.offset = loc->offset;
+    l.size = loc->size;
+    if (!l.value) l.value = std::make_shared<protocol::ObjectValue>(std::move(msg.value));
+    MaybeUnpin(msg.object_id, l);  // nobody waiting: give it back at once
+  } else if (!l.value) {
+    l.value = std::make_shared<protocol::ObjectValue>(std::move(msg.value));
+  }
+  cv_.notify_all();
 }
 
 void CoreClient::PrintLogLines(const protocol::LogLines& msg) {

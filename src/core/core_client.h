@@ -25,6 +25,7 @@
 
 #include "common/ids.h"
 #include "common/status.h"
+#include "object_store/shared_memory.h"
 #include "protocol/messages.h"
 
 namespace quanta {
@@ -38,6 +39,14 @@ class CoreClient {
     bool log_to_driver = true;
   };
   using ValuePtr = std::shared_ptr<const protocol::ObjectValue>;
+  // What Get returns per id: the value, and for objects in shared memory a pointer to their
+  // bytes in this process's mapping. For those, the caller holds one "use" of the object and
+  // must call ReleaseUse(id) when it no longer reads the bytes.
+  struct GotValue {
+    ValuePtr value;
+    const uint8_t* data = nullptr;
+    uint64_t size = 0;
+  };
 
   static Result<std::shared_ptr<CoreClient>> Connect(const Options& options);
   ~CoreClient();
@@ -64,7 +73,20 @@ class CoreClient {
 
   // Waits until every id's value is available (timeout_ms < 0: forever) and returns them.
   // A worker that has to wait tells the node it is blocked, lending its CPU to other tasks.
-  Result<std::vector<ValuePtr>> Get(const std::vector<ObjectID>& ids, int64_t timeout_ms);
+  Result<std::vector<GotValue>> Get(const std::vector<ObjectID>& ids, int64_t timeout_ms);
+
+  // Shared-memory objects. Create reserves space and returns the offset; the caller writes the
+  // object (WriteStored) and then seals it with PutStored or as a task return.
+  bool has_store() const { return store_ != nullptr; }
+  uint64_t inline_threshold() const { return inline_threshold_; }
+  Result<uint64_t> CreateStored(const ObjectID& id, uint64_t size);
+  // Copies `size` bytes from `src` to `offset` in the store (in parallel for large copies).
+  Status WriteStored(uint64_t offset, const void* src, uint64_t size);
+  Status PutStored(const ObjectID& id, uint64_t offset, uint64_t size, std::vector<ObjectID> nested);
+  void ReleaseUse(const ObjectID& id);
+  // Worker side: an argument in the store delivered with a task (one use held for the caller).
+  const uint8_t* StoreData(uint64_t offset) const { return store_->data() + offset; }
+  Result<protocol::StoreStatsReply> GetStoreStats(int64_t timeout_ms);
   // Waits until at least `num_ready` ids are available or the timeout passes; returns which.
   Result<std::vector<bool>> Wait(const std::vector<ObjectID>& ids, size_t num_ready,
                                  int64_t timeout_ms, bool fetch_local);
@@ -86,9 +108,18 @@ class CoreClient {
 
  private:
   struct Local {
-    int64_t refs = 0;
+    int64_t refs = 0;        // ObjectRef instances in this process
     ValuePtr value;
     bool subscribed = false;
+    // Shared-memory objects: deliveries the node counted for us (returned when `uses` drops to
+    // zero), readers of the bytes in this process, and where the bytes are while pinned.
+    int64_t node_pins = 0;
+    int64_t uses = 0;
+    uint64_t offset = 0, size = 0;
+    bool pin_requested = false;
+    int pin_waiters = 0;
+    std::string pin_error;
+    bool Unused() const { return refs == 0 && uses == 0 && node_pins == 0; }
   };
 
   CoreClient() = default;
@@ -102,6 +133,13 @@ class CoreClient {
   // Subscribes to ids not yet local (caller holds mu_; sends after unlocking).
   std::vector<ObjectID> CollectMissing(const std::vector<ObjectID>& ids);
   void SetBlocked(bool blocked);
+  // Returns the node's pins on `l` if nobody here reads it (requires mu_).
+  void MaybeUnpin(const ObjectID& id, Local& l);
+  void OnObjectReady(protocol::ObjectReady msg);
+  // Waits for the reply with `request_id` to appear in `replies` (requires mu_ held by `lock`).
+  template <typename Reply>
+  Result<Reply> AwaitReply(std::unique_lock<std::mutex>& lock, uint64_t request_id,
+                           std::unordered_map<uint64_t, Reply>* replies, int64_t timeout_ms);
 
   int fd_ = -1;
   int wake_fd_ = -1;
@@ -118,6 +156,11 @@ class CoreClient {
   std::condition_variable cv_;
   std::unordered_map<ObjectID, Local, ObjectIDHash> objects_;
   std::unordered_map<ObjectID, int32_t, ObjectIDHash> pending_deltas_;
+  std::unordered_map<ObjectID, int32_t, ObjectIDHash> pending_unpins_;
+  std::unordered_map<uint64_t, protocol::CreateObjectReply> create_replies_;
+  std::unordered_map<uint64_t, protocol::StoreStatsReply> stats_replies_;
+  std::unique_ptr<SharedMemory> store_;
+  uint64_t inline_threshold_ = 100 * 1024;
   std::unordered_set<std::string> functions_;
   std::deque<protocol::ExecuteTask> tasks_;
   std::unordered_map<uint64_t, protocol::ClusterInfo> cluster_replies_;

@@ -52,6 +52,12 @@ int main(int argc, char** argv) {
   opts.prestart_workers = static_cast<int>(prestart.value());
   opts.lifeline_fd = static_cast<int>(lifeline.value());
   opts.worker_env = flags->GetAll("worker-env");
+  auto store = flags->GetInt("object-store-memory", 0);
+  auto inline_threshold = flags->GetInt("inline-threshold", 100 * 1024);
+  if (!store.ok() || !inline_threshold.ok() || store.value() < 0) return Fail("bad store flag");
+  opts.store_capacity = static_cast<uint64_t>(store.value());
+  opts.inline_threshold = static_cast<uint64_t>(inline_threshold.value());
+  opts.spill_dir = flags->Get("spill-dir");
 
   // Inherited descriptors must not leak into the processes we start.
   for (long long fd : {lifeline.value(), ready.value()}) {

@@ -56,7 +56,8 @@ void NodeServer::PumpActor(Actor& actor) {
     msg.args.reserve(task.spec.arg_refs.size());
     for (const auto& arg : task.spec.arg_refs) {
       const ObjectTable::Entry* e = objects_.Find(arg);
-      msg.args.push_back(e ? e->value : SystemError(ObjectKind::kObjectLost, "argument was freed"));
+      msg.args.push_back(e ? ValueForClient(arg, e->value, worker, true)
+                           : SystemError(ObjectKind::kObjectLost, "argument was freed"));
     }
     task.worker = worker->id;
     actor.in_flight.insert(task.spec.task_id);
@@ -111,10 +112,24 @@ void NodeServer::OnActorWorkerLost(Client& worker, const Status& why) {
                            ? "the actor " + actor->creation.actor.class_name + " died: its process (pid " +
                                  std::to_string(worker.pid) + ") exited unexpectedly (" + why.message() + ")"
                            : actor->death_reason;
-  // Calls that were running fail; queued ones wait for a restart or fail with the actor.
+  // Calls that were running are retried after the restart if they have retries left
+  // (max_task_retries), otherwise they fail; queued ones wait for the restart or fail with it.
+  bool will_restart = actor->state != Actor::State::kDead && actor->restarts_left != 0;
   std::vector<TaskID> running(actor->in_flight.begin(), actor->in_flight.end());
-  for (const auto& id : running) FailTask(id, SystemError(ObjectKind::kActorDied, reason));
+  std::sort(running.begin(), running.end(), [](const TaskID& a, const TaskID& b) {
+    return a.Sequence() < b.Sequence();
+  });
   actor->in_flight.clear();
+  for (auto it = running.rbegin(); it != running.rend(); ++it) {
+    auto t = tasks_.find(*it);
+    if (t == tasks_.end()) continue;
+    if (will_restart && t->second.retries_left != 0) {
+      if (t->second.retries_left > 0) --t->second.retries_left;
+      actor->queue.push_front(*it);
+    } else {
+      FailTask(*it, SystemError(ObjectKind::kActorDied, reason));
+    }
+  }
   bool constructing = tasks_.count(actor->id) > 0;
   if (constructing) {
     // Died inside __init__ (or before): the creation task itself failed.
@@ -165,6 +180,7 @@ void NodeServer::KillActorProcess(Actor& actor, const std::string& reason, bool 
 
 void NodeServer::HandleFreed(const std::vector<ObjectID>& freed) {
   for (const auto& id : freed) {
+    if (store_) store_->Delete(id);
     if (id.Index() != 1) continue;  // actor objects are creation returns (index 1)
     Actor* actor = actors_.Find(id.TaskId());
     if (actor == nullptr || actor->creation.actor.detached || actor->state == Actor::State::kDead) continue;

@@ -33,6 +33,12 @@ NodeServer::NodeServer(net::EventLoop* loop, NodeOptions options)
 
 Status NodeServer::Start() {
   QUANTA_RETURN_IF_ERROR(pool_.Init());
+  if (options_.store_capacity > 0) {
+    auto memory = SharedMemory::Create("quanta-object-store", options_.store_capacity);
+    if (!memory.ok()) return memory.status();
+    std::string spill = options_.spill_dir.empty() ? options_.session_dir + "/spill" : options_.spill_dir;
+    store_ = std::make_unique<SharedStore>(std::move(memory).value(), spill);
+  }
   auto fd = net::ListenUnix(options_.socket_path);
   if (!fd.ok()) return fd.status();
   listen_fd_ = fd.value();
@@ -174,7 +180,32 @@ Status NodeServer::Dispatch(Client& client, const protocol::Frame& frame) {
     case MessageType::kPutObject: {
       protocol::PutObject m;
       QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+      QUANTA_RETURN_IF_ERROR(AcceptStoredValue(client, m.object_id, m.value));
       OnPutObject(client, std::move(m));
+      return Status::Ok();
+    }
+    case MessageType::kCreateObject: {
+      protocol::CreateObject m;
+      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+      OnCreateObject(client, m);
+      return Status::Ok();
+    }
+    case MessageType::kSubscribePinned: {
+      protocol::IdList m;
+      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+      OnSubscribePinned(client, m.ids);
+      return Status::Ok();
+    }
+    case MessageType::kPinDeltas: {
+      protocol::RefDeltas m;
+      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+      OnPinDeltas(client, m);
+      return Status::Ok();
+    }
+    case MessageType::kGetStoreStats: {
+      protocol::RequestId m;
+      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+      OnGetStoreStats(client, m);
       return Status::Ok();
     }
     case MessageType::kSubscribe: {
@@ -202,6 +233,9 @@ Status NodeServer::Dispatch(Client& client, const protocol::Frame& frame) {
       if (!is_worker) return Status::ProtocolError("TaskDone from a non-worker");
       protocol::TaskDone m;
       QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+      for (uint32_t i = 0; i < m.returns.size(); ++i) {
+        QUANTA_RETURN_IF_ERROR(AcceptStoredValue(client, m.task_id.ReturnId(i), m.returns[i]));
+      }
       OnTaskDone(client, std::move(m));
       return Status::Ok();
     }
@@ -257,6 +291,11 @@ Status NodeServer::OnHello(net::Connection& conn, const protocol::Hello& hello) 
   reply.client_id = client.id;
   reply.node_id = node_id_;
   reply.session_dir = options_.session_dir;
+  if (store_) {
+    reply.store_path = store_->memory().path();
+    reply.store_size = store_->memory().size();
+  }
+  reply.inline_threshold = options_.inline_threshold;
   conn.Send(MessageType::kHelloReply, reply);
   return Status::Ok();
 }
@@ -373,7 +412,8 @@ void NodeServer::StartTaskOn(Client& worker, const TaskID& id, ResourceSet deman
   msg.args.reserve(task.spec.arg_refs.size());
   for (const auto& arg : task.spec.arg_refs) {
     const ObjectTable::Entry* e = objects_.Find(arg);
-    msg.args.push_back(e ? e->value : SystemError(ObjectKind::kObjectLost, "argument was freed"));
+    msg.args.push_back(e ? ValueForClient(arg, e->value, &worker, true)
+                         : SystemError(ObjectKind::kObjectLost, "argument was freed"));
   }
   worker.state = WorkerState::kBusy;
   worker.current_task = id;
@@ -456,7 +496,7 @@ void NodeServer::SealObject(const ObjectID& id, ObjectValue value) {
   if (e != nullptr) {
     for (uint64_t cid : subscribers) {
       Client* c = FindClient(cid);
-      if (c != nullptr && c->holdings.count(id)) SendObject(*c, id, e->value);
+      if (c != nullptr && c->holdings.count(id)) SendObject(*c, id, ValueForClient(id, e->value, c, false));
     }
   }
   std::vector<TaskID> ready;
@@ -494,7 +534,7 @@ void NodeServer::OnSubscribe(Client& client, const std::vector<ObjectID>& ids) {
                              "(every reference to it was dropped) or belongs to another cluster"));
       continue;
     }
-    if (objects_.Subscribe(id, client.id)) SendObject(client, id, e->value);
+    if (objects_.Subscribe(id, client.id)) SendObject(client, id, ValueForClient(id, e->value, &client, false));
   }
 }
 
@@ -613,6 +653,10 @@ void NodeServer::OnClientClosed(uint64_t client_id, const Status& why) {
       }
     }
     ReplenishPool();
+  }
+  if (store_) {
+    store_->UnpinAll(client_id);
+    store_->AbortCreatesOf(client_id);  // half-written objects vanish with their writer
   }
   std::vector<ObjectID> freed;
   for (const auto& [id, n] : client.holdings) objects_.RemoveRef(id, n, &freed);

@@ -24,6 +24,7 @@
 #include "node/actor_table.h"
 #include "node/worker_pool.h"
 #include "object_store/object_table.h"
+#include "object_store/shared_store.h"
 #include "scheduler/dependency_tracker.h"
 #include "scheduler/task_queue.h"
 
@@ -36,6 +37,9 @@ struct NodeOptions {
   std::string python;
   ResourceSet resources;
   int prestart_workers = 0;
+  uint64_t store_capacity = 0;    // bytes of shared memory for large objects
+  uint64_t inline_threshold = 100 * 1024;
+  std::string spill_dir;
   int lifeline_fd = -1;  // EOF on this fd (the starting driver died) shuts the node down
   std::vector<std::string> worker_env;
 };
@@ -96,6 +100,18 @@ class NodeServer {
   void OnKillActor(const protocol::KillActor& msg);
   void OnActorName(Client& client, const protocol::ActorName& msg);
 
+  // Shared-memory objects (node_objects.cc)
+  void OnCreateObject(Client& client, const protocol::CreateObject& msg);
+  void OnSubscribePinned(Client& client, const std::vector<ObjectID>& ids);
+  void OnPinDeltas(Client& client, const protocol::RefDeltas& msg);
+  void OnGetStoreStats(Client& client, const protocol::RequestId& msg);
+  // Checks that a kStored value sealed by `client` refers to an object it created.
+  Status AcceptStoredValue(Client& client, const ObjectID& id, const protocol::ObjectValue& value);
+  // The value as sent to a client: for stored objects, the current location, pinned for
+  // `client` when `pin` is set (an error value if the object cannot be made resident).
+  protocol::ObjectValue ValueForClient(const ObjectID& id, const protocol::ObjectValue& value,
+                                       Client* client, bool pin);
+
   // Actors (node_actors.cc)
   void SubmitActorTask(Client& client, const TaskID& id);
   void OnActorTaskDone(Client& worker, protocol::TaskDone msg);
@@ -133,6 +149,7 @@ class NodeServer {
   std::string node_id_;
   int listen_fd_ = -1;
   ObjectTable objects_;
+  std::unique_ptr<SharedStore> store_;
   DependencyTracker deps_;
   ActorTable actors_;
   int actor_workers_ = 0;

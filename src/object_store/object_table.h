@@ -44,6 +44,10 @@ class ObjectTable {
   bool Subscribe(const ObjectID& id, uint64_t client);
 
   const Entry* Find(const ObjectID& id) const;
+  template <typename F>
+  void ForEach(F&& f) const {
+    for (const auto& [id, e] : entries_) f(id, e);
+  }
   bool IsSealed(const ObjectID& id) const;
   size_t size() const { return entries_.size(); }
   size_t inline_bytes() const { return inline_bytes_; }

@@ -16,6 +16,12 @@ const char* MessageTypeName(MessageType t) {
     case MessageType::kCancelTask: return "CancelTask";
     case MessageType::kGetClusterInfo: return "GetClusterInfo";
     case MessageType::kKillActor: return "KillActor";
+    case MessageType::kCreateObject: return "CreateObject";
+    case MessageType::kSubscribePinned: return "SubscribePinned";
+    case MessageType::kPinDeltas: return "PinDeltas";
+    case MessageType::kGetStoreStats: return "GetStoreStats";
+    case MessageType::kCreateObjectReply: return "CreateObjectReply";
+    case MessageType::kStoreStats: return "StoreStats";
     case MessageType::kActorName: return "ActorName";
     case MessageType::kActorNameReply: return "ActorNameReply";
     case MessageType::kHelloReply: return "HelloReply";
@@ -51,6 +57,25 @@ Status DecodeResources(Reader& r, ResourceMap* m) {
   return Status::Ok();
 }
 
+std::string StoredLocation::Encode() const {
+  std::string out;
+  Writer w(&out);
+  w.U64(offset);
+  w.U64(size);
+  w.U8(pinned);
+  return out;
+}
+
+Result<StoredLocation> StoredLocation::Decode(std::string_view data) {
+  StoredLocation loc;
+  Reader r(data);
+  QUANTA_RETURN_IF_ERROR(r.U64(&loc.offset));
+  QUANTA_RETURN_IF_ERROR(r.U64(&loc.size));
+  QUANTA_RETURN_IF_ERROR(r.Bool(&loc.pinned));
+  QUANTA_RETURN_IF_ERROR(r.ExpectEnd());
+  return loc;
+}
+
 void ObjectValue::Encode(Writer& w) const {
   w.U8(static_cast<uint8_t>(kind));
   w.Bytes(data);
@@ -65,6 +90,10 @@ Status ObjectValue::Decode(Reader& r) {
   }
   kind = static_cast<ObjectKind>(k);
   QUANTA_RETURN_IF_ERROR(r.Bytes(&data));
+  if (kind == ObjectKind::kStored && data.size() != StoredLocation::kEncodedSize) {
+    return Status::ProtocolError("a stored object's location must be " +
+                                 std::to_string(StoredLocation::kEncodedSize) + " bytes");
+  }
   return r.Ids(&nested_refs);
 }
 
@@ -89,12 +118,77 @@ void HelloReply::Encode(Writer& w) const {
   w.U64(client_id);
   w.Bytes(node_id);
   w.Bytes(session_dir);
+  w.Bytes(store_path);
+  w.U64(store_size);
+  w.U64(inline_threshold);
 }
 
 Status HelloReply::Decode(Reader& r) {
   QUANTA_RETURN_IF_ERROR(r.U64(&client_id));
   QUANTA_RETURN_IF_ERROR(r.Bytes(&node_id));
-  return r.Bytes(&session_dir);
+  QUANTA_RETURN_IF_ERROR(r.Bytes(&session_dir));
+  QUANTA_RETURN_IF_ERROR(r.Bytes(&store_path));
+  QUANTA_RETURN_IF_ERROR(r.U64(&store_size));
+  return r.U64(&inline_threshold);
+}
+
+void CreateObject::Encode(Writer& w) const {
+  w.U64(request_id);
+  w.Id(object_id);
+  w.U64(size);
+}
+
+Status CreateObject::Decode(Reader& r) {
+  QUANTA_RETURN_IF_ERROR(r.U64(&request_id));
+  QUANTA_RETURN_IF_ERROR(r.Id(&object_id));
+  return r.U64(&size);
+}
+
+void CreateObjectReply::Encode(Writer& w) const {
+  w.U64(request_id);
+  w.U8(ok);
+  w.U64(offset);
+  w.Bytes(error);
+}
+
+Status CreateObjectReply::Decode(Reader& r) {
+  QUANTA_RETURN_IF_ERROR(r.U64(&request_id));
+  QUANTA_RETURN_IF_ERROR(r.Bool(&ok));
+  QUANTA_RETURN_IF_ERROR(r.U64(&offset));
+  return r.Bytes(&error);
+}
+
+void StoreStatsReply::Encode(Writer& w) const {
+  for (uint64_t v : {request_id, capacity, used, num_in_memory, num_spilled, spilled_bytes,
+                     num_pinned, total_spilled, total_restored, num_inline, inline_bytes}) {
+    w.U64(v);
+  }
+  w.U32(static_cast<uint32_t>(objects.size()));
+  for (const auto& o : objects) {
+    w.Id(o.id);
+    w.U64(o.size);
+    w.U8(o.where);
+    w.I64(o.refs);
+    w.I64(o.pins);
+  }
+}
+
+Status StoreStatsReply::Decode(Reader& r) {
+  for (uint64_t* v : {&request_id, &capacity, &used, &num_in_memory, &num_spilled, &spilled_bytes,
+                      &num_pinned, &total_spilled, &total_restored, &num_inline, &inline_bytes}) {
+    QUANTA_RETURN_IF_ERROR(r.U64(v));
+  }
+  uint32_t n;
+  QUANTA_RETURN_IF_ERROR(r.Count(&n, ObjectID::kSize + 25));
+  objects.resize(n);
+  for (auto& o : objects) {
+    QUANTA_RETURN_IF_ERROR(r.Id(&o.id));
+    QUANTA_RETURN_IF_ERROR(r.U64(&o.size));
+    QUANTA_RETURN_IF_ERROR(r.U8(&o.where));
+    QUANTA_RETURN_IF_ERROR(r.I64(&o.refs));
+    QUANTA_RETURN_IF_ERROR(r.I64(&o.pins));
+  }
+  return Status::Ok();
 }
 
 void RegisterFunction::Encode(Writer& w) const {

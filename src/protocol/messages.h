@@ -37,6 +37,10 @@ enum class MessageType : uint16_t {
   kGetClusterInfo = 11,
   kKillActor = 12,
   kActorName = 13,
+  kCreateObject = 14,
+  kSubscribePinned = 15,
+  kPinDeltas = 16,
+  kGetStoreStats = 17,
   // node -> client
   kHelloReply = 32,
   kObjectReady = 33,
@@ -45,6 +49,8 @@ enum class MessageType : uint16_t {
   kWarning = 36,
   kClusterInfo = 37,
   kActorNameReply = 38,
+  kCreateObjectReply = 39,
+  kStoreStats = 40,
   // node <-> control service
   kRegisterNode = 64,
   kRegisterNodeReply = 65,
@@ -66,14 +72,27 @@ enum class ObjectKind : uint8_t {
   kCancelled = 3,      // utf-8 text: the task was cancelled
   kActorDied = 4,      // utf-8 text: the actor is dead
   kObjectLost = 5,     // utf-8 text: the object can no longer be produced
+  kStored = 6,         // the value is in the node's shared-memory store: data is a StoredLocation
+  kStoreFull = 7,      // utf-8 text: the store could not make room for the object
   kKindCount,
+};
+
+// Where a kStored object's bytes are in the shared-memory arena. `pinned` is set on the copies
+// the node sends to a reader whose delivery it counted (see object_store/shared_store.h).
+struct StoredLocation {
+  uint64_t offset = 0;
+  uint64_t size = 0;
+  bool pinned = false;
+  static constexpr size_t kEncodedSize = 17;
+  std::string Encode() const;
+  static Result<StoredLocation> Decode(std::string_view data);
 };
 
 struct ObjectValue {
   ObjectKind kind = ObjectKind::kPickled;
   std::string data;
   std::vector<ObjectID> nested_refs;  // refs serialised inside `data`; kept alive with it
-  bool IsError() const { return kind != ObjectKind::kPickled; }
+  bool IsError() const { return kind != ObjectKind::kPickled && kind != ObjectKind::kStored; }
   void Encode(Writer& w) const;
   Status Decode(Reader& r);
 };
@@ -93,6 +112,9 @@ struct HelloReply {
   uint64_t client_id = 0;  // unique id of this client; also the creator part of its ObjectIDs
   std::string node_id;
   std::string session_dir;
+  std::string store_path;        // shared-memory arena to map (a /proc/<pid>/fd/<n> path)
+  uint64_t store_size = 0;
+  uint64_t inline_threshold = 0;  // values at least this large go to the store
   void Encode(Writer& w) const;
   Status Decode(Reader& r);
 };
@@ -186,6 +208,40 @@ struct RequestId {  // kGetClusterInfo
   uint64_t request_id = 0;
   void Encode(Writer& w) const { w.U64(request_id); }
   Status Decode(Reader& r) { return r.U64(&request_id); }
+};
+
+struct CreateObject {
+  uint64_t request_id = 0;
+  ObjectID object_id;
+  uint64_t size = 0;
+  void Encode(Writer& w) const;
+  Status Decode(Reader& r);
+};
+
+struct CreateObjectReply {
+  uint64_t request_id = 0;
+  bool ok = false;
+  uint64_t offset = 0;
+  std::string error;
+  void Encode(Writer& w) const;
+  Status Decode(Reader& r);
+};
+
+struct StoreStatsReply {
+  uint64_t request_id = 0;
+  uint64_t capacity = 0, used = 0, num_in_memory = 0, num_spilled = 0, spilled_bytes = 0;
+  uint64_t num_pinned = 0, total_spilled = 0, total_restored = 0;
+  uint64_t num_inline = 0, inline_bytes = 0;
+  struct Object {
+    ObjectID id;
+    uint64_t size = 0;
+    uint8_t where = 0;  // 0 inline, 1 shared memory, 2 spilled, 3 pending
+    int64_t refs = 0;
+    int64_t pins = 0;
+  };
+  std::vector<Object> objects;
+  void Encode(Writer& w) const;
+  Status Decode(Reader& r);
 };
 
 struct KillActor {

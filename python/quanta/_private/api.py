@@ -27,9 +27,15 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None, namespac
     unknown = set(kwargs) - _ACCEPTED_INIT_KWARGS
     if unknown:
         raise TypeError(f"quanta.init() got unexpected keyword arguments {sorted(unknown)}")
+    if address is None:
+        address = os.environ.get("QUANTA_ADDRESS") or None
     if address not in (None, "local"):
-        raise ValueError(f"quanta.init(address={address!r}): connecting to an existing cluster is "
-                         "not supported yet; call quanta.init() to start a local cluster")
+        if not isinstance(address, str):
+            raise TypeError(f"address must be a string, got {type(address).__name__}")
+        if num_cpus is not None or resources:
+            raise ValueError("num_cpus and resources describe a new cluster; they cannot be given "
+                             "when connecting to an existing one (address=...)")
+        return _connect(address, namespace, log_to_driver)
     if num_cpus is None:
         num_cpus = os.cpu_count() or 1
     _check_amount("num_cpus", num_cpus)
@@ -46,8 +52,20 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None, namespac
     if namespace is not None and not isinstance(namespace, str):
         raise TypeError("namespace must be a string")
 
+    system_config = dict(kwargs.get("_system_config") or {})
+    if object_store_memory is None:
+        object_store_memory = services.default_object_store_memory()
+    _check_amount("object_store_memory", object_store_memory)
+    if object_store_memory < 1 << 20:
+        raise ValueError(f"object_store_memory must be at least 1 MiB, got {object_store_memory}")
+    store = {
+        "object_store_memory": int(object_store_memory),
+        "inline_threshold": int(system_config.get("max_direct_call_object_size", 100 * 1024)),
+        "spill_dir": kwargs.get("object_spilling_directory") or system_config.get("object_spilling_directory")
+        or os.environ.get("QUANTA_SPILL_DIR"),
+    }
     session_dir = services.make_session_dir(_temp_dir)
-    cluster = services.LocalCluster(session_dir, num_cpus, resources, log_to_driver)
+    cluster = services.LocalCluster(session_dir, num_cpus, resources, store=store)
     try:
         from quanta import _core
 
@@ -60,7 +78,21 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None, namespac
     return QuantaContext()
 
 
-_ACCEPTED_INIT_KWARGS = {"runtime_env", "configure_logging", "log_to_driver", "_system_config",
+def _connect(address, namespace, log_to_driver):
+    from quanta import _core
+
+    sock = services.resolve_address(address)
+    session_dir = os.path.dirname(os.path.dirname(sock))
+    _core.init_logging("driver", os.path.join(session_dir, "logs", f"driver-{os.getpid()}.log"))
+    try:
+        core = _core.CoreClient.connect(sock, False, 0, bool(log_to_driver))
+    except ConnectionError as e:
+        raise ConnectionError(f"could not connect to the Quanta cluster at {address!r}: {e}") from None
+    session.start_driver(core, None, namespace)
+    return QuantaContext()
+
+
+_ACCEPTED_INIT_KWARGS = {"object_spilling_directory", "runtime_env", "configure_logging", "log_to_driver", "_system_config",
                          "dashboard_host", "dashboard_port", "local_mode", "job_config",
                          "_node_ip_address", "_plasma_directory", "logging_format", "storage"}
 
@@ -153,12 +185,11 @@ def get(object_refs, *, timeout=None):
             f"quanta.get() timed out after {timeout} s; the object can still be fetched later") from None
     except ConnectionError as e:
         raise exceptions.QuantaSystemError(str(e)) from None
+    except MemoryError as e:
+        raise exceptions.ObjectStoreFullError(str(e)) from None
     out = []
     for kind, data in values:
-        if kind == KIND_PICKLED:
-            out.append(serialization.deserialize(kind, data))
-        else:
-            raise serialization.error_from(kind, data)
+        out.append(serialization.deserialize(kind, data))
     return out[0] if single else out
 
 
@@ -170,9 +201,13 @@ def put(value, *, _owner=None):
         raise TypeError("quanta.put() of an ObjectRef is not allowed; pass the ref itself, or "
                         "put a list containing it")
     core = ensure_core()
-    data, nested = serialization.serialize(value)
     oid = core.next_put_id()
-    core.put(oid, KIND_PICKLED, data, nested)
+    kind, data, nested = serialization.store_or_inline(core, oid, value)
+    if kind == KIND_PICKLED:
+        core.put(oid, KIND_PICKLED, data, nested)
+    else:
+        offset, size, _ = serialization._LOCATION.unpack(data)
+        core.put_stored(oid, offset, size, nested)
     return ObjectRef._adopt(core, oid)
 
 
@@ -275,3 +310,19 @@ def get_runtime_context():
 
 def _python_version_check():
     return sys.version_info
+
+
+def memory_summary(*, stats_only=False):
+    """The node's object store: capacity, bytes used and spilled, object counts, and (unless
+    stats_only) one entry per object with its size, where it lives, and how many references
+    (processes, pending tasks, containing objects) and readers pin it."""
+    core = ensure_core()
+    stats = core.store_stats(10000)
+    objects = stats.pop("objects")
+    if not stats_only:
+        stats["objects"] = [
+            {"object_id": oid, "size": size, "where": where, "references": refs, "readers": pins}
+            for oid, size, where, refs, pins in objects
+        ]
+    stats["num_objects"] = len(objects)
+    return stats

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import pickle
 import sys
 import threading
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 
+from quanta import exceptions
 from quanta._private import serialization, session
 from quanta._private.serialization import (KIND_ACTOR_DIED, KIND_CANCELLED, KIND_PICKLED,
                                            KIND_TASK_ERROR)
@@ -62,9 +62,11 @@ def run_loop(core) -> None:
             continue
         returns = execute(task)
         _report(core, task[0], returns)
+        task = returns = None  # drop argument buffers now: they pin shared memory
 
 
 def _report(core, task_id, returns):
+    returns = _store_large(core, task_id, returns)
     sys.stdout.flush()
     sys.stderr.flush()
     core.task_done(task_id, returns)
@@ -85,14 +87,16 @@ def execute(task) -> list:
     session.set_task_job(job_id)
     session._task_context.task_id = task_id
     try:
-        values = [serialization.deserialize(k, d) for k, d in arg_values]
-        args, kwargs = serialization.deserialize_args(blob, values)
-        if kind == KIND_CREATION:
-            return _create_actor(fid, payload, name, args, kwargs, max_concurrency, is_async, job_id)
+        # Load the function first: it brings the exporter's sys.path, which the arguments'
+        # classes may need.
         if kind == KIND_METHOD:
             fn = getattr(_actor.instance, method)
         else:
             fn = _load(fid, payload, name)
+        values = [serialization.deserialize(k, d) for k, d in arg_values]
+        args, kwargs = serialization.deserialize_args(blob, values)
+        if kind == KIND_CREATION:
+            return _create_actor(fn, name, args, kwargs, max_concurrency, is_async, job_id)
         return _call(fn, args, kwargs, num_returns, name)
     except Exception as e:  # noqa: BLE001 - argument decoding failed
         return [(KIND_TASK_ERROR, serialization.serialize_task_error(e, name, _PID), [])] * num_returns
@@ -105,7 +109,7 @@ def _load(fid, payload, name):
     if fn is None:
         if payload is None:
             raise RuntimeError(f"the node sent task {name} without its function definition")
-        fn = _functions[fid] = pickle.loads(payload)
+        fn = _functions[fid] = serialization.import_function(payload)
     return fn
 
 
@@ -129,10 +133,9 @@ def _call(fn, args, kwargs, num_returns, name) -> list:
         raise
 
 
-def _create_actor(fid, payload, name, args, kwargs, max_concurrency, is_async, job_id) -> list:
+def _create_actor(cls, name, args, kwargs, max_concurrency, is_async, job_id) -> list:
     global _actor
     try:
-        cls = _load(fid, payload, name)
         instance = cls(*args, **kwargs)
     except Exception as e:  # noqa: BLE001 - the constructor's error kills the actor
         tb = "".join(traceback.format_exception(type(e), e, serialization._user_frames(e.__traceback__)))
@@ -174,6 +177,22 @@ async def _run_async(core, task):
     _report(core, task_id, returns)
 
 
+def _store_large(core, task_id, returns):
+    """Moves return values above the inline threshold into shared memory (written once)."""
+    out = []
+    for i, (kind, data, nested) in enumerate(returns):
+        if kind == KIND_PICKLED and isinstance(data, tuple):  # (value,) awaiting placement
+            rid = task_id[:12] + (i + 1).to_bytes(4, "little")
+            try:
+                kind, data, nested = serialization.store_or_inline(core, rid, data[0])
+            except Exception as e:  # noqa: BLE001 - unpicklable, or ObjectStoreFullError
+                if not isinstance(e, exceptions.QuantaError):
+                    e = TypeError(f"the task's return value {i} cannot be pickled: {type(e).__name__}: {e}")
+                kind, data, nested = KIND_TASK_ERROR, serialization.serialize_task_error(e, "return", _PID), []
+        out.append((kind, data, nested))
+    return out
+
+
 def pack_returns(result, num_returns: int, name: str) -> list:
     if num_returns == 1:
         values = (result,)
@@ -190,10 +209,20 @@ def pack_returns(result, num_returns: int, name: str) -> list:
     _keepalive.values = values
     out = []
     for v in values:
-        try:
-            data, nested = serialization.serialize(v)
-        except Exception as e:  # noqa: BLE001
-            raise TypeError(f"task {name} returned a value that cannot be pickled: "
-                            f"{type(e).__name__}: {e}") from e
-        out.append((KIND_PICKLED, data, nested))
+        if _is_small(v):
+            try:
+                data, nested = serialization.serialize(v)
+            except Exception as e:  # noqa: BLE001
+                raise TypeError(f"task {name} returned a value that cannot be pickled: "
+                                f"{type(e).__name__}: {e}") from e
+            out.append((KIND_PICKLED, data, nested))
+        else:
+            out.append((KIND_PICKLED, (v,), []))  # placed (inline or shared memory) by _report
     return out
+
+
+_SMALL_TYPES = (int, float, bool, str, type(None))
+
+
+def _is_small(v) -> bool:
+    return type(v) in _SMALL_TYPES and (type(v) is not str or len(v) < 4096)

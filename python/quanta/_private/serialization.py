@@ -9,6 +9,7 @@ resolves them to values before the task runs.
 from __future__ import annotations
 
 import pickle
+import struct
 import threading
 import traceback
 
@@ -23,6 +24,8 @@ KIND_WORKER_CRASHED = 2
 KIND_CANCELLED = 3
 KIND_ACTOR_DIED = 4
 KIND_OBJECT_LOST = 5
+KIND_STORED = 6       # bytes in the node's shared-memory store (see "Stored layout" below)
+KIND_STORE_FULL = 7
 
 _context = threading.local()
 
@@ -62,11 +65,88 @@ def serialize(value) -> tuple[bytes, list]:
         _context.refs = outer
 
 
-def deserialize(kind: int, data: bytes):
-    """Returns the value, or raises the error the object stands for."""
+def deserialize(kind: int, data):
+    """Returns the value, or raises the error the object stands for. For KIND_STORED, `data` is
+    a read-only buffer over the object in shared memory; out-of-band buffers (numpy arrays,
+    bytes-likes) in the result view it directly, without a copy."""
     if kind == KIND_PICKLED:
         return pickle.loads(data)
+    if kind == KIND_STORED:
+        return _load_stored(data)
     raise error_from(kind, data)
+
+
+# Stored layout: header, pickle stream, then each out-of-band buffer, all 64-byte aligned.
+#   u32 magic | u32 buffer count | u64 pickle length | count x (u64 offset, u64 length)
+_MAGIC = 0x31415451  # "QTA1"
+_HEADER = struct.Struct("<IIQ")
+_BUFFER = struct.Struct("<QQ")
+_LOCATION = struct.Struct("<QQB")  # protocol StoredLocation: offset, size, pinned
+_ALIGN = 64
+
+
+def _align(n: int) -> int:
+    return (n + _ALIGN - 1) // _ALIGN * _ALIGN
+
+
+def _pickle_out_of_band(value):
+    outer = getattr(_context, "refs", None)
+    _context.refs = []
+    buffers = []
+    try:
+        data = cloudpickle.dumps(value, protocol=5, buffer_callback=buffers.append)
+        return data, buffers, _context.refs
+    finally:
+        _context.refs = outer
+
+
+def store_or_inline(core, object_id: bytes, value):
+    """Serializes `value` for object `object_id`. Small values come back inline as
+    (KIND_PICKLED, bytes, refs); large ones are written once into shared memory and come back as
+    (KIND_STORED, location bytes, refs)."""
+    threshold = core.inline_threshold if core.has_store else 1 << 62
+    data, buffers, refs = _pickle_out_of_band(value)
+    raws = []
+    try:
+        raws = [b.raw() for b in buffers]
+    except BufferError:  # non-contiguous buffers: keep them in-band
+        raws = None
+    total_buffers = sum(r.nbytes for r in raws) if raws else 0
+    if raws is None or len(data) + total_buffers < threshold:
+        if buffers:
+            data, refs = serialize(value)  # small: one in-band pickle
+        return KIND_PICKLED, data, refs
+    header_len = _align(_HEADER.size + len(raws) * _BUFFER.size)
+    offsets, cursor = [], _align(header_len + len(data))
+    for r in raws:
+        offsets.append(cursor)
+        cursor = _align(cursor + r.nbytes)
+    total = cursor
+    header = bytearray(_HEADER.pack(_MAGIC, len(raws), len(data)))
+    for off, r in zip(offsets, raws):
+        header += _BUFFER.pack(off, r.nbytes)
+    try:
+        base = core.create_stored(object_id, total)
+    except MemoryError as e:
+        raise exceptions.ObjectStoreFullError(str(e)) from None
+    core.write_stored(base, bytes(header))
+    core.write_stored(base + header_len, data)
+    for off, r in zip(offsets, raws):
+        core.write_stored(base + off, r)
+    return KIND_STORED, _LOCATION.pack(base, total, 0), refs
+
+
+def _load_stored(view):
+    mv = memoryview(view)
+    magic, count, pickle_len = _HEADER.unpack_from(mv, 0)
+    if magic != _MAGIC:
+        raise exceptions.QuantaSystemError("corrupt object in the shared-memory store (bad header)")
+    buffers = []
+    for i in range(count):
+        off, length = _BUFFER.unpack_from(mv, _HEADER.size + i * _BUFFER.size)
+        buffers.append(mv[off:off + length])
+    header_len = _align(_HEADER.size + count * _BUFFER.size)
+    return pickle.loads(mv[header_len:header_len + pickle_len], buffers=buffers)
 
 
 def error_from(kind: int, data: bytes) -> BaseException:
@@ -81,6 +161,8 @@ def error_from(kind: int, data: bytes) -> BaseException:
         return exceptions.ActorDiedError(text)
     if kind == KIND_OBJECT_LOST:
         return exceptions.ObjectLostError(text)
+    if kind == KIND_STORE_FULL:
+        return exceptions.ObjectStoreFullError(text)
     return exceptions.QuantaSystemError(f"object of unknown kind {kind}: {text}")
 
 
@@ -207,3 +289,21 @@ def _user_frames(tb):
     while tb is not None and tb.tb_frame.f_globals.get("__name__", "").startswith("quanta._private"):
         tb = tb.tb_next
     return tb
+
+
+def export_function(fn) -> bytes:
+    """The payload registered for a function or class: the exporter's sys.path (so workers can
+    import the modules it refers to by name) and its cloudpickle."""
+    import sys
+
+    return pickle.dumps(([p for p in sys.path if p], cloudpickle.dumps(fn, protocol=5)), protocol=5)
+
+
+def import_function(payload: bytes):
+    import sys
+
+    paths, data = pickle.loads(payload)
+    for p in paths:
+        if p not in sys.path:
+            sys.path.append(p)
+    return pickle.loads(data)

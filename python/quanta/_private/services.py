@@ -47,18 +47,28 @@ def make_session_dir(temp_dir: str | None = None) -> str:
 
 
 class LocalCluster:
-    """The daemons this driver started. Owned by the session; stopped by `stop()`."""
+    """The daemons of one local cluster.
 
-    def __init__(self, session_dir: str, num_cpus: float, resources: dict, log_to_driver: bool):
+    Started by a driver (`tied_to_driver=True`: they exit with it) or by `quanta start`
+    (they run until `quanta stop`; their pids are written to <session>/pids)."""
+
+    def __init__(self, session_dir: str, num_cpus: float, resources: dict, tied_to_driver: bool = True,
+                 store: dict | None = None):
         self.session_dir = session_dir
         self.control_socket = os.path.join(session_dir, "sockets", "control.sock")
         self.node_socket = os.path.join(session_dir, "sockets", "node.sock")
         self._procs: list[subprocess.Popen] = []
         self._lifeline_w = None
-        self._start(num_cpus, resources)
+        self._start(num_cpus, resources, tied_to_driver, store or {})
 
-    def _start(self, num_cpus: float, resources: dict) -> None:
-        lifeline_r, self._lifeline_w = os.pipe()
+    def pids(self) -> list:
+        return [p.pid for p in self._procs]
+
+    def _start(self, num_cpus: float, resources: dict, tied_to_driver: bool, store: dict) -> None:
+        if tied_to_driver:
+            lifeline_r, self._lifeline_w = os.pipe()
+        else:
+            lifeline_r = -1  # no lifeline: the cluster runs until `quanta stop`
         ready_r, ready_w = os.pipe()
         logs = os.path.join(self.session_dir, "logs")
         common = dict(close_fds=True, start_new_session=True, stdin=subprocess.DEVNULL)
@@ -67,20 +77,25 @@ class LocalCluster:
                 self._procs.append(subprocess.Popen(
                     [binary("quanta_control"), "--session-dir", self.session_dir,
                      "--socket", self.control_socket, "--lifeline-fd", str(lifeline_r)],
-                    pass_fds=(lifeline_r,), stdout=out, stderr=subprocess.STDOUT, **common))
+                    pass_fds=_fds(lifeline_r), stdout=out, stderr=subprocess.STDOUT, **common))
             args = [binary("quanta_node"), "--session-dir", self.session_dir,
                     "--socket", self.node_socket, "--control-socket", self.control_socket,
                     "--python", sys.executable, "--lifeline-fd", str(lifeline_r),
                     "--ready-fd", str(ready_w), "--prestart", str(max(1, int(num_cpus)))]
             for name, amount in {"CPU": num_cpus, **resources}.items():
                 args += ["--resource", f"{name}={int(round(amount * RESOURCE_UNIT))}"]
+            args += ["--object-store-memory", str(int(store.get("object_store_memory") or default_object_store_memory())),
+                     "--inline-threshold", str(int(store.get("inline_threshold") or 100 * 1024))]
+            if store.get("spill_dir"):
+                args += ["--spill-dir", str(store["spill_dir"])]
             args += ["--worker-env", "QUANTA_DRIVER_SYS_PATH=" + json.dumps([p for p in sys.path if p])]
             args += ["--worker-env", "QUANTA_SESSION_DIR=" + self.session_dir]
             with open(os.path.join(logs, "node.out"), "ab") as out:
                 self._procs.append(subprocess.Popen(
-                    args, pass_fds=(lifeline_r, ready_w), stdout=out, stderr=subprocess.STDOUT, **common))
+                    args, pass_fds=_fds(lifeline_r, ready_w), stdout=out, stderr=subprocess.STDOUT, **common))
         finally:
-            os.close(lifeline_r)
+            if lifeline_r >= 0:
+                os.close(lifeline_r)
             os.close(ready_w)
         try:
             self._wait_ready(ready_r)
@@ -120,6 +135,42 @@ class LocalCluster:
                 p.kill()
                 p.wait()
         self._procs = []
+
+
+def default_object_store_memory() -> int:
+    """30% of physical memory, as Ray does (the arena is a sparse memfd: untouched pages cost
+    nothing)."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        total = 8 << 30
+    return int(total * 0.3)
+
+
+def _fds(*fds):
+    return tuple(fd for fd in fds if fd >= 0)
+
+
+def resolve_address(address: str) -> str:
+    """The node socket for `address`: "auto" (the newest cluster started with `quanta start`),
+    a session directory, or a node socket path."""
+    if address == "auto":
+        env = os.environ.get("QUANTA_ADDRESS")
+        if env:
+            return resolve_address(env)
+        latest = os.path.join(tempfile.gettempdir(), "quanta", "cluster_latest")
+        if not os.path.exists(latest):
+            raise ConnectionError("quanta.init(address='auto') found no running cluster; start one "
+                                  "with `quanta start --head`, or call quanta.init() for a local one")
+        address = os.path.realpath(latest)
+    if os.path.isdir(address):
+        sock = os.path.join(address, "sockets", "node.sock")
+    else:
+        sock = address
+    if not os.path.exists(sock):
+        raise ConnectionError(f"no Quanta cluster at {address!r} (no node socket {sock}); is it "
+                              "running? (`quanta start --head` starts one)")
+    return sock
 
 
 def _tail(path: str, lines: int = 20) -> str:

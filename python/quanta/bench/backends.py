@@ -117,7 +117,7 @@ class Backend:
             for p in [pid] + procs.descendants(pid):
                 kib = procs.pss_kib(p)
                 if kib is not None:
-                    name = procs.name_of(p)
+                    name = "driver (python -c)" if p == pid else procs.name_of(p)
                     count, total = by_name.get(name, (0, 0))
                     by_name[name] = (count + 1, total + kib)
             last.update(settle_s=round(settled, 2),

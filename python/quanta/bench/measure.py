@@ -24,7 +24,7 @@ class Timing:
     runs: int  # timed runs of a repeated workload
     run_s: float  # minimum duration of one timed run
     settle_s: float  # pause before each workload, so the last one's clean-up ends
-    oneshot_runs: int  # timed runs of a one-shot workload (startup, actor creation)
+    oneshot_runs: int  # timed runs of a one-shot workload (startup, footprint)
     oneshot_warmup: bool  # do one untimed one-shot run first
     quiet_s: float  # an idle cluster has settled once its process set is unchanged this long
 
@@ -32,7 +32,7 @@ class Timing:
 TIMINGS = {
     # Ray itself uses a 1 s warm-up and 4 runs of 2 s after a 10 s sleep;
     # "full" keeps that shape with shorter runs, to fit in 15 minutes.
-    "full": Timing(warmup_s=1.0, runs=4, run_s=1.0, settle_s=0.5,
+    "full": Timing(warmup_s=1.0, runs=4, run_s=1.0, settle_s=0.25,
                    oneshot_runs=2, oneshot_warmup=True, quiet_s=2.0),
     "quick": Timing(warmup_s=0.2, runs=3, run_s=0.3, settle_s=0.1,
                     oneshot_runs=1, oneshot_warmup=False, quiet_s=1.5),

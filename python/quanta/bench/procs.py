@@ -96,7 +96,8 @@ def name_of(pid):
     if rest[:1] == ["-m"] and len(rest) > 1:
         return f"python -m {rest[1]}"
     if rest[:1] == ["-c"]:
-        return "python -c"
+        spawned = len(rest) > 1 and "multiprocessing" in rest[1]
+        return "python (multiprocessing child)" if spawned else "python -c"
     return f"python {os.path.basename(rest[0])}" if rest else comm
 
 

@@ -129,8 +129,9 @@ def tables(doc):
                          for b, s in doc.get("sessions", {}).items() if s)
     t = meta["timing"]
     out.append(f"{meta['mode']} run: warm-up {t['warmup_s']} s, {t['runs']} runs of >= {t['run_s']} s "
-               f"({t['oneshot_runs']} for one-shot workloads), x{meta['rounds']} rounds; {versions}; "
-               f"{meta['host']['cpus']} CPUs; {meta['elapsed_s']:.0f} s in all")
+               f"({t['oneshot_runs']} of start-up and footprint, 1 batch of actors), "
+               f"{meta['rounds']} round(s); {versions}; {meta['host']['cpus']} CPUs; "
+               f"{meta['elapsed_s']:.0f} s in all")
     out.append("rerun: " + meta["command"])
     return "\n\n".join(out)
 

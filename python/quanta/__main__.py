@@ -1,0 +1,5 @@
+import sys
+
+from quanta.scripts import main
+
+sys.exit(main())
