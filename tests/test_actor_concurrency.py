@@ -11,7 +11,7 @@ import time
 import pytest
 
 import quanta
-from quanta.exceptions import GetTimeoutError
+from quanta.exceptions import ActorDiedError, GetTimeoutError
 
 
 def make_threaded():
@@ -239,3 +239,37 @@ def test_async_actor_method_can_await_other_actors(cluster):
     start = time.monotonic()
     assert quanta.get([front.compute.remote(i) for i in range(8)]) == [i * i for i in range(8)]
     assert time.monotonic() - start < 2.0, "awaiting refs should not block the event loop"
+
+
+@pytest.mark.parametrize("kind", ["threaded", "async"])
+def test_exit_actor_from_a_concurrent_actor(cluster, kind):
+    if kind == "async":
+        @quanta.remote
+        class Quitter:
+            async def quit(self):
+                quanta.actor.exit_actor()
+
+            async def ping(self):
+                return "pong"
+
+        handle = Quitter.remote()
+    else:
+        @quanta.remote
+        class Quitter:
+            def quit(self):
+                quanta.actor.exit_actor()
+
+            def ping(self):
+                return "pong"
+
+        handle = Quitter.options(max_concurrency=4).remote()
+    assert quanta.get(handle.ping.remote()) == "pong"
+    handle.quit.remote()
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            quanta.get(handle.ping.remote(), timeout=10)
+        except ActorDiedError:
+            break
+        assert time.monotonic() < deadline, "the actor did not exit after exit_actor()"
+        time.sleep(0.1)

@@ -169,6 +169,25 @@ def test_pending_call_still_completes_after_the_handle_is_dropped(cluster):
     assert_gone(ident)
 
 
+def test_handle_passed_to_a_task_keeps_the_actor_alive_after_the_driver_drops_it(cluster):
+    Counter = make_counter()
+
+    @quanta.remote
+    def use_later(counter):
+        time.sleep(1.0)
+        return quanta.get(counter.incr.remote())
+
+    handle = Counter.remote(7)
+    ident = identity_of(handle)
+    result = use_later.remote(handle)
+    del handle
+    gc.collect()
+    assert quanta.get(result, timeout=15) == 8
+    del result
+    gc.collect()
+    assert_gone(ident)
+
+
 def test_actor_ends_when_its_creating_task_returns_without_handing_it_out(cluster):
     Counter = make_counter()
 
@@ -272,6 +291,29 @@ def test_max_restarts_brings_the_actor_back_once(cluster):
     assert dies_within(handle.ping), "after the restart budget is used up the actor stays dead"
     with pytest.raises(ActorDiedError):
         quanta.get(handle.ping.remote(), timeout=15)
+
+
+def test_restart_reruns_the_constructor_with_its_arguments_and_keeps_name_and_resources(cluster):
+    Counter = make_counter()
+    total = quanta.cluster_resources()["CPU"]
+    assert poll(lambda: quanta.available_resources().get("CPU") == total, timeout=10)
+    handle = Counter.options(name="lifetime-phoenix", max_restarts=1, num_cpus=1).remote(
+        quanta.put(100))
+    assert quanta.get(handle.incr.remote()) == 101
+    assert quanta.get(handle.incr.remote()) == 102
+    first = identity_of(handle)
+
+    os.kill(first[0], signal.SIGKILL)
+    assert call_until_answer(handle.incr) == 101, "the constructor ran again with the same argument"
+    assert quanta.get(quanta.get_actor("lifetime-phoenix").incr.remote()) == 102
+    assert quanta.available_resources().get("CPU") == total - 1, \
+        "the restarted actor holds its CPU once, neither leaked nor doubled"
+
+    second = identity_of(handle)
+    os.kill(second[0], signal.SIGKILL)
+    assert dies_within(handle.ping)
+    assert poll(lambda: quanta.available_resources().get("CPU") == total, timeout=5), \
+        f"CPU not returned after the final death: {quanta.available_resources()}"
 
 
 def test_max_task_retries_reruns_the_interrupted_call(cluster):
@@ -384,6 +426,17 @@ def test_detached_named_actor_outlives_its_driver(started_cluster):
         ledger = quanta.get_actor("ledger")
         print("ADD=" + ",".join(quanta.get(ledger.add.remote("from-second"))))
         print("PID=%d" % quanta.get(ledger.pid.remote()))
+
+        @quanta.remote
+        class Ledger:  # a fresh definition; get_if_exists must still find the running actor
+            def __init__(self):
+                self.entries = ["should-not-be-created"]
+
+            def pid(self):
+                return __import__("os").getpid()
+
+        again = Ledger.options(name="ledger", lifetime="detached", get_if_exists=True).remote()
+        print("AGAIN_PID=%d" % quanta.get(again.pid.remote()))
         deadline = time.monotonic() + 10
         while True:
             try:
@@ -398,6 +451,7 @@ def test_detached_named_actor_outlives_its_driver(started_cluster):
     """)
     assert values(second, "ADD") == ["from-first,from-second"]
     assert int(values(second, "PID")[0]) == keeper_ident[0]
+    assert int(values(second, "AGAIN_PID")[0]) == keeper_ident[0]
     assert values(second, "SCRATCH") == ["gone"], "a non-detached actor's name dies with its driver"
 
     # Named actors are per namespace: an anonymous namespace does not see it, an explicit one does.

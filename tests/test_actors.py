@@ -224,6 +224,37 @@ def test_order_is_kept_even_when_an_earlier_argument_resolves_later(cluster):
     assert quanta.get(log.seen_list.remote()) == ["first", "second", "third"]
 
 
+def test_call_with_a_failed_argument_fails_and_later_calls_still_answer(cluster):
+    @quanta.remote
+    def broken():
+        raise ValueError("upstream failure")
+
+    @quanta.remote
+    class Log:
+        def __init__(self):
+            self.seen = []
+
+        def append(self, item):
+            self.seen.append(item)
+            return len(self.seen)
+
+        def seen_list(self):
+            return self.seen
+
+    log = Log.remote()
+    assert quanta.get(log.seen_list.remote()) == []
+    failed = log.append.remote(broken.remote())
+    after = log.append.remote("after")
+    later = log.append.remote("later")
+    # The calls after the failed one must answer on their own, not only once yet another call ran.
+    assert quanta.get(later, timeout=10) == 2
+    assert quanta.get(after, timeout=10) == 1
+    with pytest.raises(ValueError) as info:
+        quanta.get(failed, timeout=10)
+    assert "upstream failure" in str(info.value)
+    assert quanta.get(log.seen_list.remote()) == ["after", "later"], "the failed call never ran"
+
+
 def test_methods_are_atomic_by_default_even_with_many_callers(cluster):
     @quanta.remote
     class Racy:
@@ -376,6 +407,24 @@ def test_named_actor_lookup_and_namespaces(cluster):
     with pytest.raises(ValueError):
         quanta.get_actor("actors-named-1", namespace="actors-ns-a")
     del a, b
+
+
+def test_named_actor_can_be_looked_up_from_tasks_and_actors(cluster):
+    Counter = make_counter()
+    counter = Counter.options(name="actors-lookup-from-inside").remote()
+
+    @quanta.remote
+    def bump_by_name():
+        return quanta.get(quanta.get_actor("actors-lookup-from-inside").incr.remote())
+
+    @quanta.remote
+    class Client:
+        def bump(self):
+            return quanta.get(quanta.get_actor("actors-lookup-from-inside").incr.remote(10))
+
+    assert quanta.get(bump_by_name.remote()) == 1, "a task sees its driver's namespace"
+    assert quanta.get(Client.remote().bump.remote()) == 11, "so does an actor"
+    assert quanta.get(counter.get.remote()) == 11
 
 
 def test_duplicate_name_raises_value_error(cluster):
