@@ -349,7 +349,13 @@ void NodeServer::MakeReady(const TaskID& id) {
     const ObjectTable::Entry* e = objects_.Find(arg);
     if (e != nullptr && e->value.IsError()) {
       ObjectValue error = e->value;  // the argument's failure is this task's failure
+      bool actor_call = task.spec.kind == protocol::TaskKind::kActorMethod;
+      ObjectID actor_id = task.spec.actor_id;
       FailTask(id, error);
+      // Later calls to the actor may have been waiting behind this one.
+      if (actor_call) {
+        if (Actor* actor = actors_.Find(actor_id)) PumpActor(*actor);
+      }
       return;
     }
   }
