@@ -176,7 +176,8 @@ class ActorClass:
         explicit = o.get("num_cpus") is not None
         placement = opts.resource_demand(o, 1)
         lifetime_res = opts.resource_demand(o, 0) if explicit else opts.resource_demand({**o, "num_cpus": 0}, 0)
-        blob, arg_refs, nested = serialization.serialize_args(args, kwargs, ObjectRef)
+        blob, arg_refs, nested, keep = serialization.serialize_args(
+            args, kwargs, ObjectRef, None, api.put, core.inline_threshold)
         task_id = core.next_task_id()
         actor_ref_id = task_id[:12] + (1).to_bytes(4, "little")
         handle = ActorHandle(task_id, self._name, self._methods, self._is_async,
@@ -304,7 +305,8 @@ class ActorMethod:
             except TypeError as e:
                 raise TypeError(f"{h._class_name}.{self._name}.remote(): {e}") from None
         core = api.ensure_core()
-        blob, arg_refs, nested = serialization.serialize_args(args, kwargs, ObjectRef)
+        blob, arg_refs, nested, keep = serialization.serialize_args(
+            args, kwargs, ObjectRef, None, api.put, core.inline_threshold)
         if h._actor_ref is not None:
             nested.append(h._actor_ref._id)  # the call keeps the actor alive until it ran
         num_returns = self._num_returns

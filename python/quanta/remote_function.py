@@ -72,7 +72,8 @@ class RemoteFunction:
         for a in args:
             if type(a) is ObjectRef:
                 api._check_ref_session(a, core)
-        blob, arg_refs, nested = serialization.serialize_args(args, kwargs, ObjectRef, self._signature)
+        blob, arg_refs, nested, keep = serialization.serialize_args(
+            args, kwargs, ObjectRef, self._signature, api.put, core.inline_threshold)
         o = self._options
         num_returns = o["num_returns"]
         ids = core.submit_task(core.next_task_id(), session.job_id(), fid, self._name, blob,

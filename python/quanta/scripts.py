@@ -34,7 +34,9 @@ def cmd_start(args) -> int:
         return 2
     num_cpus = args.num_cpus if args.num_cpus is not None else (os.cpu_count() or 1)
     session_dir = services.make_session_dir()
-    cluster = services.LocalCluster(session_dir, num_cpus, resources, tied_to_driver=False)
+    store = {"object_store_memory": args.object_store_memory or services.default_object_store_memory(),
+             "spill_dir": args.object_spilling_directory}
+    cluster = services.LocalCluster(session_dir, num_cpus, resources, tied_to_driver=False, store=store)
     with open(os.path.join(session_dir, "pids"), "w") as f:
         f.write("\n".join(str(p) for p in cluster.pids()))
     latest = os.path.join(_root(), "cluster_latest")
@@ -138,6 +140,8 @@ def main(argv=None) -> int:
     p.add_argument("--head", action="store_true")
     p.add_argument("--num-cpus", type=float)
     p.add_argument("--resources", help="JSON object of custom resources")
+    p.add_argument("--object-store-memory", type=int, help="bytes of shared memory for objects")
+    p.add_argument("--object-spilling-directory", help="where objects spill when the store is full")
     p.set_defaults(func=cmd_start)
     p = sub.add_parser("stop", help="stop clusters started with `quanta start`")
     p.set_defaults(func=cmd_stop)

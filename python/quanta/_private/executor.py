@@ -60,9 +60,13 @@ def run_loop(core) -> None:
         if kind == KIND_METHOD and _actor is not None and (_actor.pool or _actor.loop):
             _submit_concurrent(core, task)
             continue
+        task_id = task[0]
         returns = execute(task)
-        _report(core, task[0], returns)
-        task = returns = None  # drop argument buffers now: they pin shared memory
+        # Drop the argument buffers before reporting: they pin shared memory, and the release
+        # must reach the node ahead of TaskDone (which lets the next task claim that memory).
+        task = None
+        _report(core, task_id, returns)
+        returns = None
 
 
 def _report(core, task_id, returns):
@@ -147,7 +151,16 @@ def _create_actor(cls, name, args, kwargs, max_concurrency, is_async, job_id) ->
 
 def _submit_concurrent(core, task):
     if _actor.pool is not None:
-        _actor.pool.submit(lambda: _report(core, task[0], execute(task)))
+        box = [task]
+
+        def run():
+            t = box.pop()
+            task_id = t[0]
+            returns = execute(t)
+            t = None
+            _report(core, task_id, returns)
+
+        _actor.pool.submit(run)
         return
     asyncio.run_coroutine_threadsafe(_run_async(core, task), _actor.loop)
 
@@ -209,20 +222,16 @@ def pack_returns(result, num_returns: int, name: str) -> list:
     _keepalive.values = values
     out = []
     for v in values:
-        if _is_small(v):
-            try:
-                data, nested = serialization.serialize(v)
-            except Exception as e:  # noqa: BLE001
-                raise TypeError(f"task {name} returned a value that cannot be pickled: "
-                                f"{type(e).__name__}: {e}") from e
-            out.append((KIND_PICKLED, data, nested))
+        if _is_small(v):  # builtin scalars: the C pickler is enough and much faster
+            out.append((KIND_PICKLED, _dumps(v, 5), []))
         else:
             out.append((KIND_PICKLED, (v,), []))  # placed (inline or shared memory) by _report
     return out
 
 
-_SMALL_TYPES = (int, float, bool, str, type(None))
+_SMALL_TYPES = (int, float, bool, str, bytes, type(None))
+_dumps = __import__("pickle").dumps
 
 
 def _is_small(v) -> bool:
-    return type(v) in _SMALL_TYPES and (type(v) is not str or len(v) < 4096)
+    return type(v) in _SMALL_TYPES and (type(v) not in (str, bytes) or len(v) < 4096)

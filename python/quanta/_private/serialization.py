@@ -83,6 +83,7 @@ _HEADER = struct.Struct("<IIQ")
 _BUFFER = struct.Struct("<QQ")
 _LOCATION = struct.Struct("<QQB")  # protocol StoredLocation: offset, size, pinned
 _ALIGN = 64
+_SCALARS = (int, float, bool, str, bytes, type(None))
 
 
 def _align(n: int) -> int:
@@ -105,6 +106,8 @@ def store_or_inline(core, object_id: bytes, value):
     (KIND_PICKLED, bytes, refs); large ones are written once into shared memory and come back as
     (KIND_STORED, location bytes, refs)."""
     threshold = core.inline_threshold if core.has_store else 1 << 62
+    if type(value) in _SCALARS and (type(value) not in (str, bytes) or len(value) < 4096):
+        return KIND_PICKLED, pickle.dumps(value, protocol=5), []
     data, buffers, refs = _pickle_out_of_band(value)
     raws = []
     try:
@@ -166,36 +169,59 @@ def error_from(kind: int, data: bytes) -> BaseException:
     return exceptions.QuantaSystemError(f"object of unknown kind {kind}: {text}")
 
 
-def serialize_args(args: tuple, kwargs: dict, ref_type, signature=None) -> tuple[bytes, list, list]:
-    """Returns (blob, top-level ref ids, nested ref ids) for a task's arguments."""
+def _buffer_size(v) -> int:
+    """Bytes of a value that is one big buffer (numpy array, bytes-like), else 0."""
+    t = type(v)
+    if t in (bytes, bytearray):
+        return len(v)
+    if t is memoryview:
+        return v.nbytes
+    if t.__module__ == "numpy" and t.__name__ == "ndarray":
+        return v.nbytes
+    return 0
+
+
+def serialize_args(args: tuple, kwargs: dict, ref_type, signature=None, put=None,
+                   threshold: int = 1 << 62) -> tuple[bytes, list, list, list]:
+    """Returns (blob, top-level ref ids, nested ref ids, keepalive) for a task's arguments.
+
+    Large arguments (a big buffer, or anything when the pickled arguments exceed the inline
+    threshold) are stored with `put` and passed as refs, as Ray does: they then reach the worker
+    through shared memory, zero-copy, instead of inside the task message. `keepalive` holds those
+    refs until the task is submitted."""
     arg_refs = []
-    if args:
-        new_args = []
-        for a in args:
-            if type(a) is ref_type:
-                new_args.append(RefSlot(len(arg_refs)))
-                arg_refs.append(a._id)
-            else:
-                new_args.append(a)
-    else:
-        new_args = ()
-    if kwargs:
-        new_kwargs = {}
-        for k, v in kwargs.items():
-            if type(v) is ref_type:
-                new_kwargs[k] = RefSlot(len(arg_refs))
-                arg_refs.append(v._id)
-            else:
-                new_kwargs[k] = v
-    else:
-        new_kwargs = None
+    keep = []
+
+    def convert(v, force_put=False):
+        if type(v) is ref_type:
+            arg_refs.append(v._id)
+            return RefSlot(len(arg_refs) - 1)
+        if put is not None and (force_put or _buffer_size(v) >= threshold):
+            ref = put(v)
+            keep.append(ref)
+            arg_refs.append(ref._id)
+            return RefSlot(len(arg_refs) - 1)
+        return v
+
+    def build(force_put=False):
+        arg_refs.clear()
+        keep.clear()
+        new_args = [convert(a, force_put) for a in args] if args else ()
+        new_kwargs = {k: convert(v, force_put) for k, v in kwargs.items()} if kwargs else None
+        return new_args, new_kwargs
+
+    new_args, new_kwargs = build()
     if not new_args and not new_kwargs:
-        return b"", arg_refs, []
+        return b"", arg_refs, [], keep
     try:
         blob, nested = serialize((new_args, new_kwargs))
+        if put is not None and len(blob) >= threshold and len(blob) > 1 << 20:
+            # Big arguments of other kinds: store each one rather than ship megabytes inline.
+            new_args, new_kwargs = build(force_put=True)
+            blob, nested = serialize((new_args, new_kwargs))
     except Exception as e:
         raise _unpicklable_argument_error(args, kwargs, ref_type, e, signature) from None
-    return blob, arg_refs, nested
+    return blob, arg_refs, nested, keep
 
 
 def deserialize_args(blob: bytes, values: list):

@@ -90,6 +90,11 @@ class LocalCluster:
                 args += ["--spill-dir", str(store["spill_dir"])]
             args += ["--worker-env", "QUANTA_DRIVER_SYS_PATH=" + json.dumps([p for p in sys.path if p])]
             args += ["--worker-env", "QUANTA_SESSION_DIR=" + self.session_dir]
+            # As Ray does: one BLAS/OpenMP thread per worker unless the user chose otherwise, so
+            # workers sharing the cores do not oversubscribe them with spinning BLAS threads.
+            for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+                if var not in os.environ:
+                    args += ["--worker-env", f"{var}=1"]
             with open(os.path.join(logs, "node.out"), "ab") as out:
                 self._procs.append(subprocess.Popen(
                     args, pass_fds=_fds(lifeline_r, ready_w), stdout=out, stderr=subprocess.STDOUT, **common))
