@@ -87,6 +87,8 @@ Result<std::shared_ptr<CoreClient>> CoreClient::Connect(const Options& options) 
       if (!next.ok() || !next.value()) break;
       raw->HandleFrame(f);
     }
+    raw->notify_pending_ = false;
+    raw->cv_.notify_all();
     raw->ReaderLoop();
   });
   return client;
@@ -589,6 +591,11 @@ void CoreClient::ReaderLoop() {
       if (!next.value()) break;
       HandleFrame(frame);
     }
+    // One wake-up per read, not per frame: a burst of results wakes each waiter once.
+    if (notify_pending_) {
+      notify_pending_ = false;
+      cv_.notify_all();
+    }
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -613,7 +620,7 @@ void CoreClient::HandleFrame(const protocol::Frame& frame) {
       if (!protocol::DecodeMessage(frame.body, &msg).ok()) break;
       std::lock_guard<std::mutex> lock(mu_);
       create_replies_[msg.request_id] = std::move(msg);
-      cv_.notify_all();
+      notify_pending_ = true;
       break;
     }
     case MessageType::kStoreStats: {
@@ -621,7 +628,7 @@ void CoreClient::HandleFrame(const protocol::Frame& frame) {
       if (!protocol::DecodeMessage(frame.body, &msg).ok()) break;
       std::lock_guard<std::mutex> lock(mu_);
       stats_replies_[msg.request_id] = std::move(msg);
-      cv_.notify_all();
+      notify_pending_ = true;
       break;
     }
     case MessageType::kExecuteTask: {
@@ -645,7 +652,7 @@ void CoreClient::HandleFrame(const protocol::Frame& frame) {
         l.size = loc->size;
       }
       tasks_.push_back(std::move(msg));
-      cv_.notify_all();
+      notify_pending_ = true;
       break;
     }
     case MessageType::kLogLines: {
@@ -667,7 +674,7 @@ void CoreClient::HandleFrame(const protocol::Frame& frame) {
       if (!protocol::DecodeMessage(frame.body, &msg).ok()) break;
       std::lock_guard<std::mutex> lock(mu_);
       cluster_replies_[msg.request_id] = std::move(msg);
-      cv_.notify_all();
+      notify_pending_ = true;
       break;
     }
     case MessageType::kActorNameReply: {
@@ -675,7 +682,7 @@ void CoreClient::HandleFrame(const protocol::Frame& frame) {
       if (!protocol::DecodeMessage(frame.body, &msg).ok()) break;
       std::lock_guard<std::mutex> lock(mu_);
       name_replies_[msg.request_id] = std::move(msg);
-      cv_.notify_all();
+      notify_pending_ = true;
       break;
     }
     default:
@@ -716,7 +723,7 @@ void CoreClient::OnObjectReady(protocol::ObjectReady msg) {
   } else if (!l.value) {
     l.value = std::make_shared<protocol::ObjectValue>(std::move(msg.value));
   }
-  cv_.notify_all();
+  notify_pending_ = true;
 }
 
 void CoreClient::PrintLogLines(const protocol::LogLines& msg) {

@@ -168,6 +168,7 @@ class CoreClient {
   uint64_t next_request_id_ = 1;
   int blocked_depth_ = 0;  // nested Get calls from several threads of one worker
   std::string close_reason_;
+  bool notify_pending_ = false;  // reader thread only: a frame changed state waiters look at
 };
 
 }  // namespace quanta

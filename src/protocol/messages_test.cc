@@ -138,7 +138,8 @@ M RoundTrip(MessageType type, const M& msg) {
 ObjectValue SampleValue(ObjectKind kind = ObjectKind::kPickled) {
   ObjectValue v;
   v.kind = kind;
-  v.data = Bin(40, 7);
+  // A stored object's data is its location, which must be exactly StoredLocation::kEncodedSize.
+  v.data = kind == ObjectKind::kStored ? StoredLocation{4096, 1 << 20, true}.Encode() : Bin(40, 7);
   v.nested_refs = {Id(1, 2, 3), Id(4, 5, ObjectID::kPutIndex)};
   return v;
 }
@@ -277,7 +278,8 @@ TEST(Messages, PutObject) {
     PutObject out = RoundTrip(MessageType::kPutObject, m);
     EXPECT_EQ(out.object_id, m.object_id);
     EXPECT_EQ(out.value, m.value);
-    EXPECT_EQ(out.value.IsError(), k != 0);
+    bool is_value = k == static_cast<int>(ObjectKind::kPickled) || k == static_cast<int>(ObjectKind::kStored);
+    EXPECT_EQ(out.value.IsError(), !is_value);
   }
 }
 
@@ -436,8 +438,24 @@ TEST(Messages, TypeNames) {
 
 // ------------------------------------------------------------------ invalid field values
 
+TEST(Messages, StoredLocationMustHaveItsExactSize) {
+  for (size_t size : {0, 16, 18, 40}) {
+    ObjectValue v;
+    v.kind = ObjectKind::kStored;
+    v.data = Bin(size, 1);
+    std::string body = EncodeBody(PutObject{Id(1, 1, 1), v});
+    PutObject m;
+    EXPECT_FALSE(DecodeMessage(body, &m).ok()) << size;
+  }
+  auto loc = StoredLocation::Decode(StoredLocation{7, 9, true}.Encode());
+  ASSERT_TRUE(loc.ok());
+  EXPECT_EQ(loc->offset, 7u);
+  EXPECT_EQ(loc->size, 9u);
+  EXPECT_TRUE(loc->pinned);
+}
+
 TEST(Messages, UnknownObjectKindRejected) {
-  for (int kind : {static_cast<int>(ObjectKind::kKindCount), 7, 128, 255}) {
+  for (int kind : {static_cast<int>(ObjectKind::kKindCount), 9, 128, 255}) {
     std::string body = EncodeBody(PutObject{Id(1, 1, 1), SampleValue()});
     body[ObjectID::kSize] = static_cast<char>(kind);  // the kind byte follows the id
     PutObject m;
