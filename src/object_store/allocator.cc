@@ -17,6 +17,7 @@ void Allocator::EraseFree(std::map<uint64_t, uint64_t>::iterator it) {
 }
 
 std::optional<uint64_t> Allocator::Allocate(uint64_t size) {
+  if (size > capacity_) return std::nullopt;  // also keeps RoundUp from overflowing
   size = RoundUp(size == 0 ? 1 : size);
   // Best fit, lowest offset among equals: keeps reusing the same (already faulted-in) pages.
   auto fit = free_by_size_.lower_bound({size, 0});

@@ -70,7 +70,7 @@ std::string SharedStore::FullMessage(uint64_t size) const {
 }
 
 Result<uint64_t> SharedStore::AllocateOrSpill(uint64_t size, const ObjectID& for_id) {
-  if (Allocator::RoundUp(size) > allocator_.capacity()) {
+  if (size > allocator_.capacity() || Allocator::RoundUp(size) > allocator_.capacity()) {
     return Status::ResourceExhausted("an object of " + Mib(size) + " is larger than the whole object store (" +
                                      Mib(allocator_.capacity()) +
                                      "); raise quanta.init(object_store_memory=...)");

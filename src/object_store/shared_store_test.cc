@@ -661,8 +661,8 @@ TEST_F(SharedStoreTest, StatsAndListCounts) {
   EXPECT_EQ(s.total_restored, 0u);
 
   Put(1, 100);
-  Put(2, 1500 * 1024);
   ASSERT_TRUE(store_->Create(Id(3), 65, 1).ok());  // unsealed counts as in memory
+  Put(2, 1500 * 1024);                              // last, so it borders the free tail
   ASSERT_TRUE(store_->Pin(Id(1), 4).ok());
   ASSERT_TRUE(store_->Pin(Id(1), 5).ok());
   s = store_->Stats();
@@ -682,9 +682,9 @@ TEST_F(SharedStoreTest, StatsAndListCounts) {
   EXPECT_EQ(list[2].id, Id(2));
   EXPECT_FALSE(list[2].spilled);
 
-  // Spill 2 (the only evictable object) by asking for more than the free tail: its 1.5 MiB
-  // hole lies between pinned 1 and unsealed 3, so ask for something that fits in it.
-  ASSERT_TRUE(store_->Create(Id(4), 2 * kMiB + kMiB / 2, 1).ok());
+  // Spill 2 (the only evictable object) by asking for more than the free tail; its space
+  // merges with the tail.
+  ASSERT_TRUE(store_->Create(Id(4), 3 * kMiB, 1).ok());
   s = store_->Stats();
   EXPECT_EQ(s.num_spilled, 1u);
   EXPECT_EQ(s.spilled_bytes, 1500u * 1024);
