@@ -1,9 +1,44 @@
 // Bindings for objects: put, get, wait and reference counting.
 #include <nanobind/stl/shared_ptr.h>
 
+#include <algorithm>
+#include <chrono>
+
 #include "bindings/common.h"
 
 namespace quanta::bindings {
+
+namespace {
+
+// Runs `attempt(slice_ms)` without the GIL in slices of at most 100 ms until it reports done or
+// `timeout_ms` (< 0: none) passes, checking for signals in between, so Ctrl-C (and
+// quanta.cancel's SIGINT in a worker) interrupts a long get or wait.
+template <typename F>
+void WaitInSlices(int64_t timeout_ms, F&& attempt) {
+  constexpr int64_t kSliceMs = 100;
+  auto start = std::chrono::steady_clock::now();
+  while (true) {
+    int64_t slice = kSliceMs;
+    if (timeout_ms >= 0) {
+      int64_t elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::steady_clock::now() - start).count();
+      slice = std::min(kSliceMs, std::max<int64_t>(0, timeout_ms - elapsed));
+    }
+    bool done;
+    {
+      nb::gil_scoped_release release;
+      done = attempt(slice);
+    }
+    if (done) return;
+    if (timeout_ms >= 0 &&
+        std::chrono::steady_clock::now() - start >= std::chrono::milliseconds(timeout_ms)) {
+      return;
+    }
+    if (PyErr_CheckSignals() != 0) throw nb::python_error();
+  }
+}
+
+}  // namespace
 
 void BindObjects(nb::class_<CoreClient>& cls) {
   cls.def("next_put_id", [](CoreClient& c) { return FromId(c.NextPutId()); })
@@ -23,10 +58,10 @@ void BindObjects(nb::class_<CoreClient>& cls) {
            [](std::shared_ptr<CoreClient> c, const nb::list& ids, int64_t timeout_ms) {
              std::vector<ObjectID> oids = ToIds(ids);
              Result<std::vector<CoreClient::GotValue>> values = Status::Internal("unset");
-             {
-               nb::gil_scoped_release release;
-               values = c->Get(oids, timeout_ms);
-             }
+             WaitInSlices(timeout_ms, [&](int64_t slice_ms) {
+               values = c->Get(oids, slice_ms);
+               return values.ok() || values.status().code() != StatusCode::kTimedOut;
+             });
              auto vals = ValueOrThrow(std::move(values));
              nb::list out;
              for (size_t i = 0; i < vals.size(); ++i) {
@@ -108,10 +143,13 @@ void BindObjects(nb::class_<CoreClient>& cls) {
               bool fetch_local) {
              std::vector<ObjectID> oids = ToIds(ids);
              Result<std::vector<bool>> ready = Status::Internal("unset");
-             {
-               nb::gil_scoped_release release;
-               ready = c.Wait(oids, num_ready, timeout_ms, fetch_local);
-             }
+             WaitInSlices(timeout_ms, [&](int64_t slice_ms) {
+               ready = c.Wait(oids, num_ready, slice_ms, fetch_local);
+               if (!ready.ok()) return true;
+               size_t n = 0;
+               for (bool b : ready.value()) n += b;
+               return n >= num_ready;
+             });
              return ValueOrThrow(std::move(ready));
            })
       .def("add_ref", [](CoreClient& c, const nb::bytes& id) { c.AddLocalRef(ToId(id)); })

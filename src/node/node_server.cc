@@ -461,17 +461,6 @@ void NodeServer::OnTaskDone(Client& worker, protocol::TaskDone msg) {
   FinishTask(msg.task_id, std::move(msg.returns));
 }
 
-void NodeServer::ReleaseWorker(Client& worker) {
-  if (!worker.lent_back) queue_.Release(worker.held);
-  worker.held = ResourceSet();
-  worker.lent_back = false;
-  worker.current_task.reset();
-  if (worker.state == WorkerState::kBusy && !worker.conn->closed()) {
-    worker.state = WorkerState::kIdle;
-    idle_workers_.push_back(worker.id);
-  }
-}
-
 void NodeServer::FinishTask(const TaskID& id, std::vector<ObjectValue> returns) {
   auto it = tasks_.find(id);
   if (it == tasks_.end()) return;
@@ -563,111 +552,6 @@ void NodeServer::OnRefDeltas(Client& client, const protocol::RefDeltas& msg) {
     objects_.RemoveRef(id, n, &freed);
   }
   HandleFreed(freed);
-}
-
-void NodeServer::OnWorkerBlocked(Client& worker) {
-  if (worker.state != WorkerState::kBusy || worker.lent_back) return;
-  worker.lent_back = true;
-  queue_.Release(worker.held);
-}
-
-void NodeServer::OnWorkerUnblocked(Client& worker) {
-  if (!worker.lent_back) return;
-  worker.lent_back = false;
-  queue_.Acquire(worker.held);  // may oversubscribe briefly, as the worker must finish
-}
-
-void NodeServer::OnCancelTask(const protocol::CancelTask& msg) {
-  TaskID id = msg.object_id.TaskId();
-  auto it = tasks_.find(id);
-  if (it == tasks_.end()) return;  // finished already: nothing to cancel
-  Task& task = it->second;
-  if (task.spec.kind != protocol::TaskKind::kNormal) return;  // actor calls are not cancellable yet
-  ObjectValue cancelled = SystemError(ObjectKind::kCancelled, "task " + task.spec.name + " was cancelled");
-  if (deps_.Forget(id) || queue_.Remove(id)) {
-    FailTask(id, cancelled);
-    return;
-  }
-  Client* worker = FindClient(task.worker);
-  if (worker == nullptr) return;
-  task.cancelled = true;
-  task.retries_left = 0;
-  if (msg.force) {
-    task.force_cancelled = true;
-    pool_.Kill(worker->worker_token, SIGKILL);
-  } else {
-    pool_.Kill(worker->worker_token, SIGINT);  // raises KeyboardInterrupt in the task
-  }
-}
-
-void NodeServer::OnWorkerOutput(uint64_t token, bool is_stderr, std::string text) {
-  Client* worker = FindWorkerByToken(token);
-  uint64_t job = worker ? worker->last_job : 0;
-  Client* driver = job ? FindClient(job) : nullptr;
-  if (driver == nullptr || !driver->log_to_driver) return;
-  protocol::LogLines msg;
-  msg.pid = static_cast<uint32_t>(pool_.PidOf(token));
-  if (msg.pid == 0 && worker) msg.pid = worker->pid;
-  msg.task_name = worker ? worker->last_task_name : "";
-  msg.is_stderr = is_stderr;
-  msg.text = std::move(text);
-  driver->conn->Send(MessageType::kLogLines, msg);
-}
-
-void NodeServer::OnWorkerExit(uint64_t token, int wait_status) {
-  Client* worker = FindWorkerByToken(token);
-  if (worker == nullptr) {
-    // Died before it said Hello.
-    if (starting_workers_ > 0) --starting_workers_;
-    QLOG(kWarning) << "worker token=" << token << " exited before registering (status "
-                   << wait_status << "); see its log in " << options_.session_dir << "/logs";
-    return;
-  }
-  if (!worker->conn->closed()) worker->conn->Close(Status::IOError("worker process exited"));
-}
-
-void NodeServer::OnClientClosed(uint64_t client_id, const Status& why) {
-  auto it = clients_.find(client_id);
-  if (it == clients_.end()) return;
-  Client client = std::move(it->second);
-  clients_.erase(it);
-  if (client.role == protocol::ClientRole::kWorker && client.worker_token) {
-    token_to_client_.erase(client.worker_token);
-    idle_workers_.erase(std::remove(idle_workers_.begin(), idle_workers_.end(), client_id),
-                        idle_workers_.end());
-    pool_.Kill(client.worker_token, SIGKILL);
-    if (!client.lent_back) queue_.Release(client.held);
-    if (!client.actor_id.IsNil()) {
-      --actor_workers_;
-      OnActorWorkerLost(client, why);
-    } else if (client.current_task) {
-      auto t = tasks_.find(*client.current_task);
-      if (t != tasks_.end()) {
-        Task& task = t->second;
-        if (task.force_cancelled || task.cancelled) {
-          FailTask(t->first, SystemError(ObjectKind::kCancelled, "task " + task.spec.name + " was cancelled"));
-        } else if (task.retries_left != 0) {
-          if (task.retries_left > 0) --task.retries_left;
-          QLOG(kInfo) << "retrying task " << task.spec.name << " after its worker died";
-          MakeReady(t->first);
-        } else {
-          FailTask(t->first, SystemError(ObjectKind::kWorkerCrashed,
-                                         "the worker process (pid " + std::to_string(client.pid) +
-                                             ") running task " + task.spec.name +
-                                             " died unexpectedly: " + why.message()));
-        }
-      }
-    }
-    ReplenishPool();
-  }
-  if (store_) {
-    store_->UnpinAll(client_id);
-    store_->AbortCreatesOf(client_id);  // half-written objects vanish with their writer
-  }
-  std::vector<ObjectID> freed;
-  for (const auto& [id, n] : client.holdings) objects_.RemoveRef(id, n, &freed);
-  HandleFreed(freed);
-  QLOG(kInfo) << "client pid=" << client.pid << " disconnected: " << why.message();
 }
 
 ObjectValue NodeServer::SystemError(ObjectKind kind, std::string text) {

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numbers
 import os
-import sys
 
 from quanta import exceptions
 from quanta._private import serialization, services, session
@@ -306,10 +305,6 @@ def get_runtime_context():
     from quanta._private.runtime_context import RuntimeContext
 
     return RuntimeContext()
-
-
-def _python_version_check():
-    return sys.version_info
 
 
 def memory_summary(*, stats_only=False):
