@@ -1,14 +1,13 @@
 // quanta_control: the control service daemon.
 //
 //   quanta_control --session-dir D --socket S [--lifeline-fd F] [--ready-fd F]
-#include <fcntl.h>
-#include <signal.h>
 #include <unistd.h>
 
 #include <cstdio>
 
 #include "common/flags.h"
 #include "common/logging.h"
+#include "net/daemon.h"
 #include "control/control_server.h"
 
 using namespace quanta;
@@ -28,11 +27,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   InitLogging("control", session_dir + "/logs/control.log", LogLevel::kInfo);
-  // Inherited descriptors must not leak into the processes we start.
-  for (long long fd : {lifeline.value(), ready.value()}) {
-    if (fd >= 0) fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC);
-  }
-  signal(SIGPIPE, SIG_IGN);
+  net::CloseOnExec({lifeline.value(), ready.value()});
   net::EventLoop loop;
   Status st = loop.Init();
   ControlServer server(&loop, socket_path, static_cast<int>(lifeline.value()));
@@ -41,16 +36,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "quanta_control: %s\n", st.ToString().c_str());
     return 1;
   }
-  static net::EventLoop* g_loop = &loop;
-  struct sigaction sa {};
-  sa.sa_handler = [](int) { g_loop->Stop(); };
-  sigaction(SIGTERM, &sa, nullptr);
-  sigaction(SIGINT, &sa, nullptr);
-  if (ready.value() >= 0) {
-    ssize_t ignored = ::write(static_cast<int>(ready.value()), "ready\n", 6);
-    (void)ignored;
-    ::close(static_cast<int>(ready.value()));
-  }
+  net::StopLoopOnSignals(&loop);
+  net::SignalReady(ready.value());
   loop.Run();
   server.Shutdown("event loop stopped");
   return 0;

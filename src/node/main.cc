@@ -6,8 +6,6 @@
 //
 // Resource amounts are fixed point (10000 = 1 unit). The daemon writes "ready\n" to the
 // ready fd once it accepts connections, and exits when the lifeline fd reaches EOF.
-#include <fcntl.h>
-#include <signal.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -15,6 +13,7 @@
 
 #include "common/flags.h"
 #include "common/logging.h"
+#include "net/daemon.h"
 #include "node/node_server.h"
 
 using namespace quanta;
@@ -59,11 +58,7 @@ int main(int argc, char** argv) {
   opts.inline_threshold = static_cast<uint64_t>(inline_threshold.value());
   opts.spill_dir = flags->Get("spill-dir");
 
-  // Inherited descriptors must not leak into the processes we start.
-  for (long long fd : {lifeline.value(), ready.value()}) {
-    if (fd >= 0) fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC);
-  }
-  signal(SIGPIPE, SIG_IGN);
+  net::CloseOnExec({lifeline.value(), ready.value()});
   net::EventLoop loop;
   Status st = loop.Init();
   if (!st.ok()) return Fail(st.ToString());
@@ -74,18 +69,8 @@ int main(int argc, char** argv) {
     return Fail(st.ToString());
   }
   // SIGTERM/SIGINT: shut down cleanly (kill workers) rather than die and orphan them.
-  static net::EventLoop* g_loop = &loop;
-  static NodeServer* g_server = &server;
-  (void)g_server;
-  struct sigaction sa {};
-  sa.sa_handler = [](int) { g_loop->Stop(); };
-  sigaction(SIGTERM, &sa, nullptr);
-  sigaction(SIGINT, &sa, nullptr);
-  if (ready.value() >= 0) {
-    ssize_t ignored = ::write(static_cast<int>(ready.value()), "ready\n", 6);
-    (void)ignored;
-    ::close(static_cast<int>(ready.value()));
-  }
+  net::StopLoopOnSignals(&loop);
+  net::SignalReady(ready.value());
   loop.Run();
   server.Shutdown("event loop stopped");
   return 0;

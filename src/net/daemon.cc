@@ -1,0 +1,35 @@
+#include "net/daemon.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+namespace quanta::net {
+
+namespace {
+EventLoop* g_loop = nullptr;
+}  // namespace
+
+void CloseOnExec(std::initializer_list<long long> fds) {
+  for (long long fd : fds) {
+    if (fd >= 0) fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC);
+  }
+}
+
+void StopLoopOnSignals(EventLoop* loop) {
+  g_loop = loop;
+  signal(SIGPIPE, SIG_IGN);
+  struct sigaction sa {};
+  sa.sa_handler = [](int) { g_loop->Stop(); };  // Stop() only sets a flag and writes an eventfd
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+}
+
+void SignalReady(long long fd) {
+  if (fd < 0) return;
+  ssize_t ignored = ::write(static_cast<int>(fd), "ready\n", 6);
+  (void)ignored;
+  ::close(static_cast<int>(fd));
+}
+
+}  // namespace quanta::net

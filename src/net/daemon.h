@@ -1,0 +1,18 @@
+// Start-up plumbing shared by the daemons' main() functions (quanta_node, quanta_control).
+#pragma once
+
+#include <initializer_list>
+
+#include "net/event_loop.h"
+
+namespace quanta::net {
+
+// Marks descriptors inherited from the launcher close-on-exec, so they do not leak into the
+// processes the daemon starts. Negative values are skipped.
+void CloseOnExec(std::initializer_list<long long> fds);
+// SIGTERM and SIGINT stop `loop` (the daemon then shuts down cleanly); SIGPIPE is ignored.
+void StopLoopOnSignals(EventLoop* loop);
+// Tells the launcher the daemon accepts connections: writes "ready\n" to `fd` and closes it.
+void SignalReady(long long fd);
+
+}  // namespace quanta::net
