@@ -11,7 +11,6 @@ import asyncio
 import os
 import sys
 import threading
-import traceback
 from concurrent.futures import ThreadPoolExecutor
 
 from quanta import exceptions
@@ -142,7 +141,7 @@ def _create_actor(cls, name, args, kwargs, max_concurrency, is_async, job_id) ->
     try:
         instance = cls(*args, **kwargs)
     except Exception as e:  # noqa: BLE001 - the constructor's error kills the actor
-        tb = "".join(traceback.format_exception(type(e), e, serialization._user_frames(e.__traceback__)))
+        tb = serialization.format_traceback(e)
         text = f"the actor {name} could not be created: its constructor raised\n{tb}"
         return [(KIND_ACTOR_DIED, text.encode(), [])]
     _actor = _ActorRuntime(instance, name, max_concurrency, is_async, job_id)

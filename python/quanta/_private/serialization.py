@@ -291,7 +291,7 @@ def serialize_task_error(exc: BaseException, function_name: str, pid: int) -> by
         pid = exc.pid or pid
     else:
         cause = exc
-        tb_text = "".join(traceback.format_exception(type(exc), exc, _user_frames(exc.__traceback__)))
+        tb_text = format_traceback(exc)
     try:
         cause_bytes = cloudpickle.dumps(cause, protocol=5)
     except Exception:  # noqa: BLE001 - unpicklable exceptions still travel as text
@@ -319,17 +319,56 @@ def _user_frames(tb):
 
 def export_function(fn) -> bytes:
     """The payload registered for a function or class: the exporter's sys.path (so workers can
-    import the modules it refers to by name) and its cloudpickle."""
+    import the modules it refers to by name), where its code lives (cloudpickle replaces file
+    names with "<dynamic-code>"; tracebacks should point at the user's files) and its
+    cloudpickle."""
     import sys
 
-    return pickle.dumps(([p for p in sys.path if p], cloudpickle.dumps(fn, protocol=5)), protocol=5)
+    return pickle.dumps(([p for p in sys.path if p], _code_files_of(fn),
+                         cloudpickle.dumps(fn, protocol=5)), protocol=5)
 
 
 def import_function(payload: bytes):
     import sys
 
-    paths, data = pickle.loads(payload)
+    paths, files, data = pickle.loads(payload)
     for p in paths:
         if p not in sys.path:
             sys.path.append(p)
+    _code_files.update(files)
     return pickle.loads(data)
+
+
+_code_files: dict = {}  # code name -> file name, for functions received by value
+
+
+def _code_files_of(fn) -> dict:
+    files = {}
+
+    def visit(code):
+        if not code.co_filename.startswith("<"):
+            files.setdefault(code.co_name, code.co_filename)
+        for const in code.co_consts:
+            if hasattr(const, "co_code"):
+                visit(const)
+
+    members = [fn] if not isinstance(fn, type) else list(vars(fn).values())
+    for m in members:
+        m = getattr(m, "__func__", m)
+        code = getattr(m, "__code__", None)
+        if code is not None:
+            visit(code)
+    return files
+
+
+def format_traceback(exc) -> str:
+    """Like traceback.format_exception, from the first user frame on, with real file names."""
+    frames = traceback.StackSummary.extract(traceback.walk_tb(_user_frames(exc.__traceback__)),
+                                            lookup_lines=False)
+    for f in frames:
+        if f.filename == "<dynamic-code>" and f.name in _code_files:
+            f.filename = _code_files[f.name]
+    lines = ["Traceback (most recent call last):\n"] if frames else []
+    lines += traceback.format_list(frames)
+    lines += traceback.format_exception_only(type(exc), exc)
+    return "".join(lines)
