@@ -97,8 +97,10 @@ void EventLoop::Run() {
       auto handler = it->second;            // keep alive even if the handler removes itself
       (*handler)(events[i].events);
     }
-    RunDueTimers();
+    // End-of-iteration hooks first: they may produce output (e.g. dispatched tasks) that the
+    // zero-delay flush timers then send in this same iteration.
     for (auto& hook : end_hooks_) hook();
+    RunDueTimers();
   }
 }
 
