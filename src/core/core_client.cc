@@ -554,6 +554,28 @@ void CoreClient::HandleFrame(const protocol::Frame& frame) {
       notify_pending_ = true;
       break;
     }
+    case MessageType::kCancelTask: {
+      // An actor call the node wants dropped: answer it as cancelled if it has not started.
+      protocol::CancelTask msg;
+      if (!protocol::DecodeMessage(frame.body, &msg).ok()) break;
+      TaskID id = msg.object_id.TaskId();
+      protocol::TaskDone done;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        auto it = std::find_if(tasks_.begin(), tasks_.end(),
+                               [&](const protocol::ExecuteTask& t) { return t.spec.task_id == id; });
+        if (it == tasks_.end()) break;
+        done.task_id = id;
+        protocol::ObjectValue v;
+        v.kind = protocol::ObjectKind::kCancelled;
+        v.data = "task " + it->spec.name + " was cancelled before it started";
+        done.returns.assign(it->spec.num_returns, v);
+        tasks_.erase(it);
+      }
+      Status st = Send(MessageType::kTaskDone, done);
+      (void)st;
+      break;
+    }
     case MessageType::kLogLines: {
       protocol::LogLines msg;
       if (protocol::DecodeMessage(frame.body, &msg).ok()) PrintLogLines(msg);

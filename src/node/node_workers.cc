@@ -111,8 +111,26 @@ void NodeServer::OnCancelTask(const protocol::CancelTask& msg) {
   auto it = tasks_.find(id);
   if (it == tasks_.end()) return;  // finished already: nothing to cancel
   Task& task = it->second;
-  if (task.spec.kind != protocol::TaskKind::kNormal) return;  // actor calls are not cancellable yet
   ObjectValue cancelled = SystemError(ObjectKind::kCancelled, "task " + task.spec.name + " was cancelled");
+  if (task.spec.kind == protocol::TaskKind::kActorCreation) return;  // use quanta.kill for actors
+  if (task.spec.kind == protocol::TaskKind::kActorMethod) {
+    // A call not started yet is dropped; one the actor already runs is not interrupted (that
+    // could corrupt the actor's state), as in Ray.
+    Actor* actor = actors_.Find(task.spec.actor_id);
+    if (actor == nullptr) return;
+    if (actor->in_flight.count(id)) {
+      // Already sent: the actor's worker drops it if it has not started it yet.
+      if (Client* worker = FindClient(actor->worker)) worker->conn->Send(MessageType::kCancelTask, msg);
+      return;
+    }
+    auto q = std::find(actor->queue.begin(), actor->queue.end(), id);
+    if (q == actor->queue.end()) return;
+    actor->queue.erase(q);
+    deps_.Forget(id);
+    FailTask(id, cancelled);
+    PumpActor(*actor);
+    return;
+  }
   if (deps_.Forget(id) || queue_.Remove(id)) {
     FailTask(id, cancelled);
     return;
