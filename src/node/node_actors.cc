@@ -227,8 +227,7 @@ void NodeServer::ReplenishPool() {
   if (shutting_down_) return;
   int pool_workers = static_cast<int>(pool_.num_processes()) - actor_workers_;
   while (pool_workers < options_.prestart_workers) {
-    if (!pool_.Start().ok()) break;
-    ++starting_workers_;
+    if (!StartWorker()) break;
     ++pool_workers;
   }
 }

@@ -51,7 +51,7 @@ Status NodeServer::Start() {
   }
   ConnectToControl();
   for (int i = 0; i < options_.prestart_workers; ++i) {
-    if (pool_.Start().ok()) ++starting_workers_;
+    StartWorker();
   }
   loop_->AtEndOfIteration([this] {
     ScheduleTasks();
@@ -284,6 +284,7 @@ Status NodeServer::OnHello(net::Connection& conn, const protocol::Hello& hello) 
     client.worker_token = hello.worker_token;
     token_to_client_[hello.worker_token] = client.id;
     client.state = WorkerState::kIdle;
+    failed_starts_ = 0;
     if (starting_workers_ > 0) --starting_workers_;
     idle_workers_.push_back(client.id);
   }
@@ -385,8 +386,7 @@ void NodeServer::ScheduleTasks() {
   if (idle_workers_.empty()) {
     size_t wanted = queue_.CountRunnable(64);
     while (static_cast<size_t>(starting_workers_) < wanted) {
-      if (!pool_.Start().ok()) break;
-      ++starting_workers_;
+      if (!StartWorker()) break;
     }
   }
   WarnInfeasible();

@@ -121,6 +121,10 @@ class NodeServer {
   void MarkActorDead(Actor& actor, const std::string& reason);
   void HandleFreed(const std::vector<ObjectID>& freed);
   void ReplenishPool();
+  // Starts one worker unless workers keep dying before they register (a broken Python
+  // environment): then drivers are warned once, with the worker's error output, and no more
+  // are started, instead of respawning forever.
+  bool StartWorker();
 
   // Task lifecycle
   void MakeReady(const TaskID& id);
@@ -160,6 +164,7 @@ class NodeServer {
   std::unordered_map<uint64_t, uint64_t> token_to_client_;
   std::deque<uint64_t> idle_workers_;
   int starting_workers_ = 0;
+  int failed_starts_ = 0;  // workers in a row that exited before registering
   std::unordered_map<TaskID, Task, ObjectIDHash> tasks_;
   std::unordered_map<std::string, std::string> functions_;
   std::unordered_set<std::string> warned_infeasible_;

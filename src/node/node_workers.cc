@@ -3,6 +3,8 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <fstream>
+#include <iterator>
 
 #include "common/logging.h"
 #include "node/node_server.h"
@@ -12,6 +14,18 @@ namespace quanta {
 using protocol::MessageType;
 using protocol::ObjectKind;
 using protocol::ObjectValue;
+
+namespace {
+
+constexpr int kMaxFailedStarts = 5;
+
+std::string TailOfFile(const std::string& path, size_t max_bytes = 2000) {
+  std::ifstream in(path, std::ios::binary);
+  std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return data.size() > max_bytes ? data.substr(data.size() - max_bytes) : data;
+}
+
+}  // namespace
 
 void NodeServer::ReleaseWorker(Client& worker) {
   if (!worker.lent_back) queue_.Release(worker.held);
@@ -50,6 +64,13 @@ void NodeServer::OnWorkerOutput(uint64_t token, bool is_stderr, std::string text
   driver->conn->Send(MessageType::kLogLines, msg);
 }
 
+bool NodeServer::StartWorker() {
+  if (failed_starts_ >= kMaxFailedStarts || shutting_down_) return false;
+  if (!pool_.Start().ok()) return false;
+  ++starting_workers_;
+  return true;
+}
+
 void NodeServer::OnWorkerExit(uint64_t token, int wait_status) {
   Client* worker = FindWorkerByToken(token);
   if (worker == nullptr) {
@@ -57,6 +78,16 @@ void NodeServer::OnWorkerExit(uint64_t token, int wait_status) {
     if (starting_workers_ > 0) --starting_workers_;
     QLOG(kWarning) << "worker token=" << token << " exited before registering (status "
                    << wait_status << "); see its log in " << options_.session_dir << "/logs";
+    if (++failed_starts_ == kMaxFailedStarts) {
+      std::string err = TailOfFile(options_.session_dir + "/logs/worker-" + std::to_string(token) + ".err");
+      std::string text = "worker processes exit before they can start (" + std::to_string(kMaxFailedStarts) +
+                         " in a row); no more will be started and tasks stay pending. The last one "
+                         "printed:\n" + err + "\n(logs: " + options_.session_dir + "/logs)";
+      QLOG(kError) << text;
+      for (auto& [cid, c] : clients_) {
+        if (c.role == protocol::ClientRole::kDriver) c.conn->Send(MessageType::kWarning, protocol::Warning{text});
+      }
+    }
     return;
   }
   if (!worker->conn->closed()) worker->conn->Close(Status::IOError("worker process exited"));
