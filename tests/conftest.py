@@ -294,3 +294,24 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 def strip_ansi(text):
     return _ANSI.sub("", text)
+
+
+# ------------------------------------------------------------------ object store helpers
+
+MiB = 1 << 20
+STORE = 512 * MiB  # small enough that tests can fill it
+
+
+@pytest.fixture
+def store(no_cluster):
+    """A fresh cluster with a 512 MiB object store and the default spill directory."""
+    quanta.init(num_cpus=2, object_store_memory=STORE)
+    yield
+
+
+def store_summary():
+    return quanta.memory_summary()
+
+
+def store_stats():
+    return quanta.memory_summary(stats_only=True)

@@ -23,27 +23,13 @@ import quanta
 import quanta.exceptions as qexc
 from quanta._private import session
 
-MiB = 1 << 20
-STORE = 512 * MiB
+from conftest import MiB, STORE
+from conftest import store_stats as stats, store_summary as summary
+
 MEMFD_NAME = "memfd:quanta-object-store"
 
 
 # ------------------------------------------------------------------------------------ helpers
-
-
-@pytest.fixture
-def store(no_cluster):
-    """A fresh cluster with a 512 MiB object store (shut down after the test)."""
-    quanta.init(num_cpus=2, object_store_memory=STORE)
-    yield
-
-
-def summary():
-    return quanta.memory_summary()
-
-
-def stats():
-    return quanta.memory_summary(stats_only=True)
 
 
 def entry(ref, s=None):

@@ -18,24 +18,10 @@ import quanta
 import quanta.exceptions as qexc
 from quanta._private import session
 
-MiB = 1 << 20
-STORE = 512 * MiB
+from conftest import MiB, STORE
+from conftest import store_stats as stats, store_summary as summary
+
 BIG = 200 * MiB  # two fit in the store, a third does not
-
-
-@pytest.fixture
-def store(no_cluster):
-    """A fresh cluster with a 512 MiB store and the default spill directory."""
-    quanta.init(num_cpus=2, object_store_memory=STORE)
-    yield
-
-
-def summary():
-    return quanta.memory_summary()
-
-
-def stats():
-    return quanta.memory_summary(stats_only=True)
 
 
 def where(ref, s=None):

@@ -1,4 +1,5 @@
 #include "core/core_client.h"
+#include "core/deadline.h"
 
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -37,9 +38,6 @@ Status ReadFrameBlocking(int fd, protocol::FrameDecoder* dec, protocol::Frame* f
   }
 }
 
-std::chrono::steady_clock::time_point Deadline(int64_t timeout_ms) {
-  return std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms < 0 ? 0 : timeout_ms);
-}
 
 }  // namespace
 

@@ -9,18 +9,11 @@
 #include <thread>
 
 #include "core/core_client.h"
+#include "core/deadline.h"
 
 namespace quanta {
 
 using protocol::MessageType;
-
-namespace {
-
-std::chrono::steady_clock::time_point Deadline(int64_t timeout_ms) {
-  return std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms < 0 ? 0 : timeout_ms);
-}
-
-}  // namespace
 
 template <typename Reply>
 Result<Reply> CoreClient::AwaitReply(std::unique_lock<std::mutex>& lock, uint64_t request_id,
