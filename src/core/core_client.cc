@@ -75,20 +75,10 @@ Result<std::shared_ptr<CoreClient>> CoreClient::Connect(const Options& options) 
   }
   client->wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (client->wake_fd_ < 0) return Status::FromErrno("eventfd");
-  // Frames that arrived together with the reply are handled by the reader thread.
-  auto* raw = client.get();
-  auto leftover = std::make_shared<protocol::FrameDecoder>(std::move(dec));
-  client->reader_ = std::thread([raw, leftover] {
-    protocol::Frame f;
-    while (true) {
-      auto next = leftover->Next(&f);
-      if (!next.ok() || !next.value()) break;
-      raw->HandleFrame(f);
-    }
-    raw->notify_pending_ = false;
-    raw->cv_.notify_all();
-    raw->ReaderLoop();
-  });
+  // Frames that arrived together with the reply are handled before anyone else can read.
+  client->decoder_ = std::move(dec);
+  client->HandleBufferedFrames();
+  client->reader_ = std::thread([raw = client.get()] { raw->BackgroundReader(); });
   return client;
 }
 
@@ -113,6 +103,7 @@ void CoreClient::Disconnect() {
   }
   ::shutdown(fd_, SHUT_RDWR);
   cv_.notify_all();
+  bg_cv_.notify_all();
 }
 
 TaskID CoreClient::NextTaskId() { return ObjectID::Make(client_id_, ++sequence_, 0); }
@@ -138,16 +129,23 @@ void CoreClient::TakeDeltas(std::string* out) {
   if (!unpins.deltas.empty()) protocol::AppendMessage(out, MessageType::kPinDeltas, unpins);
 }
 
-template <typename M>
-Status CoreClient::Send(MessageType type, const M& msg) {
-  if (closed_) return Status::Cancelled(close_reason_.empty() ? "not connected" : close_reason_);
+Status CoreClient::WriteInOrder(const std::string& frames) {
   std::string out;
-  std::lock_guard<std::mutex> lock(write_mu_);
-  TakeDeltas(&out);  // reference changes made before this message must reach the node first
-  protocol::AppendMessage(&out, type, msg);
+  TakeDeltas(&out);  // reference changes made before these frames must reach the node first
+  out += frames;
+  if (out.empty() || closed_) return Status::Ok();
   Status st = net::WriteAll(fd_, out.data(), out.size());
   if (!st.ok()) return Status::IOError("lost the connection to the node daemon: " + st.message());
   return st;
+}
+
+template <typename M>
+Status CoreClient::Send(MessageType type, const M& msg) {
+  if (closed_) return Status::Cancelled(close_reason_.empty() ? "not connected" : close_reason_);
+  std::string frame;
+  protocol::AppendMessage(&frame, type, msg);
+  std::lock_guard<std::mutex> lock(write_mu_);
+  return WriteInOrder(frame);
 }
 
 Status CoreClient::RegisterFunction(const std::string& function_id, const std::string& payload) {
@@ -307,12 +305,7 @@ Result<std::vector<CoreClient::GotValue>> CoreClient::Get(const std::vector<Obje
         if (!status.ok()) break;
         continue;
       }
-      bool timed_out = false;
-      if (timeout_ms < 0) {
-        cv_.wait(lock);
-      } else if (cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
-        timed_out = true;
-      }
+      bool timed_out = AwaitProgress(lock, timeout_ms < 0 ? nullptr : &deadline);
       Local& again = objects_[ids[i]];
       if (timed_out && !readable(again)) {
         status = Status::TimedOut("get timed out after " + std::to_string(timeout_ms) + " ms");
@@ -377,9 +370,7 @@ Result<std::vector<bool>> CoreClient::Wait(const std::vector<ObjectID>& ids, siz
         lock.lock();
         continue;
       }
-      if (timeout_ms < 0) {
-        cv_.wait(lock);
-      } else if (cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
+      if (AwaitProgress(lock, timeout_ms < 0 ? nullptr : &deadline)) {
         count_ready();
         break;
       }
@@ -408,8 +399,7 @@ Result<protocol::ActorNameReply> CoreClient::ActorName(protocol::ActorName reque
   auto deadline = Deadline(timeout_ms);
   while (!name_replies_.count(request.request_id)) {
     if (closed_) return Status::Cancelled(close_reason_);
-    if (cv_.wait_until(lock, deadline) == std::cv_status::timeout &&
-        !name_replies_.count(request.request_id)) {
+    if (AwaitProgress(lock, &deadline) && !name_replies_.count(request.request_id)) {
       return Status::TimedOut("the node daemon did not answer a named-actor request");
     }
   }
@@ -429,7 +419,7 @@ Result<protocol::ClusterInfo> CoreClient::GetClusterInfo(int64_t timeout_ms) {
   auto deadline = Deadline(timeout_ms);
   while (!cluster_replies_.count(request_id)) {
     if (closed_) return Status::Cancelled(close_reason_);
-    if (cv_.wait_until(lock, deadline) == std::cv_status::timeout && !cluster_replies_.count(request_id)) {
+    if (AwaitProgress(lock, &deadline) && !cluster_replies_.count(request_id)) {
       return Status::TimedOut("the node daemon did not answer a cluster-info request");
     }
   }
@@ -440,7 +430,7 @@ Result<protocol::ClusterInfo> CoreClient::GetClusterInfo(int64_t timeout_ms) {
 
 Result<protocol::ExecuteTask> CoreClient::NextTask() {
   std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [this] { return !tasks_.empty() || closed_; });
+  while (tasks_.empty() && !closed_) AwaitProgress(lock, nullptr);
   if (tasks_.empty()) return Status::Cancelled(close_reason_);
   protocol::ExecuteTask task = std::move(tasks_.front());
   tasks_.pop_front();
@@ -449,186 +439,10 @@ Result<protocol::ExecuteTask> CoreClient::NextTask() {
 
 Status CoreClient::TaskDone(const protocol::TaskDone& msg) { return Send(MessageType::kTaskDone, msg); }
 
-void CoreClient::ReaderLoop() {
-  protocol::FrameDecoder decoder;
-  pollfd fds[2] = {{fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
-  while (!closed_) {
-    int n = ::poll(fds, 2, -1);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      break;
-    }
-    if (fds[1].revents & POLLIN) {
-      uint64_t v;
-      while (::read(wake_fd_, &v, sizeof v) > 0) {
-      }
-      std::string out;
-      std::lock_guard<std::mutex> lock(write_mu_);
-      TakeDeltas(&out);
-      if (!out.empty() && !closed_) {
-        Status st = net::WriteAll(fd_, out.data(), out.size());
-        (void)st;
-      }
-    }
-    if (!(fds[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-    char* space = decoder.WritableSpace(256 * 1024);
-    ssize_t r = ::read(fd_, space, 256 * 1024);
-    if (r <= 0) {
-      if (r < 0 && errno == EINTR) continue;
-      break;
-    }
-    decoder.Commit(static_cast<size_t>(r));
-    protocol::Frame frame;
-    while (true) {
-      auto next = decoder.Next(&frame);
-      if (!next.ok()) {
-        QLOG(kError) << "bad frame from node: " << next.status().ToString();
-        break;
-      }
-      if (!next.value()) break;
-      HandleFrame(frame);
-    }
-    // One wake-up per read, not per frame: a burst of results wakes each waiter once.
-    if (notify_pending_) {
-      notify_pending_ = false;
-      cv_.notify_all();
-    }
-  }
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (close_reason_.empty()) {
-      close_reason_ = "lost the connection to the Quanta node daemon (it exited or was killed); "
-                      "see the logs in " + session_dir_ + "/logs";
-    }
-  }
-  closed_ = true;
-  cv_.notify_all();
-}
-
-void CoreClient::HandleFrame(const protocol::Frame& frame) {
-  switch (static_cast<MessageType>(frame.type)) {
-    case MessageType::kObjectReady: {
-      protocol::ObjectReady msg;
-      if (protocol::DecodeMessage(frame.body, &msg).ok()) OnObjectReady(std::move(msg));
-      break;
-    }
-    case MessageType::kCreateObjectReply: {
-      protocol::CreateObjectReply msg;
-      if (!protocol::DecodeMessage(frame.body, &msg).ok()) break;
-      std::lock_guard<std::mutex> lock(mu_);
-      create_replies_[msg.request_id] = std::move(msg);
-      notify_pending_ = true;
-      break;
-    }
-    case MessageType::kStoreStats: {
-      protocol::StoreStatsReply msg;
-      if (!protocol::DecodeMessage(frame.body, &msg).ok()) break;
-      std::lock_guard<std::mutex> lock(mu_);
-      stats_replies_[msg.request_id] = std::move(msg);
-      notify_pending_ = true;
-      break;
-    }
-    case MessageType::kExecuteTask: {
-      protocol::ExecuteTask msg;
-      Status st = protocol::DecodeMessage(frame.body, &msg);
-      if (!st.ok()) {
-        QLOG(kError) << "bad ExecuteTask: " << st.ToString();
-        break;
-      }
-      std::lock_guard<std::mutex> lock(mu_);
-      // Arguments in shared memory arrive pinned for us; the task holds one use of each until
-      // the Python layer releases it (ReleaseUse) once nothing reads the bytes any more.
-      for (size_t i = 0; i < msg.args.size() && i < msg.spec.arg_refs.size(); ++i) {
-        if (msg.args[i].kind != protocol::ObjectKind::kStored) continue;
-        auto loc = protocol::StoredLocation::Decode(msg.args[i].data);
-        if (!loc.ok() || !loc->pinned) continue;
-        Local& l = objects_[msg.spec.arg_refs[i]];
-        l.node_pins += 1;
-        l.uses += 1;
-        l.offset = loc->offset;
-        l.size = loc->size;
-      }
-      tasks_.push_back(std::move(msg));
-      notify_pending_ = true;
-      break;
-    }
-    case MessageType::kCancelTask: {
-      // An actor call the node wants dropped: answer it as cancelled if it has not started.
-      protocol::CancelTask msg;
-      if (!protocol::DecodeMessage(frame.body, &msg).ok()) break;
-      TaskID id = msg.object_id.TaskId();
-      protocol::TaskDone done;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        auto it = std::find_if(tasks_.begin(), tasks_.end(),
-                               [&](const protocol::ExecuteTask& t) { return t.spec.task_id == id; });
-        if (it == tasks_.end()) break;
-        done.task_id = id;
-        protocol::ObjectValue v;
-        v.kind = protocol::ObjectKind::kCancelled;
-        v.data = "task " + it->spec.name + " was cancelled before it started";
-        done.returns.assign(it->spec.num_returns, v);
-        tasks_.erase(it);
-      }
-      Status st = Send(MessageType::kTaskDone, done);
-      (void)st;
-      break;
-    }
-    case MessageType::kLogLines: {
-      protocol::LogLines msg;
-      if (protocol::DecodeMessage(frame.body, &msg).ok()) PrintLogLines(msg);
-      break;
-    }
-    case MessageType::kWarning: {
-      protocol::Warning msg;
-      if (protocol::DecodeMessage(frame.body, &msg).ok()) {
-        std::string line = "(quanta) warning: " + msg.text + "\n";
-        ssize_t ignored = ::write(2, line.data(), line.size());
-        (void)ignored;
-      }
-      break;
-    }
-    case MessageType::kClusterInfo: {
-      protocol::ClusterInfo msg;
-      if (!protocol::DecodeMessage(frame.body, &msg).ok()) break;
-      std::lock_guard<std::mutex> lock(mu_);
-      cluster_replies_[msg.request_id] = std::move(msg);
-      notify_pending_ = true;
-      break;
-    }
-    case MessageType::kActorNameReply: {
-      protocol::ActorNameReply msg;
-      if (!protocol::DecodeMessage(frame.body, &msg).ok()) break;
-      std::lock_guard<std::mutex> lock(mu_);
-      name_replies_[msg.request_id] = std::move(msg);
-      notify_pending_ = true;
-      break;
-    }
-    default:
-      QLOG(kWarning) << "unexpected message type " << frame.type << " from node";
-  }
-}
-
-void CoreClient::PrintLogLines(const protocol::LogLines& msg) {
-  std::string prefix = "(" + (msg.task_name.empty() ? std::string("worker") : msg.task_name) +
-                       " pid=" + std::to_string(msg.pid) + ") ";
-  std::string out;
-  size_t start = 0;
-  while (start < msg.text.size()) {
-    size_t end = msg.text.find('\n', start);
-    if (end == std::string::npos) end = msg.text.size();
-    out += prefix;
-    out.append(msg.text, start, end - start);
-    out += '\n';
-    start = end + 1;
-  }
-  ssize_t ignored = ::write(msg.is_stderr ? 2 : 1, out.data(), out.size());
-  (void)ignored;
-}
-
-// Send is defined in this file; core_store.cc uses it for these messages.
+// Send is defined in this file; core_store.cc and core_reader.cc use it for these messages.
 template Status CoreClient::Send(MessageType, const protocol::CreateObject&);
 template Status CoreClient::Send(MessageType, const protocol::PutObject&);
 template Status CoreClient::Send(MessageType, const protocol::RequestId&);
+template Status CoreClient::Send(MessageType, const protocol::TaskDone&);
 
 }  // namespace quanta

@@ -6,13 +6,15 @@
 // tasks the node assigned to it. Python calls it through the bindings (src/bindings); the
 // Python layer only pickles, unpickles and runs user code.
 //
-// Threads: one internal I/O thread reads from the node and prints forwarded worker output;
-// every public method may be called from any thread (Python threads included) and the
-// blocking ones (Get, Wait, NextTask, GetClusterInfo) must be called without the GIL.
+// Threads: a thread that blocks in a call reads the node's messages itself when nobody else is
+// (core_reader.cc); an internal thread reads when no caller has for a millisecond, and prints
+// forwarded worker output. Every public method may be called from any thread (Python threads
+// included); the blocking ones (Get, Wait, NextTask, GetClusterInfo) must be called without the GIL.
 // Ownership: shared_ptr; the bindings hold one per session.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <memory>
@@ -26,6 +28,7 @@
 #include "common/ids.h"
 #include "common/status.h"
 #include "object_store/shared_memory.h"
+#include "protocol/frame.h"
 #include "protocol/messages.h"
 
 namespace quanta {
@@ -127,7 +130,20 @@ class CoreClient {
   Status Send(protocol::MessageType type, const M& msg);
   // Appends pending ref deltas as a frame to `out`. Requires write_mu_.
   void TakeDeltas(std::string* out);
-  void ReaderLoop();
+  // Writes pending ref deltas and then `frames` (may be empty), in that order, so the node sees
+  // every message in the order this process produced it. Requires write_mu_.
+  Status WriteInOrder(const std::string& frames);
+  // Reading (core_reader.cc). Waits (mu_ held by `lock`) until a message may have changed what
+  // the caller looks at, reading the socket itself if nobody is; returns true if `deadline`
+  // (nullptr: none) has passed.
+  using Clock = std::chrono::steady_clock;
+  bool AwaitProgress(std::unique_lock<std::mutex>& lock, const Clock::time_point* deadline);
+  // One poll and read of the socket (and of the wake-up eventfd); the caller has the reader role.
+  void ReadOnce(std::chrono::microseconds timeout);
+  void HandleBufferedFrames();
+  void OnConnectionLost();
+  void BackgroundReader();
+
   void HandleFrame(const protocol::Frame& frame);
   void PrintLogLines(const protocol::LogLines& msg);
   // Subscribes to ids not yet local (caller holds mu_; sends after unlocking).
@@ -168,7 +184,16 @@ class CoreClient {
   uint64_t next_request_id_ = 1;
   int blocked_depth_ = 0;  // nested Get calls from several threads of one worker
   std::string close_reason_;
-  bool notify_pending_ = false;  // reader thread only: a frame changed state waiters look at
+  // Reader role (guarded by mu_). The decoder and notify_pending_ belong to whoever has it.
+  enum class Reader { kNone, kCaller, kBackground };
+  Reader reader_state_ = Reader::kNone;
+  Clock::time_point reader_since_{}, released_at_{};
+  int waiters_ = 0;              // threads waiting on cv_ while another reads
+  std::atomic<bool> want_reader_{false};  // a caller waits while the background thread reads
+  bool bg_parked_ = false;       // the background thread waits on bg_cv_ without a timer
+  std::condition_variable bg_cv_;
+  protocol::FrameDecoder decoder_;
+  bool notify_pending_ = false;  // a frame changed state waiters look at
 };
 
 }  // namespace quanta

@@ -21,9 +21,7 @@ Result<Reply> CoreClient::AwaitReply(std::unique_lock<std::mutex>& lock, uint64_
   auto deadline = Deadline(timeout_ms);
   while (!replies->count(request_id)) {
     if (closed_) return Status::Cancelled(close_reason_);
-    if (timeout_ms < 0) {
-      cv_.wait(lock);
-    } else if (cv_.wait_until(lock, deadline) == std::cv_status::timeout && !replies->count(request_id)) {
+    if (AwaitProgress(lock, timeout_ms < 0 ? nullptr : &deadline) && !replies->count(request_id)) {
       return Status::TimedOut("the node daemon did not answer in time");
     }
   }

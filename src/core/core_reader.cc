@@ -1,0 +1,269 @@
+// CoreClient: reading the node's connection, and what each message the node pushes does.
+//
+// Whoever waits reads. A thread that blocks in the client (Get, Wait, NextTask, a request's
+// reply) and finds nobody reading the socket reads it itself, so the message it waits for wakes
+// it directly instead of waking a reader thread that then wakes it: one thread hand-off fewer
+// per message on every round trip, which on a busy 2-core machine is a large share of a no-op
+// task's cost. The background thread reads only when no caller has read for kReaderGrace (a
+// driver busy in user code, a worker running a task), so pushed messages (worker output,
+// cancellations, results) are never left unread for longer than that. It steps down as soon as a
+// caller wants to read, after its current read. When callers keep the reader role for long
+// (an idle worker waiting for tasks), the background thread parks without a timer and costs
+// nothing.
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "common/logging.h"
+#include "core/core_client.h"
+#include "net/socket.h"
+
+namespace quanta {
+
+using protocol::MessageType;
+
+namespace {
+constexpr auto kReaderGrace = std::chrono::milliseconds(1);
+constexpr auto kParkAfter = std::chrono::milliseconds(50);
+}  // namespace
+
+bool CoreClient::AwaitProgress(std::unique_lock<std::mutex>& lock, const Clock::time_point* deadline) {
+  if (closed_) return false;
+  if (reader_state_ == Reader::kNone) {
+    reader_state_ = Reader::kCaller;
+    reader_since_ = Clock::now();
+    lock.unlock();
+    auto timeout = std::chrono::microseconds(-1);
+    if (deadline != nullptr) {
+      timeout = std::max(std::chrono::microseconds(0),
+                         std::chrono::ceil<std::chrono::microseconds>(*deadline - Clock::now()));
+    }
+    ReadOnce(timeout);
+    lock.lock();
+    reader_state_ = Reader::kNone;
+    released_at_ = Clock::now();
+    if (waiters_ > 0) cv_.notify_all();  // one of them reads next if this caller is done
+    if (bg_parked_) bg_cv_.notify_one();
+  } else {
+    if (reader_state_ == Reader::kBackground) want_reader_ = true;
+    ++waiters_;
+    if (deadline == nullptr) {
+      cv_.wait(lock);
+    } else {
+      cv_.wait_until(lock, *deadline);
+    }
+    --waiters_;
+  }
+  return deadline != nullptr && Clock::now() >= *deadline;
+}
+
+void CoreClient::ReadOnce(std::chrono::microseconds timeout) {
+  pollfd fds[2] = {{fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+  timespec ts{static_cast<time_t>(timeout.count() / 1000000), static_cast<long>(timeout.count() % 1000000) * 1000};
+  int n = ::ppoll(fds, 2, timeout.count() < 0 ? nullptr : &ts, nullptr);
+  if (n <= 0) return;  // timeout, or EINTR: the caller re-checks and comes back
+  if (fds[1].revents & POLLIN) {
+    uint64_t v;
+    while (::read(wake_fd_, &v, sizeof v) > 0) {
+    }
+    std::lock_guard<std::mutex> lock(write_mu_);
+    Status st = WriteInOrder(std::string());  // pending ref deltas
+    (void)st;
+  }
+  if (!(fds[0].revents & (POLLIN | POLLHUP | POLLERR))) return;
+  char* space = decoder_.WritableSpace(256 * 1024);
+  ssize_t r = ::read(fd_, space, 256 * 1024);
+  if (r < 0 && (errno == EINTR || errno == EAGAIN)) return;
+  if (r <= 0) {
+    OnConnectionLost();
+    return;
+  }
+  decoder_.Commit(static_cast<size_t>(r));
+  HandleBufferedFrames();
+}
+
+void CoreClient::HandleBufferedFrames() {
+  protocol::Frame frame;
+  while (true) {
+    auto next = decoder_.Next(&frame);
+    if (!next.ok()) {
+      QLOG(kError) << "bad frame from node: " << next.status().ToString();
+      OnConnectionLost();
+      return;
+    }
+    if (!next.value()) break;
+    HandleFrame(frame);
+  }
+  // One wake-up per read, not per frame: a burst of results wakes each waiter once.
+  if (notify_pending_) {
+    notify_pending_ = false;
+    cv_.notify_all();
+  }
+}
+
+void CoreClient::OnConnectionLost() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (close_reason_.empty()) {
+      close_reason_ = "lost the connection to the Quanta node daemon (it exited or was killed); "
+                      "see the logs in " + session_dir_ + "/logs";
+    }
+    closed_ = true;
+  }
+  ::shutdown(fd_, SHUT_RDWR);
+  cv_.notify_all();
+  bg_cv_.notify_all();
+}
+
+void CoreClient::BackgroundReader() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!closed_) {
+    auto now = Clock::now();
+    if (reader_state_ == Reader::kNone) {
+      if (now - released_at_ < kReaderGrace) {
+        bg_cv_.wait_until(lock, released_at_ + kReaderGrace);
+        continue;
+      }
+      reader_state_ = Reader::kBackground;
+      want_reader_ = false;
+      lock.unlock();
+      while (!closed_ && !want_reader_) ReadOnce(std::chrono::microseconds(-1));
+      lock.lock();
+      reader_state_ = Reader::kNone;
+      released_at_ = Clock::now();
+      cv_.notify_all();  // the caller that asked for the reader role takes it
+    } else if (now - reader_since_ > kParkAfter) {
+      bg_parked_ = true;
+      bg_cv_.wait(lock);
+      bg_parked_ = false;
+    } else {
+      bg_cv_.wait_for(lock, kReaderGrace);
+    }
+  }
+}
+
+void CoreClient::HandleFrame(const protocol::Frame& frame) {
+  switch (static_cast<MessageType>(frame.type)) {
+    case MessageType::kObjectReady: {
+      protocol::ObjectReady msg;
+      if (protocol::DecodeMessage(frame.body, &msg).ok()) OnObjectReady(std::move(msg));
+      break;
+    }
+    case MessageType::kCreateObjectReply: {
+      protocol::CreateObjectReply msg;
+      if (!protocol::DecodeMessage(frame.body, &msg).ok()) break;
+      std::lock_guard<std::mutex> lock(mu_);
+      create_replies_[msg.request_id] = std::move(msg);
+      notify_pending_ = true;
+      break;
+    }
+    case MessageType::kStoreStats: {
+      protocol::StoreStatsReply msg;
+      if (!protocol::DecodeMessage(frame.body, &msg).ok()) break;
+      std::lock_guard<std::mutex> lock(mu_);
+      stats_replies_[msg.request_id] = std::move(msg);
+      notify_pending_ = true;
+      break;
+    }
+    case MessageType::kExecuteTask: {
+      protocol::ExecuteTask msg;
+      Status st = protocol::DecodeMessage(frame.body, &msg);
+      if (!st.ok()) {
+        QLOG(kError) << "bad ExecuteTask: " << st.ToString();
+        break;
+      }
+      std::lock_guard<std::mutex> lock(mu_);
+      // Arguments in shared memory arrive pinned for us; the task holds one use of each until
+      // the Python layer releases it (ReleaseUse) once nothing reads the bytes any more.
+      for (size_t i = 0; i < msg.args.size() && i < msg.spec.arg_refs.size(); ++i) {
+        if (msg.args[i].kind != protocol::ObjectKind::kStored) continue;
+        auto loc = protocol::StoredLocation::Decode(msg.args[i].data);
+        if (!loc.ok() || !loc->pinned) continue;
+        Local& l = objects_[msg.spec.arg_refs[i]];
+        l.node_pins += 1;
+        l.uses += 1;
+        l.offset = loc->offset;
+        l.size = loc->size;
+      }
+      tasks_.push_back(std::move(msg));
+      notify_pending_ = true;
+      break;
+    }
+    case MessageType::kCancelTask: {
+      // An actor call the node wants dropped: answer it as cancelled if it has not started.
+      protocol::CancelTask msg;
+      if (!protocol::DecodeMessage(frame.body, &msg).ok()) break;
+      TaskID id = msg.object_id.TaskId();
+      protocol::TaskDone done;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        auto it = std::find_if(tasks_.begin(), tasks_.end(),
+                               [&](const protocol::ExecuteTask& t) { return t.spec.task_id == id; });
+        if (it == tasks_.end()) break;
+        done.task_id = id;
+        protocol::ObjectValue v;
+        v.kind = protocol::ObjectKind::kCancelled;
+        v.data = "task " + it->spec.name + " was cancelled before it started";
+        done.returns.assign(it->spec.num_returns, v);
+        tasks_.erase(it);
+      }
+      Status st = Send(MessageType::kTaskDone, done);
+      (void)st;
+      break;
+    }
+    case MessageType::kLogLines: {
+      protocol::LogLines msg;
+      if (protocol::DecodeMessage(frame.body, &msg).ok()) PrintLogLines(msg);
+      break;
+    }
+    case MessageType::kWarning: {
+      protocol::Warning msg;
+      if (protocol::DecodeMessage(frame.body, &msg).ok()) {
+        std::string line = "(quanta) warning: " + msg.text + "\n";
+        ssize_t ignored = ::write(2, line.data(), line.size());
+        (void)ignored;
+      }
+      break;
+    }
+    case MessageType::kClusterInfo: {
+      protocol::ClusterInfo msg;
+      if (!protocol::DecodeMessage(frame.body, &msg).ok()) break;
+      std::lock_guard<std::mutex> lock(mu_);
+      cluster_replies_[msg.request_id] = std::move(msg);
+      notify_pending_ = true;
+      break;
+    }
+    case MessageType::kActorNameReply: {
+      protocol::ActorNameReply msg;
+      if (!protocol::DecodeMessage(frame.body, &msg).ok()) break;
+      std::lock_guard<std::mutex> lock(mu_);
+      name_replies_[msg.request_id] = std::move(msg);
+      notify_pending_ = true;
+      break;
+    }
+    default:
+      QLOG(kWarning) << "unexpected message type " << frame.type << " from node";
+  }
+}
+
+void CoreClient::PrintLogLines(const protocol::LogLines& msg) {
+  std::string prefix = "(" + (msg.task_name.empty() ? std::string("worker") : msg.task_name) +
+                       " pid=" + std::to_string(msg.pid) + ") ";
+  std::string out;
+  size_t start = 0;
+  while (start < msg.text.size()) {
+    size_t end = msg.text.find('\n', start);
+    if (end == std::string::npos) end = msg.text.size();
+    out += prefix;
+    out.append(msg.text, start, end - start);
+    out += '\n';
+    start = end + 1;
+  }
+  ssize_t ignored = ::write(msg.is_stderr ? 2 : 1, out.data(), out.size());
+  (void)ignored;
+}
+
+
+}  // namespace quanta
