@@ -434,15 +434,23 @@ Result<protocol::ExecuteTask> CoreClient::NextTask() {
   if (tasks_.empty()) return Status::Cancelled(close_reason_);
   protocol::ExecuteTask task = std::move(tasks_.front());
   tasks_.pop_front();
+  if (task.spec.kind == protocol::TaskKind::kNormal) running_task_ = task.spec.task_id;
   return task;
 }
 
-Status CoreClient::TaskDone(const protocol::TaskDone& msg) { return Send(MessageType::kTaskDone, msg); }
+Status CoreClient::TaskDone(const protocol::TaskDone& msg) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (running_task_ == msg.task_id) running_task_ = TaskID();
+  }
+  return Send(MessageType::kTaskDone, msg);
+}
 
 // Send is defined in this file; core_store.cc and core_reader.cc use it for these messages.
 template Status CoreClient::Send(MessageType, const protocol::CreateObject&);
 template Status CoreClient::Send(MessageType, const protocol::PutObject&);
 template Status CoreClient::Send(MessageType, const protocol::RequestId&);
 template Status CoreClient::Send(MessageType, const protocol::TaskDone&);
+template Status CoreClient::Send(MessageType, const protocol::IdList&);
 
 }  // namespace quanta

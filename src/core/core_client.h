@@ -145,6 +145,8 @@ class CoreClient {
   void BackgroundReader();
 
   void HandleFrame(const protocol::Frame& frame);
+  // Gives back the argument uses a queued task took when it arrived (requires mu_).
+  void ReleaseTaskArgs(const protocol::ExecuteTask& task);
   void PrintLogLines(const protocol::LogLines& msg);
   // Subscribes to ids not yet local (caller holds mu_; sends after unlocking).
   std::vector<ObjectID> CollectMissing(const std::vector<ObjectID>& ids);
@@ -179,6 +181,7 @@ class CoreClient {
   uint64_t inline_threshold_ = 100 * 1024;
   std::unordered_set<std::string> functions_;
   std::deque<protocol::ExecuteTask> tasks_;
+  TaskID running_task_;  // the plain task NextTask handed out and TaskDone has not reported
   std::unordered_map<uint64_t, protocol::ClusterInfo> cluster_replies_;
   std::unordered_map<uint64_t, protocol::ActorNameReply> name_replies_;
   uint64_t next_request_id_ = 1;

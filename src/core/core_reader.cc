@@ -11,6 +11,7 @@
 // (an idle worker waiting for tasks), the background thread parks without a timer and costs
 // nothing.
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -192,7 +193,9 @@ void CoreClient::HandleFrame(const protocol::Frame& frame) {
       break;
     }
     case MessageType::kCancelTask: {
-      // An actor call the node wants dropped: answer it as cancelled if it has not started.
+      // A task queued here that the node wants dropped: answer it as cancelled if it has not
+      // started. A running plain task is interrupted (KeyboardInterrupt in it) or, with force,
+      // its worker exits; running actor calls are not interrupted, as in Ray.
       protocol::CancelTask msg;
       if (!protocol::DecodeMessage(frame.body, &msg).ok()) break;
       TaskID id = msg.object_id.TaskId();
@@ -201,15 +204,39 @@ void CoreClient::HandleFrame(const protocol::Frame& frame) {
         std::lock_guard<std::mutex> lock(mu_);
         auto it = std::find_if(tasks_.begin(), tasks_.end(),
                                [&](const protocol::ExecuteTask& t) { return t.spec.task_id == id; });
-        if (it == tasks_.end()) break;
+        if (it == tasks_.end()) {
+          if (!running_task_.IsNil() && running_task_ == id) ::kill(getpid(), msg.force ? SIGKILL : SIGINT);
+          break;
+        }
         done.task_id = id;
         protocol::ObjectValue v;
         v.kind = protocol::ObjectKind::kCancelled;
         v.data = "task " + it->spec.name + " was cancelled before it started";
         done.returns.assign(it->spec.num_returns, v);
+        ReleaseTaskArgs(*it);
         tasks_.erase(it);
       }
       Status st = Send(MessageType::kTaskDone, done);
+      (void)st;
+      break;
+    }
+    case MessageType::kReturnTasks: {
+      // Plain tasks queued here and not started go back to the node, newest first.
+      protocol::ReturnTasks msg;
+      if (!protocol::DecodeMessage(frame.body, &msg).ok()) break;
+      protocol::IdList returned;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        for (auto it = tasks_.end(); it != tasks_.begin();) {
+          --it;
+          if (msg.count != 0 && returned.ids.size() >= msg.count) break;
+          if (it->spec.kind != protocol::TaskKind::kNormal) continue;
+          returned.ids.push_back(it->spec.task_id);
+          ReleaseTaskArgs(*it);
+          it = tasks_.erase(it);
+        }
+      }
+      Status st = Send(MessageType::kTasksReturned, returned);
       (void)st;
       break;
     }
@@ -245,6 +272,18 @@ void CoreClient::HandleFrame(const protocol::Frame& frame) {
     }
     default:
       QLOG(kWarning) << "unexpected message type " << frame.type << " from node";
+  }
+}
+
+void CoreClient::ReleaseTaskArgs(const protocol::ExecuteTask& task) {
+  for (size_t i = 0; i < task.args.size() && i < task.spec.arg_refs.size(); ++i) {
+    if (task.args[i].kind != protocol::ObjectKind::kStored) continue;
+    auto loc = protocol::StoredLocation::Decode(task.args[i].data);
+    if (!loc.ok() || !loc->pinned) continue;
+    auto it = objects_.find(task.spec.arg_refs[i]);
+    if (it == objects_.end()) continue;
+    --it->second.uses;
+    MaybeUnpin(task.spec.arg_refs[i], it->second);
   }
 }
 

@@ -239,6 +239,13 @@ Status NodeServer::Dispatch(Client& client, const protocol::Frame& frame) {
       OnTaskDone(client, std::move(m));
       return Status::Ok();
     }
+    case MessageType::kTasksReturned: {
+      if (!is_worker) return Status::ProtocolError("TasksReturned from a non-worker");
+      protocol::IdList m;
+      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+      OnTasksReturned(client, m.ids);
+      return Status::Ok();
+    }
     case MessageType::kCancelTask: {
       protocol::CancelTask m;
       QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
@@ -380,8 +387,13 @@ void NodeServer::ScheduleTasks() {
       idle_workers_.push_front(wid);
       break;
     }
-    StartTaskOn(*worker, next->first, std::move(next->second));
+    TaskID first = next->first;
+    ResourceSet demand = next->second;
+    StartTaskOn(*worker, first, std::move(next->second));
+    QueueFollowers(*worker, first, demand);
   }
+  TopUpBusyWorkers();
+  StealForIdleWorkers();
   // Start more workers if tasks could run but nobody is idle to run them.
   if (idle_workers_.empty()) {
     size_t wanted = queue_.CountRunnable(64);
@@ -407,7 +419,7 @@ void NodeServer::WarnInfeasible() {
   }
 }
 
-void NodeServer::StartTaskOn(Client& worker, const TaskID& id, ResourceSet demand) {
+void NodeServer::SendTaskTo(Client& worker, const TaskID& id) {
   Task& task = tasks_.at(id);
   protocol::ExecuteTask msg;
   msg.spec = task.spec;
@@ -421,13 +433,19 @@ void NodeServer::StartTaskOn(Client& worker, const TaskID& id, ResourceSet deman
     msg.args.push_back(e ? ValueForClient(arg, e->value, &worker, true)
                          : SystemError(ObjectKind::kObjectLost, "argument was freed"));
   }
+  task.worker = worker.id;
+  worker.conn->Send(MessageType::kExecuteTask, msg);
+}
+
+void NodeServer::StartTaskOn(Client& worker, const TaskID& id, ResourceSet demand) {
+  Task& task = tasks_.at(id);
   worker.state = WorkerState::kBusy;
   worker.current_task = id;
   worker.held = std::move(demand);
   worker.lent_back = false;
   worker.last_job = task.spec.job_id;
   worker.last_task_name = task.spec.name;
-  task.worker = worker.id;
+  task.started = std::chrono::steady_clock::now();
   if (task.spec.kind == protocol::TaskKind::kActorCreation) {
     Actor* actor = actors_.Find(task.spec.task_id);
     worker.actor_id = task.spec.task_id;
@@ -436,20 +454,27 @@ void NodeServer::StartTaskOn(Client& worker, const TaskID& id, ResourceSet deman
     if (actor != nullptr) actor->worker = worker.id;
     ReplenishPool();
   }
-  worker.conn->Send(MessageType::kExecuteTask, msg);
+  SendTaskTo(worker, id);
 }
 
 void NodeServer::OnTaskDone(Client& worker, protocol::TaskDone msg) {
-  if (worker.actor_id.IsNil() && (!worker.current_task || *worker.current_task != msg.task_id)) {
-    QLOG(kWarning) << "TaskDone for a task the worker is not running: " << msg.task_id.Hex();
-    return;
-  }
   if (!worker.actor_id.IsNil()) {
     OnActorTaskDone(worker, std::move(msg));
     return;
   }
   auto it = tasks_.find(msg.task_id);
-  ReleaseWorker(worker);
+  if (worker.current_task && *worker.current_task == msg.task_id) {
+    if (it != tasks_.end()) RecordDuration(it->second);
+    ReleaseWorker(worker);  // starts its next queued task, if any
+  } else {
+    // A queued task the worker dropped before starting it (cancelled there).
+    auto q = std::find(worker.queued.begin(), worker.queued.end(), msg.task_id);
+    if (q == worker.queued.end()) {
+      QLOG(kWarning) << "TaskDone for a task the worker is not running: " << msg.task_id.Hex();
+      return;
+    }
+    worker.queued.erase(q);
+  }
   if (it == tasks_.end()) return;
   if (msg.returns.size() != it->second.spec.num_returns) {
     std::string text = "worker returned " + std::to_string(msg.returns.size()) +

@@ -7,10 +7,16 @@
 // submitter is subscribed to its returns at submission). A worker that dies mid-task makes the
 // task retry (max_retries) or fail with a WorkerCrashed error value.
 //
+// Short tasks are queued at busy workers (node_pipeline.cc): when a function's tasks are known
+// to take well under a millisecond and more are waiting than there are idle workers, a worker
+// gets several at once, so a burst costs one message and no idle round trip per task. Workers
+// give queued tasks back when they block in get() or another worker goes idle.
+//
 // Ownership: owns every component it wires (object table, scheduler parts, worker pool,
 // connections). Thread-safety: single-threaded; everything runs on the event loop thread.
 #pragma once
 
+#include <chrono>
 #include <deque>
 #include <memory>
 #include <optional>
@@ -63,6 +69,8 @@ class NodeServer {
     uint64_t worker_token = 0;
     WorkerState state = WorkerState::kStarting;
     std::optional<TaskID> current_task;
+    std::deque<TaskID> queued;     // sent after current_task, not started (same resource shape)
+    bool return_requested = false; // a ReturnTasks is on its way to the worker
     ResourceSet held;          // resources of the running task, unless lent back
     bool lent_back = false;    // blocked in get(): its CPU is free for other tasks
     uint64_t last_job = 0;     // job whose driver receives the worker's output
@@ -78,6 +86,12 @@ class NodeServer {
     bool cancelled = false;
     bool force_cancelled = false;
     bool deps_ready = false;
+    std::chrono::steady_clock::time_point started;  // when it became its worker's current task
+  };
+  // How long a function's tasks take, as seen from here (start to TaskDone).
+  struct FunctionTiming {
+    double mean_us = 0;
+    int samples = 0;
   };
 
   void OnAccept();
@@ -92,6 +106,7 @@ class NodeServer {
   void OnSubscribe(Client& client, const std::vector<ObjectID>& ids);
   void OnRefDeltas(Client& client, const protocol::RefDeltas& msg);
   void OnTaskDone(Client& worker, protocol::TaskDone msg);
+  void OnTasksReturned(Client& worker, const std::vector<ObjectID>& ids);
   void OnWorkerBlocked(Client& worker);
   void OnWorkerUnblocked(Client& worker);
   void OnCancelTask(const protocol::CancelTask& msg);
@@ -132,6 +147,19 @@ class NodeServer {
   void FailTask(const TaskID& id, const protocol::ObjectValue& error);
   void ScheduleTasks();
   void StartTaskOn(Client& worker, const TaskID& id, ResourceSet demand);
+  // Sends the task to the worker (arguments resolved and pinned for it).
+  void SendTaskTo(Client& worker, const TaskID& id);
+
+  // Queueing short tasks at busy workers (node_pipeline.cc)
+  void QueueFollowers(Client& worker, const TaskID& first, const ResourceSet& demand);
+  void TopUpBusyWorkers();
+  void StealForIdleWorkers();
+  void RequestReturn(Client& worker, uint32_t count);
+  void RecordDuration(const Task& task);
+  bool IsShort(const std::string& function_id) const;
+  // Puts tasks a worker had queued (in their queued order) back at the head of the ready queue:
+  // the worker is gone or gave them back, and they never started.
+  void RequeueTasks(const std::vector<TaskID>& ids);
   void ReleaseWorker(Client& worker);
   void WarnInfeasible();
 
@@ -166,6 +194,7 @@ class NodeServer {
   int starting_workers_ = 0;
   int failed_starts_ = 0;  // workers in a row that exited before registering
   std::unordered_map<TaskID, Task, ObjectIDHash> tasks_;
+  std::unordered_map<std::string, FunctionTiming> timings_;  // by function id
   std::unordered_map<std::string, std::string> functions_;
   std::unordered_set<std::string> warned_infeasible_;
   protocol::ResourceMap last_reported_;

@@ -29,9 +29,23 @@ std::string TailOfFile(const std::string& path, size_t max_bytes = 2000) {
 
 void NodeServer::ReleaseWorker(Client& worker) {
   if (!worker.lent_back) queue_.Release(worker.held);
-  worker.held = ResourceSet();
   worker.lent_back = false;
   worker.current_task.reset();
+  if (!worker.queued.empty() && worker.state == WorkerState::kBusy && !worker.conn->closed()) {
+    // The worker goes straight on to its next queued task, on the same resources.
+    TaskID next = worker.queued.front();
+    worker.queued.pop_front();
+    queue_.Acquire(worker.held);
+    worker.current_task = next;
+    auto it = tasks_.find(next);
+    if (it != tasks_.end()) {
+      it->second.started = std::chrono::steady_clock::now();
+      worker.last_job = it->second.spec.job_id;
+      worker.last_task_name = it->second.spec.name;
+    }
+    return;
+  }
+  worker.held = ResourceSet();
   if (worker.state == WorkerState::kBusy && !worker.conn->closed()) {
     worker.state = WorkerState::kIdle;
     idle_workers_.push_back(worker.id);
@@ -42,6 +56,7 @@ void NodeServer::OnWorkerBlocked(Client& worker) {
   if (worker.state != WorkerState::kBusy || worker.lent_back) return;
   worker.lent_back = true;
   queue_.Release(worker.held);
+  RequestReturn(worker, 0);  // what it waits for may be queued behind it
 }
 
 void NodeServer::OnWorkerUnblocked(Client& worker) {
@@ -104,6 +119,8 @@ void NodeServer::OnClientClosed(uint64_t client_id, const Status& why) {
                         idle_workers_.end());
     pool_.Kill(client.worker_token, SIGKILL);
     if (!client.lent_back) queue_.Release(client.held);
+    // Queued tasks never started: back to the ready queue, no retry used.
+    RequeueTasks(std::vector<TaskID>(client.queued.begin(), client.queued.end()));
     if (!client.actor_id.IsNil()) {
       --actor_workers_;
       OnActorWorkerLost(client, why);
@@ -170,6 +187,13 @@ void NodeServer::OnCancelTask(const protocol::CancelTask& msg) {
   if (worker == nullptr) return;
   task.cancelled = true;
   task.retries_left = 0;
+  if (!worker->queued.empty()) {
+    // The worker may already have moved past the task the node thinks it runs: it decides.
+    // A queued task is dropped there; the running one is interrupted (or, with force, its
+    // worker exits: the tasks queued behind it go back to the ready queue).
+    worker->conn->Send(MessageType::kCancelTask, msg);
+    return;
+  }
   if (msg.force) {
     task.force_cancelled = true;
     pool_.Kill(worker->worker_token, SIGKILL);

@@ -20,6 +20,8 @@ const char* MessageTypeName(MessageType t) {
     case MessageType::kSubscribePinned: return "SubscribePinned";
     case MessageType::kPinDeltas: return "PinDeltas";
     case MessageType::kGetStoreStats: return "GetStoreStats";
+    case MessageType::kTasksReturned: return "TasksReturned";
+    case MessageType::kReturnTasks: return "ReturnTasks";
     case MessageType::kCreateObjectReply: return "CreateObjectReply";
     case MessageType::kStoreStats: return "StoreStats";
     case MessageType::kActorName: return "ActorName";

@@ -41,6 +41,7 @@ enum class MessageType : uint16_t {
   kSubscribePinned = 15,
   kPinDeltas = 16,
   kGetStoreStats = 17,
+  kTasksReturned = 18,
   // node -> client
   kHelloReply = 32,
   kObjectReady = 33,
@@ -51,6 +52,7 @@ enum class MessageType : uint16_t {
   kActorNameReply = 38,
   kCreateObjectReply = 39,
   kStoreStats = 40,
+  kReturnTasks = 41,
   // node <-> control service
   kRegisterNode = 64,
   kRegisterNodeReply = 65,
@@ -176,6 +178,14 @@ struct IdList {  // kSubscribe
   std::vector<ObjectID> ids;
   void Encode(Writer& w) const { w.Ids(ids); }
   Status Decode(Reader& r) { return r.Ids(&ids); }
+};
+
+// Node -> worker: give back up to `count` (0: all) tasks queued at the worker but not started,
+// newest first. The worker answers with kTasksReturned (an IdList, possibly empty).
+struct ReturnTasks {
+  uint32_t count = 0;
+  void Encode(Writer& w) const { w.U32(count); }
+  Status Decode(Reader& r) { return r.U32(&count); }
 };
 
 struct RefDeltas {

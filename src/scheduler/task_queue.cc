@@ -11,6 +11,11 @@ void TaskQueue::Push(const TaskID& task, const ResourceSet& demand) {
   index_[task] = demand;
 }
 
+void TaskQueue::PushFront(const TaskID& task, const ResourceSet& demand) {
+  classes_[demand].push_front(task);
+  index_[task] = demand;
+}
+
 bool TaskQueue::Remove(const TaskID& task) {
   auto it = index_.find(task);
   if (it == index_.end()) return false;

@@ -24,6 +24,8 @@ class TaskQueue {
   explicit TaskQueue(ResourceSet total);
 
   void Push(const TaskID& task, const ResourceSet& demand);
+  // Puts a task back at the head of its class (a task a worker gave back keeps its turn).
+  void PushFront(const TaskID& task, const ResourceSet& demand);
   bool Remove(const TaskID& task);
   // True if some queued task fits the available resources now.
   bool HasRunnable() const;
@@ -32,6 +34,15 @@ class TaskQueue {
   size_t CountRunnable(size_t limit) const;
   // Removes the next task that fits and acquires its demand.
   std::optional<std::pair<TaskID, ResourceSet>> PopRunnable();
+  // Removes up to `max` tasks from the head of `demand`'s class, in order, while `accept` says
+  // yes, without acquiring resources: they will run one after another on resources a worker
+  // already holds (tasks queued at a busy worker).
+  template <typename Accept>
+  std::vector<TaskID> TakeFollowers(const ResourceSet& demand, size_t max, Accept accept);
+  size_t QueuedInClass(const ResourceSet& demand) const {
+    auto it = classes_.find(demand);
+    return it == classes_.end() ? 0 : it->second.size();
+  }
 
   void Acquire(const ResourceSet& r) { available_.Subtract(r); }
   void Release(const ResourceSet& r) { available_.Add(r); }
@@ -51,5 +62,23 @@ class TaskQueue {
   std::unordered_map<TaskID, ResourceSet, ObjectIDHash> index_;  // queued task -> demand
   mutable std::map<ResourceSet, std::deque<TaskID>>::iterator cursor_;
 };
+
+template <typename Accept>
+std::vector<TaskID> TaskQueue::TakeFollowers(const ResourceSet& demand, size_t max, Accept accept) {
+  std::vector<TaskID> out;
+  auto cls = classes_.find(demand);
+  if (cls == classes_.end()) return out;
+  auto& dq = cls->second;
+  while (out.size() < max && !dq.empty() && accept(dq.front())) {
+    out.push_back(dq.front());
+    index_.erase(dq.front());
+    dq.pop_front();
+  }
+  if (dq.empty()) {
+    if (cursor_ == cls) cursor_ = classes_.end();
+    classes_.erase(cls);
+  }
+  return out;
+}
 
 }  // namespace quanta

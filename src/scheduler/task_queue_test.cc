@@ -418,5 +418,41 @@ TEST(TaskQueue, CountRunnableMatchesWhatPopRunnableStarts) {
   EXPECT_EQ(popped, 5u);  // GPU task (1 CPU) + four half-CPU tasks
 }
 
+TEST(TaskQueue, TakeFollowersTakesInOrderWithoutAcquiring) {
+  TaskQueue q(Res({{"CPU", 2}}));
+  for (uint32_t i = 1; i <= 6; ++i) q.Push(T(i), Res({{"CPU", 1}}));
+  q.Push(T(9), Res({{"CPU", 2}}));
+  auto first = q.PopRunnable();
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->first, T(1));
+  auto followers = q.TakeFollowers(Res({{"CPU", 1}}), 3, [](const TaskID&) { return true; });
+  EXPECT_EQ(followers, (std::vector<TaskID>{T(2), T(3), T(4)}));
+  EXPECT_EQ(q.available().Get("CPU"), 1 * kUnit) << "followers run on the first task's CPU";
+  EXPECT_EQ(q.QueuedInClass(Res({{"CPU", 1}})), 2u);
+  EXPECT_EQ(q.size(), 3u);
+  EXPECT_FALSE(q.Remove(T(3))) << "taken tasks are no longer queued";
+}
+
+TEST(TaskQueue, TakeFollowersStopsAtTheFirstRefusal) {
+  TaskQueue q(Res({{"CPU", 1}}));
+  for (uint32_t i = 1; i <= 4; ++i) q.Push(T(i), Res({{"CPU", 1}}));
+  auto taken = q.TakeFollowers(Res({{"CPU", 1}}), 10, [](const TaskID& t) { return t != T(3); });
+  EXPECT_EQ(taken, (std::vector<TaskID>{T(1), T(2)}));
+  EXPECT_EQ(q.QueuedInClass(Res({{"CPU", 1}})), 2u);
+  EXPECT_TRUE(q.TakeFollowers(Res({{"GPU", 1}}), 10, [](const TaskID&) { return true; }).empty());
+}
+
+TEST(TaskQueue, PushFrontKeepsAGivenBackTaskFirst) {
+  TaskQueue q(Res({{"CPU", 1}}));
+  q.Push(T(5), Res({{"CPU", 1}}));
+  q.PushFront(T(4), Res({{"CPU", 1}}));
+  q.PushFront(T(3), Res({{"CPU", 1}}));
+  auto next = q.PopRunnable();
+  ASSERT_TRUE(next.has_value());
+  EXPECT_EQ(next->first, T(3));
+  EXPECT_TRUE(q.Remove(T(4)));
+  EXPECT_EQ(q.size(), 1u);
+}
+
 }  // namespace
 }  // namespace quanta
