@@ -83,6 +83,18 @@ def test_tasks_run_in_reused_worker_processes(cluster):
     assert len(set(pids)) < len(pids), f"sequential tasks should reuse workers, got pids {pids}"
 
 
+def test_workers_run_the_drivers_copy_of_quanta(cluster):
+    # Even when another copy is installed, workers import the package the driver (and the
+    # node daemon it started) came from: mixed versions would misread each other's messages.
+    @quanta.remote
+    def package_file():
+        import quanta as q
+
+        return q.__file__
+
+    assert quanta.get(package_file.remote()) == quanta.__file__
+
+
 def test_top_level_ref_arguments_are_replaced_by_values(cluster):
     @quanta.remote
     def describe(a, b, *, c):

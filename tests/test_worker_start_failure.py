@@ -11,13 +11,15 @@ pytestmark = pytest.mark.subprocess_driver
 
 
 def test_workers_that_cannot_start_are_reported(tmp_path):
-    broken = tmp_path / "broken" / "quanta"
-    broken.mkdir(parents=True)
-    (broken / "__init__.py").write_text("raise ImportError('deliberately broken quanta package')\n")
+    # A module on PYTHONPATH that shadows a standard one every worker imports (workers always
+    # import the driver's own quanta package, so breaking that is not how environments break).
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "json.py").write_text("raise ImportError('deliberately broken json module')\n")
     code = textwrap.dedent(f"""
         import os
-        import quanta                      # the real package, imported before the change below
-        os.environ["PYTHONPATH"] = {str(broken.parent)!r}   # what the workers will import
+        import quanta                      # imported (with the real json) before the change below
+        os.environ["PYTHONPATH"] = {str(broken)!r}   # what the workers will import
         quanta.init(num_cpus=1)
 
         @quanta.remote
@@ -32,4 +34,4 @@ def test_workers_that_cannot_start_are_reported(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "get timed out" in out.stdout, out.stdout + out.stderr
     assert "worker processes exit before they can start" in out.stderr, out.stderr
-    assert "deliberately broken quanta package" in out.stderr, out.stderr
+    assert "deliberately broken json module" in out.stderr, out.stderr

@@ -8,6 +8,7 @@
 #include <optional>
 #include <thread>
 
+#include "common/bulk_copy.h"
 #include "core/core_client.h"
 #include "core/deadline.h"
 
@@ -71,7 +72,7 @@ Status CoreClient::WriteStored(uint64_t offset, const void* src, uint64_t size) 
   constexpr uint64_t kParallelThreshold = 32ull << 20;
   unsigned threads = std::min(4u, std::max(1u, std::thread::hardware_concurrency()));
   if (size < kParallelThreshold || threads < 2) {
-    std::memcpy(dst, from, size);
+    BulkCopy(dst, from, size);
     return Status::Ok();
   }
   uint64_t chunk = (size / threads + 4095) & ~uint64_t{4095};
@@ -80,9 +81,9 @@ Status CoreClient::WriteStored(uint64_t offset, const void* src, uint64_t size) 
     uint64_t begin = chunk * t;
     if (begin >= size) break;
     uint64_t len = std::min(chunk, size - begin);
-    helpers.emplace_back([=] { std::memcpy(dst + begin, from + begin, len); });
+    helpers.emplace_back([=] { BulkCopy(dst + begin, from + begin, len); });
   }
-  std::memcpy(dst, from, std::min(chunk, size));
+  BulkCopy(dst, from, std::min(chunk, size));
   for (auto& h : helpers) h.join();
   return Status::Ok();
 }

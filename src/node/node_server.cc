@@ -378,13 +378,15 @@ void NodeServer::MakeReady(const TaskID& id) {
 void NodeServer::ScheduleTasks() {
   if (shutting_down_) return;
   while (!idle_workers_.empty() && queue_.HasRunnable()) {
-    uint64_t wid = idle_workers_.front();
-    idle_workers_.pop_front();
+    // Most recently used first: its caches (and imported modules) are warm, and workers beyond
+    // what the load needs stay idle instead of taking turns.
+    uint64_t wid = idle_workers_.back();
+    idle_workers_.pop_back();
     Client* worker = FindClient(wid);
     if (worker == nullptr || worker->state != WorkerState::kIdle) continue;
     auto next = queue_.PopRunnable();
     if (!next) {
-      idle_workers_.push_front(wid);
+      idle_workers_.push_back(wid);
       break;
     }
     TaskID first = next->first;

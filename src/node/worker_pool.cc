@@ -55,8 +55,18 @@ Result<uint64_t> WorkerPool::Start() {
   std::string token_str = std::to_string(token);
   std::vector<std::string> args = {options_.python, "-u", "-m", "quanta._private.worker_main",
                                    options_.node_socket, token_str};
+  // The node's environment, with the extra variables replacing inherited ones of the same name.
   std::vector<std::string> env_strings;
-  for (char** e = environ; *e; ++e) env_strings.emplace_back(*e);
+  auto overridden = [&](const char* entry) {
+    for (const auto& kv : options_.extra_env) {
+      size_t eq = kv.find('=');
+      if (eq != std::string::npos && std::strncmp(entry, kv.data(), eq + 1) == 0) return true;
+    }
+    return false;
+  };
+  for (char** e = environ; *e; ++e) {
+    if (!overridden(*e)) env_strings.emplace_back(*e);
+  }
   for (const auto& kv : options_.extra_env) env_strings.push_back(kv);
   std::vector<char*> argv, envp;
   for (auto& a : args) argv.push_back(a.data());

@@ -89,6 +89,11 @@ class LocalCluster:
             if store.get("spill_dir"):
                 args += ["--spill-dir", str(store["spill_dir"])]
             args += ["--worker-env", "QUANTA_DRIVER_SYS_PATH=" + json.dumps([p for p in sys.path if p])]
+            # Workers import the same quanta package as this driver (and its node daemon), even
+            # if another copy is installed: `python -m quanta...` resolves before any code runs.
+            package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+            inherited = os.environ.get("PYTHONPATH")
+            args += ["--worker-env", "PYTHONPATH=" + package_root + (os.pathsep + inherited if inherited else "")]
             args += ["--worker-env", "QUANTA_SESSION_DIR=" + self.session_dir]
             # As Ray does: one BLAS/OpenMP thread per worker unless the user chose otherwise, so
             # workers sharing the cores do not oversubscribe them with spinning BLAS threads.
