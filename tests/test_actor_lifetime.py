@@ -534,3 +534,21 @@ def test_anonymous_namespaces_are_private_to_each_driver(started_cluster):
     """)
     assert values(second, "OTHER") == ["not-found"]
     assert values(second, "OWN") == ["second"]
+
+
+def test_killing_many_actors_does_not_stop_worker_starts(cluster):
+    # Ended actors' processes exit after they registered: that is not a broken environment, so
+    # the node must keep starting workers (it stops only when workers die before starting).
+    Counter = make_counter()
+    for _ in range(3):
+        actors = [Counter.remote() for _ in range(6)]
+        assert quanta.get([a.incr.remote() for a in actors], timeout=60) == [1] * 6
+        idents = [identity_of(a) for a in actors]
+        for a in actors[::2]:
+            quanta.kill(a)
+        del actors, a  # the last handles: the node ends the other actors' processes
+        gc.collect()
+        for ident in idents:
+            assert_gone(ident, "an actor whose handles were all dropped")
+    fresh = Counter.remote()
+    assert quanta.get(fresh.incr.remote(), timeout=60) == 1

@@ -190,6 +190,9 @@ class NodeServer {
   std::shared_ptr<net::Connection> control_;
   std::unordered_map<uint64_t, Client> clients_;
   std::unordered_map<uint64_t, uint64_t> token_to_client_;
+  // Workers that registered and whose connection closed (killed actor, crash): their process
+  // exit is not a failed start.
+  std::unordered_set<uint64_t> closed_worker_tokens_;
   std::deque<uint64_t> idle_workers_;
   int starting_workers_ = 0;
   int failed_starts_ = 0;  // workers in a row that exited before registering

@@ -88,6 +88,7 @@ bool NodeServer::StartWorker() {
 
 void NodeServer::OnWorkerExit(uint64_t token, int wait_status) {
   Client* worker = FindWorkerByToken(token);
+  if (worker == nullptr && closed_worker_tokens_.erase(token) > 0) return;  // registered, then closed
   if (worker == nullptr) {
     // Died before it said Hello.
     if (starting_workers_ > 0) --starting_workers_;
@@ -115,6 +116,8 @@ void NodeServer::OnClientClosed(uint64_t client_id, const Status& why) {
   clients_.erase(it);
   if (client.role == protocol::ClientRole::kWorker && client.worker_token) {
     token_to_client_.erase(client.worker_token);
+    // Its exit (if not seen yet) is expected, not a failed start.
+    if (pool_.PidOf(client.worker_token) != 0) closed_worker_tokens_.insert(client.worker_token);
     idle_workers_.erase(std::remove(idle_workers_.begin(), idle_workers_.end(), client_id),
                         idle_workers_.end());
     pool_.Kill(client.worker_token, SIGKILL);

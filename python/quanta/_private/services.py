@@ -19,6 +19,23 @@ import tempfile
 import time
 import uuid
 
+# The folder holding this quanta package (a source checkout, or site-packages when installed).
+_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _on_default_path(folder: str) -> bool:
+    """True if a fresh interpreter finds packages in `folder` without PYTHONPATH (site-packages):
+    putting such a folder on PYTHONPATH would move it ahead of the standard library."""
+    import site
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    defaults = {paths.get("purelib"), paths.get("platlib"), *site.getsitepackages()}
+    user_site = site.getusersitepackages() if site.ENABLE_USER_SITE else None
+    if user_site:
+        defaults.add(user_site)
+    return os.path.realpath(folder) in {os.path.realpath(p) for p in defaults if p}
+
 _BIN_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "_bin")
 RESOURCE_UNIT = 10000  # fixed point used by the engine: 1 CPU == 10000
 
@@ -91,9 +108,9 @@ class LocalCluster:
             args += ["--worker-env", "QUANTA_DRIVER_SYS_PATH=" + json.dumps([p for p in sys.path if p])]
             # Workers import the same quanta package as this driver (and its node daemon), even
             # if another copy is installed: `python -m quanta...` resolves before any code runs.
-            package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-            inherited = os.environ.get("PYTHONPATH")
-            args += ["--worker-env", "PYTHONPATH=" + package_root + (os.pathsep + inherited if inherited else "")]
+            if not _on_default_path(_PACKAGE_ROOT):
+                inherited = os.environ.get("PYTHONPATH")
+                args += ["--worker-env", "PYTHONPATH=" + _PACKAGE_ROOT + (os.pathsep + inherited if inherited else "")]
             args += ["--worker-env", "QUANTA_SESSION_DIR=" + self.session_dir]
             # As Ray does: one BLAS/OpenMP thread per worker unless the user chose otherwise, so
             # workers sharing the cores do not oversubscribe them with spinning BLAS threads.
