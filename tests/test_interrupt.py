@@ -10,6 +10,9 @@ pytestmark = pytest.mark.subprocess_driver
 
 DRIVER = textwrap.dedent("""
     import os, signal, threading, time
+    # A test runner started in the background (nohup ... &) hands its children SIGINT ignored,
+    # and Python then keeps it ignored; a terminal's Ctrl-C reaches a default handler.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     import quanta
     quanta.init(num_cpus=1)
 
