@@ -18,8 +18,9 @@ from quanta.exceptions import TaskCancelledError
 
 def warm_up(fn, *args):
     """Run enough calls that the node knows the function is short."""
-    quanta.get([fn.remote(*args) for _ in range(20)])
-    quanta.get([fn.remote(*args) for _ in range(200)])
+    for count in (20, 200):
+        refs = [fn.remote(*args) for _ in range(count)]
+        quanta.get([r for ref in refs for r in (ref if isinstance(ref, list) else [ref])])
 
 
 def test_a_slow_call_does_not_hold_back_the_calls_queued_behind_it(cluster):
@@ -111,3 +112,38 @@ def test_force_cancel_of_a_queued_task_keeps_its_worker(cluster):
     # the other tasks is still alive.
     for pid in pids:
         os.kill(pid, 0)  # raises ProcessLookupError if the worker was killed
+
+
+def test_queued_tasks_behave_like_any_task(cluster):
+    # A burst of a short function exercising what tasks carry: stored (large) arguments and
+    # returns, several returns, exceptions, refs inside results. Queued at workers or not,
+    # every result must be the same.
+    import numpy as np
+
+    big = quanta.put(np.arange(50_000, dtype=np.int64))  # 400 KB: lives in shared memory
+
+    @quanta.remote(num_returns=2)
+    def work(i, arr):
+        if i % 50 == 7:
+            raise ValueError(f"bad input {i}")
+        if i % 10 == 3:
+            return i, np.full(20_000, i, dtype=np.int64)  # 160 KB return: stored
+        if i % 10 == 5:
+            return i, [quanta.put(i)]
+        return i, int(arr[i])
+
+    warm_up(work, 1, big)
+    pairs = [work.remote(i, big) for i in range(500)]
+    for i, (first, second) in enumerate(pairs):
+        if i % 50 == 7:
+            with pytest.raises(ValueError, match=f"bad input {i}"):
+                quanta.get(first, timeout=60)
+            continue
+        assert quanta.get(first, timeout=60) == i
+        value = quanta.get(second, timeout=60)
+        if i % 10 == 3:
+            assert value.shape == (20_000,) and int(value[0]) == i
+        elif i % 10 == 5:
+            assert quanta.get(value[0], timeout=60) == i
+        else:
+            assert value == i
