@@ -214,6 +214,40 @@ def test_recursive_fib_on_one_cpu():
     assert "FIB 8" in proc.stdout
 
 
+def test_surplus_idle_workers_exit(no_cluster):
+    # Blocked tasks make the node start workers beyond the pool size (one per CPU); once idle
+    # for a second they exit, as in Ray, instead of holding memory for the rest of the session.
+    from conftest import descendants
+
+    def task_workers():
+        found = set()
+        for pid, _ in descendants(os.getpid()):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                    if b"worker_main" in fh.read():
+                        found.add(pid)
+            except OSError:
+                pass
+        return found
+
+    quanta.init(num_cpus=2)
+
+    @quanta.remote
+    def descend(depth):
+        if depth == 0:
+            return 0
+        return 1 + quanta.get(descend.remote(depth - 1))
+
+    assert quanta.get(descend.remote(6), timeout=120) == 6
+    assert len(task_workers()) >= 7, "the nested gets should have needed extra workers"
+    deadline = time.monotonic() + 20
+    while len(task_workers()) > 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(task_workers()) == 2, f"workers left: {len(task_workers())}"
+    # The pool still works, and grows again when needed.
+    assert quanta.get(descend.remote(4), timeout=120) == 4
+
+
 def test_num_cpus_limits_concurrency(cluster):
     @quanta.remote(num_cpus=2)
     def hold():

@@ -57,6 +57,7 @@ Status NodeServer::Start() {
     ScheduleTasks();
     ReportResources();
   });
+  ExitSurplusIdleWorkers();
   QLOG(kInfo) << "node " << node_id_ << " listening on " << options_.socket_path
               << " with resources " << options_.resources.ToString();
   return Status::Ok();
@@ -291,6 +292,7 @@ Status NodeServer::OnHello(net::Connection& conn, const protocol::Hello& hello) 
     client.worker_token = hello.worker_token;
     token_to_client_[hello.worker_token] = client.id;
     client.state = WorkerState::kIdle;
+    client.idle_since = std::chrono::steady_clock::now();
     failed_starts_ = 0;
     if (starting_workers_ > 0) --starting_workers_;
     idle_workers_.push_back(client.id);

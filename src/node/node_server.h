@@ -75,6 +75,7 @@ class NodeServer {
     bool lent_back = false;    // blocked in get(): its CPU is free for other tasks
     uint64_t last_job = 0;     // job whose driver receives the worker's output
     std::string last_task_name;
+    std::chrono::steady_clock::time_point idle_since;  // while kIdle
     std::unordered_set<std::string> functions;  // function ids already sent to it
     ObjectID actor_id;         // non-nil once the worker hosts an actor (it never returns to the pool)
   };
@@ -140,6 +141,8 @@ class NodeServer {
   // environment): then drivers are warned once, with the worker's error output, and no more
   // are started, instead of respawning forever.
   bool StartWorker();
+  // Ends workers beyond the pool size that have been idle for a while (runs every 500 ms).
+  void ExitSurplusIdleWorkers();
 
   // Task lifecycle
   void MakeReady(const TaskID& id);

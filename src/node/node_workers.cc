@@ -18,6 +18,10 @@ using protocol::ObjectValue;
 namespace {
 
 constexpr int kMaxFailedStarts = 5;
+// As Ray does: workers beyond the pool size (started while others were blocked in get()) exit
+// once they have been idle this long, least recently used first.
+constexpr auto kIdleWorkerExitAfter = std::chrono::milliseconds(1000);
+constexpr auto kIdleCheckInterval = std::chrono::milliseconds(500);
 
 std::string TailOfFile(const std::string& path, size_t max_bytes = 2000) {
   std::ifstream in(path, std::ios::binary);
@@ -48,6 +52,7 @@ void NodeServer::ReleaseWorker(Client& worker) {
   worker.held = ResourceSet();
   if (worker.state == WorkerState::kBusy && !worker.conn->closed()) {
     worker.state = WorkerState::kIdle;
+    worker.idle_since = std::chrono::steady_clock::now();
     idle_workers_.push_back(worker.id);
   }
 }
@@ -77,6 +82,25 @@ void NodeServer::OnWorkerOutput(uint64_t token, bool is_stderr, std::string text
   msg.is_stderr = is_stderr;
   msg.text = std::move(text);
   driver->conn->Send(MessageType::kLogLines, msg);
+}
+
+void NodeServer::ExitSurplusIdleWorkers() {
+  loop_->RunAfter(kIdleCheckInterval, [this] { ExitSurplusIdleWorkers(); });
+  if (shutting_down_ || queue_.size() != 0) return;
+  int pool_workers = static_cast<int>(pool_.num_processes()) - actor_workers_;
+  auto now = std::chrono::steady_clock::now();
+  std::vector<uint64_t> surplus;
+  for (uint64_t id : idle_workers_) {  // least recently used first
+    if (pool_workers - static_cast<int>(surplus.size()) <= options_.prestart_workers) break;
+    Client* w = FindClient(id);
+    if (w != nullptr && w->state == WorkerState::kIdle && now - w->idle_since >= kIdleWorkerExitAfter) {
+      surplus.push_back(id);
+    }
+  }
+  for (uint64_t id : surplus) {
+    Client* w = FindClient(id);
+    if (w != nullptr) w->conn->Close(Status::Cancelled("idle worker beyond the pool size exits"));
+  }
 }
 
 bool NodeServer::StartWorker() {
