@@ -396,16 +396,7 @@ Result<protocol::ActorNameReply> CoreClient::ActorName(protocol::ActorName reque
   }
   QUANTA_RETURN_IF_ERROR(Send(MessageType::kActorName, request));
   std::unique_lock<std::mutex> lock(mu_);
-  auto deadline = Deadline(timeout_ms);
-  while (!name_replies_.count(request.request_id)) {
-    if (closed_) return Status::Cancelled(close_reason_);
-    if (AwaitProgress(lock, &deadline) && !name_replies_.count(request.request_id)) {
-      return Status::TimedOut("the node daemon did not answer a named-actor request");
-    }
-  }
-  protocol::ActorNameReply reply = std::move(name_replies_[request.request_id]);
-  name_replies_.erase(request.request_id);
-  return reply;
+  return AwaitReply(lock, request.request_id, &name_replies_, timeout_ms, "a named-actor request");
 }
 
 Result<protocol::ClusterInfo> CoreClient::GetClusterInfo(int64_t timeout_ms) {
@@ -416,16 +407,7 @@ Result<protocol::ClusterInfo> CoreClient::GetClusterInfo(int64_t timeout_ms) {
   }
   QUANTA_RETURN_IF_ERROR(Send(MessageType::kGetClusterInfo, protocol::RequestId{request_id}));
   std::unique_lock<std::mutex> lock(mu_);
-  auto deadline = Deadline(timeout_ms);
-  while (!cluster_replies_.count(request_id)) {
-    if (closed_) return Status::Cancelled(close_reason_);
-    if (AwaitProgress(lock, &deadline) && !cluster_replies_.count(request_id)) {
-      return Status::TimedOut("the node daemon did not answer a cluster-info request");
-    }
-  }
-  protocol::ClusterInfo info = std::move(cluster_replies_[request_id]);
-  cluster_replies_.erase(request_id);
-  return info;
+  return AwaitReply(lock, request_id, &cluster_replies_, timeout_ms, "a cluster-info request");
 }
 
 Result<protocol::ExecuteTask> CoreClient::NextTask() {

@@ -157,7 +157,8 @@ class CoreClient {
   // Waits for the reply with `request_id` to appear in `replies` (requires mu_ held by `lock`).
   template <typename Reply>
   Result<Reply> AwaitReply(std::unique_lock<std::mutex>& lock, uint64_t request_id,
-                           std::unordered_map<uint64_t, Reply>* replies, int64_t timeout_ms);
+                           std::unordered_map<uint64_t, Reply>* replies, int64_t timeout_ms,
+                           const char* what);
 
   int fd_ = -1;
   int wake_fd_ = -1;

@@ -19,6 +19,7 @@
 
 #include "common/logging.h"
 #include "core/core_client.h"
+#include "core/deadline.h"
 #include "net/socket.h"
 
 namespace quanta {
@@ -59,6 +60,35 @@ bool CoreClient::AwaitProgress(std::unique_lock<std::mutex>& lock, const Clock::
   }
   return deadline != nullptr && Clock::now() >= *deadline;
 }
+
+template <typename Reply>
+Result<Reply> CoreClient::AwaitReply(std::unique_lock<std::mutex>& lock, uint64_t request_id,
+                                     std::unordered_map<uint64_t, Reply>* replies, int64_t timeout_ms,
+                                     const char* what) {
+  auto deadline = Deadline(timeout_ms);
+  while (!replies->count(request_id)) {
+    if (closed_) return Status::Cancelled(close_reason_);
+    if (AwaitProgress(lock, timeout_ms < 0 ? nullptr : &deadline) && !replies->count(request_id)) {
+      return Status::TimedOut(std::string("the node daemon did not answer ") + what + " in time");
+    }
+  }
+  Reply reply = std::move((*replies)[request_id]);
+  replies->erase(request_id);
+  return reply;
+}
+
+template Result<protocol::CreateObjectReply> CoreClient::AwaitReply(
+    std::unique_lock<std::mutex>&, uint64_t, std::unordered_map<uint64_t, protocol::CreateObjectReply>*, int64_t,
+    const char*);
+template Result<protocol::StoreStatsReply> CoreClient::AwaitReply(
+    std::unique_lock<std::mutex>&, uint64_t, std::unordered_map<uint64_t, protocol::StoreStatsReply>*, int64_t,
+    const char*);
+template Result<protocol::ActorNameReply> CoreClient::AwaitReply(
+    std::unique_lock<std::mutex>&, uint64_t, std::unordered_map<uint64_t, protocol::ActorNameReply>*, int64_t,
+    const char*);
+template Result<protocol::ClusterInfo> CoreClient::AwaitReply(
+    std::unique_lock<std::mutex>&, uint64_t, std::unordered_map<uint64_t, protocol::ClusterInfo>*, int64_t,
+    const char*);
 
 void CoreClient::ReadOnce(std::chrono::microseconds timeout) {
   pollfd fds[2] = {{fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};

@@ -16,21 +16,6 @@ namespace quanta {
 
 using protocol::MessageType;
 
-template <typename Reply>
-Result<Reply> CoreClient::AwaitReply(std::unique_lock<std::mutex>& lock, uint64_t request_id,
-                                     std::unordered_map<uint64_t, Reply>* replies, int64_t timeout_ms) {
-  auto deadline = Deadline(timeout_ms);
-  while (!replies->count(request_id)) {
-    if (closed_) return Status::Cancelled(close_reason_);
-    if (AwaitProgress(lock, timeout_ms < 0 ? nullptr : &deadline) && !replies->count(request_id)) {
-      return Status::TimedOut("the node daemon did not answer in time");
-    }
-  }
-  Reply reply = std::move((*replies)[request_id]);
-  replies->erase(request_id);
-  return reply;
-}
-
 void CoreClient::MaybeUnpin(const ObjectID& id, Local& l) {
   if (l.uses > 0 || l.node_pins == 0 || l.pin_waiters > 0) return;
   pending_unpins_[id] -= static_cast<int32_t>(l.node_pins);
@@ -58,7 +43,7 @@ Result<uint64_t> CoreClient::CreateStored(const ObjectID& id, uint64_t size) {
   }
   QUANTA_RETURN_IF_ERROR(Send(MessageType::kCreateObject, protocol::CreateObject{request_id, id, size}));
   std::unique_lock<std::mutex> lock(mu_);
-  auto reply = AwaitReply(lock, request_id, &create_replies_, -1);
+  auto reply = AwaitReply(lock, request_id, &create_replies_, -1, "an object-store allocation");
   if (!reply.ok()) return reply.status();
   if (!reply->ok) return Status::ResourceExhausted(reply->error);
   return reply->offset;
@@ -112,7 +97,7 @@ Result<protocol::StoreStatsReply> CoreClient::GetStoreStats(int64_t timeout_ms) 
   }
   QUANTA_RETURN_IF_ERROR(Send(MessageType::kGetStoreStats, protocol::RequestId{request_id}));
   std::unique_lock<std::mutex> lock(mu_);
-  return AwaitReply(lock, request_id, &stats_replies_, timeout_ms);
+  return AwaitReply(lock, request_id, &stats_replies_, timeout_ms, "an object-store statistics request");
 }
 
 void CoreClient::OnObjectReady(protocol::ObjectReady msg) {

@@ -441,15 +441,21 @@ void NodeServer::SendTaskTo(Client& worker, const TaskID& id) {
   worker.conn->Send(MessageType::kExecuteTask, msg);
 }
 
+void NodeServer::MakeCurrent(Client& worker, const TaskID& id) {
+  worker.current_task = id;
+  auto it = tasks_.find(id);
+  if (it == tasks_.end()) return;
+  it->second.started = std::chrono::steady_clock::now();
+  worker.last_job = it->second.spec.job_id;  // its output goes to this job's driver
+  worker.last_task_name = it->second.spec.name;
+}
+
 void NodeServer::StartTaskOn(Client& worker, const TaskID& id, ResourceSet demand) {
   Task& task = tasks_.at(id);
   worker.state = WorkerState::kBusy;
-  worker.current_task = id;
   worker.held = std::move(demand);
   worker.lent_back = false;
-  worker.last_job = task.spec.job_id;
-  worker.last_task_name = task.spec.name;
-  task.started = std::chrono::steady_clock::now();
+  MakeCurrent(worker, id);
   if (task.spec.kind == protocol::TaskKind::kActorCreation) {
     Actor* actor = actors_.Find(task.spec.task_id);
     worker.actor_id = task.spec.task_id;

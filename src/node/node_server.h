@@ -150,6 +150,8 @@ class NodeServer {
   void FailTask(const TaskID& id, const protocol::ObjectValue& error);
   void ScheduleTasks();
   void StartTaskOn(Client& worker, const TaskID& id, ResourceSet demand);
+  // The worker now runs `id` (started now; its output is attributed to the task's job).
+  void MakeCurrent(Client& worker, const TaskID& id);
   // Sends the task to the worker (arguments resolved and pinned for it).
   void SendTaskTo(Client& worker, const TaskID& id);
 

@@ -40,13 +40,7 @@ void NodeServer::ReleaseWorker(Client& worker) {
     TaskID next = worker.queued.front();
     worker.queued.pop_front();
     queue_.Acquire(worker.held);
-    worker.current_task = next;
-    auto it = tasks_.find(next);
-    if (it != tasks_.end()) {
-      it->second.started = std::chrono::steady_clock::now();
-      worker.last_job = it->second.spec.job_id;
-      worker.last_task_name = it->second.spec.name;
-    }
+    MakeCurrent(worker, next);
     return;
   }
   worker.held = ResourceSet();
