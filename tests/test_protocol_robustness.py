@@ -8,8 +8,8 @@ living process, must still accept and greet new clients, and the real driver's t
 run (``quanta.get(f.remote(1)) == 1``).
 
 Wire format (src/protocol/frame.h, messages.h), all little-endian:
-    frame  = u32 body_len | u16 version (=1) | u16 type | body
-    Hello  (type 1) = u8 role (1 driver, 2 worker) | u64 worker_token | u32 pid | u8 log_to_driver
+    frame  = u32 body_len | u16 version (=2) | u16 type | body
+    Hello  (type 1) = u8 role (1 driver, 2 worker) | bytes worker_token | u32 pid | u8 log_to_driver
     HelloReply (type 32) = u64 client_id | bytes node_id | bytes session_dir | bytes store_path
                            | u64 store_size | u64 inline_threshold  (bytes = u32 len + data)
 """
@@ -26,7 +26,7 @@ import quanta
 from quanta._private import session
 from conftest import alive, descendants, run_driver
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 MAX_FRAME_BODY = 1 << 30
 
 HELLO = 1
@@ -69,8 +69,11 @@ def frame(msg_type, body=b"", *, version=PROTOCOL_VERSION, length=None):
     return struct.pack("<IHH", size, version, msg_type) + body
 
 
-def hello_body(role=ROLE_DRIVER, token=0, pid=None, log_to_driver=0):
-    return struct.pack("<BQIB", role, token, os.getpid() if pid is None else pid, log_to_driver)
+def hello_body(role=ROLE_DRIVER, token=b"", pid=None, log_to_driver=0):
+    if isinstance(token, int):
+        token = str(token).encode()
+    return (struct.pack("<BI", role, len(token)) + token +
+            struct.pack("<IB", os.getpid() if pid is None else pid, log_to_driver))
 
 
 def wire_bytes(data):
@@ -268,7 +271,7 @@ def test_random_garbage_after_hello(healthy_after):
         assert wait_closed_by_peer(sock)
 
 
-@pytest.mark.parametrize("version", [0, 2, 0x0100, 0xFFFF])
+@pytest.mark.parametrize("version", [0, 1, 3, 0x0100, 0xFFFF])
 def test_wrong_protocol_version(healthy_after, version):
     with healthy_after.connect() as sock:
         send_all_tolerant(sock, frame(HELLO, hello_body(), version=version))
@@ -278,7 +281,7 @@ def test_wrong_protocol_version(healthy_after, version):
 def test_wrong_version_after_valid_hello(healthy_after):
     with healthy_after.connect() as sock:
         healthy_after.hello(sock)
-        send_all_tolerant(sock, frame(SUBSCRIBE, wire_ids([]), version=2))
+        send_all_tolerant(sock, frame(SUBSCRIBE, wire_ids([]), version=PROTOCOL_VERSION + 1))
         assert wait_closed_by_peer(sock)
 
 
@@ -303,7 +306,7 @@ def test_large_legal_length_then_hang_up(healthy_after):
 @pytest.mark.parametrize("cut", range(14))
 def test_truncated_hello_body(healthy_after, cut):
     """A complete frame whose body is a Hello cut short is rejected."""
-    body = hello_body()
+    body = hello_body(token=b"abcd")
     assert len(body) == 14
     with healthy_after.connect() as sock:
         send_all_tolerant(sock, frame(HELLO, body[:cut]))
@@ -354,7 +357,7 @@ def test_invalid_boolean_in_hello(healthy_after):
 
 def test_worker_hello_with_unknown_token(healthy_after):
     with healthy_after.connect() as sock:
-        send_all_tolerant(sock, frame(HELLO, hello_body(role=ROLE_WORKER, token=0xBADBADBAD)))
+        send_all_tolerant(sock, frame(HELLO, hello_body(role=ROLE_WORKER, token=b"0123456789abcdef0123456789abcdef")))
         assert wait_closed_by_peer(sock)
 
 
@@ -454,12 +457,19 @@ def test_worker_only_messages_from_a_driver(healthy_after, msg_type):
 def test_well_formed_submit_task_is_accepted(healthy_after):
     """Anchors the malformed variants below: the same encoding, intact, is accepted.
 
-    The task waits for an argument that never appears, so it never runs; the connection stays
-    open and keeps answering requests.
+    The task's argument is an id nobody ever created, so the task fails at once (an
+    ObjectLost return pushed to the submitter, instead of waiting forever); the connection
+    stays open and keeps answering requests.
     """
     with healthy_after.connect() as sock:
         client_id = healthy_after.hello(sock)
-        sock.sendall(frame(SUBMIT_TASK, task_spec_body(client_id, arg_refs=[never_sealed_object()])))
+        body = task_spec_body(client_id, arg_refs=[never_sealed_object()])
+        sock.sendall(frame(SUBMIT_TASK, body))
+        msg_type, reply = read_frame(sock)
+        assert msg_type == OBJECT_READY
+        assert reply[:16] == body[:12] + struct.pack("<I", 1)  # the task's first return
+        assert reply[16] == 5  # ObjectKind kObjectLost
+        assert b"does not exist" in reply
         sock.sendall(frame(GET_CLUSTER_INFO, struct.pack("<Q", 4242)))
         msg_type, body = read_frame(sock)
         assert msg_type == CLUSTER_INFO

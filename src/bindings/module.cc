@@ -17,7 +17,7 @@ NB_MODULE(_core, m) {
   auto cls = nb::class_<CoreClient>(m, "CoreClient");
   cls.def_static(
          "connect",
-         [](const std::string& socket, bool is_worker, uint64_t worker_token, bool log_to_driver) {
+         [](const std::string& socket, bool is_worker, const std::string& worker_token, bool log_to_driver) {
            CoreClient::Options opts;
            opts.node_socket = socket;
            opts.role = is_worker ? protocol::ClientRole::kWorker : protocol::ClientRole::kDriver;
@@ -30,7 +30,7 @@ NB_MODULE(_core, m) {
            }
            return ValueOrThrow(std::move(client));
          },
-         nb::arg("socket"), nb::arg("is_worker") = false, nb::arg("worker_token") = 0,
+         nb::arg("socket"), nb::arg("is_worker") = false, nb::arg("worker_token") = "",
          nb::arg("log_to_driver") = true)
       .def("disconnect",
            [](CoreClient& c) {

@@ -38,7 +38,7 @@ class CoreClient {
   struct Options {
     std::string node_socket;
     protocol::ClientRole role = protocol::ClientRole::kDriver;
-    uint64_t worker_token = 0;
+    std::string worker_token;
     bool log_to_driver = true;
   };
   using ValuePtr = std::shared_ptr<const protocol::ObjectValue>;

@@ -42,12 +42,19 @@ Connection::~Connection() {
 
 void Connection::OnEvents(uint32_t events) {
   auto self = shared_from_this();  // handlers may drop the owner's reference
+  if (reading_paused_) {
+    // Only writability and errors interest us while paused; input waits in the kernel.
+    if (events & EPOLLERR) Close(Status::IOError("connection error"));
+    if (!closed_ && (events & EPOLLOUT)) Flush();
+    return;
+  }
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) ReadAll();
   if (!closed_ && (events & EPOLLOUT)) Flush();
 }
 
 void Connection::ReadAll() {
-  for (int round = 0; round < 16 && !closed_; ++round) {
+  if (!DrainFrames()) return;
+  for (int round = 0; round < 16 && !closed_ && !reading_paused_; ++round) {
     char* space = decoder_.WritableSpace(kReadChunk);
     ssize_t n = ::read(fd_, space, kReadChunk);
     if (n == 0) {
@@ -61,23 +68,42 @@ void Connection::ReadAll() {
       return;
     }
     decoder_.Commit(static_cast<size_t>(n));
-    protocol::Frame frame;
-    while (!closed_) {
-      auto next = decoder_.Next(&frame);
-      if (!next.ok()) {
-        QLOG(kWarning) << "closing connection fd " << fd_ << ": " << next.status().ToString();
-        Close(next.status());
-        return;
-      }
-      if (!next.value()) break;
-      on_message_(*this, frame);
-    }
+    if (!DrainFrames()) return;
     if (static_cast<size_t>(n) < kReadChunk) return;
   }
 }
 
+bool Connection::DrainFrames() {
+  protocol::Frame frame;
+  while (!closed_ && !closing_ && !reading_paused_) {
+    auto next = decoder_.Next(&frame);
+    if (!next.ok()) {
+      QLOG(kWarning) << "closing connection fd " << fd_ << ": " << next.status().ToString();
+      Close(next.status());
+      return false;
+    }
+    if (!next.value()) return true;
+    on_message_(*this, frame);
+  }
+  return !closed_;
+}
+
+void Connection::SendEncoded(std::string_view frames) {
+  if (closed_ || closing_) return;
+  out_.append(frames.data(), frames.size());
+  AfterAppend();
+}
+
 void Connection::AfterAppend() {
-  if (out_.size() - out_pos_ >= kEagerFlushBytes) {
+  if (pending_output() > hard_limit_) {
+    QLOG(kWarning) << "closing connection fd " << fd_ << ": " << pending_output()
+                   << " bytes of output are waiting and the peer does not read them";
+    // Closed from the loop, not here: the sender may be iterating over its connections.
+    CloseSoon(Status::ResourceExhausted("the peer does not read its messages (" +
+                                        std::to_string(pending_output() >> 20) + " MiB waiting)"));
+    return;
+  }
+  if (pending_output() >= kEagerFlushBytes) {
     Flush();
   } else if (!flush_scheduled_) {
     flush_scheduled_ = true;
@@ -106,6 +132,7 @@ void Connection::Flush() {
   if (out_pos_ == out_.size()) {
     out_.clear();
     out_pos_ = 0;
+    if (out_.capacity() > (4u << 20)) out_.shrink_to_fit();  // give back a burst's memory
   } else if (out_pos_ > (1 << 20)) {
     out_.erase(0, out_pos_);
     out_pos_ = 0;
@@ -114,13 +141,38 @@ void Connection::Flush() {
 }
 
 void Connection::UpdateInterest() {
+  if (closed_) return;
   bool want = out_pos_ < out_.size();
-  if (closed_ || want == want_write_) return;
+  // Back-pressure: stop reading from a peer whose replies pile up; resume once half drained.
+  bool pause = reading_paused_ ? pending_output() > soft_limit_ / 2 : pending_output() > soft_limit_;
+  if (want == want_write_ && pause == reading_paused_) return;
+  bool resumed = reading_paused_ && !pause;
   want_write_ = want;
-  uint32_t events = EPOLLIN | EPOLLRDHUP;
+  reading_paused_ = pause;
+  uint32_t events = pause ? 0u : static_cast<uint32_t>(EPOLLIN | EPOLLRDHUP);
   if (want) events |= EPOLLOUT;
   Status st = loop_->Modify(fd_, events);
   if (!st.ok()) QLOG(kWarning) << "epoll modify failed: " << st.ToString();
+  if (resumed) {
+    // Frames may have arrived (and be buffered in the kernel) while paused: read them now.
+    std::weak_ptr<Connection> weak = shared_from_this();
+    loop_->RunAfter(std::chrono::milliseconds(0), [weak] {
+      if (auto c = weak.lock()) {
+        if (!c->closed_ && !c->reading_paused_) c->ReadAll();
+      }
+    });
+  }
+}
+
+void Connection::CloseSoon(const Status& why) {
+  if (closed_ || closing_) return;
+  closing_ = true;
+  out_.clear();
+  out_pos_ = 0;
+  std::weak_ptr<Connection> weak = shared_from_this();
+  loop_->RunAfter(std::chrono::milliseconds(0), [weak, why] {
+    if (auto c = weak.lock()) c->Close(why);
+  });
 }
 
 void Connection::Close(const Status& why) {

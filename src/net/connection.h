@@ -6,6 +6,11 @@
 // batched. A malformed frame or a read/write error closes the connection and calls the close
 // handler once.
 //
+// Output is bounded: while more than the soft limit is waiting to be written, the connection
+// stops reading from the peer (a peer that does not read its replies gets no more service);
+// beyond the hard limit it is closed, with the reason logged. Incoming frames are bounded by
+// SetMaxFrameBody (small until the peer has identified itself).
+//
 // Ownership: created and owned (via shared_ptr) by the server that accepted or opened it; it
 // owns its fd. Thread-safety: loop thread only.
 #pragma once
@@ -33,14 +38,27 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   template <typename M>
   void Send(protocol::MessageType type, const M& msg) {
-    if (closed_) return;
+    if (closed_ || closing_) return;
     protocol::AppendMessage(&out_, type, msg);
     AfterAppend();
   }
   void Flush();
   void Close(const Status& why);
-  bool closed() const { return closed_; }
+  // Closes from the next loop iteration (safe while the caller iterates over connections);
+  // nothing more is sent meanwhile.
+  void CloseSoon(const Status& why);
+  bool closed() const { return closed_ || closing_; }
   int fd() const { return fd_; }
+
+  // Bytes queued for the peer and not yet written.
+  size_t pending_output() const { return out_.size() - out_pos_; }
+  void SetMaxFrameBody(uint32_t max_body) { decoder_.set_max_body(max_body); }
+  void SetOutputLimits(size_t soft, size_t hard) {
+    soft_limit_ = soft;
+    hard_limit_ = hard;
+  }
+  // Frames may be appended already encoded (e.g. forwarded as they arrived).
+  void SendEncoded(std::string_view frames);
 
   // Free-form owner data (e.g. the server's id for this peer).
   uint64_t tag = 0;
@@ -49,6 +67,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Connection(EventLoop* loop, int fd, MessageHandler on_message, CloseHandler on_close);
   void OnEvents(uint32_t events);
   void ReadAll();
+  // Hands every complete buffered frame to the handler; false if the connection closed.
+  bool DrainFrames();
   void AfterAppend();
   void UpdateInterest();
 
@@ -61,7 +81,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   size_t out_pos_ = 0;
   bool want_write_ = false;
   bool closed_ = false;
+  bool closing_ = false;  // CloseSoon was called
   bool flush_scheduled_ = false;
+  bool reading_paused_ = false;  // output over the soft limit: the peer must read first
+  size_t soft_limit_ = 64u << 20;
+  size_t hard_limit_ = 1536u << 20;
 };
 
 }  // namespace quanta::net

@@ -199,10 +199,10 @@ std::vector<BadStream> BadStreams() {
   std::string garbage;
   for (int i = 0; i < 64; ++i) garbage.push_back(static_cast<char>(i * 73 + 11));
   return {
-      {"wrong version", WarningFrame("ok") + RawHeader(2, 2, 36) + "xx" + WarningFrame("after")},
+      {"wrong version", WarningFrame("ok") + RawHeader(2, protocol::kProtocolVersion + 1, 36) + "xx" + WarningFrame("after")},
       {"zero version", WarningFrame("ok") + RawHeader(0, 0, 36)},
-      {"oversize length", WarningFrame("ok") + RawHeader(0xFFFFFFFFu, 1, 36)},
-      {"length just over the limit", WarningFrame("ok") + RawHeader(protocol::kMaxFrameBody + 1, 1, 3)},
+      {"oversize length", WarningFrame("ok") + RawHeader(0xFFFFFFFFu, protocol::kProtocolVersion, 36)},
+      {"length just over the limit", WarningFrame("ok") + RawHeader(protocol::kMaxFrameBody + 1, protocol::kProtocolVersion, 3)},
       {"random garbage", WarningFrame("ok") + garbage},
   };
 }

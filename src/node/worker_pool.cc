@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 #include <cstring>
 
 #include "common/logging.h"
+#include "common/random.h"
 
 extern char** environ;
 
@@ -43,8 +45,9 @@ Status WorkerPool::Init() {
   });
 }
 
-Result<uint64_t> WorkerPool::Start() {
-  uint64_t token = next_token_++;
+Result<std::string> WorkerPool::Start() {
+  std::string token = RandomHex(16);
+  uint64_t index = next_index_++;
   int out_pipe[2], err_pipe[2];
   if (pipe2(out_pipe, O_CLOEXEC) < 0) return Status::FromErrno("pipe2");
   if (pipe2(err_pipe, O_CLOEXEC) < 0) {
@@ -52,9 +55,8 @@ Result<uint64_t> WorkerPool::Start() {
     ::close(out_pipe[1]);
     return Status::FromErrno("pipe2");
   }
-  std::string token_str = std::to_string(token);
   std::vector<std::string> args = {options_.python, "-u", "-m", "quanta._private.worker_main",
-                                   options_.node_socket, token_str};
+                                   options_.node_socket};
   // The node's environment, with the extra variables replacing inherited ones of the same name.
   std::vector<std::string> env_strings;
   auto overridden = [&](const char* entry) {
@@ -64,10 +66,15 @@ Result<uint64_t> WorkerPool::Start() {
     }
     return false;
   };
+  auto secret = [](const char* entry) {  // the cluster token is for daemons, not user code
+    return std::strncmp(entry, "QUANTA_AUTH_TOKEN=", 18) == 0 || std::strncmp(entry, "QUANTA_WORKER_TOKEN=", 20) == 0;
+  };
   for (char** e = environ; *e; ++e) {
-    if (!overridden(*e)) env_strings.emplace_back(*e);
+    if (!overridden(*e) && !secret(*e)) env_strings.emplace_back(*e);
   }
   for (const auto& kv : options_.extra_env) env_strings.push_back(kv);
+  env_strings.push_back("QUANTA_WORKER_TOKEN=" + token);
+  env_strings.push_back("QUANTA_WORKER_INDEX=" + std::to_string(index));
   std::vector<char*> argv, envp;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -94,11 +101,15 @@ Result<uint64_t> WorkerPool::Start() {
   ::close(err_pipe[1]);
   Process& proc = workers_[token];
   proc.pid = pid;
+  proc.index = index;
   proc.out.fd = out_pipe[0];
   proc.err.fd = err_pipe[0];
-  std::string base = options_.log_dir + "/worker-" + token_str;
-  proc.out.log_fd = ::open((base + ".out").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  proc.err.log_fd = ::open((base + ".err").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  for (bool is_err : {false, true}) {
+    // Task output may hold secrets: readable by the cluster's user only, whatever the umask.
+    int fd = ::open(LogPathOf(token, is_err).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd >= 0) fchmod(fd, 0600);
+    (is_err ? proc.err.log_fd : proc.out.log_fd) = fd;
+  }
   for (bool is_err : {false, true}) {
     int fd = is_err ? proc.err.fd : proc.out.fd;
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
@@ -107,11 +118,17 @@ Result<uint64_t> WorkerPool::Start() {
     });
     if (!st.ok()) QLOG(kWarning) << "cannot watch worker output: " << st.ToString();
   }
-  QLOG(kInfo) << "started worker token=" << token << " pid=" << pid;
+  QLOG(kInfo) << "started worker " << index << " pid=" << pid;
   return token;
 }
 
-void WorkerPool::OnPipeReadable(uint64_t token, bool is_stderr) {
+std::string WorkerPool::LogPathOf(const std::string& token, bool is_stderr) const {
+  auto it = workers_.find(token);
+  std::string index = it == workers_.end() ? "unknown" : std::to_string(it->second.index);
+  return options_.log_dir + "/worker-" + index + (is_stderr ? ".err" : ".out");
+}
+
+void WorkerPool::OnPipeReadable(const std::string& token, bool is_stderr) {
   auto it = workers_.find(token);
   if (it == workers_.end()) return;
   Pipe& p = is_stderr ? it->second.err : it->second.out;
@@ -161,21 +178,23 @@ void WorkerPool::Reap() {
     if (pid <= 0) return;
     for (auto it = workers_.begin(); it != workers_.end(); ++it) {
       if (it->second.pid != pid) continue;
-      uint64_t token = it->first;
+      std::string token = it->first;
+      uint64_t index = it->second.index;
       // Drain what the worker wrote before dying.
       OnPipeReadable(token, false);
       OnPipeReadable(token, true);
       ClosePipe(it->second.out);
       ClosePipe(it->second.err);
+      std::string err_log = LogPathOf(token, true);
       workers_.erase(it);
-      QLOG(kInfo) << "worker token=" << token << " pid=" << pid << " exited, status " << status;
-      on_exit_(token, status);
+      QLOG(kInfo) << "worker " << index << " pid=" << pid << " exited, status " << status;
+      on_exit_(token, status, err_log);
       break;
     }
   }
 }
 
-void WorkerPool::Kill(uint64_t token, int signal) {
+void WorkerPool::Kill(const std::string& token, int signal) {
   auto it = workers_.find(token);
   if (it != workers_.end()) ::kill(it->second.pid, signal);
 }
@@ -184,7 +203,7 @@ void WorkerPool::KillAll() {
   for (auto& [token, proc] : workers_) ::kill(proc.pid, SIGKILL);
 }
 
-pid_t WorkerPool::PidOf(uint64_t token) const {
+pid_t WorkerPool::PidOf(const std::string& token) const {
   auto it = workers_.find(token);
   return it == workers_.end() ? 0 : it->second.pid;
 }

@@ -1,8 +1,9 @@
 // Starts and reaps the node's Python worker processes and collects their output.
 //
 // Each worker is an OS process (`python -m quanta._private.worker_main`) started with a
-// token it presents in its Hello; the NodeServer matches the connection to the process by
-// that token. The pool captures each worker's stdout/stderr through pipes, appends them to
+// secret token in its environment (never on its command line, which every user can read); it
+// presents the token in its Hello and the node matches the connection to the process by the
+// token and the kernel-reported pid. The pool captures each worker's stdout/stderr through pipes, appends them to
 // the worker's log file in the session directory and hands complete lines to the output
 // handler (which forwards them to the driver). Workers get PR_SET_PDEATHSIG so they die with
 // the node daemon.
@@ -28,20 +29,22 @@ class WorkerPool {
   struct Options {
     std::string python;          // interpreter to run
     std::string node_socket;     // passed to the worker
-    std::string log_dir;         // worker-<token>.out / .err
+    std::string log_dir;         // worker-<n>.out / .err (mode 0600)
     std::vector<std::string> extra_env;  // KEY=VALUE added to the daemon's environment
   };
-  using OutputHandler = std::function<void(uint64_t token, bool is_stderr, std::string text)>;
-  using ExitHandler = std::function<void(uint64_t token, int wait_status)>;
+  using OutputHandler = std::function<void(const std::string& token, bool is_stderr, std::string text)>;
+  // `stderr_log`: the file holding what the process wrote to stderr.
+  using ExitHandler = std::function<void(const std::string& token, int wait_status, const std::string& stderr_log)>;
 
   WorkerPool(net::EventLoop* loop, Options options, OutputHandler on_output, ExitHandler on_exit);
   ~WorkerPool();
 
   Status Init();  // installs the SIGCHLD handler; call once
-  Result<uint64_t> Start();
-  void Kill(uint64_t token, int signal);
+  Result<std::string> Start();  // returns the new worker's token
+  void Kill(const std::string& token, int signal);
   void KillAll();
-  pid_t PidOf(uint64_t token) const;
+  pid_t PidOf(const std::string& token) const;
+  std::string LogPathOf(const std::string& token, bool is_stderr) const;
   size_t num_processes() const { return workers_.size(); }
 
  private:
@@ -52,9 +55,10 @@ class WorkerPool {
   };
   struct Process {
     pid_t pid = 0;
+    uint64_t index = 0;  // names its log files
     Pipe out, err;
   };
-  void OnPipeReadable(uint64_t token, bool is_stderr);
+  void OnPipeReadable(const std::string& token, bool is_stderr);
   void ClosePipe(Pipe& p);
   void Reap();
 
@@ -63,8 +67,8 @@ class WorkerPool {
   OutputHandler on_output_;
   ExitHandler on_exit_;
   int signal_fd_ = -1;
-  uint64_t next_token_ = 1;
-  std::unordered_map<uint64_t, Process> workers_;
+  uint64_t next_index_ = 1;
+  std::unordered_map<std::string, Process> workers_;  // by token
 };
 
 }  // namespace quanta

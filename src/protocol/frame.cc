@@ -45,17 +45,13 @@ Result<bool> FrameDecoder::Next(Frame* frame) {
     return Status::ProtocolError("frame has protocol version " + std::to_string(version) +
                                  ", expected " + std::to_string(kProtocolVersion));
   }
-  if (body_size > kMaxFrameBody) {
+  if (body_size > max_body_) {
     return Status::ProtocolError("frame body of " + std::to_string(body_size) +
-                                 " bytes exceeds the limit of " + std::to_string(kMaxFrameBody));
+                                 " bytes exceeds the limit of " + std::to_string(max_body_));
   }
-  if (avail < kFrameHeaderSize + body_size) {
-    // Grow towards the frame's size as bytes arrive, not all at once: a header alone must not
-    // make us allocate its announced (up to 1 GiB) body.
-    size_t missing = kFrameHeaderSize + body_size - avail;
-    WritableSpace(std::min<size_t>(missing, 16u << 20));
-    return false;
-  }
+  // An incomplete frame: the buffer grows only as its bytes arrive (a header alone never makes
+  // us allocate the body it announces).
+  if (avail < kFrameHeaderSize + body_size) return false;
   frame->type = type;
   frame->body = std::string_view(buf_.data() + begin_ + kFrameHeaderSize, body_size);
   begin_ += kFrameHeaderSize + body_size;

@@ -17,7 +17,7 @@
 
 namespace quanta::protocol {
 
-inline constexpr uint16_t kProtocolVersion = 1;
+inline constexpr uint16_t kProtocolVersion = 2;
 inline constexpr size_t kFrameHeaderSize = 8;
 inline constexpr uint32_t kMaxFrameBody = 1u << 30;  // 1 GiB; larger data goes through the store
 
@@ -31,6 +31,11 @@ struct Frame {
 
 class FrameDecoder {
  public:
+  // Frames whose body is larger than this are rejected (a peer that has not authenticated
+  // yet gets a small limit; see net::Connection::SetMaxFrameBody).
+  void set_max_body(uint32_t max_body) { max_body_ = max_body; }
+  uint32_t max_body() const { return max_body_; }
+  size_t buffered() const { return end_ - begin_; }
   // Space to read into: at least `min_free` bytes at the returned pointer.
   char* WritableSpace(size_t min_free);
   void Commit(size_t n) { end_ += n; }
@@ -44,6 +49,7 @@ class FrameDecoder {
   std::string buf_;
   size_t begin_ = 0;  // start of unconsumed data
   size_t end_ = 0;    // end of valid data
+  uint32_t max_body_ = kMaxFrameBody;
 };
 
 }  // namespace quanta::protocol

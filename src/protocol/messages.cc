@@ -101,7 +101,7 @@ Status ObjectValue::Decode(Reader& r) {
 
 void Hello::Encode(Writer& w) const {
   w.U8(static_cast<uint8_t>(role));
-  w.U64(worker_token);
+  w.Bytes(worker_token);
   w.U32(pid);
   w.U8(log_to_driver);
 }
@@ -111,7 +111,8 @@ Status Hello::Decode(Reader& r) {
   QUANTA_RETURN_IF_ERROR(r.U8(&ro));
   if (ro != 1 && ro != 2) return Status::ProtocolError("unknown client role " + std::to_string(ro));
   role = static_cast<ClientRole>(ro);
-  QUANTA_RETURN_IF_ERROR(r.U64(&worker_token));
+  QUANTA_RETURN_IF_ERROR(r.Bytes(&worker_token));
+  if (worker_token.size() > 64) return Status::ProtocolError("worker token too long");
   QUANTA_RETURN_IF_ERROR(r.U32(&pid));
   return r.Bool(&log_to_driver);
 }

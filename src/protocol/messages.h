@@ -103,8 +103,8 @@ enum class ClientRole : uint8_t { kDriver = 1, kWorker = 2 };
 
 struct Hello {
   ClientRole role = ClientRole::kDriver;
-  uint64_t worker_token = 0;  // for workers: the token the node gave the process at spawn
-  uint32_t pid = 0;
+  std::string worker_token;  // for workers: the secret the node gave the process at spawn
+  uint32_t pid = 0;          // informational: the node trusts the kernel's SO_PEERCRED pid
   bool log_to_driver = true;
   void Encode(Writer& w) const;
   Status Decode(Reader& r);

@@ -176,7 +176,7 @@ TEST(Messages, Hello) {
   for (ClientRole role : {ClientRole::kDriver, ClientRole::kWorker}) {
     Hello m;
     m.role = role;
-    m.worker_token = 0xFEDCBA9876543210ull;
+    m.worker_token = "0123456789abcdef0123456789abcdef";
     m.pid = 123456;
     m.log_to_driver = role == ClientRole::kDriver;
     Hello out = RoundTrip(MessageType::kHello, m);
@@ -191,13 +191,13 @@ TEST(Messages, HelloWireLayout) {
   // The layout documented for hand-written clients (and used by the Python robustness test).
   Hello m;
   m.role = ClientRole::kDriver;
-  m.worker_token = 0x0102030405060708ull;
+  m.worker_token = "ab";
   m.pid = 0x0A0B0C0D;
   m.log_to_driver = true;
   std::string wire;
   AppendMessage(&wire, MessageType::kHello, m);
-  const std::string expected = std::string("\x0e\x00\x00\x00\x01\x00\x01\x00", 8) +
-                               std::string("\x01\x08\x07\x06\x05\x04\x03\x02\x01\x0d\x0c\x0b\x0a\x01", 14);
+  const std::string expected = std::string("\x0c\x00\x00\x00\x02\x00\x01\x00", 8) +
+                               std::string("\x01\x02\x00\x00\x00" "ab" "\x0d\x0c\x0b\x0a\x01", 12);
   EXPECT_EQ(wire, expected);
 }
 

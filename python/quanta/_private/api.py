@@ -69,7 +69,7 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None, namespac
         from quanta import _core
 
         _core.init_logging("driver", os.path.join(session_dir, "logs", f"driver-{os.getpid()}.log"))
-        core = _core.CoreClient.connect(cluster.node_socket, False, 0, bool(log_to_driver))
+        core = _core.CoreClient.connect(cluster.node_socket, False, "", bool(log_to_driver))
     except BaseException:
         cluster.stop()
         raise
@@ -84,7 +84,7 @@ def _connect(address, namespace, log_to_driver):
     session_dir = os.path.dirname(os.path.dirname(sock))
     _core.init_logging("driver", os.path.join(session_dir, "logs", f"driver-{os.getpid()}.log"))
     try:
-        core = _core.CoreClient.connect(sock, False, 0, bool(log_to_driver))
+        core = _core.CoreClient.connect(sock, False, "", bool(log_to_driver))
     except ConnectionError as e:
         raise ConnectionError(f"could not connect to the Quanta cluster at {address!r}: {e}") from None
     session.start_driver(core, None, namespace)

@@ -1,4 +1,4 @@
-// NodeServer: queueing short tasks at busy workers.
+// WorkerDispatcher: queueing short tasks at busy workers.
 //
 // Without it every task costs the node a send to an idle worker and the worker a wait for it
 // after each TaskDone; on a loaded machine that wake-up is most of a no-op task's cost. So when
@@ -15,20 +15,20 @@
 #include <algorithm>
 
 #include "common/logging.h"
-#include "node/node_server.h"
+#include "node/worker_dispatcher.h"
 
 namespace quanta {
 
 using protocol::MessageType;
 
 namespace {
-constexpr size_t kMaxQueued = 8;      // tasks waiting at one worker behind the running one
-constexpr size_t kTopUpBelow = 3;     // refill a worker's queue when it gets this short
+constexpr size_t kMaxQueued = 8;       // tasks waiting at one worker behind the running one
+constexpr size_t kTopUpBelow = 3;      // refill a worker's queue when it gets this short
 constexpr double kShortTaskUs = 1000;  // "short": mean start-to-done time below this
 constexpr int kMinSamples = 3;
 }  // namespace
 
-void NodeServer::RecordDuration(const Task& task) {
+void WorkerDispatcher::RecordDuration(const Task& task) {
   if (task.spec.kind != protocol::TaskKind::kNormal) return;
   double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - task.started).count();
   FunctionTiming& t = timings_[task.spec.function_id];
@@ -36,19 +36,19 @@ void NodeServer::RecordDuration(const Task& task) {
   ++t.samples;
 }
 
-bool NodeServer::IsShort(const std::string& function_id) const {
+bool WorkerDispatcher::IsShort(const std::string& function_id) const {
   auto it = timings_.find(function_id);
   return it != timings_.end() && it->second.samples >= kMinSamples && it->second.mean_us < kShortTaskUs;
 }
 
-void NodeServer::QueueFollowers(Client& worker, const TaskID& first, const ResourceSet& demand) {
-  const Task& head = tasks_.at(first);
+void WorkerDispatcher::QueueFollowers(Worker& worker, const TaskID& first, const ResourceSet& demand) {
+  const Task& head = tasks_->at(first);
   if (head.spec.kind != protocol::TaskKind::kNormal || !IsShort(head.spec.function_id)) return;
   if (worker.lent_back || worker.return_requested || worker.queued.size() >= kMaxQueued) return;
   // Leave enough of the backlog for the idle workers (and the others) to share.
   size_t task_workers = 0;
-  for (const auto& [cid, c] : clients_) {
-    if (c.role == protocol::ClientRole::kWorker && c.actor_id.IsNil() && c.state != WorkerState::kStarting) ++task_workers;
+  for (const auto& [cid, w] : workers_) {
+    if (!w.is_actor()) ++task_workers;
   }
   size_t backlog = queue_.QueuedInClass(demand);
   size_t share = backlog / std::max<size_t>(1, task_workers);
@@ -58,43 +58,43 @@ void NodeServer::QueueFollowers(Client& worker, const TaskID& first, const Resou
   const std::string& fid = head.spec.function_id;
   uint64_t job = head.spec.job_id;
   auto followers = queue_.TakeFollowers(demand, want, [&](const TaskID& id) {
-    const Task& t = tasks_.at(id);
+    const Task& t = tasks_->at(id);
     return t.spec.kind == protocol::TaskKind::kNormal && t.spec.function_id == fid && t.spec.job_id == job &&
            !t.cancelled;
   });
   for (const auto& id : followers) {
-    SendTaskTo(worker, id);
+    SendExecute(worker, id);
     worker.queued.push_back(id);
   }
 }
 
-void NodeServer::TopUpBusyWorkers() {
+void WorkerDispatcher::TopUpBusyWorkers() {
   if (queue_.size() == 0) return;
-  for (auto& [cid, c] : clients_) {
-    if (c.state != WorkerState::kBusy || !c.actor_id.IsNil() || !c.current_task) continue;
-    if (c.queued.size() >= kTopUpBelow || c.lent_back || c.return_requested) continue;
-    QueueFollowers(c, *c.current_task, c.held);
+  for (auto& [cid, w] : workers_) {
+    if (w.state != Worker::State::kBusy || w.is_actor() || !w.current_task) continue;
+    if (w.queued.size() >= kTopUpBelow || w.lent_back || w.return_requested) continue;
+    QueueFollowers(w, *w.current_task, w.held);
   }
 }
 
-void NodeServer::StealForIdleWorkers() {
+void WorkerDispatcher::StealForIdleWorkers() {
   // Only when nothing else waits and an idle worker could run what comes back right away
   // (otherwise tasks would shuttle between the ready queue and the workers' queues).
-  if (idle_workers_.empty() || queue_.size() != 0) return;
-  for (auto& [cid, c] : clients_) {
-    if (c.queued.empty() || c.return_requested || !queue_.available().Contains(c.held)) continue;
-    RequestReturn(c, static_cast<uint32_t>((c.queued.size() + 1) / 2));
+  if (idle_.empty() || queue_.size() != 0) return;
+  for (auto& [cid, w] : workers_) {
+    if (w.queued.empty() || w.return_requested || !queue_.available().Contains(w.held)) continue;
+    RequestReturn(w, static_cast<uint32_t>((w.queued.size() + 1) / 2));
     return;  // one at a time: what comes back feeds the idle worker
   }
 }
 
-void NodeServer::RequestReturn(Client& worker, uint32_t count) {
+void WorkerDispatcher::RequestReturn(Worker& worker, uint32_t count) {
   if (worker.queued.empty() || worker.return_requested) return;
   worker.return_requested = true;
-  worker.conn->Send(MessageType::kReturnTasks, protocol::ReturnTasks{count});
+  if (LocalClient* c = clients_->Find(worker.client)) c->conn->Send(MessageType::kReturnTasks, protocol::ReturnTasks{count});
 }
 
-void NodeServer::OnTasksReturned(Client& worker, const std::vector<ObjectID>& ids) {
+void WorkerDispatcher::OnTasksReturned(Worker& worker, const std::vector<ObjectID>& ids) {
   worker.return_requested = false;
   auto given_back = [&](const TaskID& id) { return std::find(ids.begin(), ids.end(), id) != ids.end(); };
   std::vector<TaskID> returned;  // in the order they were queued
@@ -113,8 +113,8 @@ void NodeServer::OnTasksReturned(Client& worker, const std::vector<ObjectID>& id
   }
   for (const auto& id : returned) {
     // The function may have travelled with a returned task: send it again next time.
-    auto t = tasks_.find(id);
-    if (t != tasks_.end()) worker.functions.erase(t->second.spec.function_id);
+    auto t = tasks_->find(id);
+    if (t != tasks_->end()) worker.functions.erase(t->second.spec.function_id);
   }
   if (current_returned) {
     if (!worker.queued.empty()) {
@@ -125,22 +125,6 @@ void NodeServer::OnTasksReturned(Client& worker, const std::vector<ObjectID>& id
     ReleaseWorker(worker);
   }
   RequeueTasks(returned);
-}
-
-void NodeServer::RequeueTasks(const std::vector<TaskID>& ids) {
-  // Pushed at the head newest first, so they keep their order ahead of later submissions.
-  for (auto r = ids.rbegin(); r != ids.rend(); ++r) {
-    const TaskID& id = *r;
-    auto it = tasks_.find(id);
-    if (it == tasks_.end()) continue;
-    Task& task = it->second;
-    task.worker = 0;
-    if (task.cancelled) {
-      FailTask(id, SystemError(protocol::ObjectKind::kCancelled, "task " + task.spec.name + " was cancelled"));
-      continue;
-    }
-    queue_.PushFront(id, ResourceSet(task.spec.resources));
-  }
 }
 
 }  // namespace quanta

@@ -1,0 +1,67 @@
+// The actors hosted on this node: creation, ordered method calls, death, restarts, kill, names.
+//
+// Actor state lives in the ActorTable (see actor_table.h for the model). An actor's calls are
+// tasks in the TaskTable; this class keeps them in per-actor FIFO order and sends each to the
+// actor's worker once it reaches the front and its arguments are ready. When the actor's
+// process dies it restarts the actor (max_restarts), retries the calls that were running
+// (max_task_retries) or fails them with ActorDiedError. A non-detached actor is killed when the
+// last handle anywhere is dropped (its "actor object" is freed); a detached one keeps its
+// actor object pinned by the node while it lives.
+//
+// Ownership: owned by the NodeServer. Thread-safety: loop thread only.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "node/actor_table.h"
+#include "node/object_manager.h"
+#include "node/task.h"
+#include "node/worker_dispatcher.h"
+
+namespace quanta {
+
+class ActorManager {
+ public:
+  struct Callbacks {
+    std::function<void(const TaskID&, std::vector<protocol::ObjectValue>)> finish_task;
+    std::function<void(const TaskID&, const protocol::ObjectValue&)> fail_task;
+    std::function<void(const TaskID&)> make_ready;  // (re)queue a creation task
+    // Takes a creation task out of the dependency wait or the ready queue; false if in neither.
+    std::function<bool(const TaskID&)> unqueue;
+  };
+
+  ActorManager(TaskTable* tasks, WorkerDispatcher* dispatcher, ObjectManager* objects, Callbacks callbacks);
+
+  // A creation task was submitted (the task is in the table).
+  void OnCreationSubmitted(const TaskID& id);
+  // A method call was submitted; false if it failed at once (the actor is dead or unknown).
+  bool OnCallSubmitted(const TaskID& id);
+  // Sends the actor's calls whose turn has come (their arguments are ready).
+  void Pump(const ObjectID& actor_id);
+
+  void OnPlaced(const ObjectID& actor_id, Worker& worker);
+  void OnTaskDone(Worker& worker, protocol::TaskDone msg);
+  void OnWorkerLost(const Worker& worker, const Status& why);
+  void Kill(const ObjectID& actor_id, bool no_restart);
+  // Objects freed by reference counting: an actor whose object went is terminated.
+  void OnObjectsFreed(const std::vector<ObjectID>& freed);
+  // Drops an actor call that has not started; one that runs is not interrupted (as in Ray).
+  void CancelCall(Task& task, const protocol::CancelTask& msg);
+  protocol::ActorNameReply OnActorName(const protocol::ActorName& msg);
+
+  size_t size() const { return actors_.size(); }
+
+ private:
+  void KillProcess(Actor& actor, const std::string& reason, bool no_restart);
+  void MarkDead(Actor& actor, const std::string& reason);
+
+  TaskTable* tasks_;
+  WorkerDispatcher* dispatcher_;
+  ObjectManager* objects_;
+  Callbacks callbacks_;
+  ActorTable actors_;
+};
+
+}  // namespace quanta

@@ -1,0 +1,80 @@
+// The node's objects: reference counts, values, subscriptions and the shared-memory store.
+//
+// Wraps the ObjectTable (counts and inline values) and the SharedStore (large values) and keeps
+// what each local client holds, so a client's references and read pins vanish with it. It
+// pushes a value to every subscribed client once it is sealed, and tells its owner (through
+// the callbacks) when an object becomes available and when objects are freed.
+//
+// Trust: a value is accepted only from the client allowed to write it (the `may_write` check
+// given at construction: the client that minted a put id, or the worker a task was sent to),
+// and object ids a client does not hold are never handed out while unsealed.
+//
+// Ownership: owned by the NodeServer; owns the table, the store and the holdings.
+// Thread-safety: loop thread only.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "node/client_registry.h"
+#include "object_store/object_table.h"
+#include "object_store/shared_store.h"
+
+namespace quanta {
+
+class ObjectManager {
+ public:
+  struct Callbacks {
+    std::function<void(const ObjectID&)> on_sealed;                   // wakes dependent tasks
+    std::function<void(const std::vector<ObjectID>&)> on_freed;       // e.g. an actor's object
+    std::function<bool(uint64_t client, const ObjectID&)> may_write;  // may this client seal it?
+  };
+
+  // `store` may be null (a node without shared memory: every value travels inline).
+  ObjectManager(ClientRegistry* clients, std::unique_ptr<SharedStore> store, Callbacks callbacks);
+
+  SharedStore* store() { return store_.get(); }
+  const ObjectTable& table() const { return table_; }
+  bool IsSealed(const ObjectID& id) const { return table_.IsSealed(id); }
+  const ObjectTable::Entry* Find(const ObjectID& id) const { return table_.Find(id); }
+
+  // References held by the node itself (pending tasks' arguments, actors' constructor args).
+  void Pin(const ObjectID& id) { table_.AddRef(id); }
+  void Release(const std::vector<ObjectID>& ids);
+  // A client submitted a task: it holds one reference to `id` (a return) and is subscribed.
+  void AddReturnHolder(uint64_t client, const ObjectID& id);
+  void OnRefDeltas(uint64_t client, const protocol::RefDeltas& msg);
+  // Drops everything the client held: references, read pins, half-written objects.
+  void DropClient(uint64_t client);
+
+  // Seals the value and pushes it to subscribers; dependents are told through on_sealed.
+  void Seal(const ObjectID& id, protocol::ObjectValue value);
+  Status OnPut(LocalClient& client, protocol::PutObject msg);
+  // Checks that a kStored value sealed by `client` names an object it created with that size.
+  Status AcceptStoredValue(uint64_t client, const ObjectID& id, const protocol::ObjectValue& value);
+  void OnSubscribe(LocalClient& client, const std::vector<ObjectID>& ids);
+  void OnSubscribePinned(LocalClient& client, const std::vector<ObjectID>& ids);
+  void OnPinDeltas(LocalClient& client, const protocol::RefDeltas& msg);
+  void OnCreateObject(LocalClient& client, const protocol::CreateObject& msg);
+  void OnGetStoreStats(LocalClient& client, const protocol::RequestId& msg);
+
+  // The value as sent to `client`: for stored objects the current location, pinned for the
+  // client when `pin` is set (an error value if the object cannot be made resident).
+  protocol::ObjectValue ValueFor(uint64_t client, const ObjectID& id, bool pin);
+
+ private:
+  void SendValue(LocalClient& client, const ObjectID& id, const protocol::ObjectValue& value);
+  void AddHolding(uint64_t client, const ObjectID& id, int64_t n);
+  void HandleFreed(const std::vector<ObjectID>& freed);
+
+  ClientRegistry* clients_;
+  std::unique_ptr<SharedStore> store_;
+  Callbacks callbacks_;
+  ObjectTable table_;
+  // client id -> object id -> references reported by that client
+  std::unordered_map<uint64_t, std::unordered_map<ObjectID, int64_t, ObjectIDHash>> holdings_;
+};
+
+}  // namespace quanta

@@ -1,0 +1,38 @@
+// A task this node knows about, and the table of them.
+//
+// The TaskTable is plain shared state: the TaskManager adds and removes entries (it decides a
+// task's life), the WorkerDispatcher and the ActorManager read specs and update the fields
+// that describe where a task runs. Everything happens on the node's event-loop thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <unordered_map>
+
+#include "common/ids.h"
+#include "protocol/messages.h"
+
+namespace quanta {
+
+struct Task {
+  protocol::TaskSpec spec;
+  uint64_t submitter = 0;   // local client id that submitted it (0: the node itself, a restart)
+  int retries_left = 0;     // re-executions left if its worker dies (-1: forever)
+  uint64_t worker = 0;      // client id of the worker it was sent to, while sent
+  bool cancelled = false;
+  bool force_cancelled = false;
+  bool deps_ready = false;  // every argument object is sealed
+  std::chrono::steady_clock::time_point started;  // when it became its worker's current task
+};
+
+using TaskTable = std::unordered_map<TaskID, Task, ObjectIDHash>;
+
+// The value every return of a task gets when the system (not user code) fails it.
+inline protocol::ObjectValue SystemError(protocol::ObjectKind kind, std::string text) {
+  protocol::ObjectValue v;
+  v.kind = kind;
+  v.data = std::move(text);
+  return v;
+}
+
+}  // namespace quanta

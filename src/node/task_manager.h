@@ -1,0 +1,50 @@
+// The life of the tasks submitted to this node: submission, waiting for arguments, running,
+// retries, cancellation, completion.
+//
+// A submitted task pins its argument objects and the refs nested in its arguments, waits in the
+// DependencyTracker until every argument is sealed, then goes to the WorkerDispatcher's ready
+// queue (plain tasks, actor creations) or to its actor's FIFO (method calls). When it finishes,
+// its returns are sealed in the ObjectManager and its pins released. A task whose worker dies is
+// retried (max_retries) or fails with WorkerCrashedError; a cancelled one is never retried.
+//
+// Ownership: owned by the NodeServer; owns the TaskTable and the DependencyTracker.
+// Thread-safety: loop thread only.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "node/actor_manager.h"
+#include "node/object_manager.h"
+#include "node/task.h"
+#include "node/worker_dispatcher.h"
+#include "scheduler/dependency_tracker.h"
+
+namespace quanta {
+
+class TaskManager {
+ public:
+  TaskManager(TaskTable* tasks, ObjectManager* objects, WorkerDispatcher* dispatcher, ActorManager* actors);
+
+  void OnSubmit(LocalClient& client, protocol::TaskSpec spec);
+  // An object became available: tasks waiting only for it become ready.
+  void OnObjectSealed(const ObjectID& id);
+  void MakeReady(const TaskID& id);
+  void Finish(const TaskID& id, std::vector<protocol::ObjectValue> returns);
+  void Fail(const TaskID& id, const protocol::ObjectValue& error);
+  // Takes a task out of the dependency wait or the ready queue; false if it was in neither.
+  bool Unqueue(const TaskID& id);
+  void OnWorkerDied(const TaskID& id, pid_t pid, const Status& why);
+  void OnCancel(const protocol::CancelTask& msg);
+
+  size_t num_waiting() const { return deps_.num_waiting(); }
+
+ private:
+  TaskTable* tasks_;
+  ObjectManager* objects_;
+  WorkerDispatcher* dispatcher_;
+  ActorManager* actors_;
+  DependencyTracker deps_;
+};
+
+}  // namespace quanta
