@@ -35,7 +35,7 @@ class ObjectRef:
         return ref
 
     def __del__(self):
-        core = self._core
+        core = getattr(self, "_core", None)  # unset if __init__ refused its arguments
         if core is not None:
             try:
                 core.release(self._id)

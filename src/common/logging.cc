@@ -1,5 +1,7 @@
 #include "common/logging.h"
 
+#include "common/rotating_file.h"
+
 #include <fcntl.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -13,7 +15,8 @@ namespace quanta {
 namespace {
 
 std::atomic<int> g_min_level{static_cast<int>(LogLevel::kWarning)};
-std::atomic<int> g_fd{2};
+std::atomic<bool> g_to_file{false};
+RotatingFile g_file;  // the process's log file, rotated by size
 std::string g_component = "quanta";
 
 LogLevel ParseLevel(const char* s, LogLevel fallback) {
@@ -33,8 +36,7 @@ void InitLogging(const std::string& component, const std::string& path, LogLevel
   const char* to_stderr = std::getenv("QUANTA_LOG_TO_STDERR");
   if (to_stderr != nullptr && std::strcmp(to_stderr, "1") == 0) return;
   if (path.empty()) return;
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd >= 0) g_fd = fd;
+  g_to_file = g_file.Open(path, RotatingFile::Limits::FromEnvironment());
 }
 
 bool LogEnabled(LogLevel level) { return static_cast<int>(level) >= g_min_level.load(); }
@@ -56,8 +58,12 @@ LogLine::LogLine(LogLevel level, const char* file, int line) : level_(level) {
 LogLine::~LogLine() {
   stream_ << '\n';
   std::string s = stream_.str();
-  ssize_t ignored = ::write(g_fd.load(), s.data(), s.size());
-  (void)ignored;
+  if (g_to_file.load()) {
+    g_file.Write(s);
+  } else {
+    ssize_t ignored = ::write(2, s.data(), s.size());
+    (void)ignored;
+  }
   (void)level_;
 }
 

@@ -1,8 +1,8 @@
 // Levelled logging for the engine's processes.
 //
 // Each process logs to one file in the session's log directory (set once at start-up with
-// InitLogging); nothing goes to the user's terminal unless the file cannot be opened or
-// QUANTA_LOG_TO_STDERR=1 is set. Usage:  QLOG(kInfo) << "worker " << id << " started";
+// InitLogging), mode 0600 and rotated by size (common/rotating_file.h); nothing goes to the
+// user's terminal unless the file cannot be opened or QUANTA_LOG_TO_STDERR=1 is set. Usage:  QLOG(kInfo) << "worker " << id << " started";
 //
 // Thread-safety: QLOG may be used from any thread; each line is written with one write(2).
 #pragma once

@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   }
   InitLogging("control", session_dir + "/logs/control.log", LogLevel::kInfo);
   net::CloseOnExec({lifeline.value(), ready.value()});
+  net::RaiseFileLimit();
   net::EventLoop loop;
   Status st = loop.Init();
   ControlServer server(&loop, socket_path, static_cast<int>(lifeline.value()));

@@ -144,6 +144,15 @@ Status CoreClient::Send(MessageType type, const M& msg) {
   if (closed_) return Status::Cancelled(close_reason_.empty() ? "not connected" : close_reason_);
   std::string frame;
   protocol::AppendMessage(&frame, type, msg);
+  if (frame.size() - protocol::kFrameHeaderSize > protocol::kMaxFrameBody) {
+    // Refused here, with the reason, rather than sent and answered by the node closing the
+    // connection (which would end the whole session).
+    return Status::InvalidArgument(std::string("a ") + protocol::MessageTypeName(type) + " message of " +
+                                   std::to_string((frame.size() - protocol::kFrameHeaderSize) >> 20) +
+                                   " MiB exceeds the protocol's limit of " +
+                                   std::to_string(protocol::kMaxFrameBody >> 20) +
+                                   " MiB; large data must travel as objects (quanta.put, or as task arguments)");
+  }
   std::lock_guard<std::mutex> lock(write_mu_);
   return WriteInOrder(frame);
 }
@@ -153,7 +162,12 @@ Status CoreClient::RegisterFunction(const std::string& function_id, const std::s
     std::lock_guard<std::mutex> lock(mu_);
     if (!functions_.insert(function_id).second) return Status::Ok();
   }
-  return Send(MessageType::kRegisterFunction, protocol::RegisterFunction{function_id, payload});
+  Status st = Send(MessageType::kRegisterFunction, protocol::RegisterFunction{function_id, payload});
+  if (!st.ok()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    functions_.erase(function_id);  // not registered: a later attempt must send it again
+  }
+  return st;
 }
 
 bool CoreClient::IsFunctionRegistered(const std::string& function_id) {

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 namespace quanta::net {
@@ -23,6 +24,17 @@ void StopLoopOnSignals(EventLoop* loop) {
   sa.sa_handler = [](int) { g_loop->Stop(); };  // Stop() only sets a flag and writes an eventfd
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
+}
+
+long RaiseFileLimit() {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0) return -1;
+  if (lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &lim);
+    getrlimit(RLIMIT_NOFILE, &lim);
+  }
+  return static_cast<long>(lim.rlim_cur);
 }
 
 void SignalReady(long long fd) {

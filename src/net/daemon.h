@@ -12,6 +12,9 @@ namespace quanta::net {
 void CloseOnExec(std::initializer_list<long long> fds);
 // SIGTERM and SIGINT stop `loop` (the daemon then shuts down cleanly); SIGPIPE is ignored.
 void StopLoopOnSignals(EventLoop* loop);
+// Raises the soft limit on open files as far as the hard limit allows (a node serves a
+// connection per client and per peer); returns the new soft limit.
+long RaiseFileLimit();
 // Tells the launcher the daemon accepts connections: writes "ready\n" to `fd` and closes it.
 void SignalReady(long long fd);
 

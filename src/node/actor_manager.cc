@@ -193,6 +193,18 @@ void ActorManager::Kill(const ObjectID& actor_id, bool no_restart) {
   KillProcess(*actor, "the actor was killed with quanta.kill()", no_restart);
 }
 
+void ActorManager::OnJobEnded(uint64_t job_id, const std::string& why) {
+  std::vector<ObjectID> doomed;
+  actors_.ForEach([&](Actor& a) {
+    if (a.creation.job_id == job_id && !a.creation.actor.detached && a.state != Actor::State::kDead) {
+      doomed.push_back(a.id);
+    }
+  });
+  for (const auto& id : doomed) {
+    if (Actor* a = actors_.Find(id)) KillProcess(*a, "the actor was killed because " + why, true);
+  }
+}
+
 void ActorManager::CancelCall(Task& task, const protocol::CancelTask& msg) {
   Actor* actor = actors_.Find(task.spec.actor_id);
   if (actor == nullptr) return;

@@ -45,6 +45,8 @@ class ActorManager {
   void OnTaskDone(Worker& worker, protocol::TaskDone msg);
   void OnWorkerLost(const Worker& worker, const Status& why);
   void Kill(const ObjectID& actor_id, bool no_restart);
+  // The job's driver exited: its non-detached actors are killed (no restart).
+  void OnJobEnded(uint64_t job_id, const std::string& why);
   // Objects freed by reference counting: an actor whose object went is terminated.
   void OnObjectsFreed(const std::vector<ObjectID>& freed);
   // Drops an actor call that has not started; one that runs is not interrupted (as in Ray).

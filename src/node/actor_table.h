@@ -12,6 +12,9 @@
 // The name registry lives here while clusters have one node; with multi-node it moves to the
 // control service behind the same ActorName messages.
 //
+// Dead actors stay in the table (so late calls get the death reason); that is a few hundred
+// bytes per actor for the node's lifetime.
+//
 // Ownership: owned by the NodeServer. Thread-safety: loop thread only.
 #pragma once
 
@@ -53,6 +56,10 @@ class ActorTable {
   void DropName(const std::string& ns, const std::string& name);
 
   size_t size() const { return actors_.size(); }
+  template <typename F>
+  void ForEach(F&& f) {
+    for (auto& [id, a] : actors_) f(a);
+  }
 
  private:
   struct NameEntry {

@@ -59,6 +59,7 @@ int main(int argc, char** argv) {
   opts.spill_dir = flags->Get("spill-dir");
 
   net::CloseOnExec({lifeline.value(), ready.value()});
+  net::RaiseFileLimit();
   net::EventLoop loop;
   Status st = loop.Init();
   if (!st.ok()) return Fail(st.ToString());

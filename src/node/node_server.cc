@@ -157,6 +157,10 @@ Status NodeServer::OnHello(LocalClient& client, const protocol::Hello& hello) {
 
 void NodeServer::OnClientClosed(const LocalClient& client, const Status& why) {
   if (client.is_worker()) dispatcher_->OnWorkerClosed(client, why);
+  // As in Ray: a driver's work ends with it (its detached actors and others' work go on).
+  if (client.is_driver() && !shutting_down_) {
+    task_manager_->OnJobEnded(client.id, "its driver (pid " + std::to_string(client.pid) + ") exited");
+  }
   logs_.Forget(client.id);
   objects_->DropClient(client.id);
   QLOG(kInfo) << "client pid=" << client.pid << " disconnected: " << why.message();

@@ -140,3 +140,35 @@ void TaskManager::OnCancel(const protocol::CancelTask& msg) {
 }
 
 }  // namespace quanta
+
+namespace quanta {
+
+void TaskManager::OnJobEnded(uint64_t job_id, const std::string& why) {
+  std::vector<TaskID> ids;
+  for (const auto& [id, task] : *tasks_) {
+    if (task.spec.job_id == job_id) ids.push_back(id);
+  }
+  ObjectValue cancelled = SystemError(ObjectKind::kCancelled, why);
+  for (const auto& id : ids) {
+    auto it = tasks_->find(id);
+    if (it == tasks_->end()) continue;
+    Task& task = it->second;
+    if (task.spec.kind == TaskKind::kActorCreation) continue;  // the actor's end handles it
+    if (task.spec.kind == TaskKind::kActorMethod) {
+      actors_->CancelCall(task, protocol::CancelTask{task.spec.ReturnId(0), false, false});
+      continue;
+    }
+    if (Unqueue(id)) {
+      Fail(id, cancelled);
+      continue;
+    }
+    if (task.worker != 0) {  // running, or queued at a worker: its worker goes
+      task.cancelled = task.force_cancelled = true;
+      task.retries_left = 0;
+      dispatcher_->KillWorkerRunning(task);
+    }
+  }
+  actors_->OnJobEnded(job_id, why);
+}
+
+}  // namespace quanta

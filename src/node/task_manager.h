@@ -36,6 +36,9 @@ class TaskManager {
   bool Unqueue(const TaskID& id);
   void OnWorkerDied(const TaskID& id, pid_t pid, const Status& why);
   void OnCancel(const protocol::CancelTask& msg);
+  // A job's driver is gone: its queued tasks fail, its running ones are killed (never retried),
+  // its queued actor calls are dropped and its non-detached actors are killed.
+  void OnJobEnded(uint64_t job_id, const std::string& why);
 
   size_t num_waiting() const { return deps_.num_waiting(); }
 

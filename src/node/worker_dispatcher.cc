@@ -320,6 +320,10 @@ void WorkerDispatcher::CancelSent(Task& task, const protocol::CancelTask& msg) {
   }
 }
 
+void WorkerDispatcher::KillWorkerRunning(const Task& task) {
+  if (Worker* worker = Find(task.worker)) pool_->Kill(worker->token, SIGKILL);
+}
+
 void WorkerDispatcher::SendCancel(Worker& worker, const protocol::CancelTask& msg) {
   if (LocalClient* c = clients_->Find(worker.client)) c->conn->Send(MessageType::kCancelTask, msg);
 }

@@ -100,6 +100,9 @@ class WorkerDispatcher {
   // Cancels a plain task that was sent to a worker (queued there or running).
   void CancelSent(Task& task, const protocol::CancelTask& msg);
   void SendCancel(Worker& worker, const protocol::CancelTask& msg);
+  // SIGKILLs the worker a task was sent to (the task is lost with it; tasks queued behind it
+  // go back to the ready queue).
+  void KillWorkerRunning(const Task& task);
 
   // Pairs runnable tasks with idle workers (end of every loop iteration).
   void Schedule();

@@ -16,6 +16,10 @@
 
 extern char** environ;
 
+namespace {
+constexpr size_t kMaxPartialLine = 64 * 1024;  // bytes kept of a line whose newline has not come
+}  // namespace
+
 namespace quanta {
 
 WorkerPool::WorkerPool(net::EventLoop* loop, Options options, OutputHandler on_output,
@@ -105,10 +109,8 @@ Result<std::string> WorkerPool::Start() {
   proc.out.fd = out_pipe[0];
   proc.err.fd = err_pipe[0];
   for (bool is_err : {false, true}) {
-    // Task output may hold secrets: readable by the cluster's user only, whatever the umask.
-    int fd = ::open(LogPathOf(token, is_err).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd >= 0) fchmod(fd, 0600);
-    (is_err ? proc.err.log_fd : proc.out.log_fd) = fd;
+    // Task output may hold secrets: readable by the cluster's user only (RotatingFile: 0600).
+    (is_err ? proc.err : proc.out).log->Open(LogPathOf(token, is_err), RotatingFile::Limits::FromEnvironment());
   }
   for (bool is_err : {false, true}) {
     int fd = is_err ? proc.err.fd : proc.out.fd;
@@ -133,19 +135,21 @@ void WorkerPool::OnPipeReadable(const std::string& token, bool is_stderr) {
   if (it == workers_.end()) return;
   Pipe& p = is_stderr ? it->second.err : it->second.out;
   char buf[65536];
-  while (p.fd >= 0) {
+  // At most 1 MiB per readiness: a worker printing in a tight loop must not hold the loop.
+  for (int round = 0; round < 16 && p.fd >= 0; ++round) {
     ssize_t n = ::read(p.fd, buf, sizeof buf);
     if (n > 0) {
-      if (p.log_fd >= 0) {
-        ssize_t ignored = ::write(p.log_fd, buf, static_cast<size_t>(n));
-        (void)ignored;
-      }
+      p.log->Write(std::string_view(buf, static_cast<size_t>(n)));
       p.partial.append(buf, static_cast<size_t>(n));
       size_t last_newline = p.partial.rfind('\n');
       if (last_newline != std::string::npos) {
         std::string lines = p.partial.substr(0, last_newline + 1);
         p.partial.erase(0, last_newline + 1);
         on_output_(token, is_stderr, std::move(lines));
+      }
+      if (p.partial.size() > kMaxPartialLine) {  // a line without end: forward it in pieces
+        on_output_(token, is_stderr, std::move(p.partial) + "\n");
+        p.partial.clear();
       }
       continue;
     }
@@ -165,10 +169,7 @@ void WorkerPool::ClosePipe(Pipe& p) {
     ::close(p.fd);
     p.fd = -1;
   }
-  if (p.log_fd >= 0) {
-    ::close(p.log_fd);
-    p.log_fd = -1;
-  }
+  p.log->Close();
 }
 
 void WorkerPool::Reap() {

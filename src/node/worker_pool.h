@@ -19,6 +19,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/rotating_file.h"
 #include "common/status.h"
 #include "net/event_loop.h"
 
@@ -29,7 +30,7 @@ class WorkerPool {
   struct Options {
     std::string python;          // interpreter to run
     std::string node_socket;     // passed to the worker
-    std::string log_dir;         // worker-<n>.out / .err (mode 0600)
+    std::string log_dir;         // worker-<n>.out / .err (mode 0600, rotated by size)
     std::vector<std::string> extra_env;  // KEY=VALUE added to the daemon's environment
   };
   using OutputHandler = std::function<void(const std::string& token, bool is_stderr, std::string text)>;
@@ -50,7 +51,7 @@ class WorkerPool {
  private:
   struct Pipe {
     int fd = -1;
-    int log_fd = -1;
+    std::unique_ptr<RotatingFile> log = std::make_unique<RotatingFile>();  // rotated by size
     std::string partial;  // bytes after the last newline
   };
   struct Process {

@@ -296,7 +296,32 @@ def serialize_task_error(exc: BaseException, function_name: str, pid: int) -> by
         cause_bytes = cloudpickle.dumps(cause, protocol=5)
     except Exception:  # noqa: BLE001 - unpicklable exceptions still travel as text
         cause_bytes = None
-    return pickle.dumps((function_name, tb_text, cause_bytes, pid, repr(cause)), protocol=5)
+    if cause_bytes is not None and len(cause_bytes) > _MAX_ERROR_BYTES:
+        cause_bytes = _smaller_exception(cause)
+    return pickle.dumps((function_name, _clip(tb_text), cause_bytes, pid, _clip(repr(cause))), protocol=5)
+
+
+# An error travels inline to whoever waits for it; a huge message (a 400 MiB repr) is cut to
+# this, with a note of its real size, so it arrives as the application error it is.
+_MAX_ERROR_BYTES = 1 << 20
+
+
+def _clip(text: str, limit: int = _MAX_ERROR_BYTES) -> str:
+    if len(text) <= limit:
+        return text
+    return (text[: limit // 2] + f"\n... [{len(text) - limit:,} characters cut: the original was "
+            f"{len(text):,} characters long] ...\n" + text[-limit // 2:])
+
+
+def _smaller_exception(exc):
+    """The exception rebuilt with its message clipped (same class, so `except` clauses still
+    match), or None if the class cannot be rebuilt from a message."""
+    try:
+        small = type(exc)(_clip(str(exc)))
+        data = cloudpickle.dumps(small, protocol=5)
+        return data if len(data) <= 2 * _MAX_ERROR_BYTES else None
+    except Exception:  # noqa: BLE001
+        return None
 
 
 def task_error_from_bytes(data: bytes) -> exceptions.TaskError:
@@ -317,6 +342,10 @@ def _user_frames(tb):
     return tb
 
 
+# The engine's frame limit (protocol/frame.h) less room for the message around the payload.
+_MAX_FUNCTION_BYTES = (1 << 30) - (1 << 16)
+
+
 def export_function(fn) -> bytes:
     """The payload registered for a function or class: the exporter's sys.path (so workers can
     import the modules it refers to by name), where its code lives (cloudpickle replaces file
@@ -324,8 +353,16 @@ def export_function(fn) -> bytes:
     cloudpickle."""
     import sys
 
-    return pickle.dumps(([p for p in sys.path if p], _code_files_of(fn),
-                         cloudpickle.dumps(fn, protocol=5)), protocol=5)
+    payload = pickle.dumps(([p for p in sys.path if p], _code_files_of(fn),
+                            cloudpickle.dumps(fn, protocol=5)), protocol=5)
+    if len(payload) > _MAX_FUNCTION_BYTES:
+        kind = "class" if isinstance(fn, type) else "function"
+        raise ValueError(
+            f"the remote {kind} {getattr(fn, '__qualname__', fn)!r} is {len(payload) >> 20} MiB when pickled, "
+            f"more than the {_MAX_FUNCTION_BYTES >> 20} MiB a definition may have: it captures large data "
+            "(a global or closure variable). Pass the data as an argument, or quanta.put() it once and "
+            "pass the ref.")
+    return payload
 
 
 def import_function(payload: bytes):
