@@ -102,6 +102,18 @@ def test_at_most_max_workers_run_and_pending_futures_can_be_cancelled(cluster, t
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"ran-{i}" for i in range(4)]
 
 
+def interval(seconds):
+    start = time.time()
+    time.sleep(seconds)
+    return start, time.time()
+
+
+def test_more_workers_than_cpus_run_at_once_as_processes_would(cluster):
+    with Executor(max_workers=8) as ex:  # the cluster has 4 CPUs: each call holds half of one
+        spans = list(ex.map(interval, [4] * 8))
+    assert max(start for start, _ in spans) < min(end for _, end in spans)  # all 8 overlapped
+
+
 def test_exceptions_propagate_with_the_remote_traceback(cluster):
     seen = []
     with Executor(max_workers=1) as ex:
@@ -196,6 +208,8 @@ def test_arguments_are_checked(cluster):
         Executor(max_tasks_per_child=0)
     with pytest.raises(ValueError, match="'fork' context is not supported"):
         Executor(mp_context=multiprocessing.get_context("fork"))
+    with pytest.raises(ValueError, match="num_cpus=5 per Executor process.*could never run"):
+        Executor(ray_remote_args={"num_cpus": 5})
     with pytest.raises(ValueError, match="invalid option.*bogus"):
         Executor(ray_remote_args={"bogus": 1})
     with Executor(mp_context=multiprocessing.get_context("spawn"), ray_remote_args={"num_cpus": 2}) as ex:

@@ -266,12 +266,14 @@ def test_processes_context_and_options_are_checked(cluster):
         Pool(1, initializer=3)
     with pytest.raises(ValueError, match="maxtasksperchild must be a positive int"):
         Pool(1, maxtasksperchild=0)
-    with pytest.raises(ValueError, match="'fork' context is not supported.*spawn"):
+    with pytest.raises(ValueError, match="'fork' context is not supported.*'spawn'"):
         Pool(1, context=multiprocessing.get_context("fork"))
     with pytest.raises(ValueError, match=r"ray_remote_args \['name'\]"):
         Pool(1, ray_remote_args={"name": "one"})
     with pytest.raises(ValueError, match="invalid option.*num_cpuz"):
         Pool(1, ray_remote_args={"num_cpuz": 1})
+    with pytest.raises(ValueError, match="num_cpus=8 per Pool process.*could never run"):
+        Pool(1, ray_remote_args={"num_cpus": 8})
     with pytest.raises(ValueError, match="already connected"):
         Pool(1, ray_address="127.0.0.1:6379")
     with Pool(1, context=multiprocessing.get_context("spawn"), ray_remote_args={"num_cpus": 2}) as p:

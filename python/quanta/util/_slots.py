@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import atexit
 import collections
+import math
 import os
-import pickle
 import threading
 import traceback
 import weakref
@@ -347,5 +347,45 @@ def put_function(fn):
     Falls back to `fn` itself if it cannot be stored here, so the error surfaces per job."""
     try:
         return quanta.put(fn)
-    except (TypeError, pickle.PicklingError, AttributeError):
+    except Exception:  # noqa: BLE001 - unpicklable: each job reports it
         return fn
+
+
+_NOT_FOR_SLOT_ACTORS = {"name", "namespace", "lifetime", "get_if_exists"}
+
+
+def slot_options(remote_args, slots, actors, what):
+    """Task or actor options for `slots` slots from the user's `ray_remote_args`.
+
+    Each slot holds 1 CPU by default; with more slots than the cluster has CPUs they share them
+    equally (rounded down to the engine's 1/10000 CPU, so that all of them can run at once)."""
+    if remote_args is not None and not isinstance(remote_args, dict):
+        raise TypeError(f"ray_remote_args must be a dict of options, got {type(remote_args).__name__}")
+    options = dict(remote_args or {})
+    refused = _NOT_FOR_SLOT_ACTORS & set(options) if actors else set()
+    if refused:
+        raise ValueError(f"ray_remote_args {sorted(refused)} cannot be used for a {what}: its "
+                         f"{slots} processes are separate unnamed actors")
+    total = quanta.cluster_resources().get("CPU", 0.0)
+    cpus = options.get("num_cpus")
+    if cpus is None:
+        options["num_cpus"] = 1.0 if slots <= total else math.floor(total * 10000 / slots) / 10000
+    elif isinstance(cpus, (int, float)) and not isinstance(cpus, bool) and cpus > total:
+        raise ValueError(f"ray_remote_args asks for num_cpus={cpus} per {what} process, but the "
+                         f"cluster has {total:g} CPUs: it could never run")
+    return options
+
+
+def check_context(context):
+    """Refuses a multiprocessing context whose start method cannot apply to Quanta processes."""
+    if context is None:
+        return
+    get_method = getattr(context, "get_start_method", None)
+    if get_method is None:
+        raise TypeError(f"context must be a multiprocessing context or None, got "
+                        f"{type(context).__name__}")
+    if get_method() == "fork":
+        raise ValueError("a 'fork' context is not supported: the processes are Quanta actors or "
+                         "workers, started fresh and sent the function and arguments pickled, as "
+                         "with 'spawn'; they cannot inherit this process's memory. Pass "
+                         "multiprocessing.get_context('spawn') or no context.")

@@ -36,15 +36,15 @@ class Executor(cf.Executor):
     """Runs callables on a Quanta cluster; see the module docstring.
 
     `ray_remote_args` are task options (or, with an initializer or max_tasks_per_child, actor
-    options) for the calls, e.g. `{"num_cpus": 2}`; they default to 1 CPU per call.
+    options) for the calls, e.g. `{"num_cpus": 2}`. By default a call holds 1 CPU, or an equal
+    share of the cluster's CPUs when max_workers is larger than their number, so that
+    max_workers calls can run at once, as max_workers processes would.
     """
 
     def __init__(self, max_workers=None, mp_context=None, initializer=None, initargs=(), *,
                  max_tasks_per_child=None, ray_remote_args=None):
-        from quanta.util.multiprocessing.pool import _check_context
-
         self._engine = None
-        _check_context(mp_context)
+        _slots.check_context(mp_context)
         if max_workers is not None:
             if isinstance(max_workers, bool) or not isinstance(max_workers, int):
                 raise TypeError(f"max_workers must be an int or None, got {max_workers!r}")
@@ -63,15 +63,11 @@ class Executor(cf.Executor):
             max_workers = max(1, int(quanta.cluster_resources().get("CPU", 1)))
         self._max_workers = max_workers
         actors = initializer is not None or max_tasks_per_child is not None
-        options = dict(ray_remote_args or {})
-        if actors:
-            from quanta.util.multiprocessing.pool import _actor_options
-
-            options = _actor_options(options, max_workers)
-        else:
+        options = _slots.slot_options(ray_remote_args, max_workers, actors, "Executor")
+        if not actors:
             # A call whose process dies is not run again: ProcessPoolExecutor reports it.
             options.setdefault("max_retries", 0)
-        self._shutdown_lock = threading.Lock()
+        self._shutdown_lock = threading.RLock()  # a future's callback may submit again
         self._shutdown = False
         self._engine = _slots.SlotPool(
             max_workers, actors=actors, options=options, initializer=initializer,

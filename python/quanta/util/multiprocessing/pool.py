@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import math
 import numbers
 import threading
 import warnings
@@ -31,7 +30,6 @@ from quanta.util import _slots
 from quanta.util.multiprocessing.results import AsyncResult, IMapIterator, IMapUnorderedIterator
 
 RUN, CLOSE, TERMINATE = "RUN", "CLOSE", "TERMINATE"
-_NOT_FOR_POOL_ACTORS = {"name", "namespace", "lifetime", "get_if_exists"}
 
 
 class Pool:
@@ -46,7 +44,7 @@ class Pool:
     def __init__(self, processes=None, initializer=None, initargs=None, maxtasksperchild=None,
                  context=None, ray_address=None, ray_remote_args=None):
         self._state = None  # __del__ must work even if __init__ raises
-        _check_context(context)
+        _slots.check_context(context)
         if processes is not None and (isinstance(processes, bool) or not isinstance(processes, int)):
             raise TypeError(f"processes must be an int or None, got {processes!r}")
         if processes is not None and processes < 1:
@@ -60,7 +58,7 @@ class Pool:
         _connect(ray_address)
         if processes is None:
             processes = max(1, int(quanta.cluster_resources().get("CPU", 1)))
-        options = _actor_options(ray_remote_args, processes)
+        options = _slots.slot_options(ray_remote_args, processes, True, "Pool")
         self._processes = processes
         self._callback_lock = threading.RLock()
         self._lock = threading.Lock()
@@ -244,21 +242,6 @@ def _check_callable(func, callback=None, error_callback=None):
             raise TypeError(f"{name} must be callable, got {type(value).__name__}")
 
 
-def _check_context(context):
-    if context is None:
-        return
-    get_method = getattr(context, "get_start_method", None)
-    if get_method is None:
-        raise TypeError(f"context must be a multiprocessing context or None, got "
-                        f"{type(context).__name__}")
-    method = get_method()
-    if method == "fork":
-        raise ValueError("a 'fork' context is not supported: the Pool's processes are Quanta "
-                         "actors, started fresh and sent the function and arguments pickled, as "
-                         "with 'spawn'; they cannot inherit this process's memory. Pass "
-                         "multiprocessing.get_context('spawn') or no context.")
-
-
 def _connect(address):
     if not quanta.is_initialized():
         quanta.init(address=address)
@@ -266,21 +249,6 @@ def _connect(address):
         raise ValueError(f"ray_address={address!r} was given, but this process is already "
                          "connected to a Quanta cluster; drop ray_address to use that cluster, "
                          "or call quanta.shutdown() first")
-
-
-def _actor_options(remote_args, processes):
-    options = dict(remote_args or {})
-    refused = _NOT_FOR_POOL_ACTORS & set(options)
-    if refused:
-        raise ValueError(f"ray_remote_args {sorted(refused)} cannot be used for a Pool: its "
-                         f"{processes} processes are separate unnamed actors")
-    if options.get("num_cpus") is None:
-        total = quanta.cluster_resources().get("CPU", 0.0)
-        # Each process holds one CPU; with more processes than CPUs they share them equally
-        # (rounded down to the engine's 1/10000 CPU, so that all of them can be placed).
-        share = 1.0 if processes <= total else math.floor(total * 10000 / processes) / 10000
-        options["num_cpus"] = share
-    return options
 
 
 __all__ = ["Pool"]

@@ -28,8 +28,9 @@ class AsyncResult:
         self._left = 1 if self._single else chunks
         self._success = None
         self._value = None
-        if not self._single and chunks == 0:
-            self._settle(True, [])
+        if not self._single and chunks == 0:  # map of nothing: ready at once, no callback
+            self._success, self._value = True, []
+            self._event.set()
 
     # -- filled in by the pool -----------------------------------------------------------
 
