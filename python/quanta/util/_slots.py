@@ -9,7 +9,8 @@ their tasks from one shared queue the same way). A slot runs its jobs
   replaced by a fresh one after `max_tasks` jobs or when it dies; or
 * as plain Quanta tasks (`actors=False`), on the node's pool of reusable workers.
 
-A job's outcome is handed to its `done(ok, value)` in the slot's thread: `ok=True` with the
+The worker side (what runs in the processes) is in _slot_worker.py. A job's outcome is handed
+to its `done(ok, value)` in the slot's thread: `ok=True` with the
 function's result, or `ok=False` with the exception to raise (the remote exception itself, with
 its remote traceback as `__cause__`, as multiprocessing does). `start()`, if given, is called
 when a slot takes the job; returning False skips it (a cancelled future).
@@ -23,7 +24,6 @@ from __future__ import annotations
 import atexit
 import collections
 import math
-import os
 import threading
 import traceback
 import weakref
@@ -31,58 +31,9 @@ from multiprocessing.pool import RemoteTraceback
 
 import quanta
 from quanta import exceptions
+from quanta.util._slot_worker import CALL, INIT_ERR, MAP, OK, STARMAP, SlotActor, run_job  # noqa: F401
 
-CALL, MAP, STARMAP = 0, 1, 2          # what a job's data is: (args, kwargs) / items / arg tuples
-_OK, _ERR, _INIT_ERR = 0, 1, 2
 RUNNING, CLOSED, TERMINATED = "running", "closed", "terminated"
-
-
-# ----------------------------------------------------------------------- the worker side
-
-
-def _portable(exc):
-    """`exc` if it pickles, else a RuntimeError carrying its type and message."""
-    try:
-        import cloudpickle
-
-        cloudpickle.dumps(exc)
-        return exc
-    except Exception:  # noqa: BLE001 - any pickling failure
-        return RuntimeError(f"{type(exc).__module__}.{type(exc).__qualname__}: {exc} "
-                            "(the original exception could not be pickled)")
-
-
-def run_job(fn, mode, data):
-    """Runs one job in a worker; returns (_OK, result) or (_ERR, exception, traceback text)."""
-    try:
-        if mode == CALL:
-            args, kwargs = data
-            return _OK, fn(*args, **kwargs)
-        if mode == MAP:
-            return _OK, [fn(x) for x in data]
-        return _OK, [fn(*a) for a in data]
-    except Exception as e:  # noqa: BLE001 - delivered to the caller
-        return _ERR, _portable(e), traceback.format_exc()
-
-
-class SlotActor:
-    """The process behind one actor slot: runs the initializer once, then jobs."""
-
-    def __init__(self, initializer, initargs):
-        self._init_error = None
-        if initializer is not None:
-            try:
-                initializer(*initargs)
-            except Exception as e:  # noqa: BLE001 - reported with every job
-                self._init_error = (_portable(e), traceback.format_exc())
-
-    def run(self, fn, mode, data):
-        if self._init_error is not None:
-            return (_INIT_ERR,) + self._init_error
-        return run_job(fn, mode, data)
-
-    def pid(self):
-        return os.getpid()
 
 
 _remote_cache = {}
@@ -103,10 +54,14 @@ def with_remote_traceback(exc, tb_text):
 
 
 class Job:
-    __slots__ = ("fn", "mode", "data", "done", "start")
+    """fn applied to data (see CALL/MAP/STARMAP); `done(ok, value)` gets the outcome; `start()`
+    is asked when a slot takes it (False: skip it); `owner` is the submitter's (a Future)."""
 
-    def __init__(self, fn, mode, data, done, start=None):
+    __slots__ = ("fn", "mode", "data", "done", "start", "owner")
+
+    def __init__(self, fn, mode, data, done, start=None, owner=None):
         self.fn, self.mode, self.data, self.done, self.start = fn, mode, data, done, start
+        self.owner = owner
 
 
 class SlotPool:
@@ -288,10 +243,10 @@ class SlotPool:
             return "crash", e
         except Exception as e:  # noqa: BLE001 - an unpicklable result, cancelled, session gone
             return "error", e
-        if outcome[0] == _OK:
+        if outcome[0] == OK:
             return "ok", outcome[1]
         error = with_remote_traceback(outcome[1], outcome[2])
-        return ("initializer" if outcome[0] == _INIT_ERR else "error"), error
+        return ("initializer" if outcome[0] == INIT_ERR else "error"), error
 
     def _finish(self, job, why, value):
         if self._state == TERMINATED and why != "ok":

@@ -85,7 +85,7 @@ class Executor(cf.Executor):
                 raise TypeError(f"submit() needs a callable, got {type(fn).__name__}")
             future = cf.Future()
             self._engine.submit(_slots.Job(fn, _slots.CALL, (args, kwargs), _resolver(future),
-                                           future.set_running_or_notify_cancel))
+                                           future.set_running_or_notify_cancel, future))
             return future
 
     def map(self, fn, *iterables, timeout=None, chunksize=1):
@@ -119,7 +119,7 @@ class Executor(cf.Executor):
                 raise RuntimeError("cannot schedule new futures after shutdown")
             future = cf.Future()
             self._engine.submit(_slots.Job(fn, _slots.STARMAP, chunk, _resolver(future),
-                                           future.set_running_or_notify_cancel))
+                                           future.set_running_or_notify_cancel, future))
             return future
 
     def shutdown(self, wait=True, *, cancel_futures=False):
@@ -131,8 +131,7 @@ class Executor(cf.Executor):
             self._shutdown = True
             if cancel_futures:
                 for job in self._engine.drain():
-                    # The future of a drained job is still PENDING: cancel() marks it so.
-                    job.start.__self__.cancel()
+                    job.owner.cancel()  # not taken by a slot: still PENDING, so cancellable
             self._engine.close()
         if wait:
             self._engine.join()
