@@ -46,7 +46,8 @@ def test_every_workload_runs_on_quanta(tmp_path, no_cluster):
     # Ray runs the same code as Quanta (one backend, two modules), so a few
     # workloads suffice: the ones where Ray takes its own path.
     ("ray", "ray", ("single_client_wait_1k_refs", "single_client_get_calls_Plasma_Store",
-                    "n_n_actor_calls_with_arg_async", "1_1_async_actor_calls_async")),
+                    "n_n_actor_calls_with_arg_async", "1_1_async_actor_calls_async",
+                    "pool_map_throughput")),
 ])
 def test_peer_runs_what_it_can_express(tmp_path, peer, package, only):
     if importlib.util.find_spec(package) is None:

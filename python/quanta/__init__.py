@@ -19,6 +19,7 @@ from quanta._private.api import (available_resources, cancel, cluster_resources,
 from quanta.actor import ActorClass, ActorHandle, exit_actor, get_actor, kill, method
 from quanta.object_ref import ObjectRef
 from quanta.remote_function import RemoteFunction
+from quanta import util  # cheap: its names are imported on first use
 
 __version__ = "0.1.0"
 
@@ -49,4 +50,4 @@ def _make_remote(target, options):
 __all__ = ["init", "shutdown", "is_initialized", "remote", "get", "put", "wait", "cancel",
            "cluster_resources", "available_resources", "nodes", "get_runtime_context", "memory_summary",
            "ObjectRef", "exceptions", "RemoteFunction", "get_actor", "kill", "method",
-           "ActorClass", "ActorHandle", "actor"]
+           "ActorClass", "ActorHandle", "actor", "util"]

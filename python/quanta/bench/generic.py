@@ -153,3 +153,21 @@ class ActorWorkloads:
         if timing.oneshot_warmup:
             batch(min(10, self.sizes.actors))
         return [batch(self.sizes.actors)], {"actors_per_batch": self.sizes.actors}
+
+
+class PoolWorkloads:
+    """Needs ``_pool(processes)`` returning ``(pool, release)``: an object with
+    multiprocessing.Pool's ``map``, and a callable that gives it back."""
+
+    @workload("pool_map_throughput")
+    def pool_map(self):
+        n = self.sizes.pool_items
+        processes = os.cpu_count()
+        pool, release = self._pool(processes)
+        try:
+            assert pool.map(abs, range(-3, 3)) == [3, 2, 1, 0, 1, 2], "wrong Pool.map result"
+            items = range(-n, 0)
+            samples = self.m.rates(lambda: pool.map(abs, items), n)
+        finally:
+            release()
+        return samples, {"items_per_map": n, "processes": processes}

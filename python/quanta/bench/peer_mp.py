@@ -1,6 +1,6 @@
 """The standard library's multiprocessing as a peer: a process ``Pool`` with
 one worker per CPU.  It has tasks (``apply``, ``apply_async``) but no object
-store and no actors, so only the task and process workloads apply.
+store and no actors, so only the task, pool and process workloads apply.
 
 The pool runs builtins and numpy functions only (``bytes`` is the no-op
 task), which pickle by name under any start method."""
@@ -9,10 +9,10 @@ import os
 import platform
 
 from .backends import READY, Backend
-from .generic import TaskWorkloads
+from .generic import PoolWorkloads, TaskWorkloads
 
 
-class MultiprocessingBackend(Backend, TaskWorkloads):
+class MultiprocessingBackend(Backend, TaskWorkloads, PoolWorkloads):
     name = "multiprocessing"
     package = "multiprocessing"
 
@@ -45,6 +45,9 @@ class MultiprocessingBackend(Backend, TaskWorkloads):
     def _batch(self, count):
         pool = self.pool
         return lambda: [r.get() for r in [pool.apply_async(bytes) for _ in range(count)]]
+
+    def _pool(self, processes):
+        return self.pool, lambda: None  # the session's Pool(os.cpu_count()), kept for later workloads
 
     def _dag(self, m):
         # No futures as arguments: f's result comes back to the driver and is

@@ -6,7 +6,7 @@ import inspect
 import os
 
 from .backends import READY, Backend, BackendUnavailable, workload
-from .generic import ActorWorkloads, ObjectWorkloads, TaskWorkloads
+from .generic import ActorWorkloads, ObjectWorkloads, PoolWorkloads, TaskWorkloads
 
 
 def _define(rt):
@@ -101,7 +101,7 @@ class _Remotes:
         self.__dict__.update(entries)
 
 
-class RayLikeBackend(Backend, TaskWorkloads, ObjectWorkloads, ActorWorkloads):
+class RayLikeBackend(Backend, TaskWorkloads, ObjectWorkloads, ActorWorkloads, PoolWorkloads):
     package = ""
 
     def start(self):
@@ -181,6 +181,11 @@ class RayLikeBackend(Backend, TaskWorkloads, ObjectWorkloads, ActorWorkloads):
         for h in handles if kill else ():
             kill(h)
         handles.clear()
+
+    def _pool(self, processes):
+        # quanta.util.multiprocessing.Pool or ray.util.multiprocessing.Pool
+        pool = importlib.import_module(f"{self.package}.util.multiprocessing").Pool(processes)
+        return pool, pool.terminate
 
     # -- workloads that need Ray's API -------------------------------------
 

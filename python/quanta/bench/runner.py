@@ -1,7 +1,7 @@
 """Runs the chosen workloads on each backend, each in a fresh child process.
 
 With several backends, runs alternate: for each group of workloads (process,
-objects, tasks, actors) every backend runs that group in its own fresh child,
+objects, tasks, actors, pools) every backend runs that group in its own fresh child,
 the primary backend first, before the next group starts.  Slow drift of the
 machine (another build, thermal limits) then touches every backend alike.
 A backend measured alone runs all groups in one child.

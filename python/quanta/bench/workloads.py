@@ -34,7 +34,7 @@ def _w(name, group, unit, about, higher=HIGHER, **kw):
 
 
 # Groups, in the order they run.
-GROUPS = ("process", "objects", "tasks", "actors")
+GROUPS = ("process", "objects", "tasks", "actors", "pools")
 
 CATALOGUE = (
     # -- a fresh process, no cluster running in the measuring process
@@ -94,6 +94,10 @@ CATALOGUE = (
     _w("n_n_async_actor_calls_async", "actors", "calls/s", "tasks that each call n async actors"),
     _w("actor_creation_rate", "actors", "actors/s",
        "create a batch of actors and get one call from each", from_ray=False),
+    # -- process pools with the standard library's multiprocessing.Pool API
+    _w("pool_map_throughput", "pools", "items/s",
+       "Pool(cpu_count).map(abs, range(N)), default chunking: quanta.util / ray.util / stdlib Pool",
+       from_ray=False),
 )
 
 BY_NAME = {w.name: w for w in CATALOGUE}
@@ -162,6 +166,7 @@ class Sizes:
     throughput_tasks: int = _size(10000, 10000, "issue", "tasks", "throughput_10k_noop_tasks")
     matrix_n: int = _size(1000, 1000, "issue", "matrix side", "matrix_1000x1000_two_task_dag")
     latency_calls: int = _size(500, 500, "suite", "calls per run", "sync_task_latency")
+    pool_items: int = _size(100000, 100000, "issue", "items per map", "pool_map_throughput")
     store_bytes: int = _size(4 * GIB, 4 * GIB, "suite", "object store bytes", )
 
 
@@ -173,7 +178,8 @@ SIZES = {
                    multi_put_gb_tasks=2, multi_put_gb_each=2, multi_put_gb_elems=1 << 12,
                    refs_in_object=50, mc_clients=2, mc_tasks=10, fanout=2, fanout_calls=10,
                    n_n_tasks=2, arg_calls=10, max_concurrency=4, actors=3, big_bytes=1 << 20,
-                   throughput_tasks=20, matrix_n=20, latency_calls=10, store_bytes=256 << 20),
+                   throughput_tasks=20, matrix_n=20, latency_calls=10, store_bytes=256 << 20,
+                   pool_items=100),
 }
 
 

@@ -1,0 +1,42 @@
+"""quanta.util: the utilities of Ray's ray.util, under the same names.
+
+    import quanta as ray
+    from ray.util import ActorPool, as_completed
+    from ray.util.queue import Queue
+    from ray.util.multiprocessing import Pool
+    from ray.util.joblib import register_ray
+
+Importing this package is cheap: each name is imported on first use.
+"""
+
+import importlib
+
+# name -> module that defines it
+_NAMES = {
+    "ActorPool": "quanta.util.actor_pool",
+    "as_completed": "quanta.util.helpers",
+    "map_unordered": "quanta.util.helpers",
+    "get_node_ip_address": "quanta.util.network",
+    "inspect_serializability": "quanta.util.check_serialize",
+    "Executor": "quanta.util.executor",
+}
+_SUBMODULES = {"queue", "multiprocessing", "joblib", "actor_pool", "helpers", "network",
+               "check_serialize", "executor"}
+
+__all__ = ["ActorPool", "as_completed", "map_unordered", "get_node_ip_address",
+           "inspect_serializability", "Executor"]
+
+
+def __getattr__(name):
+    if name in _NAMES:
+        value = getattr(importlib.import_module(_NAMES[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"{__name__}.{name}")
+    else:
+        raise AttributeError(f"module 'quanta.util' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_NAMES) | _SUBMODULES)
