@@ -1,10 +1,12 @@
-"""The `quanta` command line.
+"""The `quanta` command line (flags as Ray's `ray start`, `ray stop`, `ray status`).
 
-    quanta start --head [--num-cpus N] [--resources '{"GPU": 1}']   start a cluster that outlives drivers
-    quanta stop                                                     stop clusters started with `start`
-    quanta status                                                   nodes and resources of the running cluster
-    quanta memory                                                   object store usage, per object
-    quanta microbenchmark [...]                                     the benchmark suite (python -m quanta.bench)
+    quanta start --head [--port 6380] [--node-ip-address IP] [--num-cpus N] [--block] ...
+    quanta start --address HEAD_IP:PORT [--node-ip-address IP] [--resources JSON] [--block] ...
+    quanta stop [--force]            stop what `quanta start` started on this host
+    quanta status [--address A]      every node: address, resources, usage, store, alive/dead
+    quanta memory [--address A]      object store usage, per object
+    quanta get-auth-token [--generate]
+    quanta microbenchmark [...]      the benchmark suite (python -m quanta.bench)
 """
 
 from __future__ import annotations
@@ -14,103 +16,207 @@ import json
 import os
 import signal
 import sys
-import tempfile
 import time
 
 
-def _root() -> str:
-    return os.path.join(tempfile.gettempdir(), "quanta")
+def _fail(message: str, code: int = 2) -> int:
+    print(f"quanta: {message}", file=sys.stderr)
+    return code
 
 
-def cmd_start(args) -> int:
-    from quanta._private import services
-
-    if not args.head:
-        print("quanta start: only --head is supported (multi-node joining is on the roadmap)", file=sys.stderr)
-        return 2
-    resources = json.loads(args.resources) if args.resources else {}
-    if not isinstance(resources, dict):
-        print("quanta start: --resources must be a JSON object, e.g. '{\"GPU\": 1}'", file=sys.stderr)
-        return 2
-    num_cpus = args.num_cpus if args.num_cpus is not None else (os.cpu_count() or 1)
-    session_dir = services.make_session_dir()
-    store = {"object_store_memory": args.object_store_memory or services.default_object_store_memory(),
-             "spill_dir": args.object_spilling_directory}
-    cluster = services.LocalCluster(session_dir, num_cpus, resources, tied_to_driver=False, store=store)
-    with open(os.path.join(session_dir, "pids"), "w") as f:
-        f.write("\n".join(str(p) for p in cluster.pids()))
-    latest = os.path.join(_root(), "cluster_latest")
-    tmp = latest + f".{os.getpid()}"
-    os.symlink(session_dir, tmp)
-    os.replace(tmp, latest)
-    print(f"Started a Quanta cluster at {session_dir}\n"
-          f"Connect with quanta.init(address='auto') or quanta.init(address='{session_dir}').\n"
-          f"Stop it with `quanta stop`.")
-    return 0
+def _json_object(text, flag):
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError as e:
+        raise ValueError(f"{flag} must be a JSON object, e.g. '{{\"gpu_box\": 1}}': {e}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{flag} must be a JSON object, e.g. '{{\"gpu_box\": 1}}'")
+    return value
 
 
-def _started_sessions():
-    root = _root()
-    if not os.path.isdir(root):
-        return []
-    out = []
-    for name in sorted(os.listdir(root)):
-        pids = os.path.join(root, name, "pids")
-        if name.startswith("session_") and not os.path.islink(os.path.join(root, name)) and os.path.exists(pids):
-            out.append(os.path.join(root, name))
+def _resources_from(args) -> dict:
+    resources = {}
+    for name, amount in _json_object(args.resources, "--resources").items():
+        if name in ("CPU", "GPU"):
+            raise ValueError(f"use --num-cpus/--num-gpus, not --resources '{{\"{name}\": ...}}'")
+        if isinstance(amount, bool) or not isinstance(amount, (int, float)) or amount < 0:
+            raise ValueError(f"--resources: {name!r} must be a number >= 0, got {amount!r}")
+        resources[name] = amount
+    cpus = args.num_cpus if args.num_cpus is not None else (os.cpu_count() or 1)
+    if cpus < 0:
+        raise ValueError("--num-cpus must be >= 0")
+    out = {"CPU": cpus, **resources}
+    if args.num_gpus:
+        out["GPU"] = args.num_gpus
     return out
 
 
-def cmd_stop(args) -> int:
-    stopped = 0
-    for session_dir in _started_sessions():
-        pids_file = os.path.join(session_dir, "pids")
-        with open(pids_file) as f:
-            pids = [int(p) for p in f.read().split()]
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGTERM)  # the node kills its workers on the way out
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + 3
-        for pid in pids:
-            while time.monotonic() < deadline and _alive(pid):
-                time.sleep(0.05)
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
-        os.remove(pids_file)
-        stopped += 1
-    latest = os.path.join(_root(), "cluster_latest")
-    if os.path.lexists(latest):
-        os.remove(latest)
-    print(f"Stopped {stopped} Quanta cluster(s).")
+def cmd_start(args) -> int:
+    from quanta._private import auth_token, runtime_dir, services
+
+    if args.head == bool(args.address):
+        return _fail("pass either --head (start a cluster) or --address HEAD_IP:PORT (join one)")
+    for flag, value in (("--storage", args.storage), ("--redis-address", args.redis_address)):
+        if value:
+            return _fail(f"{flag} is not supported yet: the head keeps its tables in memory, so a head "
+                         "failure ends the cluster (drivers and nodes fail fast with a clear error)")
+    if args.include_dashboard:
+        return _fail("--include-dashboard true: there is no dashboard yet; leave the flag out")
+    try:
+        resources = _resources_from(args)
+        labels = {str(k): str(v) for k, v in _json_object(args.labels, "--labels").items()}
+    except ValueError as e:
+        return _fail(str(e))
+    if args.head:
+        try:
+            token, source, generated = auth_token.load_or_generate()
+        except (auth_token.TokenError, OSError) as e:
+            return _fail(str(e))
+    else:
+        try:
+            token, source = auth_token.load()
+        except auth_token.TokenError as e:
+            return _fail(f"cannot join {args.address}: {e}")
+        generated = False
+    store = {"object_store_memory": args.object_store_memory or services.default_object_store_memory(),
+             "spill_dir": args.object_spilling_directory}
+    base = runtime_dir.root(args.temp_dir)
+    session_dir = runtime_dir.new_session(args.temp_dir)
+    host = args.node_ip_address or "127.0.0.1"
+    try:
+        node = services.Session(session_dir).start(
+            head=args.head, tied_to_driver=False, resources=resources, store=store,
+            control_address=args.address, host=host, port=args.port if args.head else None,
+            labels=labels, token=token, heartbeat_timeout_ms=args.heartbeat_timeout_ms)
+    except services.JoinError as e:
+        return _fail(str(e), 1)
+    node.write_record(head=args.head, started_by="quanta start")
+    runtime_dir.point_link(base, "cluster_latest", session_dir)
+    address = node.control_address
+    if args.head:
+        note = " (generated now)" if generated else ""
+        print(f"Started the head of a Quanta cluster at {address} (node {node.node_index}).\n"
+              f"  cluster token: {source}{note}\n"
+              f"  session:       {session_dir}\n"
+              f"Join another host (with the same token in ~/.quanta/auth_token or QUANTA_AUTH_TOKEN):\n"
+              f"  quanta start --address {address} --node-ip-address <that host's IP>\n"
+              f"Connect a driver: quanta.init(address='{address}') (or address='auto' on this host).")
+        if host == "127.0.0.1":
+            print("Listening on 127.0.0.1 only: pass --node-ip-address to let other hosts join.")
+    else:
+        print(f"Joined the Quanta cluster at {address} as node {node.node_index} ({host}).\n"
+              f"  session: {session_dir}")
+    print("Stop with `quanta stop`.")
+    sys.stdout.flush()
+    if not args.block:
+        return 0
+    stopping = []
+
+    def stop(signum, frame):
+        stopping.append(signum)
+        node.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    code = node.wait()
+    if not stopping:
+        node.stop()
+        return _fail(f"a Quanta daemon exited (status {code}); see {session_dir}/logs", 1)
     return 0
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
+def cmd_stop(args) -> int:
+    from quanta._private import runtime_dir, services
+
+    stopped = skipped = 0
+    for path in runtime_dir.sessions(runtime_dir.root(args.temp_dir)):
+        record = runtime_dir.read_record(path)
+        if record is None or record.get("session_dir") != path or record.get("started_by") != "quanta start":
+            continue
+        entries = record.get("processes") or []
+        live = [e for e in entries if services.alive(e, path)]
+        if not live:
+            continue
+        sig = signal.SIGKILL if args.force else signal.SIGTERM  # the node kills its workers on the way out
+        for e in live:
+            if not services.signal_daemon(e, path, sig):
+                skipped += 1
+        deadline = time.monotonic() + args.grace_period
+        while time.monotonic() < deadline and any(services.alive(e, path) for e in live):
+            time.sleep(0.05)
+        for e in live:
+            if services.alive(e, path):
+                services.signal_daemon(e, path, signal.SIGKILL)
+        stopped += 1
+    print(f"Stopped {stopped} Quanta session(s) started with `quanta start` on this host.")
+    if skipped:
+        print(f"({skipped} recorded process(es) were left alone: not proven to be this session's daemons)")
+    return 0
+
+
+def _cluster_nodes(address):
+    """The node table: through this host's node when it runs one, else from the control service."""
+    import quanta
+    from quanta import _core
+    from quanta._private import api, services
+
+    if address in (None, "auto") or ":" not in address or services.find_local_node(address):
+        quanta.init(address=address or "auto", log_to_driver=False)
+        try:
+            return api._nodes_raw(), quanta.memory_summary(stats_only=True)
+        finally:
+            quanta.shutdown()
+    return _core.query_cluster(address, 5000), None
+
+
+def _fmt_resources(total, available):
+    unit = 10000
+    parts = []
+    for name, amount in total:
+        free = dict(available).get(name, 0)
+        parts.append(f"{(amount - free) / unit:g}/{amount / unit:g} {name}")
+    return ", ".join(parts) or "none"
 
 
 def cmd_status(args) -> int:
-    import quanta
-
-    quanta.init(address=args.address)
-    for node in quanta.nodes():
-        state = "alive" if node["Alive"] else "dead"
-        print(f"node {node['NodeID']} ({state}): {node['Resources']}")
-    print("available:", quanta.available_resources())
-    quanta.shutdown()
+    try:
+        nodes, store = _cluster_nodes(args.address)
+    except (ConnectionError, ValueError, TimeoutError) as e:
+        text = str(e)
+        if "found no running cluster" in text or "no Quanta cluster" in text:
+            return _fail("no cluster running on this host. Start one with `quanta start --head`, or pass "
+                         "--address HEAD_IP:PORT", 1)
+        return _fail(text, 1)
+    alive = [n for n in nodes if n["alive"]]
+    if args.format == "json":
+        print(json.dumps({"nodes": nodes, "object_store": store}, indent=1, default=str))
+        return 0
+    print(f"{len(alive)} node(s) alive, {len(nodes) - len(alive)} dead")
+    print(f"{'index':>5}  {'node id':32}  {'address':21}  {'state':5}  resources used/total")
+    for n in nodes:
+        where = f"{n['address']}:{n['port']}" if n["address"] else "local"
+        state = "alive" if n["alive"] else "dead"
+        kind = " (head)" if n["is_head"] else " (driver)" if n["is_driver_node"] else ""
+        print(f"{n['node_index']:>5}  {n['node_id']:32}  {where:21}  {state:5}  "
+              f"{_fmt_resources(n['total'], n['available'])}{kind}")
+        if not n["alive"] and n["death_reason"]:
+            print(f"{'':>7}dead: {n['death_reason']}")
+    if store:
+        mib = 1 << 20
+        print(f"object store of this host's node: {store['used'] / mib:.1f} / {store['capacity'] / mib:.1f} MiB used, "
+              f"{store['num_spilled']} objects spilled")
     return 0
 
 
 def cmd_memory(args) -> int:
     import quanta
 
-    quanta.init(address=args.address)
+    try:
+        quanta.init(address=args.address, log_to_driver=False)
+    except ConnectionError as e:
+        return _fail(str(e), 1)
     s = quanta.memory_summary()
     mib = 1 << 20
     print(f"object store: {s['used'] / mib:.1f} MiB used of {s['capacity'] / mib:.1f} MiB; "
@@ -124,10 +230,33 @@ def cmd_memory(args) -> int:
     return 0
 
 
+def cmd_get_auth_token(args) -> int:
+    from quanta._private import auth_token
+
+    try:
+        if args.generate:
+            token, source, generated = auth_token.load_or_generate()
+        else:
+            token, source = auth_token.load()
+    except (auth_token.TokenError, OSError) as e:
+        return _fail(f"{e} (`quanta get-auth-token --generate` makes one)", 1)
+    print(token)
+    print(f"(from {source})", file=sys.stderr)
+    return 0
+
+
 def cmd_microbenchmark(argv) -> int:
     from quanta.bench import main as bench_main
 
     return bench_main(argv)
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes"):
+        return True
+    if text.lower() in ("0", "false", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
 def main(argv=None) -> int:
@@ -136,22 +265,40 @@ def main(argv=None) -> int:
         return cmd_microbenchmark(argv[1:])
     parser = argparse.ArgumentParser(prog="quanta", description="Quanta cluster tools")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("start", help="start a cluster that outlives drivers")
-    p.add_argument("--head", action="store_true")
+    p = sub.add_parser("start", help="start a head, or join a cluster, on this host")
+    p.add_argument("--head", action="store_true", help="start a new cluster: control service and a node")
+    p.add_argument("--address", help="HEAD_IP:PORT of the cluster to join")
+    p.add_argument("--port", type=int, default=6380, help="the head's TCP port (default 6380)")
+    p.add_argument("--node-ip-address", help="the address other hosts reach this one at (default 127.0.0.1)")
     p.add_argument("--num-cpus", type=float)
-    p.add_argument("--resources", help="JSON object of custom resources")
+    p.add_argument("--num-gpus", type=float)
+    p.add_argument("--resources", help='JSON object of custom resources, e.g. \'{"gpu_box": 1}\'')
+    p.add_argument("--labels", help='JSON object of node labels, e.g. \'{"zone": "a"}\'')
     p.add_argument("--object-store-memory", type=int, help="bytes of shared memory for objects")
     p.add_argument("--object-spilling-directory", help="where objects spill when the store is full")
+    p.add_argument("--temp-dir", help="root for the runtime directory (default: the system temp dir)")
+    p.add_argument("--heartbeat-timeout-ms", type=int, help="declare a silent node dead after this (head; default 3000)")
+    p.add_argument("--block", action="store_true", help="stay in the foreground until stopped")
+    p.add_argument("--storage", help="persist the head's tables (not supported yet: refused)")
+    p.add_argument("--redis-address", help=argparse.SUPPRESS)
+    p.add_argument("--include-dashboard", type=_bool, default=None, help="there is no dashboard yet; only false is accepted")
     p.set_defaults(func=cmd_start)
-    p = sub.add_parser("stop", help="stop clusters started with `quanta start`")
+    p = sub.add_parser("stop", help="stop what `quanta start` started on this host")
+    p.add_argument("--force", action="store_true", help="SIGKILL instead of a clean shutdown")
+    p.add_argument("--grace-period", type=float, default=3.0)
+    p.add_argument("--temp-dir")
     p.set_defaults(func=cmd_stop)
-    p = sub.add_parser("status", help="show the nodes of a running cluster")
-    p.add_argument("--address", default="auto")
+    p = sub.add_parser("status", help="the nodes of a running cluster")
+    p.add_argument("--address", default=None, help="HEAD_IP:PORT, or auto (the cluster started on this host)")
+    p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(func=cmd_status)
-    p = sub.add_parser("memory", help="show the object store of a running cluster")
+    p = sub.add_parser("memory", help="the object store of this host's node")
     p.add_argument("--address", default="auto")
     p.add_argument("--limit", type=int, default=50)
     p.set_defaults(func=cmd_memory)
+    p = sub.add_parser("get-auth-token", help="print the cluster token (or make one with --generate)")
+    p.add_argument("--generate", action="store_true")
+    p.set_defaults(func=cmd_get_auth_token)
     sub.add_parser("microbenchmark", help="run the benchmark suite (see --help there)")
     args = parser.parse_args(argv)
     return args.func(args)

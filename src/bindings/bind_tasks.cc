@@ -19,12 +19,6 @@ protocol::ResourceMap ToResources(const nb::list& l) {
   return m;
 }
 
-nb::list ResourcesToPython(const protocol::ResourceMap& m) {
-  nb::list out;
-  for (const auto& [name, amount] : m) out.append(nb::make_tuple(name, amount));
-  return out;
-}
-
 }  // namespace
 
 void BindTasks(nb::class_<CoreClient>& cls) {
@@ -126,6 +120,7 @@ void BindTasks(nb::class_<CoreClient>& cls) {
              }
              ThrowIfError(st);
            })
+      .def_prop_ro("node_index", &CoreClient::node_index)
       .def("cluster_info",
            [](CoreClient& c, int64_t timeout_ms) {
              Result<protocol::ClusterInfo> info = Status::Internal("unset");
@@ -135,15 +130,7 @@ void BindTasks(nb::class_<CoreClient>& cls) {
              }
              auto value = ValueOrThrow(std::move(info));
              nb::list nodes;
-             for (const auto& n : value.nodes) {
-               nb::dict d;
-               d["node_id"] = n.node_id;
-               d["address"] = n.address;
-               d["alive"] = n.alive;
-               d["total"] = ResourcesToPython(n.total);
-               d["available"] = ResourcesToPython(n.available);
-               nodes.append(d);
-             }
+             for (const auto& n : value.nodes) nodes.append(NodeToPython(n));
              return nodes;
            })
       .def("next_task",

@@ -74,4 +74,33 @@ nb::object StoredView(std::shared_ptr<CoreClient> client, const ObjectID& id, co
   return nb::cast(view);
 }
 
+nb::list ResourcesToPython(const protocol::ResourceMap& m) {
+  nb::list out;
+  for (const auto& [name, amount] : m) out.append(nb::make_tuple(name, amount));
+  return out;
+}
+
+nb::dict NodeToPython(const protocol::NodeInfo& n) {
+  nb::dict d;
+  d["node_id"] = n.node_id;
+  d["node_index"] = n.node_index;
+  d["address"] = n.address;
+  d["port"] = n.port;
+  d["socket_path"] = n.socket_path;
+  d["session_dir"] = n.session_dir;
+  d["alive"] = n.alive;
+  d["total"] = ResourcesToPython(n.total);
+  d["available"] = ResourcesToPython(n.available);
+  nb::dict labels;
+  for (const auto& [k, v] : n.labels) labels[k.c_str()] = v;
+  d["labels"] = labels;
+  d["start_time_ms"] = n.start_time_ms;
+  d["incarnation"] = n.incarnation;
+  d["is_head"] = (n.flags & protocol::NodeInfo::kHead) != 0;
+  d["is_driver_node"] = (n.flags & protocol::NodeInfo::kDriverNode) != 0;
+  d["death_reason"] = n.death_reason;
+  return d;
+}
+
+
 }  // namespace quanta::bindings

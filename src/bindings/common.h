@@ -45,6 +45,10 @@ protocol::ObjectValue ValueFromPython(int kind, const nb::bytes& data, const nb:
 nb::object StoredView(std::shared_ptr<CoreClient> client, const ObjectID& id, const uint8_t* data,
                       uint64_t size);
 
+// (name, fixed-point amount) pairs and node-table entries as Python values.
+nb::list ResourcesToPython(const protocol::ResourceMap& m);
+nb::dict NodeToPython(const protocol::NodeInfo& n);
+
 void BindObjects(nb::class_<CoreClient>& cls);
 void BindTasks(nb::class_<CoreClient>& cls);
 

@@ -4,6 +4,7 @@
 
 #include "bindings/common.h"
 #include "common/logging.h"
+#include "core/cluster_query.h"
 
 namespace nb = nanobind;
 using namespace quanta;
@@ -14,6 +15,20 @@ NB_MODULE(_core, m) {
   m.def("init_logging", [](const std::string& component, const std::string& path) {
     InitLogging(component, path, LogLevel::kInfo);
   });
+  m.def(
+      "query_cluster",
+      [](const std::string& address, int timeout_ms) {
+        Result<protocol::ClusterInfo> info = Status::Internal("unset");
+        {
+          nb::gil_scoped_release release;
+          info = QueryCluster(address, timeout_ms);
+        }
+        nb::list nodes;
+        for (const auto& n : ValueOrThrow(std::move(info)).nodes) nodes.append(NodeToPython(n));
+        return nodes;
+      },
+      nb::arg("address"), nb::arg("timeout_ms") = 5000,
+      "The node table of the cluster whose control service listens at HOST:PORT (needs the token).");
   auto cls = nb::class_<CoreClient>(m, "CoreClient");
   cls.def_static(
          "connect",

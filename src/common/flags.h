@@ -16,6 +16,8 @@ class Flags {
   static Result<Flags> Parse(int argc, char** argv);
   std::string Get(const std::string& name, const std::string& fallback = "") const;
   std::vector<std::string> GetAll(const std::string& name) const;
+  // Boolean flags are passed as `--name 1`.
+  bool Has(const std::string& name) const { return values_.count(name) > 0; }
   Result<long long> GetInt(const std::string& name, long long fallback) const;
 
  private:

@@ -3,6 +3,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstring>
+
+#include "common/ids.h"
 #include "common/logging.h"
 #include "net/socket.h"
 
@@ -10,21 +13,71 @@ namespace quanta {
 
 using protocol::MessageType;
 
-ControlServer::ControlServer(net::EventLoop* loop, std::string socket_path, int lifeline_fd)
-    : loop_(loop), socket_path_(std::move(socket_path)), lifeline_fd_(lifeline_fd) {}
+namespace {
+constexpr auto kHandshakeTimeout = std::chrono::milliseconds(5000);
+constexpr size_t kMaxPendingHandshakes = 4096;
+constexpr auto kResourceViewBatch = std::chrono::milliseconds(20);
+constexpr uint32_t kMaxFrameBeforeRegister = 64 * 1024;
+
+uint64_t NowMs() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+}  // namespace
+
+ControlServer::ControlServer(net::EventLoop* loop, ControlOptions options)
+    : loop_(loop), options_(std::move(options)), cluster_id_(RandomUniqueId()) {}
 
 Status ControlServer::Start() {
-  auto fd = net::ListenUnix(socket_path_);
-  if (!fd.ok()) return fd.status();
-  listen_fd_ = fd.value();
-  QUANTA_RETURN_IF_ERROR(loop_->Add(listen_fd_, EPOLLIN, [this](uint32_t) { OnAccept(); }));
-  if (lifeline_fd_ >= 0) {
-    QUANTA_RETURN_IF_ERROR(loop_->Add(lifeline_fd_, EPOLLIN | EPOLLHUP, [this](uint32_t) {
+  auto unix_listener = net::Listener::Unix(loop_, options_.socket_path, 0600, [this](int fd) {
+    ucred cred{};
+    socklen_t len = sizeof cred;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || cred.uid != ::geteuid()) {
+      QLOG(kWarning) << "refusing a local connection from uid " << cred.uid << " (pid " << cred.pid << ")";
+      ::close(fd);
+      return;
+    }
+    Adopt(fd, net::Channel::kControl, "local pid " + std::to_string(cred.pid));
+  });
+  if (!unix_listener.ok()) return unix_listener.status();
+  unix_ = std::move(unix_listener).value();
+  if (options_.tcp_port >= 0) {
+    auto token = net::ClusterToken::Load();
+    if (!token.ok()) return token.status();
+    token_ = std::make_unique<net::ClusterToken>(std::move(token).value());
+    handshakes_ = std::make_unique<net::HandshakeDriver>(loop_, token_.get(), kHandshakeTimeout, kMaxPendingHandshakes);
+    auto tcp = net::Listener::Tcp(loop_, options_.tcp_host, static_cast<uint16_t>(options_.tcp_port), [this](int fd) {
+      net::TuneTcp(fd);
+      std::string peer = net::PeerName(fd);
+      handshakes_->Accept(fd, peer, [this, peer](Result<int> done, net::Channel channel) {
+        if (!done.ok()) {
+          QLOG(kWarning) << "refused a connection from " << peer << ": " << done.status().message();
+          return;
+        }
+        if (channel != net::Channel::kControl && channel != net::Channel::kTool) {
+          QLOG(kWarning) << "refused a " << net::ChannelName(channel) << " connection from " << peer
+                         << ": the control service serves control and tool channels only";
+          ::close(done.value());
+          return;
+        }
+        Adopt(done.value(), channel, peer);
+      });
+    });
+    if (!tcp.ok()) return tcp.status();
+    tcp_ = std::move(tcp).value();
+  }
+  if (options_.lifeline_fd >= 0) {
+    QUANTA_RETURN_IF_ERROR(loop_->Add(options_.lifeline_fd, EPOLLIN | EPOLLHUP, [this](uint32_t) {
       char buf[64];
-      if (::read(lifeline_fd_, buf, sizeof buf) <= 0) Shutdown("the driver that started the cluster exited");
+      if (::read(options_.lifeline_fd, buf, sizeof buf) <= 0) Shutdown("the driver that started the cluster exited");
     }));
   }
-  QLOG(kInfo) << "control service listening on " << socket_path_;
+  CheckHeartbeats();
+  QLOG(kInfo) << "control service listening on " << options_.socket_path
+              << (tcp_ ? " and " + (options_.tcp_host.empty() ? std::string("127.0.0.1") : options_.tcp_host) + ":" +
+                             std::to_string(tcp_->port())
+                       : std::string());
   return Status::Ok();
 }
 
@@ -32,54 +85,120 @@ void ControlServer::Shutdown(const std::string& why) {
   if (shutting_down_) return;
   shutting_down_ = true;
   QLOG(kInfo) << "shutting down: " << why;
-  ::unlink(socket_path_.c_str());
+  unix_.reset();
+  tcp_.reset();
   loop_->Stop();
 }
 
-void ControlServer::OnAccept() {
-  while (true) {
-    int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) return;
-    uint64_t id = next_conn_id_++;
-    auto conn = net::Connection::Create(
-        loop_, fd,
-        [this](net::Connection& c, const protocol::Frame& f) {
-          Status st = Handle(c, f);
-          if (!st.ok()) {
-            QLOG(kWarning) << "rejecting message type " << f.type << ": " << st.ToString();
-            c.Close(st);
-          }
-        },
-        [this, id](net::Connection&, const Status&) { OnClosed(id); });
-    if (!conn.ok()) {
-      ::close(fd);
-      continue;
-    }
-    conn.value()->tag = id;
-    conns_[id] = conn.value();
+void ControlServer::Adopt(int fd, net::Channel channel, std::string name) {
+  uint64_t id = next_conn_id_++;
+  auto conn = net::Connection::Create(
+      loop_, fd,
+      [this](net::Connection& c, const protocol::Frame& f) {
+        auto it = peers_.find(c.tag);
+        if (it == peers_.end()) return;
+        Status st = Handle(it->second, f);
+        if (!st.ok()) {
+          QLOG(kWarning) << "rejecting " << protocol::MessageTypeName(MessageType(f.type)) << " from "
+                         << it->second.name << ": " << st.ToString();
+          c.Close(st);
+        }
+      },
+      [this, id](net::Connection&, const Status& why) { OnClosed(id, why); });
+  if (!conn.ok()) {
+    ::close(fd);
+    return;
+  }
+  conn.value()->tag = id;
+  conn.value()->SetMaxFrameBody(kMaxFrameBeforeRegister);
+  Peer& p = peers_[id];
+  p.conn = conn.value();
+  p.channel = channel;
+  p.name = std::move(name);
+}
+
+template <typename M>
+void ControlServer::BroadcastToNodes(MessageType type, const M& msg, uint32_t except) {
+  std::string frame;
+  protocol::AppendMessage(&frame, type, msg);
+  for (const auto& [index, conn_id] : node_conn_) {
+    if (index == except) continue;
+    auto it = peers_.find(conn_id);
+    if (it != peers_.end()) it->second.conn->SendEncoded(frame);
   }
 }
 
-Status ControlServer::Handle(net::Connection& conn, const protocol::Frame& frame) {
-  switch (static_cast<MessageType>(frame.type)) {
+Status ControlServer::Handle(Peer& peer, const protocol::Frame& frame) {
+  auto type = static_cast<MessageType>(frame.type);
+  if (peer.node_index != 0) nodes_.Heard(peer.node_index, NodeTable::Clock::now());
+  if (peer.channel == net::Channel::kTool && type != MessageType::kGetClusterInfo) {
+    return Status::ProtocolError("a tool connection may only read the cluster's state");
+  }
+  switch (type) {
     case MessageType::kRegisterNode: {
+      if (peer.node_index != 0) return Status::ProtocolError("this connection already registered a node");
       protocol::RegisterNode m;
       QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
-      QLOG(kInfo) << "node " << m.node.node_id << " registered at " << m.node.address;
-      conn_node_[conn.tag] = m.node.node_id;
-      nodes_[m.node.node_id] = std::move(m.node);
-      conn.Send(MessageType::kRegisterNodeReply, protocol::Empty{});
+      protocol::RegisterNodeReply reply;
+      reply.cluster_id = cluster_id_;
+      reply.heartbeat_interval_ms = static_cast<uint32_t>(options_.heartbeat_interval.count());
+      reply.heartbeat_timeout_ms = static_cast<uint32_t>(options_.heartbeat_timeout.count());
+      if (m.node.start_time_ms == 0) m.node.start_time_ms = NowMs();
+      auto registered = nodes_.Register(std::move(m.node), NodeTable::Clock::now());
+      if (!registered.ok()) {
+        reply.error = registered.status().message();
+        QLOG(kWarning) << "refused the registration of a node from " << peer.name << ": " << reply.error;
+        peer.conn->Send(MessageType::kRegisterNodeReply, reply);
+        return Status::Ok();
+      }
+      const protocol::NodeInfo& info = *registered.value();
+      auto old = node_conn_.find(info.node_index);
+      if (old != node_conn_.end() && old->second != peer.conn->tag) {
+        // A rejoin while its old connection still looks open here: the new one replaces it.
+        auto stale = peers_.find(old->second);
+        if (stale != peers_.end()) {
+          stale->second.node_index = 0;
+          stale->second.conn->CloseSoon(Status::Cancelled("replaced by the node's new connection"));
+        }
+      }
+      peer.node_index = info.node_index;
+      node_conn_[info.node_index] = peer.conn->tag;
+      peer.conn->SetMaxFrameBody(protocol::kMaxFrameBody);
+      reply.ok = true;
+      reply.node_index = info.node_index;
+      reply.incarnation = info.incarnation;
+      QLOG(kInfo) << "node " << info.node_id << " (index " << info.node_index << ") registered from " << peer.name
+                  << " at " << info.address << ":" << info.port;
+      peer.conn->Send(MessageType::kRegisterNodeReply, reply);
+      protocol::NodeTable full{true, nodes_.All()};
+      peer.conn->Send(MessageType::kNodeTable, full);
+      BroadcastToNodes(MessageType::kNodeTable, protocol::NodeTable{false, {info}}, info.node_index);
+      return Status::Ok();
+    }
+    case MessageType::kHeartbeat: {
+      protocol::Heartbeat m;
+      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+      if (peer.node_index == 0) return Status::ProtocolError("heartbeat before registration");
+      peer.conn->Send(MessageType::kHeartbeatAck, m);
       return Status::Ok();
     }
     case MessageType::kResourceUpdate: {
       protocol::ResourceUpdate m;
       QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
-      auto it = nodes_.find(m.node_id);
-      if (it == nodes_.end()) return Status::ProtocolError("resource update for unknown node " + m.node_id);
-      it->second.available = std::move(m.available);
+      if (peer.node_index == 0 || m.node_index != peer.node_index) {
+        return Status::ProtocolError("resource update for a node this connection did not register");
+      }
+      if (nodes_.UpdateAvailable(m.node_index, std::move(m.available))) {
+        view_changed_.insert(m.node_index);
+        if (!view_flush_scheduled_) {
+          view_flush_scheduled_ = true;
+          loop_->RunAfter(kResourceViewBatch, [this] { FlushResourceView(); });
+        }
+      }
       return Status::Ok();
     }
     case MessageType::kRegisterFunction: {
+      if (peer.node_index == 0) return Status::ProtocolError("function registration before node registration");
       protocol::RegisterFunction m;
       QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
       functions_.emplace(std::move(m.function_id), std::move(m.payload));
@@ -90,8 +209,8 @@ Status ControlServer::Handle(net::Connection& conn, const protocol::Frame& frame
       QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
       protocol::ClusterInfo reply;
       reply.request_id = m.request_id;
-      for (const auto& [id, info] : nodes_) reply.nodes.push_back(info);
-      conn.Send(MessageType::kClusterInfo, reply);
+      reply.nodes = nodes_.All();
+      peer.conn->Send(MessageType::kClusterInfo, reply);
       return Status::Ok();
     }
     default:
@@ -99,18 +218,60 @@ Status ControlServer::Handle(net::Connection& conn, const protocol::Frame& frame
   }
 }
 
-void ControlServer::OnClosed(uint64_t conn_id) {
-  auto node = conn_node_.find(conn_id);
-  if (node != conn_node_.end()) {
-    auto it = nodes_.find(node->second);
-    if (it != nodes_.end()) {
-      it->second.alive = false;
-      it->second.available.clear();
-      QLOG(kWarning) << "node " << node->second << " disconnected; marked dead";
+void ControlServer::FlushResourceView() {
+  view_flush_scheduled_ = false;
+  if (view_changed_.empty()) return;
+  protocol::ResourceView view;
+  for (uint32_t index : view_changed_) {
+    if (const protocol::NodeInfo* n = nodes_.Find(index); n != nullptr && n->alive) {
+      view.available.emplace_back(index, n->available);
     }
-    conn_node_.erase(node);
   }
-  conns_.erase(conn_id);
+  view_changed_.clear();
+  BroadcastToNodes(MessageType::kResourceView, view);
+}
+
+void ControlServer::DeclareDead(uint32_t index, const std::string& reason) {
+  if (!nodes_.MarkDead(index, reason)) return;
+  const protocol::NodeInfo* info = nodes_.Find(index);
+  QLOG(kWarning) << "node " << info->node_id << " (index " << index << ") declared dead: " << reason;
+  auto conn = node_conn_.find(index);
+  if (conn != node_conn_.end()) {
+    auto p = peers_.find(conn->second);
+    if (p != peers_.end()) {
+      // If it is alive after all (a partition), it must stop: its work is being failed over.
+      p->second.conn->Send(MessageType::kDrainNode, protocol::DrainNode{reason});
+      p->second.node_index = 0;
+      p->second.conn->CloseSoon(Status::Cancelled("declared dead"));
+    }
+    node_conn_.erase(conn);
+  }
+  view_changed_.erase(index);
+  BroadcastToNodes(MessageType::kNodeTable, protocol::NodeTable{false, {*info}});
+}
+
+void ControlServer::CheckHeartbeats() {
+  auto period = std::max(std::chrono::milliseconds(50), options_.heartbeat_timeout / 8);
+  loop_->RunAfter(period, [this] { CheckHeartbeats(); });
+  for (uint32_t index : nodes_.Silent(NodeTable::Clock::now(), options_.heartbeat_timeout)) {
+    DeclareDead(index, "no heartbeat for " + std::to_string(options_.heartbeat_timeout.count()) +
+                           " ms (its host is down or unreachable)");
+  }
+}
+
+void ControlServer::OnClosed(uint64_t conn_id, const Status& why) {
+  auto it = peers_.find(conn_id);
+  if (it == peers_.end()) return;
+  uint32_t index = it->second.node_index;
+  std::string name = it->second.name;
+  peers_.erase(it);
+  if (index != 0 && !shutting_down_) {
+    auto conn = node_conn_.find(index);
+    if (conn != node_conn_.end() && conn->second == conn_id) {
+      node_conn_.erase(conn);
+      DeclareDead(index, "its connection to the control service closed (" + why.message() + ")");
+    }
+  }
 }
 
 }  // namespace quanta

@@ -1,44 +1,78 @@
-// The control service: the cluster's metadata (nodes and their resources, registered
-// functions; later actors, named actors and a key-value store).
+// The control service: the cluster's metadata, and the one place that decides which nodes are
+// alive (docs/cluster-design.md §9-10).
 //
-// Node daemons connect, register themselves, report their available resources and forward
-// function registrations so that any node can run any function. A node whose connection
-// drops is marked dead. Clients ask for the node table with GetClusterInfo.
+// Nodes connect (a Unix socket on the head's host, authenticated TCP from anywhere else),
+// register (getting their node index), send heartbeats and report their available resources.
+// The service broadcasts every change of the node table at once and the resource view in
+// batches; it declares a node dead when its connection closes or when it has been silent for
+// the heartbeat timeout. Tools (quanta status) may connect on the tool channel and only read.
 //
-// Ownership: owns its connections. Thread-safety: loop thread only.
+// Ownership: owns its listeners, connections and tables. Thread-safety: loop thread only.
 #pragma once
 
-#include <map>
+#include <chrono>
 #include <memory>
+#include <set>
 #include <string>
 #include <unordered_map>
 
+#include "control/node_table.h"
+#include "net/auth.h"
 #include "net/connection.h"
 #include "net/event_loop.h"
+#include "net/handshake.h"
+#include "net/listener.h"
 
 namespace quanta {
 
+struct ControlOptions {
+  std::string session_dir;
+  std::string socket_path;     // Unix socket for daemons and tools on this host
+  std::string tcp_host;        // with tcp_port >= 0: also listen on TCP (needs the token)
+  int tcp_port = -1;           // 0: any free port
+  int lifeline_fd = -1;
+  std::chrono::milliseconds heartbeat_interval{500};
+  std::chrono::milliseconds heartbeat_timeout{3000};
+};
+
 class ControlServer {
  public:
-  ControlServer(net::EventLoop* loop, std::string socket_path, int lifeline_fd);
+  ControlServer(net::EventLoop* loop, ControlOptions options);
   Status Start();
   void Shutdown(const std::string& why);
 
+  uint16_t tcp_port() const { return tcp_ ? tcp_->port() : 0; }
   size_t num_functions() const { return functions_.size(); }
 
  private:
-  void OnAccept();
-  Status Handle(net::Connection& conn, const protocol::Frame& frame);
-  void OnClosed(uint64_t conn_id);
+  struct Peer {
+    std::shared_ptr<net::Connection> conn;
+    net::Channel channel = net::Channel::kControl;
+    std::string name;        // address or "local", for logs
+    uint32_t node_index = 0;  // once registered
+  };
+  void Adopt(int fd, net::Channel channel, std::string name);
+  Status Handle(Peer& peer, const protocol::Frame& frame);
+  void OnClosed(uint64_t conn_id, const Status& why);
+  void DeclareDead(uint32_t index, const std::string& reason);
+  void CheckHeartbeats();
+  template <typename M>
+  void BroadcastToNodes(protocol::MessageType type, const M& msg, uint32_t except = 0);
+  void FlushResourceView();
 
   net::EventLoop* loop_;
-  std::string socket_path_;
-  int lifeline_fd_;
-  int listen_fd_ = -1;
+  ControlOptions options_;
+  uint64_t cluster_id_;
+  std::unique_ptr<net::ClusterToken> token_;  // only with a TCP listener
+  std::unique_ptr<net::Listener> unix_;
+  std::unique_ptr<net::Listener> tcp_;
+  std::unique_ptr<net::HandshakeDriver> handshakes_;
   uint64_t next_conn_id_ = 1;
-  std::unordered_map<uint64_t, std::shared_ptr<net::Connection>> conns_;
-  std::unordered_map<uint64_t, std::string> conn_node_;  // connection -> node id
-  std::map<std::string, protocol::NodeInfo> nodes_;
+  std::unordered_map<uint64_t, Peer> peers_;
+  std::unordered_map<uint32_t, uint64_t> node_conn_;  // node index -> connection id
+  NodeTable nodes_;
+  std::set<uint32_t> view_changed_;  // nodes whose resources changed since the last broadcast
+  bool view_flush_scheduled_ = false;
   std::unordered_map<std::string, std::string> functions_;
   bool shutting_down_ = false;
 };

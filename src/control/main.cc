@@ -1,14 +1,20 @@
 // quanta_control: the control service daemon.
 //
-//   quanta_control --session-dir D --socket S [--lifeline-fd F] [--ready-fd F]
+//   quanta_control --session-dir D --socket S [--host IP --port P] [--heartbeat-timeout-ms T]
+//                  [--lifeline-fd F] [--ready-fd F]
+//
+// With --port it also listens on TCP (IP defaults to 127.0.0.1) and then needs the cluster token
+// (QUANTA_AUTH_TOKEN, QUANTA_AUTH_TOKEN_PATH or ~/.quanta/auth_token). It writes "ready <port>\n"
+// to the ready fd once it accepts connections.
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 
 #include "common/flags.h"
 #include "common/logging.h"
-#include "net/daemon.h"
 #include "control/control_server.h"
+#include "net/daemon.h"
 
 using namespace quanta;
 
@@ -18,27 +24,41 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "quanta_control: %s\n", flags.status().message().c_str());
     return 2;
   }
-  std::string session_dir = flags->Get("session-dir");
-  std::string socket_path = flags->Get("socket");
+  ControlOptions opts;
+  opts.session_dir = flags->Get("session-dir");
+  opts.socket_path = flags->Get("socket");
+  opts.tcp_host = flags->Get("host");
+  auto port = flags->GetInt("port", -1);
   auto lifeline = flags->GetInt("lifeline-fd", -1);
   auto ready = flags->GetInt("ready-fd", -1);
-  if (session_dir.empty() || socket_path.empty() || !lifeline.ok() || !ready.ok()) {
-    std::fprintf(stderr, "quanta_control: usage: --session-dir D --socket S [--lifeline-fd F]\n");
+  auto hb_timeout = flags->GetInt("heartbeat-timeout-ms", 3000);
+  auto hb_interval = flags->GetInt("heartbeat-interval-ms", 500);
+  if (opts.session_dir.empty() || opts.socket_path.empty() || !port.ok() || !lifeline.ok() || !ready.ok() ||
+      !hb_timeout.ok() || !hb_interval.ok() || port.value() > 65535 || hb_timeout.value() < 100 ||
+      hb_interval.value() < 10) {
+    std::fprintf(stderr, "quanta_control: usage: --session-dir D --socket S [--host IP --port P] "
+                         "[--heartbeat-timeout-ms >=100] [--lifeline-fd F] [--ready-fd F]\n");
     return 2;
   }
-  InitLogging("control", session_dir + "/logs/control.log", LogLevel::kInfo);
+  opts.tcp_port = static_cast<int>(port.value());
+  opts.lifeline_fd = static_cast<int>(lifeline.value());
+  opts.heartbeat_timeout = std::chrono::milliseconds(hb_timeout.value());
+  opts.heartbeat_interval = std::chrono::milliseconds(hb_interval.value());
+  InitLogging("control", opts.session_dir + "/logs/control.log", LogLevel::kInfo);
   net::CloseOnExec({lifeline.value(), ready.value()});
   net::RaiseFileLimit();
   net::EventLoop loop;
   Status st = loop.Init();
-  ControlServer server(&loop, socket_path, static_cast<int>(lifeline.value()));
+  ControlServer server(&loop, opts);
   if (st.ok()) st = server.Start();
+  ::unsetenv("QUANTA_AUTH_TOKEN");  // read by Start(); nothing this process starts needs it
   if (!st.ok()) {
-    std::fprintf(stderr, "quanta_control: %s\n", st.ToString().c_str());
+    QLOG(kError) << "start failed: " << st.ToString();
+    std::fprintf(stderr, "quanta_control: %s\n", st.message().c_str());
     return 1;
   }
   net::StopLoopOnSignals(&loop);
-  net::SignalReady(ready.value());
+  net::SignalReady(ready.value(), std::to_string(server.tcp_port()));
   loop.Run();
   server.Shutdown("event loop stopped");
   return 0;

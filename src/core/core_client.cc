@@ -46,6 +46,15 @@ Result<std::shared_ptr<CoreClient>> CoreClient::Connect(const Options& options) 
   if (!fd.ok()) return fd.status();
   std::shared_ptr<CoreClient> client(new CoreClient());
   client->fd_ = fd.value();
+  // Talk only to a node of our own user: another user's process listening on a path we were
+  // pointed at must not receive our tasks nor feed us values to unpickle.
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  if (getsockopt(client->fd_, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.uid != ::geteuid()) {
+    return Status::IOError("the process listening on " + options.node_socket + " runs as uid " +
+                           std::to_string(cred.uid) + ", not as you (uid " + std::to_string(::geteuid()) +
+                           "); refusing to connect to it");
+  }
   client->role_ = options.role;
   protocol::Hello hello;
   hello.role = options.role;

@@ -29,6 +29,7 @@
 #include "common/status.h"
 #include "object_store/shared_memory.h"
 #include "protocol/frame.h"
+#include "protocol/cluster_messages.h"
 #include "protocol/messages.h"
 
 namespace quanta {
@@ -60,6 +61,7 @@ class CoreClient {
   void Disconnect();
   bool connected() const { return !closed_.load(); }
   uint64_t client_id() const { return client_id_; }
+  uint32_t node_index() const { return static_cast<uint32_t>(client_id_ >> 32); }
   const std::string& node_id() const { return node_id_; }
   const std::string& session_dir() const { return session_dir_; }
 

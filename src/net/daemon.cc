@@ -37,9 +37,10 @@ long RaiseFileLimit() {
   return static_cast<long>(lim.rlim_cur);
 }
 
-void SignalReady(long long fd) {
+void SignalReady(long long fd, const std::string& detail) {
   if (fd < 0) return;
-  ssize_t ignored = ::write(static_cast<int>(fd), "ready\n", 6);
+  std::string line = "ready " + detail + "\n";
+  ssize_t ignored = ::write(static_cast<int>(fd), line.data(), line.size());
   (void)ignored;
   ::close(static_cast<int>(fd));
 }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <initializer_list>
+#include <string>
 
 #include "net/event_loop.h"
 
@@ -15,7 +16,8 @@ void StopLoopOnSignals(EventLoop* loop);
 // Raises the soft limit on open files as far as the hard limit allows (a node serves a
 // connection per client and per peer); returns the new soft limit.
 long RaiseFileLimit();
-// Tells the launcher the daemon accepts connections: writes "ready\n" to `fd` and closes it.
-void SignalReady(long long fd);
+// Tells the launcher the daemon accepts connections: writes "ready <detail>\n" to `fd` and
+// closes it (detail: e.g. the TCP port it listens on).
+void SignalReady(long long fd, const std::string& detail = "");
 
 }  // namespace quanta::net

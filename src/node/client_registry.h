@@ -42,6 +42,9 @@ class ClientRegistry {
   ClientRegistry(net::EventLoop* loop, uint64_t first_client_id, MessageHandler on_message,
                  ClosedHandler on_closed);
 
+  // Client ids are handed out from `first` upwards; its high 32 bits name the node, so this is
+  // set once the node knows its index, before it listens.
+  void SetFirstClientId(uint64_t first) { next_id_ = first; }
   // Listens on a Unix socket at `path` (mode 0600).
   Status Listen(const std::string& path);
   void StopListening();

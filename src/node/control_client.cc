@@ -1,5 +1,7 @@
 #include "node/control_client.h"
 
+#include <unistd.h>
+
 #include "common/logging.h"
 #include "net/socket.h"
 
@@ -7,37 +9,215 @@ namespace quanta {
 
 using protocol::MessageType;
 
-ControlClient::ControlClient(net::EventLoop* loop, std::string control_socket, InfoSource info,
-                             const FunctionTable* functions)
-    : loop_(loop), control_socket_(std::move(control_socket)), info_(std::move(info)), functions_(functions) {}
+namespace {
+constexpr auto kHandshakeTimeout = std::chrono::milliseconds(5000);
+constexpr auto kMaxBackoff = std::chrono::milliseconds(2000);
+constexpr auto kReportEvery = std::chrono::milliseconds(50);
+}  // namespace
+
+ControlClient::ControlClient(net::EventLoop* loop, Options options, const net::ClusterToken* token, ClusterView* view,
+                             const FunctionTable* functions, Callbacks callbacks)
+    : loop_(loop),
+      options_(std::move(options)),
+      token_(token),
+      view_(view),
+      functions_(functions),
+      callbacks_(std::move(callbacks)) {
+  if (token_ != nullptr) handshakes_ = std::make_unique<net::HandshakeDriver>(loop_, token_, kHandshakeTimeout, 16);
+}
+
+std::string ControlClient::address() const {
+  return options_.socket_path.empty() ? options_.host + ":" + std::to_string(options_.port) : options_.socket_path;
+}
+
+void ControlClient::Start() {
+  started_ = std::chrono::steady_clock::now();
+  Connect();
+}
 
 void ControlClient::Connect() {
-  if (control_socket_.empty() || shutting_down_) return;
-  auto fd = net::ConnectUnix(control_socket_, true);
-  if (!fd.ok()) {
-    QLOG(kWarning) << "cannot reach control service: " << fd.status().ToString();
-    loop_->RunAfter(std::chrono::milliseconds(50), [this] { Connect(); });
+  if (shutting_down_) return;
+  ++generation_;
+  if (!options_.socket_path.empty()) {
+    auto fd = net::ConnectUnix(options_.socket_path, true);
+    if (!fd.ok()) {
+      OnConnectFailed(fd.status());
+      return;
+    }
+    OnConnected(fd.value());
     return;
   }
+  if (!handshakes_) {
+    OnConnectFailed(Status::InvalidArgument("no cluster token to join " + address() + " with: set " +
+                                            net::ClusterToken::Sources()));
+    return;
+  }
+  auto fd = net::ConnectTcpNonBlocking(options_.host, options_.port);
+  if (!fd.ok()) {
+    OnConnectFailed(fd.status());
+    return;
+  }
+  uint64_t gen = generation_;
+  handshakes_->Connect(fd.value(), address(), net::Channel::kControl, [this, gen](Result<int> done, net::Channel) {
+    if (gen != generation_) {
+      if (done.ok()) ::close(done.value());
+      return;
+    }
+    if (!done.ok()) {
+      OnConnectFailed(done.status());
+      return;
+    }
+    OnConnected(done.value());
+  });
+}
+
+void ControlClient::OnConnectFailed(const Status& why) {
+  if (shutting_down_) return;
+  bool fatal = why.code() == StatusCode::kInvalidArgument || why.code() == StatusCode::kProtocolError;
+  if (!joined_once_) {
+    bool expired = std::chrono::steady_clock::now() - started_ >= options_.join_timeout;
+    if (fatal || expired) {
+      std::string what = fatal ? why.message()
+                               : why.message() + " (gave up after " + std::to_string(options_.join_timeout.count()) + " ms)";
+      callbacks_.on_refused("could not join the cluster at " + address() + ": " + what);
+      return;
+    }
+  } else {
+    QLOG(kWarning) << "cannot reach the control service at " << address() << ": " << why.message()
+                   << "; retrying in " << backoff_.count() << " ms";
+  }
+  loop_->RunAfter(backoff_, [this] { Connect(); });
+  backoff_ = std::min(kMaxBackoff, backoff_ * 2);
+}
+
+void ControlClient::OnConnected(int fd) {
   auto conn = net::Connection::Create(
-      loop_, fd.value(), [](net::Connection&, const protocol::Frame&) {},
-      [this](net::Connection&, const Status& why) {
-        if (!shutting_down_) QLOG(kWarning) << "lost the control service: " << why.ToString();
-      });
-  if (!conn.ok()) return;
+      loop_, fd, [this](net::Connection&, const protocol::Frame& f) { OnMessage(f); },
+      [this](net::Connection&, const Status& why) { OnLost(why.message()); });
+  if (!conn.ok()) {
+    ::close(fd);
+    OnConnectFailed(conn.status());
+    return;
+  }
   conn_ = conn.value();
-  protocol::NodeInfo info = info_();
-  last_reported_ = info.available;
+  last_heard_ = std::chrono::steady_clock::now();
+  protocol::NodeInfo info = callbacks_.local_info();
+  info.node_index = node_index_;  // 0 the first time; afterwards a rejoin
   conn_->Send(MessageType::kRegisterNode, protocol::RegisterNode{info});
-  functions_->ForEach([this](const std::string& id, const std::string& payload) {
-    conn_->Send(MessageType::kRegisterFunction, protocol::RegisterFunction{id, payload});
+}
+
+void ControlClient::OnLost(const std::string& why) {
+  bool was_registered = registered_;
+  registered_ = false;
+  conn_.reset();
+  if (shutting_down_) return;
+  if (!joined_once_) {
+    OnConnectFailed(Status::IOError("the control service closed the connection: " + why));
+    return;
+  }
+  if (was_registered) QLOG(kWarning) << "lost the control service at " << address() << ": " << why << "; reconnecting";
+  backoff_ = std::chrono::milliseconds(100);
+  loop_->RunAfter(backoff_, [this] { Connect(); });
+}
+
+void ControlClient::OnMessage(const protocol::Frame& frame) {
+  last_heard_ = std::chrono::steady_clock::now();
+  auto type = static_cast<MessageType>(frame.type);
+  Status st;
+  switch (type) {
+    case MessageType::kRegisterNodeReply: {
+      protocol::RegisterNodeReply m;
+      st = protocol::DecodeMessage(frame.body, &m);
+      if (!st.ok()) break;
+      if (!m.ok) {
+        if (!joined_once_) {
+          callbacks_.on_refused("the control service at " + address() + " refused this node: " + m.error);
+        } else {
+          callbacks_.on_drain("the control service refused this node's rejoin: " + m.error);
+        }
+        Shutdown();
+        return;
+      }
+      registered_ = true;
+      backoff_ = std::chrono::milliseconds(100);
+      node_index_ = m.node_index;
+      cluster_id_ = m.cluster_id;
+      heartbeat_interval_ = std::chrono::milliseconds(m.heartbeat_interval_ms);
+      heartbeat_timeout_ = std::chrono::milliseconds(m.heartbeat_timeout_ms);
+      view_->set_local_index(node_index_);
+      functions_->ForEach([this](const std::string& id, const std::string& payload) {
+        conn_->Send(MessageType::kRegisterFunction, protocol::RegisterFunction{id, payload});
+      });
+      last_reported_.clear();
+      if (!joined_once_) {
+        joined_once_ = true;
+        callbacks_.on_joined(m);
+      } else {
+        QLOG(kInfo) << "rejoined the cluster at " << address() << " as node index " << node_index_;
+      }
+      Heartbeat();
+      break;
+    }
+    case MessageType::kHeartbeatAck:
+      break;
+    case MessageType::kNodeTable: {
+      protocol::NodeTable m;
+      st = protocol::DecodeMessage(frame.body, &m);
+      if (st.ok()) view_->ApplyNodeTable(m);
+      break;
+    }
+    case MessageType::kResourceView: {
+      protocol::ResourceView m;
+      st = protocol::DecodeMessage(frame.body, &m);
+      if (st.ok()) view_->ApplyResourceView(m);
+      break;
+    }
+    case MessageType::kDrainNode: {
+      protocol::DrainNode m;
+      st = protocol::DecodeMessage(frame.body, &m);
+      if (st.ok()) {
+        callbacks_.on_drain("the control service declared this node dead: " + m.reason);
+        Shutdown();
+      }
+      return;
+    }
+    default:
+      st = Status::ProtocolError("unexpected message type " + std::to_string(frame.type) + " from the control service");
+  }
+  if (!st.ok()) {
+    QLOG(kError) << "bad message from the control service: " << st.ToString();
+    if (conn_) conn_->Close(st);
+  }
+}
+
+void ControlClient::Heartbeat() {
+  if (!connected() || shutting_down_) return;
+  auto now = std::chrono::steady_clock::now();
+  if (now - last_heard_ > heartbeat_timeout_) {
+    // The control service (or its host, or the network to it) went silent without closing.
+    conn_->Close(Status::TimedOut("no answer from the control service for " +
+                                  std::to_string(heartbeat_timeout_.count()) + " ms"));
+    return;
+  }
+  conn_->Send(MessageType::kHeartbeat, protocol::Heartbeat{node_index_, ++heartbeat_seq_});
+  uint64_t gen = generation_;
+  loop_->RunAfter(heartbeat_interval_, [this, gen] {
+    if (gen == generation_) Heartbeat();
   });
 }
 
 void ControlClient::ReportResources(const protocol::ResourceMap& available) {
-  if (!connected() || available == last_reported_) return;
-  last_reported_ = available;
-  conn_->Send(MessageType::kResourceUpdate, protocol::ResourceUpdate{info_().node_id, available});
+  pending_report_ = available;
+  if (report_scheduled_ || !connected() || available == last_reported_) return;
+  report_scheduled_ = true;
+  loop_->RunAfter(kReportEvery, [this] { FlushResources(); });
+}
+
+void ControlClient::FlushResources() {
+  report_scheduled_ = false;
+  if (!connected() || pending_report_ == last_reported_) return;
+  last_reported_ = pending_report_;
+  conn_->Send(MessageType::kResourceUpdate, protocol::ResourceUpdate{node_index_, last_reported_});
 }
 
 void ControlClient::RegisterFunction(const std::string& id, const std::string& payload) {

@@ -1,42 +1,89 @@
-// The node's connection to the control service: registration, resource reports, functions.
+// The node's link to the control service: joining, heartbeats, resource reports, and the
+// node-table and resource-view broadcasts it receives.
 //
-// Connects (retrying every 50 ms until it can), registers the node with its info, and then
-// reports the node's available resources whenever they changed (at most once per loop
-// iteration) and forwards every new function so any node can fetch it.
+// Connects over the head host's Unix socket, or over authenticated TCP (net/handshake.h), and
+// registers the node. The first registration must succeed within the join timeout: a wrong
+// token or protocol version fails at once, an unreachable head after the timeout (on_refused).
+// Once joined, it sends a heartbeat every interval and expects the control service's answers;
+// if the connection drops or goes silent for the heartbeat timeout, it reconnects with backoff
+// and rejoins under the node's index. Told that it was declared dead (DrainNode), or refused a
+// rejoin, the node must stop (on_drain).
 //
 // Ownership: owned by the NodeServer; owns its connection. Thread-safety: loop thread only.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
 
+#include "net/auth.h"
 #include "net/connection.h"
 #include "net/event_loop.h"
+#include "net/handshake.h"
+#include "node/cluster_view.h"
 #include "node/function_table.h"
 
 namespace quanta {
 
 class ControlClient {
  public:
-  using InfoSource = std::function<protocol::NodeInfo()>;
+  struct Options {
+    std::string socket_path;   // Unix socket of a control service on this host, or
+    std::string host;          // TCP host and port of a remote one
+    uint16_t port = 0;
+    std::chrono::milliseconds join_timeout{10000};
+  };
+  struct Callbacks {
+    std::function<protocol::NodeInfo()> local_info;
+    std::function<void(const protocol::RegisterNodeReply&)> on_joined;  // first registration
+    std::function<void(const std::string& why)> on_refused;            // the first join failed
+    std::function<void(const std::string& why)> on_drain;              // declared dead: stop
+  };
 
-  ControlClient(net::EventLoop* loop, std::string control_socket, InfoSource info, const FunctionTable* functions);
+  ControlClient(net::EventLoop* loop, Options options, const net::ClusterToken* token, ClusterView* view,
+                const FunctionTable* functions, Callbacks callbacks);
 
-  void Connect();
+  void Start();
   void Shutdown() { shutting_down_ = true; }
+  // Reported at most every 50 ms, and only if they changed.
   void ReportResources(const protocol::ResourceMap& available);
   void RegisterFunction(const std::string& id, const std::string& payload);
-  bool connected() const { return conn_ && !conn_->closed(); }
+  bool connected() const { return registered_ && conn_ && !conn_->closed(); }
+  uint32_t node_index() const { return node_index_; }
+  uint64_t cluster_id() const { return cluster_id_; }
+  std::string address() const;
 
  private:
+  void Connect();
+  void OnConnected(int fd);
+  void OnConnectFailed(const Status& why);
+  void OnMessage(const protocol::Frame& frame);
+  void OnLost(const std::string& why);
+  void Heartbeat();
+  void FlushResources();
+
   net::EventLoop* loop_;
-  std::string control_socket_;
-  InfoSource info_;
+  Options options_;
+  const net::ClusterToken* token_;
+  ClusterView* view_;
   const FunctionTable* functions_;
+  Callbacks callbacks_;
+  std::unique_ptr<net::HandshakeDriver> handshakes_;
   std::shared_ptr<net::Connection> conn_;
-  protocol::ResourceMap last_reported_;
+  bool registered_ = false;
+  bool joined_once_ = false;
   bool shutting_down_ = false;
+  uint32_t node_index_ = 0;
+  uint64_t cluster_id_ = 0;
+  std::chrono::milliseconds heartbeat_interval_{500};
+  std::chrono::milliseconds heartbeat_timeout_{3000};
+  std::chrono::steady_clock::time_point started_, last_heard_;
+  std::chrono::milliseconds backoff_{100};
+  uint64_t heartbeat_seq_ = 0;
+  uint64_t generation_ = 0;  // connections opened; timers of an old one stand down
+  protocol::ResourceMap last_reported_, pending_report_;
+  bool report_scheduled_ = false;
 };
 
 }  // namespace quanta

@@ -1,11 +1,17 @@
 // quanta_node: the node daemon. Wires the NodeServer to an event loop and runs it.
 //
-//   quanta_node --session-dir D --socket S --control-socket C --python P
-//               --resource CPU=40000 [--resource GPU=10000 ...] --prestart N
+//   quanta_node --session-dir D --socket S --python P --resource CPU=40000 [--resource GPU=10000 ...]
+//               (--control-socket C | --control-address HOST:PORT) [--node-ip-address IP]
+//               [--label k=v ...] [--head] [--driver-node] [--prestart N] [--join-timeout-ms T]
+//               [--object-store-memory B] [--inline-threshold B] [--spill-dir DIR]
 //               [--lifeline-fd F] [--ready-fd F] [--worker-env KEY=VALUE ...]
 //
-// Resource amounts are fixed point (10000 = 1 unit). The daemon writes "ready\n" to the
-// ready fd once it accepts connections, and exits when the lifeline fd reaches EOF.
+// Resource amounts are fixed point (10000 = 1 unit). Joining over TCP needs the cluster token
+// (QUANTA_AUTH_TOKEN, QUANTA_AUTH_TOKEN_PATH or ~/.quanta/auth_token). The daemon writes
+// "ready <node index>\n" to the ready fd once it has joined and accepts connections, and exits
+// when the lifeline fd reaches EOF. Exit status 3: it could not join (the reason is on stderr).
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -14,6 +20,7 @@
 #include "common/flags.h"
 #include "common/logging.h"
 #include "net/daemon.h"
+#include "net/socket.h"
 #include "node/node_server.h"
 
 using namespace quanta;
@@ -34,9 +41,23 @@ int main(int argc, char** argv) {
   opts.session_dir = flags->Get("session-dir");
   opts.socket_path = flags->Get("socket");
   opts.control_socket_path = flags->Get("control-socket");
+  std::string control_address = flags->Get("control-address");
+  opts.node_ip = flags->Get("node-ip-address");
   opts.python = flags->Get("python", "python3");
   if (opts.session_dir.empty() || opts.socket_path.empty()) return Fail("--session-dir and --socket are required");
+  if (opts.control_socket_path.empty() == control_address.empty()) {
+    return Fail("exactly one of --control-socket and --control-address is required");
+  }
+  if (!control_address.empty()) {
+    Status st = net::ParseHostPort(control_address, &opts.control_host, &opts.control_port);
+    if (!st.ok()) return Fail(st.message());
+  }
   InitLogging("node", opts.session_dir + "/logs/node.log", LogLevel::kInfo);
+  // Held for the daemon's life: tells session clean-up (and a second node) that it runs.
+  int lock_fd = ::open((opts.session_dir + "/node.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    return Fail("another node daemon already runs in session " + opts.session_dir);
+  }
   for (const auto& spec : flags->GetAll("resource")) {
     auto eq = spec.find('=');
     char* end = nullptr;
@@ -44,12 +65,22 @@ int main(int argc, char** argv) {
     if (amount < 0 || *end != '\0') return Fail("bad --resource " + spec + " (want NAME=FIXEDPOINT)");
     opts.resources.Set(spec.substr(0, eq), amount);
   }
+  for (const auto& spec : flags->GetAll("label")) {
+    auto eq = spec.find('=');
+    if (eq == std::string::npos || eq == 0) return Fail("bad --label " + spec + " (want KEY=VALUE)");
+    opts.labels.emplace_back(spec.substr(0, eq), spec.substr(eq + 1));
+  }
+  if (flags->Has("head")) opts.flags |= protocol::NodeInfo::kHead;
+  if (flags->Has("driver-node")) opts.flags |= protocol::NodeInfo::kDriverNode;
   auto prestart = flags->GetInt("prestart", 0);
   auto lifeline = flags->GetInt("lifeline-fd", -1);
   auto ready = flags->GetInt("ready-fd", -1);
-  if (!prestart.ok() || !lifeline.ok() || !ready.ok()) return Fail("bad integer flag");
+  auto join_timeout = flags->GetInt("join-timeout-ms", 10000);
+  if (!prestart.ok() || !lifeline.ok() || !ready.ok() || !join_timeout.ok()) return Fail("bad integer flag");
   opts.prestart_workers = static_cast<int>(prestart.value());
   opts.lifeline_fd = static_cast<int>(lifeline.value());
+  opts.ready_fd = static_cast<int>(ready.value());
+  opts.join_timeout = std::chrono::milliseconds(join_timeout.value());
   opts.worker_env = flags->GetAll("worker-env");
   auto store = flags->GetInt("object-store-memory", 0);
   auto inline_threshold = flags->GetInt("inline-threshold", 100 * 1024);
@@ -65,14 +96,15 @@ int main(int argc, char** argv) {
   if (!st.ok()) return Fail(st.ToString());
   NodeServer server(&loop, opts);
   st = server.Start();
+  ::unsetenv("QUANTA_AUTH_TOKEN");  // read by Start(); workers must not inherit it
   if (!st.ok()) {
     QLOG(kError) << "start failed: " << st.ToString();
-    return Fail(st.ToString());
+    std::fprintf(stderr, "quanta_node: %s\n", st.message().c_str());
+    return 3;
   }
   // SIGTERM/SIGINT: shut down cleanly (kill workers) rather than die and orphan them.
   net::StopLoopOnSignals(&loop);
-  net::SignalReady(ready.value());
   loop.Run();
   server.Shutdown("event loop stopped");
-  return 0;
+  return server.exit_code();
 }

@@ -4,6 +4,9 @@
 
 #include "common/logging.h"
 #include "common/random.h"
+#include "net/daemon.h"
+
+#include <cstdio>
 
 namespace quanta {
 
@@ -19,9 +22,9 @@ constexpr uint32_t kMaxClientFrame = protocol::kMaxFrameBody;
 NodeServer::NodeServer(net::EventLoop* loop, NodeOptions options)
     : loop_(loop),
       options_(std::move(options)),
-      node_id_(RandomHex(8)),
+      node_id_(RandomHex(16)),
       clients_(
-          loop, (static_cast<uint64_t>(options_.node_index) << 32) | 1,
+          loop, 0,
           [this](LocalClient& c, const protocol::Frame& f) { OnClientMessage(c, f); },
           [this](const LocalClient& c, const Status& why) { OnClientClosed(c, why); }),
       pool_(loop,
@@ -34,7 +37,13 @@ NodeServer::NodeServer(net::EventLoop* loop, NodeOptions options)
               if (dispatcher_) dispatcher_->OnProcessExit(token, status, err_log);
             }),
       logs_(&clients_, LogForwarder::Limits{}),
-      control_(loop, options_.control_socket_path, [this] { return LocalNodeInfo(); }, &functions_) {}
+      view_([](const protocol::NodeInfo& n) { QLOG(kInfo) << "node " << n.node_index << " joined at " << n.address; },
+            [](const protocol::NodeInfo& n) {
+              QLOG(kWarning) << "node " << n.node_index << " is dead: " << n.death_reason;
+            }),
+      start_time_ms_(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                               std::chrono::system_clock::now().time_since_epoch())
+                                               .count())) {}
 
 Status NodeServer::Start() {
   QUANTA_RETURN_IF_ERROR(pool_.Init());
@@ -71,22 +80,60 @@ Status NodeServer::Start() {
           [this](const TaskID& id) { return task_manager_->Unqueue(id); }});
   task_manager_ = std::make_unique<TaskManager>(&tasks_, objects_.get(), dispatcher_.get(), actors_.get());
 
-  QUANTA_RETURN_IF_ERROR(clients_.Listen(options_.socket_path));
+  if (options_.control_socket_path.empty()) {
+    auto token = net::ClusterToken::Load();
+    if (!token.ok()) return token.status();
+    token_ = std::make_unique<net::ClusterToken>(std::move(token).value());
+  }
+  control_ = std::make_unique<ControlClient>(
+      loop_,
+      ControlClient::Options{options_.control_socket_path, options_.control_host, options_.control_port,
+                             options_.join_timeout},
+      token_.get(), &view_, &functions_,
+      ControlClient::Callbacks{
+          [this] { return LocalNodeInfo(); },
+          [this](const protocol::RegisterNodeReply& reply) { OnJoined(reply); },
+          [this](const std::string& why) {
+            QLOG(kError) << why;
+            std::fprintf(stderr, "quanta_node: %s\n", why.c_str());
+            exit_code_ = 3;
+            Shutdown(why);
+          },
+          [this](const std::string& why) {
+            QLOG(kError) << why;
+            exit_code_ = 4;
+            Shutdown(why);
+          }});
   if (options_.lifeline_fd >= 0) {
     QUANTA_RETURN_IF_ERROR(loop_->Add(options_.lifeline_fd, EPOLLIN | EPOLLHUP, [this](uint32_t) {
       char buf[64];
       if (::read(options_.lifeline_fd, buf, sizeof buf) <= 0) Shutdown("the driver that started the cluster exited");
     }));
   }
-  control_.Connect();
+  control_->Start();
+  return Status::Ok();
+}
+
+void NodeServer::OnJoined(const protocol::RegisterNodeReply& reply) {
+  // Ids minted by this node's clients carry its index (docs/cluster-design.md §3).
+  clients_.SetFirstClientId((static_cast<uint64_t>(reply.node_index) << 32) | 1);
+  Status st = clients_.Listen(options_.socket_path);
+  if (!st.ok()) {
+    std::fprintf(stderr, "quanta_node: %s\n", st.message().c_str());
+    exit_code_ = 3;
+    Shutdown(st.message());
+    return;
+  }
   dispatcher_->Start();
   loop_->AtEndOfIteration([this] {
     dispatcher_->Schedule();
-    control_.ReportResources(dispatcher_->queue().available().ToMap());
+    control_->ReportResources(dispatcher_->queue().available().ToMap());
   });
-  QLOG(kInfo) << "node " << node_id_ << " listening on " << options_.socket_path << " with resources "
+  QLOG(kInfo) << "node " << node_id_ << " joined the cluster at " << control_->address() << " as node index "
+              << reply.node_index << "; listening on " << options_.socket_path << " with resources "
               << options_.resources.ToString();
-  return Status::Ok();
+  net::SignalReady(options_.ready_fd, std::to_string(reply.node_index) + " " + node_id_);
+  options_.ready_fd = -1;
 }
 
 void NodeServer::Shutdown(const std::string& why) {
@@ -94,7 +141,7 @@ void NodeServer::Shutdown(const std::string& why) {
   shutting_down_ = true;
   QLOG(kInfo) << "shutting down: " << why;
   if (dispatcher_) dispatcher_->Shutdown();
-  control_.Shutdown();
+  if (control_) control_->Shutdown();
   pool_.KillAll();
   clients_.StopListening();
   loop_->Stop();
@@ -103,10 +150,17 @@ void NodeServer::Shutdown(const std::string& why) {
 protocol::NodeInfo NodeServer::LocalNodeInfo() const {
   protocol::NodeInfo info;
   info.node_id = node_id_;
-  info.address = options_.socket_path;
+  info.node_index = view_.local_index();
+  info.address = options_.node_ip;
+  info.socket_path = options_.socket_path;
+  info.session_dir = options_.session_dir;
   info.alive = true;
   info.total = options_.resources.ToMap();
   info.available = dispatcher_ ? dispatcher_->queue().available().ToMap() : info.total;
+  info.labels = options_.labels;
+  info.start_time_ms = start_time_ms_;
+  info.flags = options_.flags;
+  if (const protocol::NodeInfo* known = view_.Find(info.node_index)) info.incarnation = known->incarnation;
   return info;
 }
 
@@ -180,7 +234,7 @@ Status NodeServer::Dispatch(LocalClient& client, const protocol::Frame& frame) {
       protocol::RegisterFunction m;
       QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
       if (functions_.Find(m.function_id) == nullptr) {
-        control_.RegisterFunction(m.function_id, m.payload);
+        control_->RegisterFunction(m.function_id, m.payload);
         functions_.Add(std::move(m.function_id), std::move(m.payload));
       }
       return Status::Ok();
@@ -287,7 +341,7 @@ Status NodeServer::Dispatch(LocalClient& client, const protocol::Frame& frame) {
       QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
       protocol::ClusterInfo reply;
       reply.request_id = m.request_id;
-      reply.nodes.push_back(LocalNodeInfo());
+      reply.nodes = view_.Snapshot(LocalNodeInfo());
       client.conn->Send(MessageType::kClusterInfo, reply);
       return Status::Ok();
     }

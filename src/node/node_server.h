@@ -25,6 +25,7 @@
 #include "net/event_loop.h"
 #include "node/actor_manager.h"
 #include "node/client_registry.h"
+#include "node/cluster_view.h"
 #include "node/control_client.h"
 #include "node/function_table.h"
 #include "node/log_forwarder.h"
@@ -38,7 +39,14 @@ namespace quanta {
 struct NodeOptions {
   std::string session_dir;
   std::string socket_path;          // where drivers and workers connect
-  std::string control_socket_path;  // control service
+  std::string control_socket_path;  // control service on this host (Unix socket), or
+  std::string control_host;         // a control service over TCP (needs the cluster token)
+  uint16_t control_port = 0;
+  std::string node_ip;              // address other nodes reach this one at ("": local only)
+  protocol::Labels labels;
+  uint8_t flags = 0;                // protocol::NodeInfo::Flags
+  int ready_fd = -1;                // "ready <node index>" is written here once joined
+  std::chrono::milliseconds join_timeout{10000};
   std::string python;
   ResourceSet resources;
   int prestart_workers = 0;
@@ -47,16 +55,19 @@ struct NodeOptions {
   std::string spill_dir;
   int lifeline_fd = -1;  // EOF on this fd (the starting driver died) shuts the node down
   std::vector<std::string> worker_env;
-  uint32_t node_index = 1;  // names this node in the ids its clients mint
 };
 
 class NodeServer {
  public:
   NodeServer(net::EventLoop* loop, NodeOptions options);
+  // Starts joining the cluster; the node serves clients once the control service accepted it.
   Status Start();
   void Shutdown(const std::string& why);
+  // 0 after a normal stop; 3 if the node could not join; 4 if the cluster told it to stop.
+  int exit_code() const { return exit_code_; }
 
  private:
+  void OnJoined(const protocol::RegisterNodeReply& reply);
   void OnClientMessage(LocalClient& client, const protocol::Frame& frame);
   Status Dispatch(LocalClient& client, const protocol::Frame& frame);
   Status OnHello(LocalClient& client, const protocol::Hello& hello);
@@ -78,7 +89,11 @@ class NodeServer {
   std::unique_ptr<ActorManager> actors_;
   std::unique_ptr<TaskManager> task_manager_;
   LogForwarder logs_;
-  ControlClient control_;
+  std::unique_ptr<net::ClusterToken> token_;  // when joining over TCP
+  ClusterView view_;
+  std::unique_ptr<ControlClient> control_;
+  uint64_t start_time_ms_;
+  int exit_code_ = 0;
   bool shutting_down_ = false;
 };
 

@@ -35,6 +35,11 @@ const char* MessageTypeName(MessageType t) {
     case MessageType::kRegisterNode: return "RegisterNode";
     case MessageType::kRegisterNodeReply: return "RegisterNodeReply";
     case MessageType::kResourceUpdate: return "ResourceUpdate";
+    case MessageType::kHeartbeat: return "Heartbeat";
+    case MessageType::kHeartbeatAck: return "HeartbeatAck";
+    case MessageType::kNodeTable: return "NodeTable";
+    case MessageType::kResourceView: return "ResourceView";
+    case MessageType::kDrainNode: return "DrainNode";
   }
   return "Unknown";
 }
@@ -403,47 +408,6 @@ Status LogLines::Decode(Reader& r) {
   QUANTA_RETURN_IF_ERROR(r.Bytes(&task_name));
   QUANTA_RETURN_IF_ERROR(r.Bool(&is_stderr));
   return r.Bytes(&text);
-}
-
-void NodeInfo::Encode(Writer& w) const {
-  w.Bytes(node_id);
-  w.Bytes(address);
-  w.U8(alive);
-  EncodeResources(w, total);
-  EncodeResources(w, available);
-}
-
-Status NodeInfo::Decode(Reader& r) {
-  QUANTA_RETURN_IF_ERROR(r.Bytes(&node_id));
-  QUANTA_RETURN_IF_ERROR(r.Bytes(&address));
-  QUANTA_RETURN_IF_ERROR(r.Bool(&alive));
-  QUANTA_RETURN_IF_ERROR(DecodeResources(r, &total));
-  return DecodeResources(r, &available);
-}
-
-void ClusterInfo::Encode(Writer& w) const {
-  w.U64(request_id);
-  w.U32(static_cast<uint32_t>(nodes.size()));
-  for (const auto& n : nodes) n.Encode(w);
-}
-
-Status ClusterInfo::Decode(Reader& r) {
-  QUANTA_RETURN_IF_ERROR(r.U64(&request_id));
-  uint32_t n;
-  QUANTA_RETURN_IF_ERROR(r.Count(&n, 17));
-  nodes.resize(n);
-  for (auto& node : nodes) QUANTA_RETURN_IF_ERROR(node.Decode(r));
-  return Status::Ok();
-}
-
-void ResourceUpdate::Encode(Writer& w) const {
-  w.Bytes(node_id);
-  EncodeResources(w, available);
-}
-
-Status ResourceUpdate::Decode(Reader& r) {
-  QUANTA_RETURN_IF_ERROR(r.Bytes(&node_id));
-  return DecodeResources(r, &available);
 }
 
 }  // namespace quanta::protocol

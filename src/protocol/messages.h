@@ -53,10 +53,15 @@ enum class MessageType : uint16_t {
   kCreateObjectReply = 39,
   kStoreStats = 40,
   kReturnTasks = 41,
-  // node <-> control service
+  // node <-> control service (cluster_messages.h)
   kRegisterNode = 64,
   kRegisterNodeReply = 65,
   kResourceUpdate = 66,
+  kHeartbeat = 67,
+  kHeartbeatAck = 68,
+  kNodeTable = 69,
+  kResourceView = 70,
+  kDrainNode = 71,
 };
 
 const char* MessageTypeName(MessageType t);
@@ -312,36 +317,6 @@ struct Warning {
   std::string text;
   void Encode(Writer& w) const { w.Bytes(text); }
   Status Decode(Reader& r) { return r.Bytes(&text); }
-};
-
-struct NodeInfo {
-  std::string node_id;
-  std::string address;
-  bool alive = true;
-  ResourceMap total;
-  ResourceMap available;
-  void Encode(Writer& w) const;
-  Status Decode(Reader& r);
-};
-
-struct ClusterInfo {
-  uint64_t request_id = 0;
-  std::vector<NodeInfo> nodes;
-  void Encode(Writer& w) const;
-  Status Decode(Reader& r);
-};
-
-struct RegisterNode {
-  NodeInfo node;
-  void Encode(Writer& w) const { node.Encode(w); }
-  Status Decode(Reader& r) { return node.Decode(r); }
-};
-
-struct ResourceUpdate {
-  std::string node_id;
-  ResourceMap available;
-  void Encode(Writer& w) const;
-  Status Decode(Reader& r);
 };
 
 // Encodes `msg` as a complete frame appended to `out`.

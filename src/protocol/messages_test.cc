@@ -1,6 +1,7 @@
 // Unit tests for protocol/messages.h and protocol/wire.h: every message type round-trips
 // through a frame; every truncation, trailing byte, forged count or out-of-range enum is
 // rejected with a Status (never a crash, never a huge allocation).
+#include "protocol/cluster_messages.h"
 #include "protocol/messages.h"
 
 #include <gtest/gtest.h>
@@ -63,8 +64,11 @@ bool operator==(const TaskSpec& a, const TaskSpec& b) {
          a.retry_exceptions == b.retry_exceptions;
 }
 bool operator==(const NodeInfo& a, const NodeInfo& b) {
-  return a.node_id == b.node_id && a.address == b.address && a.alive == b.alive &&
-         a.total == b.total && a.available == b.available;
+  return a.node_id == b.node_id && a.node_index == b.node_index && a.address == b.address && a.port == b.port &&
+         a.socket_path == b.socket_path && a.session_dir == b.session_dir && a.alive == b.alive &&
+         a.total == b.total && a.available == b.available && a.labels == b.labels &&
+         a.start_time_ms == b.start_time_ms && a.incarnation == b.incarnation && a.flags == b.flags &&
+         a.death_reason == b.death_reason;
 }
 
 namespace {
@@ -163,10 +167,19 @@ TaskSpec SampleSpec() {
 NodeInfo SampleNode(int i) {
   NodeInfo n;
   n.node_id = "node-" + std::to_string(i);
-  n.address = "/tmp/quanta/sockets/node" + std::to_string(i) + ".sock";
+  n.node_index = static_cast<uint32_t>(i + 1);
+  n.address = "10.0.0." + std::to_string(i + 1);
+  n.port = 40000 + static_cast<uint32_t>(i);
+  n.socket_path = "/tmp/quanta-0/sockets/node" + std::to_string(i) + ".sock";
+  n.session_dir = "/tmp/quanta-0/session_" + std::to_string(i);
   n.alive = i % 2 == 0;
   n.total = {{"CPU", 4 * kResourceUnit}, {"memory", 1000}};
   n.available = {{"CPU", 15000}};
+  n.labels = {{"zone", "a"}, {"gpu", std::to_string(i)}};
+  n.start_time_ms = 1700000000000ull + static_cast<uint64_t>(i);
+  n.incarnation = static_cast<uint64_t>(i) * 7;
+  n.flags = static_cast<uint8_t>(i == 0 ? NodeInfo::kHead : 0);
+  n.death_reason = n.alive ? "" : "its connection closed";
   return n;
 }
 
@@ -309,9 +322,8 @@ TEST(Messages, RefDeltas) {
   EXPECT_EQ(out.deltas, m.deltas);
 }
 
-TEST(Messages, WorkerBlockedUnblockedAndRegisterNodeReplyAreEmpty) {
-  for (MessageType t : {MessageType::kWorkerBlocked, MessageType::kWorkerUnblocked,
-                        MessageType::kRegisterNodeReply}) {
+TEST(Messages, WorkerBlockedAndUnblockedAreEmpty) {
+  for (MessageType t : {MessageType::kWorkerBlocked, MessageType::kWorkerUnblocked}) {
     RoundTrip(t, Empty{});
     EXPECT_EQ(EncodeBody(Empty{}), "");
   }
@@ -420,10 +432,49 @@ TEST(Messages, RegisterNode) {
 }
 
 TEST(Messages, ResourceUpdate) {
-  ResourceUpdate m{"node-9", {{"CPU", 0}, {"GPU", 12345}}};
+  ResourceUpdate m{9, {{"CPU", 0}, {"GPU", 12345}}};
   ResourceUpdate out = RoundTrip(MessageType::kResourceUpdate, m);
-  EXPECT_EQ(out.node_id, m.node_id);
+  EXPECT_EQ(out.node_index, m.node_index);
   EXPECT_EQ(out.available, m.available);
+}
+
+TEST(Messages, RegisterNodeReply) {
+  RegisterNodeReply m;
+  m.ok = true;
+  m.node_index = 7;
+  m.cluster_id = 0xC1057E4ull;
+  m.incarnation = 3;
+  m.heartbeat_interval_ms = 250;
+  m.heartbeat_timeout_ms = 2000;
+  m.error = "";
+  RegisterNodeReply out = RoundTrip(MessageType::kRegisterNodeReply, m);
+  EXPECT_EQ(out.ok, m.ok);
+  EXPECT_EQ(out.node_index, m.node_index);
+  EXPECT_EQ(out.cluster_id, m.cluster_id);
+  EXPECT_EQ(out.incarnation, m.incarnation);
+  EXPECT_EQ(out.heartbeat_interval_ms, m.heartbeat_interval_ms);
+  EXPECT_EQ(out.heartbeat_timeout_ms, m.heartbeat_timeout_ms);
+  m.ok = false;
+  m.error = "the control service does not know node x";
+  out = RoundTrip(MessageType::kRegisterNodeReply, m);
+  EXPECT_FALSE(out.ok);
+  EXPECT_EQ(out.error, m.error);
+}
+
+TEST(Messages, HeartbeatNodeTableResourceViewDrain) {
+  Heartbeat hb = RoundTrip(MessageType::kHeartbeat, Heartbeat{4, 99});
+  EXPECT_EQ(hb.node_index, 4u);
+  EXPECT_EQ(hb.sequence, 99u);
+  NodeTable table{true, {SampleNode(0), SampleNode(1)}};
+  NodeTable t = RoundTrip(MessageType::kNodeTable, table);
+  EXPECT_TRUE(t.full);
+  EXPECT_EQ(t.nodes, table.nodes);
+  ResourceView view;
+  view.available = {{1, {{"CPU", 10000}}}, {5, {}}};
+  ResourceView v = RoundTrip(MessageType::kResourceView, view);
+  EXPECT_EQ(v.available, view.available);
+  DrainNode d = RoundTrip(MessageType::kDrainNode, DrainNode{"no heartbeat for 3000 ms"});
+  EXPECT_EQ(d.reason, "no heartbeat for 3000 ms");
 }
 
 TEST(Messages, TypeNames) {
@@ -538,7 +589,7 @@ TEST(Messages, InvalidBooleanRejected) {
 }
 
 TEST(Messages, NegativeResourceRejected) {
-  ResourceUpdate m{"n", {{"CPU", -1}}};
+  ResourceUpdate m{1, {{"CPU", -1}}};
   ResourceUpdate out;
   Status st = DecodeMessage(EncodeBody(m), &out);
   EXPECT_FALSE(st.ok());
@@ -603,8 +654,11 @@ TEST(ForgedCounts, Rejected) {
     ExpectForgedCountRejected<RegisterFunction>(U32(n) + pad, "Bytes");
     // RefDeltas: 20 bytes per delta.
     ExpectForgedCountRejected<RefDeltas>(U32(n) + pad, "RefDeltas");
-    // ResourceMap inside ResourceUpdate (after an empty node id).
-    ExpectForgedCountRejected<ResourceUpdate>(U32(0) + U32(n) + pad, "ResourceMap");
+    // ResourceMap inside ResourceUpdate (after the node index).
+    ExpectForgedCountRejected<ResourceUpdate>(U32(1) + U32(n) + pad, "ResourceMap");
+    // NodeTable.nodes, ResourceView entries.
+    ExpectForgedCountRejected<NodeTable>(std::string(1, '\1') + U32(n) + pad, "NodeTable");
+    ExpectForgedCountRejected<ResourceView>(U32(n) + pad, "ResourceView");
     // TaskDone.returns.
     ExpectForgedCountRejected<TaskDone>(Id(1, 1, 0).Binary() + U32(n) + pad, "TaskDone.returns");
     // ClusterInfo.nodes.

@@ -6,7 +6,7 @@ import numbers
 import os
 
 from quanta import exceptions
-from quanta._private import serialization, services, session
+from quanta._private import runtime_dir, serialization, services, session
 from quanta._private.serialization import KIND_PICKLED
 
 _MS_FOREVER = -1
@@ -15,7 +15,12 @@ _MS_FOREVER = -1
 def init(address=None, *, num_cpus=None, num_gpus=None, resources=None, namespace=None,
          ignore_reinit_error=False, log_to_driver=True, object_store_memory=None,
          include_dashboard=None, logging_level=None, _temp_dir=None, **kwargs):
-    """Starts a local cluster (or, later, connects to one) and makes this process its driver."""
+    """Starts a local cluster, or connects to a running one, and makes this process its driver.
+
+    `address`: None or "local" starts a new local cluster; "auto" joins the cluster started on
+    this host with `quanta start` (or the one in QUANTA_ADDRESS); "HOST:PORT" joins the cluster
+    whose head listens there (through this host's node of it, or a driver node started for
+    this driver when the host runs none)."""
     if session.is_initialized():
         if ignore_reinit_error:
             return QuantaContext()
@@ -31,10 +36,10 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None, namespac
     if address not in (None, "local"):
         if not isinstance(address, str):
             raise TypeError(f"address must be a string, got {type(address).__name__}")
-        if num_cpus is not None or resources:
-            raise ValueError("num_cpus and resources describe a new cluster; they cannot be given "
-                             "when connecting to an existing one (address=...)")
-        return _connect(address, namespace, log_to_driver)
+        if num_cpus is not None or resources or num_gpus is not None or object_store_memory is not None:
+            raise ValueError("num_cpus, num_gpus, resources and object_store_memory describe a new cluster; "
+                             "they cannot be given when connecting to an existing one (address=...)")
+        return _connect(address, namespace, log_to_driver, _temp_dir)
     if num_cpus is None:
         num_cpus = os.cpu_count() or 1
     _check_amount("num_cpus", num_cpus)
@@ -63,13 +68,12 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None, namespac
         "spill_dir": kwargs.get("object_spilling_directory") or system_config.get("object_spilling_directory")
         or os.environ.get("QUANTA_SPILL_DIR"),
     }
-    session_dir = services.make_session_dir(_temp_dir)
-    cluster = services.LocalCluster(session_dir, num_cpus, resources, store=store)
+    session_dir = runtime_dir.new_session(_temp_dir)
+    cluster = services.Session(session_dir).start(
+        head=True, tied_to_driver=True, resources={"CPU": num_cpus, **resources}, store=store)
     try:
-        from quanta import _core
-
-        _core.init_logging("driver", os.path.join(session_dir, "logs", f"driver-{os.getpid()}.log"))
-        core = _core.CoreClient.connect(cluster.node_socket, False, "", bool(log_to_driver))
+        cluster.write_record(head=True, started_by="init")
+        core = _connect_core(cluster.node_socket, session_dir, log_to_driver)
     except BaseException:
         cluster.stop()
         raise
@@ -77,18 +81,55 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None, namespac
     return QuantaContext()
 
 
-def _connect(address, namespace, log_to_driver):
+def _connect_core(sock, session_dir, log_to_driver):
     from quanta import _core
 
-    sock = services.resolve_address(address)
-    session_dir = os.path.dirname(os.path.dirname(sock))
     _core.init_logging("driver", os.path.join(session_dir, "logs", f"driver-{os.getpid()}.log"))
+    return _core.CoreClient.connect(sock, False, "", bool(log_to_driver))
+
+
+def _connect(address, namespace, log_to_driver, temp_dir=None):
+    if address.startswith("ray://") or address.startswith("quanta://"):
+        raise ValueError(f"client-server addresses such as {address!r} are not supported; pass the head's "
+                         "HOST:PORT (a driver node joins the cluster from this host)")
+    cluster = None
+    if ":" in address and not os.path.exists(address):
+        record = services.find_local_node(address)
+        if record is not None:
+            sock = services.resolve_address(record["session_dir"])
+        else:
+            cluster = _start_driver_node(address, temp_dir)
+            sock = cluster.node_socket
+    else:
+        sock = services.resolve_address(address)
+    session_dir = os.path.dirname(os.path.dirname(sock))
     try:
-        core = _core.CoreClient.connect(sock, False, "", bool(log_to_driver))
+        core = _connect_core(sock, session_dir, log_to_driver)
     except ConnectionError as e:
+        if cluster is not None:
+            cluster.stop()
         raise ConnectionError(f"could not connect to the Quanta cluster at {address!r}: {e}") from None
-    session.start_driver(core, None, namespace)
+    session.start_driver(core, cluster, namespace)
     return QuantaContext()
+
+
+def _start_driver_node(address, temp_dir):
+    """A node with no resources, joined to the cluster at `address` and tied to this driver."""
+    from quanta._private import auth_token
+
+    try:
+        token, _ = auth_token.load()
+    except auth_token.TokenError as e:
+        raise ConnectionError(f"cannot join the cluster at {address!r}: {e}") from None
+    session_dir = runtime_dir.new_session(temp_dir)
+    try:
+        cluster = services.Session(session_dir).start(
+            head=False, tied_to_driver=True, resources={}, store={"object_store_memory": 64 << 20},
+            control_address=address, driver_node=True, token=token, prestart=0)
+    except services.JoinError as e:
+        raise ConnectionError(str(e)) from None
+    cluster.write_record(head=False, started_by="init", driver_node=True)
+    return cluster
 
 
 _ACCEPTED_INIT_KWARGS = {"object_spilling_directory", "runtime_env", "configure_logging", "log_to_driver", "_system_config",
@@ -101,8 +142,10 @@ class QuantaContext(dict):
 
     def __init__(self):
         core = session.current_core()
+        record = runtime_dir.read_record(core.session_dir) or {}
         super().__init__(session_dir=core.session_dir, node_id=core.node_id,
-                         address=core.session_dir)
+                         address=record.get("control_address") or core.session_dir,
+                         node_index=core.node_index)
 
     @property
     def address_info(self):
@@ -269,14 +312,20 @@ def _to_float_map(pairs):
 
 
 def nodes():
-    """One dict per node: NodeID, Alive, Resources, and its address."""
+    """One dict per node of the cluster, alive or dead, with Ray's keys (NodeID, Alive,
+    NodeManagerAddress, Resources, Labels, ...) and Quanta's (NodeIndex, IsHeadNode, ...)."""
     out = []
     for n in _nodes_raw():
+        ip = n["address"] or "127.0.0.1"
         out.append({
-            "NodeID": n["node_id"], "Alive": n["alive"], "Resources": _to_float_map(n["total"]),
-            "NodeManagerAddress": "127.0.0.1", "NodeManagerHostname": os.uname().nodename,
-            "NodeName": "127.0.0.1", "ObjectStoreSocketName": n["address"],
-            "alive": n["alive"],
+            "NodeID": n["node_id"], "Alive": n["alive"], "alive": n["alive"],
+            "NodeManagerAddress": ip, "NodeManagerHostname": ip, "NodeName": ip,
+            "NodeManagerPort": n["port"], "ObjectManagerPort": n["port"],
+            "ObjectStoreSocketName": n["socket_path"], "RayletSocketName": n["socket_path"],
+            "Resources": _to_float_map(n["total"]), "Labels": dict(n["labels"]),
+            "DeathReasonMessage": n["death_reason"], "StartTimeMs": n["start_time_ms"],
+            "NodeIndex": n["node_index"], "IsHeadNode": n["is_head"], "IsDriverNode": n["is_driver_node"],
+            "SessionDir": n["session_dir"],
         })
     return out
 

@@ -1,0 +1,108 @@
+// Messages about cluster membership: node <-> control service, and the node table that every
+// client can ask its node for (GetClusterInfo -> ClusterInfo).
+//
+//   node -> control   RegisterNode, ResourceUpdate (coalesced), Heartbeat (every 500 ms)
+//   control -> node   RegisterNodeReply, HeartbeatAck, NodeTable (on every change), ResourceView
+//                     (batched), DrainNode (you were declared dead: exit)
+//   tool -> control   GetClusterInfo (messages.h) -> ClusterInfo
+// See docs/cluster-design.md §3 and §9-10.
+// Thread-safety: plain values.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "protocol/messages.h"
+
+namespace quanta::protocol {
+
+using Labels = std::vector<std::pair<std::string, std::string>>;
+
+struct NodeInfo {
+  enum Flags : uint8_t { kHead = 1, kDriverNode = 2 };
+  std::string node_id;      // 16 random bytes, hex
+  uint32_t node_index = 0;  // assigned by the control service; names the node in object ids
+  std::string address;      // IP address peers reach it at ("" for a Unix-only local cluster)
+  uint32_t port = 0;        // TCP port of its peer listener (0: none)
+  std::string socket_path;  // its Unix socket (for clients on the same host)
+  std::string session_dir;
+  bool alive = true;
+  ResourceMap total;
+  ResourceMap available;
+  Labels labels;
+  uint64_t start_time_ms = 0;  // unix time
+  uint64_t incarnation = 0;    // per registration; results from a dead incarnation are dropped
+  uint8_t flags = 0;
+  std::string death_reason;    // why it is dead, when it is
+  bool is_head() const { return flags & kHead; }
+  void Encode(Writer& w) const;
+  Status Decode(Reader& r);
+};
+
+struct ClusterInfo {
+  uint64_t request_id = 0;
+  std::vector<NodeInfo> nodes;
+  void Encode(Writer& w) const;
+  Status Decode(Reader& r);
+};
+
+struct RegisterNode {
+  NodeInfo node;  // node_index != 0: rejoin under that index (after losing the control service)
+  void Encode(Writer& w) const { node.Encode(w); }
+  Status Decode(Reader& r) { return node.Decode(r); }
+};
+
+struct RegisterNodeReply {
+  bool ok = false;
+  uint32_t node_index = 0;
+  uint64_t cluster_id = 0;
+  uint64_t incarnation = 0;
+  uint32_t heartbeat_interval_ms = 500;
+  uint32_t heartbeat_timeout_ms = 3000;
+  std::string error;  // why the registration was refused
+  void Encode(Writer& w) const;
+  Status Decode(Reader& r);
+};
+
+struct ResourceUpdate {
+  uint32_t node_index = 0;
+  ResourceMap available;
+  void Encode(Writer& w) const;
+  Status Decode(Reader& r);
+};
+
+struct Heartbeat {  // kHeartbeat and kHeartbeatAck
+  uint32_t node_index = 0;
+  uint64_t sequence = 0;
+  void Encode(Writer& w) const {
+    w.U32(node_index);
+    w.U64(sequence);
+  }
+  Status Decode(Reader& r) {
+    QUANTA_RETURN_IF_ERROR(r.U32(&node_index));
+    return r.U64(&sequence);
+  }
+};
+
+struct NodeTable {  // control -> node: nodes that joined, changed or died (all of them if full)
+  bool full = false;
+  std::vector<NodeInfo> nodes;
+  void Encode(Writer& w) const;
+  Status Decode(Reader& r);
+};
+
+struct ResourceView {  // control -> node: other nodes' available resources
+  std::vector<std::pair<uint32_t, ResourceMap>> available;
+  void Encode(Writer& w) const;
+  Status Decode(Reader& r);
+};
+
+struct DrainNode {  // control -> node: it was declared dead and must stop
+  std::string reason;
+  void Encode(Writer& w) const { w.Bytes(reason); }
+  Status Decode(Reader& r) { return r.Bytes(&reason); }
+};
+
+}  // namespace quanta::protocol
