@@ -121,6 +121,17 @@ void BindTasks(nb::class_<CoreClient>& cls) {
              ThrowIfError(st);
            })
       .def_prop_ro("node_index", &CoreClient::node_index)
+      .def("node_stats",
+           [](CoreClient& c, int64_t timeout_ms) {
+             Result<protocol::NodeStats> r = Status::Internal("unset");
+             {
+               nb::gil_scoped_release release;
+               r = c.GetNodeStats(timeout_ms);
+             }
+             nb::dict d;
+             for (const auto& [name, value] : ValueOrThrow(std::move(r)).counters) d[name.c_str()] = value;
+             return d;
+           })
       .def("cluster_info",
            [](CoreClient& c, int64_t timeout_ms) {
              Result<protocol::ClusterInfo> info = Status::Internal("unset");

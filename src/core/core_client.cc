@@ -433,6 +433,17 @@ Result<protocol::ClusterInfo> CoreClient::GetClusterInfo(int64_t timeout_ms) {
   return AwaitReply(lock, request_id, &cluster_replies_, timeout_ms, "a cluster-info request");
 }
 
+Result<protocol::NodeStats> CoreClient::GetNodeStats(int64_t timeout_ms) {
+  uint64_t request_id;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    request_id = next_request_id_++;
+  }
+  QUANTA_RETURN_IF_ERROR(Send(MessageType::kGetNodeStats, protocol::RequestId{request_id}));
+  std::unique_lock<std::mutex> lock(mu_);
+  return AwaitReply(lock, request_id, &node_stats_replies_, timeout_ms, "a node-stats request");
+}
+
 Result<protocol::ExecuteTask> CoreClient::NextTask() {
   std::unique_lock<std::mutex> lock(mu_);
   while (tasks_.empty() && !closed_) AwaitProgress(lock, nullptr);

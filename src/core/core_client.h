@@ -106,6 +106,7 @@ class CoreClient {
   // Named-actor registry round trip (register / look up / drop a name).
   Result<protocol::ActorNameReply> ActorName(protocol::ActorName request, int64_t timeout_ms);
   Result<protocol::ClusterInfo> GetClusterInfo(int64_t timeout_ms);
+  Result<protocol::NodeStats> GetNodeStats(int64_t timeout_ms);
 
   // Worker side: blocks for the next task the node assigns; Cancelled on disconnect.
   Result<protocol::ExecuteTask> NextTask();
@@ -186,6 +187,7 @@ class CoreClient {
   std::deque<protocol::ExecuteTask> tasks_;
   TaskID running_task_;  // the plain task NextTask handed out and TaskDone has not reported
   std::unordered_map<uint64_t, protocol::ClusterInfo> cluster_replies_;
+  std::unordered_map<uint64_t, protocol::NodeStats> node_stats_replies_;
   std::unordered_map<uint64_t, protocol::ActorNameReply> name_replies_;
   uint64_t next_request_id_ = 1;
   int blocked_depth_ = 0;  // nested Get calls from several threads of one worker

@@ -86,6 +86,9 @@ template Result<protocol::StoreStatsReply> CoreClient::AwaitReply(
 template Result<protocol::ActorNameReply> CoreClient::AwaitReply(
     std::unique_lock<std::mutex>&, uint64_t, std::unordered_map<uint64_t, protocol::ActorNameReply>*, int64_t,
     const char*);
+template Result<protocol::NodeStats> CoreClient::AwaitReply(
+    std::unique_lock<std::mutex>&, uint64_t, std::unordered_map<uint64_t, protocol::NodeStats>*, int64_t,
+    const char*);
 template Result<protocol::ClusterInfo> CoreClient::AwaitReply(
     std::unique_lock<std::mutex>&, uint64_t, std::unordered_map<uint64_t, protocol::ClusterInfo>*, int64_t,
     const char*);
@@ -292,6 +295,14 @@ void CoreClient::HandleFrame(const protocol::Frame& frame) {
       notify_pending_ = true;
       break;
     }
+    case MessageType::kNodeStats: {
+      protocol::NodeStats msg;
+      if (!protocol::DecodeMessage(frame.body, &msg).ok()) break;
+      std::lock_guard<std::mutex> lock(mu_);
+      node_stats_replies_[msg.request_id] = std::move(msg);
+      notify_pending_ = true;
+      break;
+    }
     case MessageType::kActorNameReply: {
       protocol::ActorNameReply msg;
       if (!protocol::DecodeMessage(frame.body, &msg).ok()) break;
@@ -319,7 +330,7 @@ void CoreClient::ReleaseTaskArgs(const protocol::ExecuteTask& task) {
 
 void CoreClient::PrintLogLines(const protocol::LogLines& msg) {
   std::string prefix = "(" + (msg.task_name.empty() ? std::string("worker") : msg.task_name) +
-                       " pid=" + std::to_string(msg.pid) + ") ";
+                       " pid=" + std::to_string(msg.pid) + (msg.origin.empty() ? "" : ", ip=" + msg.origin) + ") ";
   std::string out;
   size_t start = 0;
   while (start < msg.text.size()) {

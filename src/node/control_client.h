@@ -32,7 +32,7 @@ class ControlClient {
     std::string socket_path;   // Unix socket of a control service on this host, or
     std::string host;          // TCP host and port of a remote one
     uint16_t port = 0;
-    std::chrono::milliseconds join_timeout{10000};
+    std::chrono::milliseconds join_timeout{5000};
   };
   struct Callbacks {
     std::function<protocol::NodeInfo()> local_info;

@@ -4,8 +4,7 @@
 
 namespace quanta {
 
-void LogForwarder::Forward(uint64_t driver_id, uint32_t pid, const std::string& task_name, bool is_stderr,
-                           std::string text) {
+void LogForwarder::Forward(uint64_t driver_id, protocol::LogLines msg) {
   LocalClient* driver = clients_->Find(driver_id);
   if (driver == nullptr || !driver->is_driver() || !driver->log_to_driver) return;
   PerDriver& d = drivers_[driver_id];
@@ -14,7 +13,7 @@ void LogForwarder::Forward(uint64_t driver_id, uint32_t pid, const std::string& 
     d.window_start = now;
     d.lines_in_window = 0;
   }
-  uint64_t lines = std::max<uint64_t>(1, std::count(text.begin(), text.end(), '\n'));
+  uint64_t lines = std::max<uint64_t>(1, std::count(msg.text.begin(), msg.text.end(), '\n'));
   bool over_rate = d.lines_in_window + lines > limits_.max_lines_per_second;
   if (over_rate || driver->conn->pending_output() > limits_.max_pending) {
     d.dropped += lines;
@@ -24,8 +23,9 @@ void LogForwarder::Forward(uint64_t driver_id, uint32_t pid, const std::string& 
   d.lines_in_window += lines;
   if (d.dropped > 0) {
     protocol::LogLines note;
-    note.pid = pid;
-    note.task_name = task_name;
+    note.pid = msg.pid;
+    note.task_name = msg.task_name;
+    note.origin = msg.origin;
     note.is_stderr = true;
     note.text = "... " + std::to_string(d.dropped) +
                 " lines of worker output were not shown (the driver could not keep up); they are in "
@@ -33,11 +33,6 @@ void LogForwarder::Forward(uint64_t driver_id, uint32_t pid, const std::string& 
     driver->conn->Send(protocol::MessageType::kLogLines, note);
     d.dropped = 0;
   }
-  protocol::LogLines msg;
-  msg.pid = pid;
-  msg.task_name = task_name;
-  msg.is_stderr = is_stderr;
-  msg.text = std::move(text);
   driver->conn->Send(protocol::MessageType::kLogLines, msg);
 }
 

@@ -26,7 +26,7 @@ class LogForwarder {
   };
   LogForwarder(ClientRegistry* clients, Limits limits) : clients_(clients), limits_(limits) {}
 
-  void Forward(uint64_t driver, uint32_t pid, const std::string& task_name, bool is_stderr, std::string text);
+  void Forward(uint64_t driver, protocol::LogLines lines);
   void Forget(uint64_t driver) { drivers_.erase(driver); }
   uint64_t dropped_lines() const { return total_dropped_; }
 

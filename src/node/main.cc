@@ -75,7 +75,7 @@ int main(int argc, char** argv) {
   auto prestart = flags->GetInt("prestart", 0);
   auto lifeline = flags->GetInt("lifeline-fd", -1);
   auto ready = flags->GetInt("ready-fd", -1);
-  auto join_timeout = flags->GetInt("join-timeout-ms", 10000);
+  auto join_timeout = flags->GetInt("join-timeout-ms", 5000);
   if (!prestart.ok() || !lifeline.ok() || !ready.ok() || !join_timeout.ok()) return Fail("bad integer flag");
   opts.prestart_workers = static_cast<int>(prestart.value());
   opts.lifeline_fd = static_cast<int>(lifeline.value());

@@ -37,10 +37,15 @@ NodeServer::NodeServer(net::EventLoop* loop, NodeOptions options)
               if (dispatcher_) dispatcher_->OnProcessExit(token, status, err_log);
             }),
       logs_(&clients_, LogForwarder::Limits{}),
-      view_([](const protocol::NodeInfo& n) { QLOG(kInfo) << "node " << n.node_index << " joined at " << n.address; },
-            [](const protocol::NodeInfo& n) {
-              QLOG(kWarning) << "node " << n.node_index << " is dead: " << n.death_reason;
-            }),
+      view_(
+          [this](const protocol::NodeInfo& n) {
+            QLOG(kInfo) << "node " << n.node_index << " joined at " << n.address << ":" << n.port;
+            if (task_manager_ && n.node_index != view_.local_index()) task_manager_->ReplaceInfeasible();
+          },
+          [this](const protocol::NodeInfo& n) {
+            QLOG(kWarning) << "node " << n.node_index << " is dead: " << n.death_reason;
+            if (peers_) peers_->Forget(n.node_index);
+          }),
       start_time_ms_(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                                std::chrono::system_clock::now().time_since_epoch())
                                                .count())) {}
@@ -78,13 +83,27 @@ Status NodeServer::Start() {
           [this](const TaskID& id, const protocol::ObjectValue& e) { task_manager_->Fail(id, e); },
           [this](const TaskID& id) { task_manager_->MakeReady(id); },
           [this](const TaskID& id) { return task_manager_->Unqueue(id); }});
-  task_manager_ = std::make_unique<TaskManager>(&tasks_, objects_.get(), dispatcher_.get(), actors_.get());
-
-  if (options_.control_socket_path.empty()) {
+  if (options_.control_socket_path.empty() || !options_.node_ip.empty()) {
     auto token = net::ClusterToken::Load();
     if (!token.ok()) return token.status();
     token_ = std::make_unique<net::ClusterToken>(std::move(token).value());
   }
+  peers_ = std::make_unique<PeerManager>(
+      loop_, token_.get(), &view_,
+      PeerManager::Callbacks{[this](uint32_t from, const protocol::Frame& f) { OnPeerMessage(from, f); },
+                             [](uint32_t peer, const Status& why) {
+                               QLOG(kWarning) << "cannot reach node " << peer << ": " << why.message();
+                             },
+                             nullptr});
+  if (!options_.node_ip.empty()) QUANTA_RETURN_IF_ERROR(peers_->Listen(options_.node_ip, 0));
+  scheduler_ = std::make_unique<ClusterScheduler>(&view_, &dispatcher_->queue());
+  remote_ = std::make_unique<RemoteTasks>(
+      &tasks_, objects_.get(), peers_.get(), &functions_, &view_,
+      RemoteTasks::Callbacks{
+          [this](const TaskID& id, const ResourceSet& demand) { dispatcher_->Enqueue(id, demand); },
+          [this](const TaskID& id, std::vector<protocol::ObjectValue> r) { task_manager_->Finish(id, std::move(r)); }});
+  task_manager_ = std::make_unique<TaskManager>(&tasks_, objects_.get(), dispatcher_.get(), actors_.get(),
+                                                scheduler_.get(), remote_.get());
   control_ = std::make_unique<ControlClient>(
       loop_,
       ControlClient::Options{options_.control_socket_path, options_.control_host, options_.control_port,
@@ -115,6 +134,7 @@ Status NodeServer::Start() {
 }
 
 void NodeServer::OnJoined(const protocol::RegisterNodeReply& reply) {
+  peers_->SetSelf(protocol::PeerHello{reply.node_index, reply.incarnation, reply.cluster_id});
   // Ids minted by this node's clients carry its index (docs/cluster-design.md §3).
   clients_.SetFirstClientId((static_cast<uint64_t>(reply.node_index) << 32) | 1);
   Status st = clients_.Listen(options_.socket_path);
@@ -152,6 +172,7 @@ protocol::NodeInfo NodeServer::LocalNodeInfo() const {
   info.node_id = node_id_;
   info.node_index = view_.local_index();
   info.address = options_.node_ip;
+  info.port = peers_ ? peers_->port() : 0;
   info.socket_path = options_.socket_path;
   info.session_dir = options_.session_dir;
   info.alive = true;
@@ -164,6 +185,27 @@ protocol::NodeInfo NodeServer::LocalNodeInfo() const {
   return info;
 }
 
+protocol::NodeStats NodeServer::NodeStatsReply(uint64_t request_id) const {
+  protocol::NodeStats s;
+  s.request_id = request_id;
+  auto add = [&](const char* name, uint64_t v) { s.counters.emplace_back(name, static_cast<int64_t>(v)); };
+  add("node_index", view_.local_index());
+  add("tasks_forwarded", remote_->forwarded());
+  add("tasks_executed_for_other_nodes", remote_->executed_for_others());
+  const PeerManager::Stats& p = peers_->stats();
+  add("peer_bytes_sent", p.bytes_sent);
+  add("peer_bytes_received", p.bytes_received);
+  add("peer_frames_sent", p.frames_sent);
+  add("peer_frames_received", p.frames_received);
+  add("peer_connects", p.connects);
+  add("peer_handshakes_refused", p.refused);
+  add("workers", dispatcher_->num_workers());
+  add("tasks", tasks_.size());
+  add("clients", clients_.size());
+  add("worker_lines_dropped", logs_.dropped_lines());
+  return s;
+}
+
 bool NodeServer::MayWrite(uint64_t client, const ObjectID& id) const {
   if (id.Index() == ObjectID::kPutIndex) return id.Creator() == client;
   auto it = tasks_.find(id.TaskId());
@@ -174,8 +216,55 @@ bool NodeServer::MayWrite(uint64_t client, const ObjectID& id) const {
 void NodeServer::OnWorkerOutput(const std::string& token, bool is_stderr, std::string text) {
   Worker* worker = dispatcher_ ? dispatcher_->FindByToken(token) : nullptr;
   if (worker == nullptr || worker->last_job == 0) return;
-  logs_.Forward(worker->last_job, static_cast<uint32_t>(worker->pid), worker->last_task_name, is_stderr,
-                std::move(text));
+  protocol::LogLines lines;
+  lines.pid = static_cast<uint32_t>(worker->pid);
+  lines.task_name = worker->last_task_name;
+  lines.is_stderr = is_stderr;
+  lines.text = std::move(text);
+  auto driver_node = static_cast<uint32_t>(worker->last_job >> 32);
+  if (driver_node != view_.local_index() && driver_node != 0) {
+    // The job's driver is on another node: its output travels there, bounded by that node.
+    lines.origin = options_.node_ip;
+    peers_->Send(driver_node, MessageType::kForwardedLogLines,
+                 protocol::ForwardedLogLines{worker->last_job, options_.node_ip, std::move(lines)});
+    return;
+  }
+  logs_.Forward(worker->last_job, std::move(lines));
+}
+
+void NodeServer::OnPeerMessage(uint32_t from, const protocol::Frame& frame) {
+  Status st = DispatchPeer(from, frame);
+  if (!st.ok()) {
+    QLOG(kWarning) << "rejecting " << protocol::MessageTypeName(MessageType(frame.type)) << " from node " << from
+                   << ": " << st.ToString();
+  }
+}
+
+Status NodeServer::DispatchPeer(uint32_t from, const protocol::Frame& frame) {
+  switch (static_cast<MessageType>(frame.type)) {
+    case MessageType::kForwardTask: {
+      protocol::ForwardTask m;
+      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+      return remote_->OnForwardTask(from, std::move(m));
+    }
+    case MessageType::kTaskResult: {
+      protocol::TaskResult m;
+      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+      return remote_->OnTaskResult(from, std::move(m));
+    }
+    case MessageType::kForwardedLogLines: {
+      protocol::ForwardedLogLines m;
+      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+      if (static_cast<uint32_t>(m.job_id >> 32) != view_.local_index()) {
+        return Status::ProtocolError("log lines for a driver of another node");
+      }
+      m.lines.origin = m.node_ip;
+      logs_.Forward(m.job_id, std::move(m.lines));
+      return Status::Ok();
+    }
+    default:
+      return Status::ProtocolError("unexpected message type " + std::to_string(frame.type) + " from a peer");
+  }
 }
 
 void NodeServer::OnClientMessage(LocalClient& client, const protocol::Frame& frame) {
@@ -334,6 +423,12 @@ Status NodeServer::Dispatch(LocalClient& client, const protocol::Frame& frame) {
       protocol::ActorName m;
       QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
       client.conn->Send(MessageType::kActorNameReply, actors_->OnActorName(m));
+      return Status::Ok();
+    }
+    case MessageType::kGetNodeStats: {
+      protocol::RequestId m;
+      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+      client.conn->Send(MessageType::kNodeStats, NodeStatsReply(m.request_id));
       return Status::Ok();
     }
     case MessageType::kGetClusterInfo: {

@@ -8,7 +8,9 @@
 //   ActorManager      actors hosted here: ordered calls, death, restarts, names
 //   TaskManager       the life of submitted tasks: arguments, retries, cancel, completion
 //   LogForwarder      worker output to drivers, bounded
-//   ControlClient     the link to the control service
+//   ControlClient     the link to the control service; ClusterView its picture of the cluster
+//   PeerManager       channels to the other nodes
+//   ClusterScheduler  where a ready task runs; RemoteTasks sends and runs tasks across nodes
 // The NodeServer decodes each frame, checks that the sender may send it, and hands it to the
 // component that owns the concern. Life of a task: SubmitTask -> TaskManager (waits for its
 // arguments) -> WorkerDispatcher (ExecuteTask to a worker) -> TaskDone -> TaskManager seals the
@@ -25,11 +27,14 @@
 #include "net/event_loop.h"
 #include "node/actor_manager.h"
 #include "node/client_registry.h"
+#include "node/cluster_scheduler.h"
 #include "node/cluster_view.h"
 #include "node/control_client.h"
 #include "node/function_table.h"
 #include "node/log_forwarder.h"
 #include "node/object_manager.h"
+#include "node/peer_manager.h"
+#include "node/remote_tasks.h"
 #include "node/task_manager.h"
 #include "node/worker_dispatcher.h"
 #include "node/worker_pool.h"
@@ -46,7 +51,7 @@ struct NodeOptions {
   protocol::Labels labels;
   uint8_t flags = 0;                // protocol::NodeInfo::Flags
   int ready_fd = -1;                // "ready <node index>" is written here once joined
-  std::chrono::milliseconds join_timeout{10000};
+  std::chrono::milliseconds join_timeout{5000};
   std::string python;
   ResourceSet resources;
   int prestart_workers = 0;
@@ -75,7 +80,10 @@ class NodeServer {
   // May `client` write the value of `id`? (a put it minted, or a return of a task sent to it)
   bool MayWrite(uint64_t client, const ObjectID& id) const;
   void OnWorkerOutput(const std::string& token, bool is_stderr, std::string text);
+  void OnPeerMessage(uint32_t from, const protocol::Frame& frame);
+  Status DispatchPeer(uint32_t from, const protocol::Frame& frame);
   protocol::NodeInfo LocalNodeInfo() const;
+  protocol::NodeStats NodeStatsReply(uint64_t request_id) const;
 
   net::EventLoop* loop_;
   NodeOptions options_;
@@ -92,6 +100,9 @@ class NodeServer {
   std::unique_ptr<net::ClusterToken> token_;  // when joining over TCP
   ClusterView view_;
   std::unique_ptr<ControlClient> control_;
+  std::unique_ptr<PeerManager> peers_;
+  std::unique_ptr<ClusterScheduler> scheduler_;
+  std::unique_ptr<RemoteTasks> remote_;
   uint64_t start_time_ms_;
   int exit_code_ = 0;
   bool shutting_down_ = false;

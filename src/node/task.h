@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <unordered_map>
+#include <vector>
 
 #include "common/ids.h"
 #include "protocol/messages.h"
@@ -23,6 +24,11 @@ struct Task {
   bool force_cancelled = false;
   bool deps_ready = false;  // every argument object is sealed
   std::chrono::steady_clock::time_point started;  // when it became its worker's current task
+  // Across nodes (docs/cluster-design.md §6):
+  uint32_t owner = 0;         // executing node: the owner's node index (0: this node owns it)
+  uint32_t forwarded_to = 0;  // owner: the node running it (0: not forwarded)
+  std::vector<protocol::ObjectValue> remote_args;  // executing node: argument values from the owner
+  bool is_remote() const { return owner != 0; }
 };
 
 using TaskTable = std::unordered_map<TaskID, Task, ObjectIDHash>;

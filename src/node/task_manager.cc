@@ -8,8 +8,14 @@ using protocol::ObjectKind;
 using protocol::ObjectValue;
 using protocol::TaskKind;
 
-TaskManager::TaskManager(TaskTable* tasks, ObjectManager* objects, WorkerDispatcher* dispatcher, ActorManager* actors)
-    : tasks_(tasks), objects_(objects), dispatcher_(dispatcher), actors_(actors) {}
+TaskManager::TaskManager(TaskTable* tasks, ObjectManager* objects, WorkerDispatcher* dispatcher, ActorManager* actors,
+                         ClusterScheduler* scheduler, RemoteTasks* remote)
+    : tasks_(tasks),
+      objects_(objects),
+      dispatcher_(dispatcher),
+      actors_(actors),
+      scheduler_(scheduler),
+      remote_(remote) {}
 
 void TaskManager::OnSubmit(LocalClient& client, protocol::TaskSpec spec) {
   TaskID id = spec.task_id;
@@ -78,7 +84,26 @@ void TaskManager::MakeReady(const TaskID& id) {
     actors_->Pump(task.spec.actor_id);
     return;
   }
+  if (PlaceRemotely(task)) return;
   dispatcher_->Enqueue(id, ResourceSet(task.spec.resources));
+}
+
+bool TaskManager::PlaceRemotely(Task& task) {
+  if (task.spec.kind != TaskKind::kNormal || task.is_remote()) return false;
+  ResourceSet demand(task.spec.resources);
+  auto placement = scheduler_->Choose(demand);
+  if (placement.kind != ClusterScheduler::Placement::kRemote) return false;
+  if (!remote_->Forward(task, placement.node)) return false;
+  scheduler_->NoteSent(placement.node, demand);
+  return true;
+}
+
+void TaskManager::ReplaceInfeasible() {
+  for (const TaskID& id : dispatcher_->TakeInfeasible()) {
+    auto it = tasks_->find(id);
+    if (it == tasks_->end()) continue;
+    if (!PlaceRemotely(it->second)) dispatcher_->Enqueue(id, ResourceSet(it->second.spec.resources));
+  }
 }
 
 void TaskManager::Finish(const TaskID& id, std::vector<ObjectValue> returns) {
@@ -86,6 +111,10 @@ void TaskManager::Finish(const TaskID& id, std::vector<ObjectValue> returns) {
   if (it == tasks_->end()) return;
   Task task = std::move(it->second);
   tasks_->erase(it);
+  if (task.is_remote()) {  // its owner seals the returns and holds the pins
+    remote_->SendResult(task, std::move(returns));
+    return;
+  }
   for (uint32_t i = 0; i < returns.size(); ++i) objects_->Seal(task.spec.ReturnId(i), std::move(returns[i]));
   // An actor's constructor arguments stay pinned while it may restart (the actor drops them).
   if (task.spec.kind == TaskKind::kActorCreation) return;

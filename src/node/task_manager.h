@@ -15,7 +15,9 @@
 #include <vector>
 
 #include "node/actor_manager.h"
+#include "node/cluster_scheduler.h"
 #include "node/object_manager.h"
+#include "node/remote_tasks.h"
 #include "node/task.h"
 #include "node/worker_dispatcher.h"
 #include "scheduler/dependency_tracker.h"
@@ -24,7 +26,8 @@ namespace quanta {
 
 class TaskManager {
  public:
-  TaskManager(TaskTable* tasks, ObjectManager* objects, WorkerDispatcher* dispatcher, ActorManager* actors);
+  TaskManager(TaskTable* tasks, ObjectManager* objects, WorkerDispatcher* dispatcher, ActorManager* actors,
+              ClusterScheduler* scheduler, RemoteTasks* remote);
 
   void OnSubmit(LocalClient& client, protocol::TaskSpec spec);
   // An object became available: tasks waiting only for it become ready.
@@ -40,13 +43,22 @@ class TaskManager {
   // its queued actor calls are dropped and its non-detached actors are killed.
   void OnJobEnded(uint64_t job_id, const std::string& why);
 
+  // A node that can run demands this one cannot joined: tasks queued here as infeasible are
+  // placed again.
+  void ReplaceInfeasible();
+
   size_t num_waiting() const { return deps_.num_waiting(); }
 
  private:
+  // Sends a ready plain task where the ClusterScheduler says; true if it left this node.
+  bool PlaceRemotely(Task& task);
+
   TaskTable* tasks_;
   ObjectManager* objects_;
   WorkerDispatcher* dispatcher_;
   ActorManager* actors_;
+  ClusterScheduler* scheduler_;
+  RemoteTasks* remote_;
   DependencyTracker deps_;
 };
 

@@ -201,6 +201,15 @@ void WorkerDispatcher::WarnInfeasible() {
   }
 }
 
+std::vector<TaskID> WorkerDispatcher::TakeInfeasible() {
+  std::vector<TaskID> out;
+  for (const auto& [demand, shortfall] : queue_.InfeasibleClasses()) {
+    for (const auto& id : queue_.TakeClass(demand)) out.push_back(id);
+    warned_infeasible_.erase(demand.ToString());
+  }
+  return out;
+}
+
 void WorkerDispatcher::SendExecute(Worker& worker, const TaskID& id) {
   Task& task = tasks_->at(id);
   LocalClient* client = clients_->Find(worker.client);
@@ -209,8 +218,12 @@ void WorkerDispatcher::SendExecute(Worker& worker, const TaskID& id) {
   if (!task.spec.function_id.empty() && worker.functions.insert(task.spec.function_id).second) {
     if (const std::string* payload = callbacks_.function_payload(task.spec.function_id)) msg.function_payload = *payload;
   }
-  msg.args.reserve(task.spec.arg_refs.size());
-  for (const auto& arg : task.spec.arg_refs) msg.args.push_back(objects_->ValueFor(worker.client, arg, true));
+  if (task.is_remote()) {
+    msg.args = task.remote_args;  // resolved by the owner
+  } else {
+    msg.args.reserve(task.spec.arg_refs.size());
+    for (const auto& arg : task.spec.arg_refs) msg.args.push_back(objects_->ValueFor(worker.client, arg, true));
+  }
   task.worker = worker.client;
   if (client != nullptr) client->conn->Send(MessageType::kExecuteTask, msg);
 }

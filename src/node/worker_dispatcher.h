@@ -84,6 +84,8 @@ class WorkerDispatcher {
   // The local ready queue.
   void Enqueue(const TaskID& id, const ResourceSet& demand) { queue_.Push(id, demand); }
   bool Remove(const TaskID& id) { return queue_.Remove(id); }
+  // Takes every queued task whose demand this node can never meet (to be placed elsewhere).
+  std::vector<TaskID> TakeInfeasible();
   const TaskQueue& queue() const { return queue_; }
 
   // Worker registration and departure (`client` said Hello as a worker with `token`).

@@ -21,6 +21,8 @@ const char* MessageTypeName(MessageType t) {
     case MessageType::kPinDeltas: return "PinDeltas";
     case MessageType::kGetStoreStats: return "GetStoreStats";
     case MessageType::kTasksReturned: return "TasksReturned";
+    case MessageType::kGetNodeStats: return "GetNodeStats";
+    case MessageType::kNodeStats: return "NodeStats";
     case MessageType::kReturnTasks: return "ReturnTasks";
     case MessageType::kCreateObjectReply: return "CreateObjectReply";
     case MessageType::kStoreStats: return "StoreStats";
@@ -40,6 +42,10 @@ const char* MessageTypeName(MessageType t) {
     case MessageType::kNodeTable: return "NodeTable";
     case MessageType::kResourceView: return "ResourceView";
     case MessageType::kDrainNode: return "DrainNode";
+    case MessageType::kPeerHello: return "PeerHello";
+    case MessageType::kForwardTask: return "ForwardTask";
+    case MessageType::kTaskResult: return "TaskResult";
+    case MessageType::kForwardedLogLines: return "ForwardedLogLines";
   }
   return "Unknown";
 }
@@ -401,13 +407,36 @@ void LogLines::Encode(Writer& w) const {
   w.Bytes(task_name);
   w.U8(is_stderr);
   w.Bytes(text);
+  w.Bytes(origin);
 }
 
 Status LogLines::Decode(Reader& r) {
   QUANTA_RETURN_IF_ERROR(r.U32(&pid));
   QUANTA_RETURN_IF_ERROR(r.Bytes(&task_name));
   QUANTA_RETURN_IF_ERROR(r.Bool(&is_stderr));
-  return r.Bytes(&text);
+  QUANTA_RETURN_IF_ERROR(r.Bytes(&text));
+  return r.Bytes(&origin);
+}
+
+void NodeStats::Encode(Writer& w) const {
+  w.U64(request_id);
+  w.U32(static_cast<uint32_t>(counters.size()));
+  for (const auto& [name, value] : counters) {
+    w.Bytes(name);
+    w.I64(value);
+  }
+}
+
+Status NodeStats::Decode(Reader& r) {
+  QUANTA_RETURN_IF_ERROR(r.U64(&request_id));
+  uint32_t n;
+  QUANTA_RETURN_IF_ERROR(r.Count(&n, 12));
+  counters.resize(n);
+  for (auto& [name, value] : counters) {
+    QUANTA_RETURN_IF_ERROR(r.Bytes(&name));
+    QUANTA_RETURN_IF_ERROR(r.I64(&value));
+  }
+  return Status::Ok();
 }
 
 }  // namespace quanta::protocol

@@ -42,6 +42,7 @@ enum class MessageType : uint16_t {
   kPinDeltas = 16,
   kGetStoreStats = 17,
   kTasksReturned = 18,
+  kGetNodeStats = 19,
   // node -> client
   kHelloReply = 32,
   kObjectReady = 33,
@@ -53,6 +54,7 @@ enum class MessageType : uint16_t {
   kCreateObjectReply = 39,
   kStoreStats = 40,
   kReturnTasks = 41,
+  kNodeStats = 42,
   // node <-> control service (cluster_messages.h)
   kRegisterNode = 64,
   kRegisterNodeReply = 65,
@@ -62,6 +64,11 @@ enum class MessageType : uint16_t {
   kNodeTable = 69,
   kResourceView = 70,
   kDrainNode = 71,
+  // node <-> node (peer_messages.h)
+  kPeerHello = 96,
+  kForwardTask = 97,
+  kTaskResult = 98,
+  kForwardedLogLines = 99,
 };
 
 const char* MessageTypeName(MessageType t);
@@ -259,6 +266,14 @@ struct StoreStatsReply {
   Status Decode(Reader& r);
 };
 
+// Counters of a node (tasks forwarded, bytes sent to peers, ...), by name.
+struct NodeStats {
+  uint64_t request_id = 0;
+  std::vector<std::pair<std::string, int64_t>> counters;
+  void Encode(Writer& w) const;
+  Status Decode(Reader& r);
+};
+
 struct KillActor {
   ObjectID actor_id;
   bool no_restart = true;
@@ -309,6 +324,7 @@ struct LogLines {
   std::string task_name;
   bool is_stderr = false;
   std::string text;  // one or more complete lines
+  std::string origin;  // the IP of the worker's node when it is not the driver's (else empty)
   void Encode(Writer& w) const;
   Status Decode(Reader& r);
 };

@@ -403,8 +403,9 @@ TEST(Messages, ExecuteTask) {
 }
 
 TEST(Messages, LogLines) {
-  LogLines m{4321, "f", true, "line one\nline two\n"};
+  LogLines m{4321, "f", true, "line one\nline two\n", "10.0.0.2"};
   LogLines out = RoundTrip(MessageType::kLogLines, m);
+  EXPECT_EQ(out.origin, m.origin);
   EXPECT_EQ(out.pid, m.pid);
   EXPECT_EQ(out.task_name, m.task_name);
   EXPECT_EQ(out.is_stderr, m.is_stderr);

@@ -39,6 +39,10 @@ class TaskQueue {
   // already holds (tasks queued at a busy worker).
   template <typename Accept>
   std::vector<TaskID> TakeFollowers(const ResourceSet& demand, size_t max, Accept accept);
+  // Removes every task of `demand`'s class, in order, without acquiring resources.
+  std::vector<TaskID> TakeClass(const ResourceSet& demand) {
+    return TakeFollowers(demand, index_.size(), [](const TaskID&) { return true; });
+  }
   size_t QueuedInClass(const ResourceSet& demand) const {
     auto it = classes_.find(demand);
     return it == classes_.end() ? 0 : it->second.size();

@@ -356,6 +356,12 @@ def get_runtime_context():
     return RuntimeContext()
 
 
+def node_stats():
+    """Counters of this process's node: tasks forwarded to and run for other nodes, bytes sent
+    to and received from peers, workers, clients (what tests use to prove bytes crossed TCP)."""
+    return ensure_core().node_stats(10000)
+
+
 def memory_summary(*, stats_only=False):
     """The node's object store: capacity, bytes used and spilled, object counts, and (unless
     stats_only) one entry per object with its size, where it lives, and how many references

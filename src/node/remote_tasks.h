@@ -1,0 +1,61 @@
+// Tasks that cross nodes (docs/cluster-design.md §6).
+//
+// Owner side: a ready task the ClusterScheduler placed elsewhere is sent to that node with its
+// argument values (ForwardTask, with the function's definition the first time that node gets
+// it); the task stays in the owner's table, marked forwarded, until its TaskResult comes back
+// and the owner finishes it as if it had run here.
+// Executing side: a ForwardTask becomes a local task owned by the remote node — same queue,
+// same workers, same retries — whose returns go back to the owner instead of being sealed here.
+//
+// Ownership: owned by the NodeServer. Thread-safety: loop thread only.
+#pragma once
+
+#include <functional>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "node/cluster_view.h"
+#include "node/function_table.h"
+#include "node/object_manager.h"
+#include "node/peer_manager.h"
+#include "node/task.h"
+#include "scheduler/resource_set.h"
+
+namespace quanta {
+
+class RemoteTasks {
+ public:
+  struct Callbacks {
+    std::function<void(const TaskID&, const ResourceSet&)> enqueue_local;  // executing side
+    std::function<void(const TaskID&, std::vector<protocol::ObjectValue>)> finish;  // owner side
+  };
+
+  RemoteTasks(TaskTable* tasks, ObjectManager* objects, PeerManager* peers, FunctionTable* functions,
+              const ClusterView* view, Callbacks callbacks);
+
+  // Owner: sends the (ready) task to `node`. False if an argument cannot travel (then the
+  // caller runs or fails it here).
+  bool Forward(Task& task, uint32_t node);
+  // Executing node: a task from its owner.
+  Status OnForwardTask(uint32_t from, protocol::ForwardTask msg);
+  // Owner: the result of a task it forwarded.
+  Status OnTaskResult(uint32_t from, protocol::TaskResult msg);
+  // Executing node: sends a finished remote task's returns to its owner.
+  void SendResult(const Task& task, std::vector<protocol::ObjectValue> returns);
+
+  uint64_t forwarded() const { return forwarded_; }
+  uint64_t executed_for_others() const { return executed_; }
+
+ private:
+  TaskTable* tasks_;
+  ObjectManager* objects_;
+  PeerManager* peers_;
+  FunctionTable* functions_;
+  const ClusterView* view_;
+  Callbacks callbacks_;
+  std::unordered_map<uint32_t, std::unordered_set<std::string>> functions_sent_;  // by node
+  uint64_t forwarded_ = 0, executed_ = 0;
+};
+
+}  // namespace quanta
