@@ -469,7 +469,7 @@ def test_well_formed_submit_task_is_accepted(healthy_after):
         assert msg_type == OBJECT_READY
         assert reply[:16] == body[:12] + struct.pack("<I", 1)  # the task's first return
         assert reply[16] == 5  # ObjectKind kObjectLost
-        assert b"does not exist" in reply
+        assert b"not part of this cluster" in reply  # its id names no node of ours
         sock.sendall(frame(GET_CLUSTER_INFO, struct.pack("<Q", 4242)))
         msg_type, body = read_frame(sock)
         assert msg_type == CLUSTER_INFO

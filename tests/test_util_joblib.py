@@ -127,7 +127,7 @@ def test_n_jobs_and_ray_remote_args_bound_how_many_run_at_once(backend):
     for options, n_jobs, expected in (({}, 2, 2), ({"ray_remote_args": {"num_cpus": 2}}, 4, 2)):
         tracker = Tracker.remote()
         with joblib.parallel_backend("quanta", n_jobs=n_jobs, **options):
-            pids = joblib.Parallel()(joblib.delayed(tracked_sleep)(tracker, 0.3) for _ in range(6))
+            pids = joblib.Parallel()(joblib.delayed(tracked_sleep)(tracker, 1.0) for _ in range(6))
         assert quanta.get(tracker.get_peak.remote()) == expected
         assert all(is_quanta_worker(p) for p in set(pids))
 

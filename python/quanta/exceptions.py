@@ -113,6 +113,11 @@ class ObjectFreedError(ObjectLostError):
     """The object was freed because every reference to it was dropped."""
 
 
+class OwnerDiedError(ObjectLostError):
+    """The node that owned the object (the node of the process that created it) died, so its
+    value and where it lived are gone."""
+
+
 class ObjectStoreFullError(QuantaError):
     """The object store (and its spill space) cannot hold the object."""
 
@@ -137,7 +142,7 @@ RayActorError = ActorDiedError
 
 __all__ = [
     "QuantaError", "TaskError", "QuantaSystemError", "WorkerCrashedError", "TaskCancelledError",
-    "GetTimeoutError", "ObjectLostError", "ObjectFreedError", "ObjectStoreFullError",
+    "GetTimeoutError", "ObjectLostError", "ObjectFreedError", "OwnerDiedError", "ObjectStoreFullError",
     "ActorDiedError", "ActorUnavailableError", "PendingCallsLimitExceeded",
     "RayError", "RayTaskError", "RaySystemError", "RayActorError",
 ]

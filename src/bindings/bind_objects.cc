@@ -130,10 +130,13 @@ void BindObjects(nb::class_<CoreClient>& cls) {
              d["total_restored"] = s.total_restored;
              d["num_inline"] = s.num_inline;
              d["inline_bytes"] = s.inline_bytes;
-             static const char* kWhere[] = {"inline", "shared_memory", "spilled", "pending"};
+             d["total_evicted"] = s.total_evicted;
+             d["num_secondary"] = s.num_secondary;
+             static const char* kWhere[] = {"inline", "shared_memory", "spilled", "pending",
+                                            "primary_for_other_node", "secondary_copy"};
              nb::list objects;
              for (const auto& o : s.objects) {
-               objects.append(nb::make_tuple(o.id.Hex(), o.size, kWhere[o.where % 4], o.refs, o.pins));
+               objects.append(nb::make_tuple(o.id.Hex(), o.size, kWhere[o.where % 6], o.refs, o.pins));
              }
              d["objects"] = objects;
              return d;

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstring>
 #include <optional>
+#include <unordered_set>
 
 #include "common/logging.h"
 #include "net/socket.h"
@@ -358,7 +359,6 @@ Result<std::vector<CoreClient::GotValue>> CoreClient::Get(const std::vector<Obje
 
 Result<std::vector<bool>> CoreClient::Wait(const std::vector<ObjectID>& ids, size_t num_ready,
                                            int64_t timeout_ms, bool fetch_local) {
-  (void)fetch_local;  // values are always pushed to this node's clients for now
   std::vector<ObjectID> subscribe;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -366,11 +366,20 @@ Result<std::vector<bool>> CoreClient::Wait(const std::vector<ObjectID>& ids, siz
   }
   if (!subscribe.empty()) QUANTA_RETURN_IF_ERROR(Send(MessageType::kSubscribe, protocol::IdList{subscribe}));
   std::vector<bool> ready(ids.size(), false);
+  std::vector<ObjectID> fetch;  // stored elsewhere, to be brought to this node (fetch_local)
+  std::unordered_set<ObjectID, ObjectIDHash> fetching;
   auto count_ready = [&] {
     size_t n = 0;
     for (size_t i = 0; i < ids.size(); ++i) {
       auto it = objects_.find(ids[i]);
       ready[i] = it != objects_.end() && it->second.value != nullptr;
+      if (ready[i] && fetch_local && it->second.value->kind == protocol::ObjectKind::kStored) {
+        auto loc = protocol::StoredLocation::Decode(it->second.value->data);
+        if (loc.ok() && !loc->local) {
+          ready[i] = false;
+          if (fetching.insert(ids[i]).second) fetch.push_back(ids[i]);
+        }
+      }
       n += ready[i];
     }
     return n;
@@ -384,6 +393,15 @@ Result<std::vector<bool>> CoreClient::Wait(const std::vector<ObjectID>& ids, siz
       if (closed_) {
         status = Status::Cancelled(close_reason_);
         break;
+      }
+      if (!fetch.empty()) {
+        std::vector<ObjectID> now;
+        now.swap(fetch);
+        lock.unlock();
+        status = Send(MessageType::kFetchObjects, protocol::IdList{now});
+        lock.lock();
+        if (!status.ok()) break;
+        continue;
       }
       if (timeout_ms == 0) break;
       if (!blocked && role_ == protocol::ClientRole::kWorker) {

@@ -123,6 +123,10 @@ void CoreClient::OnObjectReady(protocol::ObjectReady msg) {
   if (msg.value.kind == protocol::ObjectKind::kStoreFull && l.pin_requested) {
     l.pin_requested = false;
     l.pin_error = msg.value.data;
+  } else if (msg.value.IsError() && l.value && l.value->kind == protocol::ObjectKind::kStored) {
+    // The bytes could not be brought here (lost with their node, ...): that is its value now.
+    l.pin_requested = false;
+    l.value = std::make_shared<protocol::ObjectValue>(std::move(msg.value));
   } else if (loc && loc->pinned) {
     l.pin_requested = false;
     l.node_pins += 1;
@@ -130,8 +134,8 @@ void CoreClient::OnObjectReady(protocol::ObjectReady msg) {
     l.size = loc->size;
     if (!l.value) l.value = std::make_shared<protocol::ObjectValue>(std::move(msg.value));
     MaybeUnpin(msg.object_id, l);  // nobody waiting: give it back at once
-  } else if (!l.value) {
-    l.value = std::make_shared<protocol::ObjectValue>(std::move(msg.value));
+  } else if (!l.value || (loc && l.value->kind == protocol::ObjectKind::kStored)) {
+    l.value = std::make_shared<protocol::ObjectValue>(std::move(msg.value));  // or where it is now
   }
   notify_pending_ = true;
 }

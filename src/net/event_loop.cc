@@ -26,6 +26,12 @@ Status EventLoop::Init() {
     uint64_t v;
     while (::read(wake_fd_, &v, sizeof v) > 0) {
     }
+    std::vector<Callback> posted;
+    {
+      std::lock_guard<std::mutex> lock(posted_mu_);
+      posted.swap(posted_);
+    }
+    for (auto& cb : posted) cb();
   });
 }
 
@@ -56,6 +62,14 @@ void EventLoop::RunAfter(std::chrono::milliseconds delay, Callback cb) {
 
 void EventLoop::Stop() {
   stopping_ = true;
+  Wake();
+}
+
+void EventLoop::Post(Callback cb) {
+  {
+    std::lock_guard<std::mutex> lock(posted_mu_);
+    posted_.push_back(std::move(cb));
+  }
   Wake();
 }
 

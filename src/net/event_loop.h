@@ -6,7 +6,7 @@
 // buffered output once per iteration (so messages produced while handling a burst of input
 // leave in a few large writes rather than many small ones).
 //
-// Thread-safety: everything except Stop() and Wake() must be called on the loop thread.
+// Thread-safety: everything except Stop(), Wake() and Post() must be called on the loop thread.
 #pragma once
 
 #include <sys/epoll.h>
@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <queue>
 #include <unordered_map>
 #include <vector>
@@ -47,6 +48,8 @@ class EventLoop {
   void Run();   // returns after Stop()
   void Stop();  // any thread
   void Wake();  // any thread: makes Run() go through an iteration
+  // Any thread: runs `cb` on the loop thread soon (in order of posting).
+  void Post(Callback cb);
 
  private:
   struct Timer {
@@ -65,6 +68,8 @@ class EventLoop {
   std::unordered_map<int, std::shared_ptr<FdHandler>> handlers_;
   std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;
   std::vector<Callback> end_hooks_;
+  std::mutex posted_mu_;
+  std::vector<Callback> posted_;  // from other threads, run on the loop thread
 };
 
 }  // namespace quanta::net

@@ -45,6 +45,8 @@ NodeServer::NodeServer(net::EventLoop* loop, NodeOptions options)
           [this](const protocol::NodeInfo& n) {
             QLOG(kWarning) << "node " << n.node_index << " is dead: " << n.death_reason;
             if (peers_) peers_->Forget(n.node_index);
+            if (pulls_) pulls_->OnNodeDead(n.node_index);
+            if (directory_) directory_->OnNodeDead(n.node_index);
           }),
       start_time_ms_(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                                std::chrono::system_clock::now().time_since_epoch())
@@ -91,14 +93,22 @@ Status NodeServer::Start() {
   peers_ = std::make_unique<PeerManager>(
       loop_, token_.get(), &view_,
       PeerManager::Callbacks{[this](uint32_t from, const protocol::Frame& f) { OnPeerMessage(from, f); },
+                             [this] { directory_->Flush(); },
                              [](uint32_t peer, const Status& why) {
                                QLOG(kWarning) << "cannot reach node " << peer << ": " << why.message();
                              },
-                             nullptr});
+                             [this](int fd, const std::string& peer) { transfer_->AdoptInbound(fd, peer); }});
   if (!options_.node_ip.empty()) QUANTA_RETURN_IF_ERROR(peers_->Listen(options_.node_ip, 0));
+  directory_ = std::make_unique<ObjectDirectory>(objects_.get(), peers_.get(), &view_);
+  transfer_ = std::make_unique<TransferService>(
+      loop_, token_.get(), 0,
+      TransferService::Callbacks{[this](uint64_t id, const Status& st) { pulls_->OnReceived(id, st); },
+                                 [this](uint64_t id, const Status& st) { pulls_->OnSent(id, st); }});
+  pulls_ = std::make_unique<PullManager>(loop_, objects_->store(), directory_.get(), peers_.get(), transfer_.get(),
+                                         &view_);
   scheduler_ = std::make_unique<ClusterScheduler>(&view_, &dispatcher_->queue());
   remote_ = std::make_unique<RemoteTasks>(
-      &tasks_, objects_.get(), peers_.get(), &functions_, &view_,
+      &tasks_, objects_.get(), directory_.get(), peers_.get(), &functions_, &view_,
       RemoteTasks::Callbacks{
           [this](const TaskID& id, const ResourceSet& demand) { dispatcher_->Enqueue(id, demand); },
           [this](const TaskID& id, std::vector<protocol::ObjectValue> r) { task_manager_->Finish(id, std::move(r)); }});
@@ -135,6 +145,9 @@ Status NodeServer::Start() {
 
 void NodeServer::OnJoined(const protocol::RegisterNodeReply& reply) {
   peers_->SetSelf(protocol::PeerHello{reply.node_index, reply.incarnation, reply.cluster_id});
+  directory_->set_local_index(reply.node_index);
+  transfer_->set_self_index(reply.node_index);
+  objects_->Attach(reply.node_index, directory_.get(), pulls_.get());
   // Ids minted by this node's clients carry its index (docs/cluster-design.md §3).
   clients_.SetFirstClientId((static_cast<uint64_t>(reply.node_index) << 32) | 1);
   Status st = clients_.Listen(options_.socket_path);
@@ -147,6 +160,7 @@ void NodeServer::OnJoined(const protocol::RegisterNodeReply& reply) {
   dispatcher_->Start();
   loop_->AtEndOfIteration([this] {
     dispatcher_->Schedule();
+    directory_->Flush();
     control_->ReportResources(dispatcher_->queue().available().ToMap());
   });
   QLOG(kInfo) << "node " << node_id_ << " joined the cluster at " << control_->address() << " as node index "
@@ -203,6 +217,26 @@ protocol::NodeStats NodeServer::NodeStatsReply(uint64_t request_id) const {
   add("tasks", tasks_.size());
   add("clients", clients_.size());
   add("worker_lines_dropped", logs_.dropped_lines());
+  const TransferService::Stats& t = transfer_->stats();
+  add("transfer_bytes_sent", t.bytes_sent);
+  add("transfer_bytes_received", t.bytes_received);
+  add("transfer_chunks_sent", t.chunks_sent);
+  add("transfer_chunks_received", t.chunks_received);
+  add("transfers_received", t.transfers_received);
+  add("transfers_failed", t.transfers_failed);
+  add("transfer_checksum_failures", t.checksum_failures);
+  const PullManager::Stats& pl = pulls_->stats();
+  add("pulls_started", pl.pulls_started);
+  add("pulls_done", pl.pulls_done);
+  add("pulls_failed", pl.pulls_failed);
+  add("pull_retries", pl.retries);
+  add("objects_served", pl.sends);
+  const ObjectDirectory::Stats& d = directory_->stats();
+  add("borrows_registered", d.borrows_registered);
+  add("borrows_released", d.borrows_released);
+  add("frees_sent", d.frees_sent);
+  add("copies_held_for_other_owners", objects_->num_held_for_owners());
+  add("objects", objects_->table().size());
   return s;
 }
 
@@ -251,6 +285,54 @@ Status NodeServer::DispatchPeer(uint32_t from, const protocol::Frame& frame) {
       protocol::TaskResult m;
       QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
       return remote_->OnTaskResult(from, std::move(m));
+    }
+    case MessageType::kHandOffDone: {
+      protocol::HandOff m;
+      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+      remote_->OnHandOffDone(from, m.handoff);
+      return Status::Ok();
+    }
+    case MessageType::kAddBorrower:
+    case MessageType::kRemoveBorrower:
+    case MessageType::kSubscribeObject:
+    case MessageType::kAddLocation:
+    case MessageType::kRemoveLocation:
+    case MessageType::kFreeObject: {
+      protocol::IdList m;
+      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+      switch (static_cast<MessageType>(frame.type)) {
+        case MessageType::kAddBorrower: directory_->OnAddBorrower(from, m.ids); break;
+        case MessageType::kRemoveBorrower: directory_->OnRemoveBorrower(from, m.ids); break;
+        case MessageType::kSubscribeObject: directory_->OnSubscribeObject(from, m.ids); break;
+        case MessageType::kAddLocation: directory_->OnAddLocation(from, m.ids); break;
+        case MessageType::kRemoveLocation: directory_->OnRemoveLocation(from, m.ids); break;
+        default: objects_->OnFreeCopies(m.ids); break;
+      }
+      return Status::Ok();
+    }
+    case MessageType::kBorrowAck: {
+      protocol::BorrowAck m;
+      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+      directory_->OnBorrowAck(from, m);
+      return Status::Ok();
+    }
+    case MessageType::kObjectInfo: {
+      protocol::ObjectInfo m;
+      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+      directory_->OnObjectInfo(from, std::move(m));
+      return Status::Ok();
+    }
+    case MessageType::kPullObject: {
+      protocol::PullObject m;
+      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+      pulls_->OnPullRequest(from, m);
+      return Status::Ok();
+    }
+    case MessageType::kPullFailed: {
+      protocol::PullFailed m;
+      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+      pulls_->OnPullFailed(from, m);
+      return Status::Ok();
     }
     case MessageType::kForwardedLogLines: {
       protocol::ForwardedLogLines m;
@@ -366,6 +448,12 @@ Status NodeServer::Dispatch(LocalClient& client, const protocol::Frame& frame) {
       } else {
         objects_->OnPinDeltas(client, m);
       }
+      return Status::Ok();
+    }
+    case MessageType::kFetchObjects: {
+      protocol::IdList m;
+      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+      objects_->OnFetch(client, m.ids);
       return Status::Ok();
     }
     case MessageType::kGetStoreStats: {

@@ -10,6 +10,8 @@
 //   LogForwarder      worker output to drivers, bounded
 //   ControlClient     the link to the control service; ClusterView its picture of the cluster
 //   PeerManager       channels to the other nodes
+//   ObjectDirectory   borrowers, copies and the reference-counting barrier across nodes
+//   PullManager       bringing objects stored elsewhere here; TransferService moves the bytes
 //   ClusterScheduler  where a ready task runs; RemoteTasks sends and runs tasks across nodes
 // The NodeServer decodes each frame, checks that the sender may send it, and hands it to the
 // component that owns the concern. Life of a task: SubmitTask -> TaskManager (waits for its
@@ -33,11 +35,14 @@
 #include "node/function_table.h"
 #include "node/log_forwarder.h"
 #include "node/object_manager.h"
+#include "node/object_directory.h"
 #include "node/peer_manager.h"
+#include "node/pull_manager.h"
 #include "node/remote_tasks.h"
 #include "node/task_manager.h"
 #include "node/worker_dispatcher.h"
 #include "node/worker_pool.h"
+#include "transfer/transfer_service.h"
 
 namespace quanta {
 
@@ -101,6 +106,9 @@ class NodeServer {
   ClusterView view_;
   std::unique_ptr<ControlClient> control_;
   std::unique_ptr<PeerManager> peers_;
+  std::unique_ptr<ObjectDirectory> directory_;
+  std::unique_ptr<TransferService> transfer_;
+  std::unique_ptr<PullManager> pulls_;
   std::unique_ptr<ClusterScheduler> scheduler_;
   std::unique_ptr<RemoteTasks> remote_;
   uint64_t start_time_ms_;

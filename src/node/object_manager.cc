@@ -13,8 +13,28 @@ using protocol::ObjectKind;
 using protocol::ObjectValue;
 using protocol::StoredLocation;
 
+namespace {
+uint64_t StoredSize(const ObjectValue& v) {
+  auto loc = StoredLocation::Decode(v.data);
+  return loc.ok() ? loc->size : 0;
+}
+}  // namespace
+
 ObjectManager::ObjectManager(ClientRegistry* clients, std::unique_ptr<SharedStore> store, Callbacks callbacks)
     : clients_(clients), store_(std::move(store)), callbacks_(std::move(callbacks)) {}
+
+void ObjectManager::Attach(uint32_t local_index, ObjectDirectory* directory, PullManager* pulls) {
+  directory_ = directory;
+  pulls_ = pulls;
+  table_.set_local_node(local_index);
+  table_.set_on_borrow_started([this](const ObjectID& id) { directory_->OnBorrowStarted(id); });
+  if (store_) {
+    store_->set_on_evicted([this](const ObjectID& id) {
+      held_for_owners_.erase(id);
+      if (table_.IsForeign(id)) directory_->CopyDropped(id);
+    });
+  }
+}
 
 void ObjectManager::AddHolding(uint64_t client, const ObjectID& id, int64_t n) {
   auto& held = holdings_[client];
@@ -25,8 +45,15 @@ void ObjectManager::AddHolding(uint64_t client, const ObjectID& id, int64_t n) {
 
 void ObjectManager::HandleFreed(const std::vector<ObjectID>& freed) {
   if (freed.empty()) return;
-  if (store_) {
-    for (const auto& id : freed) store_->Delete(id);
+  for (const auto& id : freed) {
+    if (table_.IsForeign(id)) {
+      // Our borrow ended: our secondary copy goes (a primary kept for its owner stays).
+      if (directory_) directory_->OnBorrowEnded(id);
+      if (store_ && store_->IsSecondary(id)) store_->Delete(id);
+      continue;
+    }
+    if (directory_) directory_->OnOwnedFreed(id);  // every other node's copy goes too
+    if (store_) store_->Delete(id);
   }
   if (callbacks_.on_freed) callbacks_.on_freed(freed);
 }
@@ -38,6 +65,7 @@ void ObjectManager::Release(const std::vector<ObjectID>& ids) {
 }
 
 void ObjectManager::AddReturnHolder(uint64_t client, const ObjectID& id) {
+  table_.CreatePending(id);
   table_.AddRef(id);
   AddHolding(client, id, 1);
   table_.Subscribe(id, client);
@@ -48,10 +76,9 @@ void ObjectManager::OnRefDeltas(uint64_t client, const protocol::RefDeltas& msg)
   // ref kept alive cannot be freed just before another ref to it (in the same batch) arrives.
   for (const auto& [id, delta] : msg.deltas) {
     if (delta <= 0) continue;
-    // Only objects this node knows: a ref to an id nobody ever created (or already freed) must
-    // not conjure up a pending entry that a reader would wait on forever.
-    if (table_.Find(id) == nullptr) continue;
-    table_.AddRef(id, delta);
+    // An id of ours that does not exist (freed, or never created) gets no pending entry that a
+    // reader would wait on forever; one another node owns becomes a borrow.
+    if (!table_.AddRef(id, delta)) continue;
     AddHolding(client, id, delta);
   }
   std::vector<ObjectID> freed;
@@ -91,6 +118,7 @@ void ObjectManager::Seal(const ObjectID& id, ObjectValue value) {
     }
   }
   if (callbacks_.on_sealed) callbacks_.on_sealed(id);
+  if (directory_ && !table_.IsForeign(id)) directory_->OnOwnedSealed(id);
   std::vector<ObjectID> freed;
   table_.EraseIfUnreferenced(id, &freed);
   HandleFreed(freed);
@@ -102,6 +130,7 @@ Status ObjectManager::OnPut(LocalClient& client, protocol::PutObject msg) {
   }
   QUANTA_RETURN_IF_ERROR(AcceptStoredValue(client.id, msg.object_id, msg.value));
   if (table_.IsSealed(msg.object_id)) return Status::Ok();
+  table_.CreatePending(msg.object_id);
   table_.AddRef(msg.object_id);
   AddHolding(client.id, msg.object_id, 1);
   Seal(msg.object_id, std::move(msg.value));
@@ -133,7 +162,11 @@ void ObjectManager::OnSubscribe(LocalClient& client, const std::vector<ObjectID>
                             "dropped), or it never existed in this cluster"));
       continue;
     }
-    if (table_.Subscribe(id, client.id)) SendValue(client, id, ValueFor(client.id, id, false));
+    if (table_.Subscribe(id, client.id)) {
+      SendValue(client, id, ValueFor(client.id, id, false));
+    } else if (e->borrowed && directory_) {
+      directory_->NeedValue(id);  // its owner tells us once it is sealed
+    }
   }
 }
 
@@ -142,6 +175,16 @@ ObjectValue ObjectManager::ValueFor(uint64_t client, const ObjectID& id, bool pi
   if (e == nullptr) return SystemError(ObjectKind::kObjectLost, "object " + id.Hex() + " was freed");
   if (e->value.kind != ObjectKind::kStored || !store_) return e->value;
   StoredLocation loc;
+  if (!store_->IsSealed(id)) {
+    // The bytes are on other nodes: a reader must ask for a pinned location (pulled first).
+    loc.size = StoredSize(e->value);
+    loc.local = false;
+    if (pin) return SystemError(ObjectKind::kObjectLost, "object " + id.Hex() + " is not on this node");
+    ObjectValue out;
+    out.kind = ObjectKind::kStored;
+    out.data = loc.Encode();
+    return out;
+  }
   loc.size = store_->SizeOf(id);
   if (pin) {
     auto offset = store_->Pin(id, client);
@@ -165,7 +208,123 @@ void ObjectManager::OnSubscribePinned(LocalClient& client, const std::vector<Obj
       OnSubscribe(client, {id});
       continue;
     }
+    if (NeedsFetch(id)) {
+      SendPinnedWhenLocal(client.id, id);
+      continue;
+    }
     SendValue(client, id, ValueFor(client.id, id, true));
+  }
+}
+
+void ObjectManager::RequestValue(const ObjectID& id) {
+  const ObjectTable::Entry* e = table_.Find(id);
+  if (e != nullptr && e->borrowed && !e->sealed && directory_) directory_->NeedValue(id);
+}
+
+bool ObjectManager::NeedsFetch(const ObjectID& id) const {
+  const ObjectTable::Entry* e = table_.Find(id);
+  return e != nullptr && e->sealed && e->value.kind == ObjectKind::kStored && store_ && !store_->IsSealed(id);
+}
+
+void ObjectManager::WhenLocal(const ObjectID& id, std::function<void(const Status&)> done) {
+  if (!NeedsFetch(id)) {
+    done(Status::Ok());
+    return;
+  }
+  if (pulls_ == nullptr) {
+    done(Status::NotFound("object " + id.Hex() + " is stored on another node and this node cannot pull"));
+    return;
+  }
+  pulls_->EnsureLocal(id, StoredSize(table_.Find(id)->value), directory_->LocationsOf(id), std::move(done));
+}
+
+void ObjectManager::SendPinnedWhenLocal(uint64_t client_id, const ObjectID& id) {
+  WhenLocal(id, [this, client_id, id](const Status& st) {
+    LocalClient* client = clients_->Find(client_id);
+    if (client == nullptr) return;
+    if (!st.ok()) {
+      ObjectKind kind = st.code() == StatusCode::kResourceExhausted ? ObjectKind::kStoreFull : ObjectKind::kObjectLost;
+      SendValue(*client, id, SystemError(kind, "object " + id.Hex() + " could not be brought to this node: " + st.message()));
+      return;
+    }
+    SendValue(*client, id, ValueFor(client_id, id, true));
+  });
+}
+
+void ObjectManager::OnFetch(LocalClient& client, const std::vector<ObjectID>& ids) {
+  std::unordered_set<ObjectID, ObjectIDHash> seen;
+  for (const auto& id : ids) {
+    if (!seen.insert(id).second || !NeedsFetch(id)) continue;
+    uint64_t client_id = client.id;
+    WhenLocal(id, [this, client_id, id](const Status& st) {
+      LocalClient* c = clients_->Find(client_id);
+      if (c == nullptr) return;
+      SendValue(*c, id, st.ok() ? ValueFor(client_id, id, false)
+                                : SystemError(ObjectKind::kObjectLost, "object " + id.Hex() +
+                                                                           " could not be brought to this node: " +
+                                                                           st.message()));
+    });
+  }
+}
+
+void ObjectManager::FetchCopy(const ObjectID& id, uint64_t size, std::vector<uint32_t> locations,
+                              std::function<void(const Status&)> done) {
+  if (HasLocalCopy(id)) {
+    done(Status::Ok());
+    return;
+  }
+  if (pulls_ == nullptr) {
+    done(Status::NotFound("this node cannot pull objects"));
+    return;
+  }
+  pulls_->EnsureLocal(id, size, std::move(locations), std::move(done));
+}
+
+ObjectValue ObjectManager::PinCopyFor(uint64_t client, const ObjectID& id) {
+  if (!store_) return SystemError(ObjectKind::kObjectLost, "no store on this node");
+  auto offset = store_->Pin(id, client);
+  if (!offset.ok()) return SystemError(ObjectKind::kObjectLost, offset.status().message());
+  StoredLocation loc;
+  loc.offset = offset.value();
+  loc.size = store_->SizeOf(id);
+  loc.pinned = true;
+  ObjectValue out;
+  out.kind = ObjectKind::kStored;
+  out.data = loc.Encode();
+  return out;
+}
+
+void ObjectManager::SealBorrowed(const ObjectID& id, ObjectValue value, const std::vector<uint32_t>& locations) {
+  const ObjectTable::Entry* e = table_.Find(id);
+  if (e == nullptr || !e->borrowed || e->sealed) return;
+  (void)locations;  // kept by the directory
+  Seal(id, std::move(value));
+}
+
+bool ObjectManager::AddRemoteRef(const ObjectID& id) {
+  const ObjectTable::Entry* e = table_.Find(id);
+  if (e == nullptr || e->borrowed) return false;
+  table_.AddRef(id);
+  return true;
+}
+
+ObjectValue ObjectManager::ValueForPeer(const ObjectID& id) {
+  const ObjectTable::Entry* e = table_.Find(id);
+  if (e == nullptr) return SystemError(ObjectKind::kObjectLost, "object " + id.Hex() + " was freed");
+  if (e->value.kind != ObjectKind::kStored) return e->value;
+  StoredLocation loc;
+  loc.size = store_ && store_->Contains(id) ? store_->SizeOf(id) : StoredSize(e->value);
+  loc.local = false;
+  ObjectValue out;
+  out.kind = ObjectKind::kStored;
+  out.data = loc.Encode();
+  return out;
+}
+
+void ObjectManager::OnFreeCopies(const std::vector<ObjectID>& ids) {
+  for (const auto& id : ids) {
+    held_for_owners_.erase(id);
+    if (table_.Find(id) == nullptr && store_) store_->Delete(id);
   }
 }
 
@@ -209,6 +368,8 @@ void ObjectManager::OnGetStoreStats(LocalClient& client, const protocol::Request
     reply.num_pinned = s.num_pinned;
     reply.total_spilled = s.total_spilled;
     reply.total_restored = s.total_restored;
+    reply.total_evicted = s.total_evicted;
+    reply.num_secondary = s.num_secondary;
   }
   auto held = holdings_.find(client.id);
   std::unordered_map<ObjectID, size_t, ObjectIDHash> index;
@@ -236,7 +397,16 @@ void ObjectManager::OnGetStoreStats(LocalClient& client, const protocol::Request
   if (store_) {
     for (const auto& info : store_->List()) {
       auto it = index.find(info.id);
-      if (it == index.end()) continue;
+      if (it == index.end()) {
+        // A copy without a reference here: kept for another node's owner, or secondary.
+        protocol::StoreStatsReply::Object o;
+        o.id = info.id;
+        o.size = info.size;
+        o.where = held_for_owners_.count(info.id) ? 4 : 5;
+        o.pins = info.pins;
+        reply.objects.push_back(o);
+        continue;
+      }
       auto& o = reply.objects[it->second];
       o.pins = info.pins;
       if (info.spilled) o.where = 2;

@@ -9,6 +9,11 @@
 // given at construction: the client that minted a put id, or the worker a task was sent to),
 // and object ids a client does not hold are never handed out while unsealed.
 //
+// Across nodes it is the local half of docs/cluster-design.md §5-7: entries for ids other nodes
+// own are borrows, registered and unregistered through the ObjectDirectory; a stored object whose
+// bytes are elsewhere is pulled (PullManager) before a reader here gets a pinned location; the
+// node keeps the primary copies of returns it computed for other owners until they free them.
+//
 // Ownership: owned by the NodeServer; owns the table, the store and the holdings.
 // Thread-safety: loop thread only.
 #pragma once
@@ -16,9 +21,12 @@
 #include <functional>
 #include <memory>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "node/client_registry.h"
+#include "node/object_directory.h"
+#include "node/pull_manager.h"
 #include "object_store/object_table.h"
 #include "object_store/shared_store.h"
 
@@ -35,13 +43,17 @@ class ObjectManager {
   // `store` may be null (a node without shared memory: every value travels inline).
   ObjectManager(ClientRegistry* clients, std::unique_ptr<SharedStore> store, Callbacks callbacks);
 
+  // Wired once the node knows its index (before any client connects).
+  void Attach(uint32_t local_index, ObjectDirectory* directory, PullManager* pulls);
+
   SharedStore* store() { return store_.get(); }
   const ObjectTable& table() const { return table_; }
   bool IsSealed(const ObjectID& id) const { return table_.IsSealed(id); }
   const ObjectTable::Entry* Find(const ObjectID& id) const { return table_.Find(id); }
 
   // References held by the node itself (pending tasks' arguments, actors' constructor args).
-  void Pin(const ObjectID& id) { table_.AddRef(id); }
+  // False (nothing held) for an id of ours that does not exist.
+  bool Pin(const ObjectID& id) { return table_.AddRef(id); }
   void Release(const std::vector<ObjectID>& ids);
   // A client submitted a task: it holds one reference to `id` (a return) and is subscribed.
   void AddReturnHolder(uint64_t client, const ObjectID& id);
@@ -61,18 +73,47 @@ class ObjectManager {
   void OnGetStoreStats(LocalClient& client, const protocol::RequestId& msg);
 
   // The value as sent to `client`: for stored objects the current location, pinned for the
-  // client when `pin` is set (an error value if the object cannot be made resident).
+  // client when `pin` is set (an error value if the object cannot be made resident). A stored
+  // object must be local to be pinned (see WhenLocal).
   protocol::ObjectValue ValueFor(uint64_t client, const ObjectID& id, bool pin);
+  // A local copy not in the table (a forwarded task's argument): pinned for `client`.
+  protocol::ObjectValue PinCopyFor(uint64_t client, const ObjectID& id);
+
+  // Across nodes.
+  // Runs `done` once a stored object's bytes are in this node's store (at once for inline
+  // values and local copies; an error if they cannot be brought here).
+  void WhenLocal(const ObjectID& id, std::function<void(const Status&)> done);
+  // Brings a stored object to this node (for a task argument) without a table entry.
+  void FetchCopy(const ObjectID& id, uint64_t size, std::vector<uint32_t> locations,
+                 std::function<void(const Status&)> done);
+  void OnFetch(LocalClient& client, const std::vector<ObjectID>& ids);  // wait(fetch_local=True)
+  bool NeedsFetch(const ObjectID& id) const;  // stored, sealed, bytes not here
+  // A borrowed object's value is wanted here (a task waits for it): ask its owner.
+  void RequestValue(const ObjectID& id);
+  bool HasLocalCopy(const ObjectID& id) const { return store_ && store_->IsSealed(id); }
+  // Directory hooks.
+  void SealBorrowed(const ObjectID& id, protocol::ObjectValue value, const std::vector<uint32_t>& locations);
+  bool AddRemoteRef(const ObjectID& id);  // an owned object got a borrower; false if unknown
+  protocol::ObjectValue ValueForPeer(const ObjectID& id);
+  // A primary copy this node made for another owner: kept until the owner frees it.
+  void KeepForOwner(const ObjectID& id) { held_for_owners_.insert(id); }
+  void OnFreeCopies(const std::vector<ObjectID>& ids);
+  size_t num_held_for_owners() const { return held_for_owners_.size(); }
 
  private:
   void SendValue(LocalClient& client, const ObjectID& id, const protocol::ObjectValue& value);
   void AddHolding(uint64_t client, const ObjectID& id, int64_t n);
   void HandleFreed(const std::vector<ObjectID>& freed);
 
+  void SendPinnedWhenLocal(uint64_t client, const ObjectID& id);
+
   ClientRegistry* clients_;
   std::unique_ptr<SharedStore> store_;
   Callbacks callbacks_;
   ObjectTable table_;
+  ObjectDirectory* directory_ = nullptr;
+  PullManager* pulls_ = nullptr;
+  std::unordered_set<ObjectID, ObjectIDHash> held_for_owners_;
   // client id -> object id -> references reported by that client
   std::unordered_map<uint64_t, std::unordered_map<ObjectID, int64_t, ObjectIDHash>> holdings_;
 };

@@ -102,6 +102,11 @@ void PeerManager::OnAccepted(int fd, net::Channel channel, const std::string& pe
 }
 
 void PeerManager::SendEncoded(uint32_t to, const std::string& frames) {
+  if (callbacks_.before_send && !in_before_send_) {
+    in_before_send_ = true;
+    callbacks_.before_send();
+    in_before_send_ = false;
+  }
   Outbound& out = outbound_[to];
   ++stats_.frames_sent;
   stats_.bytes_sent += frames.size();

@@ -34,6 +34,8 @@ class PeerManager {
  public:
   struct Callbacks {
     std::function<void(uint32_t from, const protocol::Frame&)> on_message;
+    // Called before every direct send: batched messages queued earlier must go first.
+    std::function<void()> before_send;
     std::function<void(uint32_t peer, const Status& why)> on_unreachable;
     std::function<void(int fd, const std::string& peer)> on_data_channel;
   };
@@ -86,6 +88,7 @@ class PeerManager {
   };
   std::unordered_map<uint64_t, Inbound> inbound_;
   uint64_t next_inbound_ = 1;
+  bool in_before_send_ = false;
   Stats stats_;
 };
 

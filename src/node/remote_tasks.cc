@@ -7,10 +7,11 @@ namespace quanta {
 using protocol::MessageType;
 using protocol::ObjectKind;
 
-RemoteTasks::RemoteTasks(TaskTable* tasks, ObjectManager* objects, PeerManager* peers, FunctionTable* functions,
-                         const ClusterView* view, Callbacks callbacks)
+RemoteTasks::RemoteTasks(TaskTable* tasks, ObjectManager* objects, ObjectDirectory* directory, PeerManager* peers,
+                         FunctionTable* functions, const ClusterView* view, Callbacks callbacks)
     : tasks_(tasks),
       objects_(objects),
+      directory_(directory),
       peers_(peers),
       functions_(functions),
       view_(view),
@@ -22,8 +23,15 @@ bool RemoteTasks::Forward(Task& task, uint32_t node) {
   for (const auto& arg : task.spec.arg_refs) {
     const ObjectTable::Entry* e = objects_->Find(arg);
     if (e == nullptr || !e->sealed) return false;
-    if (e->value.kind == ObjectKind::kStored) return false;  // shared-memory values need a transfer
-    msg.args.push_back(e->value);
+    std::vector<uint32_t> locations;
+    if (e->value.kind == ObjectKind::kStored) {
+      // The executing node pulls the bytes from one of these.
+      if (objects_->HasLocalCopy(arg)) locations.push_back(view_->local_index());
+      for (uint32_t n : directory_->LocationsOf(arg)) locations.push_back(n);
+      if (locations.empty()) return false;
+    }
+    msg.args.push_back(objects_->ValueForPeer(arg));
+    msg.arg_locations.push_back(std::move(locations));
   }
   msg.spec = task.spec;
   if (!task.spec.function_id.empty() && functions_sent_[node].insert(task.spec.function_id).second) {
@@ -52,19 +60,83 @@ Status RemoteTasks::OnForwardTask(uint32_t from, protocol::ForwardTask msg) {
   task.owner = from;
   task.retries_left = msg.spec.max_retries;
   task.remote_args = std::move(msg.args);
-  task.deps_ready = true;
   task.spec = std::move(msg.spec);
   ++executed_;
-  callbacks_.enqueue_local(id, ResourceSet(task.spec.resources));
+  // Stored arguments are pulled here, then held (node pin) until the task ends.
+  std::vector<size_t> stored;
+  for (size_t i = 0; i < task.remote_args.size(); ++i) {
+    if (task.remote_args[i].kind == ObjectKind::kStored) stored.push_back(i);
+  }
+  if (stored.empty()) {
+    task.deps_ready = true;
+    callbacks_.enqueue_local(id, ResourceSet(task.spec.resources));
+    return Status::Ok();
+  }
+  task.fetching = static_cast<int>(stored.size());
+  for (size_t i : stored) {
+    ObjectID arg = task.spec.arg_refs[i];
+    auto loc = protocol::StoredLocation::Decode(task.remote_args[i].data);
+    uint64_t size = loc.ok() ? loc->size : 0;
+    objects_->FetchCopy(arg, size, msg.arg_locations[i], [this, id, arg](const Status& st) {
+      auto it = tasks_->find(id);
+      if (it == tasks_->end() || it->second.fetching == 0) return;
+      Task& t = it->second;
+      if (!st.ok()) {
+        t.fetching = 0;
+        callbacks_.finish(id, std::vector<protocol::ObjectValue>(
+                                  t.spec.num_returns,
+                                  SystemError(ObjectKind::kObjectLost, "argument object " + arg.Hex() +
+                                                                           " could not be brought to node " +
+                                                                           std::to_string(view_->local_index()) +
+                                                                           ": " + st.message())));
+        return;
+      }
+      objects_->PinCopyFor(SharedStore::kNodePin, arg);  // held until the task ends
+      if (--t.fetching == 0) {
+        t.deps_ready = true;
+        callbacks_.enqueue_local(id, ResourceSet(t.spec.resources));
+      }
+    });
+  }
   return Status::Ok();
 }
 
 void RemoteTasks::SendResult(const Task& task, std::vector<protocol::ObjectValue> returns) {
+  // The arguments pulled for it may be evicted again.
+  if (SharedStore* store = objects_->store()) {
+    for (size_t i = 0; i < task.remote_args.size(); ++i) {
+      if (task.remote_args[i].kind == ObjectKind::kStored && task.fetching == 0) {
+        store->Unpin(task.spec.arg_refs[i], SharedStore::kNodePin, 1);
+      }
+    }
+  }
   protocol::TaskResult msg;
   msg.task_id = task.spec.task_id;
   if (const protocol::NodeInfo* self = view_->Find(view_->local_index())) msg.incarnation = self->incarnation;
+  // Rule 3: the refs inside the returns stay held here until the owner holds them.
+  std::vector<ObjectID> held;
+  for (uint32_t i = 0; i < returns.size(); ++i) {
+    if (returns[i].kind == ObjectKind::kStored) objects_->KeepForOwner(task.spec.ReturnId(i));
+    for (const auto& ref : returns[i].nested_refs) {
+      if (ObjectDirectory::OwnerOf(ref) != task.owner && objects_->Pin(ref)) held.push_back(ref);
+    }
+  }
+  if (!held.empty()) {
+    msg.handoff = next_handoff_++;
+    handoffs_[msg.handoff] = {task.owner, std::move(held)};
+  }
   msg.returns = std::move(returns);
-  peers_->Send(task.owner, MessageType::kTaskResult, msg);
+  uint32_t owner = task.owner;
+  // Rule 2: the owner releases the task's argument pins when it gets this.
+  directory_->DeferRelease([this, owner, msg = std::move(msg)] { peers_->Send(owner, MessageType::kTaskResult, msg); });
+}
+
+void RemoteTasks::OnHandOffDone(uint32_t from, uint64_t handoff) {
+  auto it = handoffs_.find(handoff);
+  if (it == handoffs_.end() || it->second.first != from) return;
+  std::vector<ObjectID> held = std::move(it->second.second);
+  handoffs_.erase(it);
+  objects_->Release(held);
 }
 
 Status RemoteTasks::OnTaskResult(uint32_t from, protocol::TaskResult msg) {
@@ -78,10 +150,18 @@ Status RemoteTasks::OnTaskResult(uint32_t from, protocol::TaskResult msg) {
   if (msg.returns.size() != it->second.spec.num_returns) {
     return Status::ProtocolError("TaskResult with the wrong number of returns");
   }
-  for (const auto& v : msg.returns) {
-    if (v.kind == ObjectKind::kStored) return Status::ProtocolError("stored returns need a transfer");
+  for (uint32_t i = 0; i < msg.returns.size(); ++i) {
+    if (msg.returns[i].kind == ObjectKind::kStored) directory_->SetPrimary(msg.task_id.ReturnId(i), from);
   }
+  uint64_t handoff = msg.handoff;
   callbacks_.finish(msg.task_id, std::move(msg.returns));
+  if (handoff != 0) {
+    // Sealing registered our borrows of the refs inside; once they are acknowledged the
+    // executing node may let go of them.
+    directory_->DeferRelease([this, from, handoff] {
+      peers_->Send(from, MessageType::kHandOffDone, protocol::HandOff{handoff});
+    });
+  }
   return Status::Ok();
 }
 

@@ -6,6 +6,10 @@
 // and the owner finishes it as if it had run here.
 // Executing side: a ForwardTask becomes a local task owned by the remote node — same queue,
 // same workers, same retries — whose returns go back to the owner instead of being sealed here.
+// Its stored arguments are pulled here first (and kept pinned until it ends); its stored returns
+// stay here as primary copies the owner frees later. A result waits behind this node's
+// unacknowledged borrow registrations (rule 2), and the refs inside it stay held here until the
+// owner says it holds them (HandOffDone, rule 3).
 //
 // Ownership: owned by the NodeServer. Thread-safety: loop thread only.
 #pragma once
@@ -17,6 +21,7 @@
 
 #include "node/cluster_view.h"
 #include "node/function_table.h"
+#include "node/object_directory.h"
 #include "node/object_manager.h"
 #include "node/peer_manager.h"
 #include "node/task.h"
@@ -31,8 +36,8 @@ class RemoteTasks {
     std::function<void(const TaskID&, std::vector<protocol::ObjectValue>)> finish;  // owner side
   };
 
-  RemoteTasks(TaskTable* tasks, ObjectManager* objects, PeerManager* peers, FunctionTable* functions,
-              const ClusterView* view, Callbacks callbacks);
+  RemoteTasks(TaskTable* tasks, ObjectManager* objects, ObjectDirectory* directory, PeerManager* peers,
+              FunctionTable* functions, const ClusterView* view, Callbacks callbacks);
 
   // Owner: sends the (ready) task to `node`. False if an argument cannot travel (then the
   // caller runs or fails it here).
@@ -43,6 +48,8 @@ class RemoteTasks {
   Status OnTaskResult(uint32_t from, protocol::TaskResult msg);
   // Executing node: sends a finished remote task's returns to its owner.
   void SendResult(const Task& task, std::vector<protocol::ObjectValue> returns);
+  // The owner holds the refs a result carried: release our hold on them.
+  void OnHandOffDone(uint32_t from, uint64_t handoff);
 
   uint64_t forwarded() const { return forwarded_; }
   uint64_t executed_for_others() const { return executed_; }
@@ -50,11 +57,14 @@ class RemoteTasks {
  private:
   TaskTable* tasks_;
   ObjectManager* objects_;
+  ObjectDirectory* directory_;
   PeerManager* peers_;
   FunctionTable* functions_;
   const ClusterView* view_;
   Callbacks callbacks_;
   std::unordered_map<uint32_t, std::unordered_set<std::string>> functions_sent_;  // by node
+  std::unordered_map<uint64_t, std::pair<uint32_t, std::vector<ObjectID>>> handoffs_;  // id -> (to, refs held)
+  uint64_t next_handoff_ = 1;
   uint64_t forwarded_ = 0, executed_ = 0;
 };
 

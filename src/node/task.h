@@ -28,6 +28,7 @@ struct Task {
   uint32_t owner = 0;         // executing node: the owner's node index (0: this node owns it)
   uint32_t forwarded_to = 0;  // owner: the node running it (0: not forwarded)
   std::vector<protocol::ObjectValue> remote_args;  // executing node: argument values from the owner
+  int fetching = 0;           // arguments whose bytes are being brought to this node
   bool is_remote() const { return owner != 0; }
 };
 

@@ -24,25 +24,25 @@ void TaskManager::OnSubmit(LocalClient& client, protocol::TaskSpec spec) {
     return;
   }
   for (uint32_t i = 0; i < spec.num_returns; ++i) objects_->AddReturnHolder(client.id, spec.ReturnId(i));
+  std::vector<ObjectID> pinned, missing;
   for (const auto& arg : spec.arg_refs) {
-    if (objects_->Find(arg) != nullptr) continue;
+    if (objects_->Pin(arg)) {  // an id of ours that exists, or a borrow of another node's
+      pinned.push_back(arg);
+      if (!objects_->IsSealed(arg)) missing.push_back(arg);
+      continue;
+    }
     // Nobody here holds it, so it will never be sealed: fail now rather than wait forever.
+    objects_->Release(pinned);
     ObjectValue lost = SystemError(ObjectKind::kObjectLost, "argument object " + arg.Hex() + " of task " +
                                                                 spec.name + " does not exist: it was freed, or "
                                                                 "never existed in this cluster");
     for (uint32_t i = 0; i < spec.num_returns; ++i) objects_->Seal(spec.ReturnId(i), lost);
     return;
   }
-  std::vector<ObjectID> missing;
-  for (const auto& arg : spec.arg_refs) {
-    objects_->Pin(arg);
-    if (!objects_->IsSealed(arg)) missing.push_back(arg);
-  }
+  for (const auto& arg : missing) objects_->RequestValue(arg);  // borrowed: ask the owner
   std::vector<ObjectID> nested;
   for (const auto& ref : spec.nested_refs) {
-    if (objects_->Find(ref) == nullptr) continue;  // freed or unknown: nothing to keep alive
-    objects_->Pin(ref);
-    nested.push_back(ref);
+    if (objects_->Pin(ref)) nested.push_back(ref);  // freed or unknown: nothing to keep alive
   }
   spec.nested_refs = std::move(nested);
   Task& task = (*tasks_)[id];
@@ -79,12 +79,46 @@ void TaskManager::MakeReady(const TaskID& id) {
       return;
     }
   }
+  if (PlaceRemotely(task)) return;
+  RunHere(id);
+}
+
+void TaskManager::RunHere(const TaskID& id) {
+  Task& task = tasks_->at(id);
+  std::vector<ObjectID> fetch;
+  for (const auto& arg : task.spec.arg_refs) {
+    if (objects_->NeedsFetch(arg)) fetch.push_back(arg);
+  }
+  if (fetch.empty()) {
+    Queue(id);
+    return;
+  }
+  task.fetching = static_cast<int>(fetch.size());
+  for (const auto& arg : fetch) {
+    objects_->WhenLocal(arg, [this, id, arg](const Status& st) {
+      auto it = tasks_->find(id);
+      if (it == tasks_->end() || it->second.fetching == 0) return;
+      if (!st.ok()) {
+        it->second.fetching = 0;
+        bool actor_call = it->second.spec.kind == TaskKind::kActorMethod;
+        ObjectID actor_id = it->second.spec.actor_id;
+        Fail(id, SystemError(st.code() == StatusCode::kResourceExhausted ? ObjectKind::kStoreFull : ObjectKind::kObjectLost,
+                             "argument object " + arg.Hex() + " could not be brought to this node: " + st.message()));
+        if (actor_call) actors_->Pump(actor_id);
+        return;
+      }
+      if (--it->second.fetching == 0) Queue(id);
+    });
+  }
+}
+
+void TaskManager::Queue(const TaskID& id) {
+  Task& task = tasks_->at(id);
   task.deps_ready = true;
   if (task.spec.kind == TaskKind::kActorMethod) {
     actors_->Pump(task.spec.actor_id);
     return;
   }
-  if (PlaceRemotely(task)) return;
   dispatcher_->Enqueue(id, ResourceSet(task.spec.resources));
 }
 

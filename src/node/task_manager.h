@@ -52,6 +52,9 @@ class TaskManager {
  private:
   // Sends a ready plain task where the ClusterScheduler says; true if it left this node.
   bool PlaceRemotely(Task& task);
+  // Runs here: brings stored arguments to this node first, then queues it (or its actor's FIFO).
+  void RunHere(const TaskID& id);
+  void Queue(const TaskID& id);
 
   TaskTable* tasks_;
   ObjectManager* objects_;

@@ -219,7 +219,10 @@ void WorkerDispatcher::SendExecute(Worker& worker, const TaskID& id) {
     if (const std::string* payload = callbacks_.function_payload(task.spec.function_id)) msg.function_payload = *payload;
   }
   if (task.is_remote()) {
-    msg.args = task.remote_args;  // resolved by the owner
+    msg.args = task.remote_args;  // resolved by the owner; stored ones were pulled here
+    for (size_t i = 0; i < msg.args.size(); ++i) {
+      if (msg.args[i].kind == ObjectKind::kStored) msg.args[i] = objects_->PinCopyFor(worker.client, task.spec.arg_refs[i]);
+    }
   } else {
     msg.args.reserve(task.spec.arg_refs.size());
     for (const auto& arg : task.spec.arg_refs) msg.args.push_back(objects_->ValueFor(worker.client, arg, true));

@@ -4,7 +4,21 @@
 
 namespace quanta {
 
-void ObjectTable::AddRef(const ObjectID& id, int64_t n) { entries_[id].refs += n; }
+void ObjectTable::CreatePending(const ObjectID& id) { entries_.try_emplace(id); }
+
+bool ObjectTable::AddRef(const ObjectID& id, int64_t n) {
+  auto it = entries_.find(id);
+  if (it != entries_.end()) {
+    it->second.refs += n;
+    return true;
+  }
+  if (!IsForeign(id)) return false;
+  Entry& e = entries_[id];
+  e.borrowed = true;
+  e.refs = n;
+  if (on_borrow_started_) on_borrow_started_(id);
+  return true;
+}
 
 void ObjectTable::RemoveRef(const ObjectID& id, int64_t n, std::vector<ObjectID>* freed) {
   auto it = entries_.find(id);
@@ -17,7 +31,7 @@ void ObjectTable::RemoveRef(const ObjectID& id, int64_t n, std::vector<ObjectID>
     QLOG(kWarning) << "negative reference count for " << id.Hex();
     it->second.refs = 0;
   }
-  if (it->second.refs == 0 && it->second.sealed) Erase(it, freed);
+  if (it->second.refs == 0 && (it->second.sealed || it->second.borrowed)) Erase(it, freed);
 }
 
 std::vector<uint64_t> ObjectTable::Seal(const ObjectID& id, protocol::ObjectValue value) {
@@ -26,7 +40,19 @@ std::vector<uint64_t> ObjectTable::Seal(const ObjectID& id, protocol::ObjectValu
   e.sealed = true;
   e.value = std::move(value);
   inline_bytes_ += e.value.data.size();
-  for (const auto& nested : e.value.nested_refs) AddRef(nested);
+  if (e.borrowed) {
+    // The owner's entry keeps the refs inside alive while we borrow it; a reader here
+    // registers its own references when it unpickles them.
+    e.value.nested_refs.clear();
+  } else {
+    // Pin the refs inside; ones that no longer exist (freed, forged) are dropped from the list
+    // so that erasing this entry never releases a count it did not take.
+    std::vector<ObjectID> nested = std::move(e.value.nested_refs);
+    e.value.nested_refs.clear();
+    for (const auto& ref : nested) {
+      if (AddRef(ref)) entries_.at(id).value.nested_refs.push_back(ref);
+    }
+  }
   std::vector<uint64_t> subscribers = std::move(e.subscribers);
   e.subscribers.clear();
   return subscribers;
@@ -34,7 +60,7 @@ std::vector<uint64_t> ObjectTable::Seal(const ObjectID& id, protocol::ObjectValu
 
 void ObjectTable::EraseIfUnreferenced(const ObjectID& id, std::vector<ObjectID>* freed) {
   auto it = entries_.find(id);
-  if (it != entries_.end() && it->second.sealed && it->second.refs == 0) Erase(it, freed);
+  if (it != entries_.end() && (it->second.sealed || it->second.borrowed) && it->second.refs == 0) Erase(it, freed);
 }
 
 bool ObjectTable::Subscribe(const ObjectID& id, uint64_t client) {
@@ -72,7 +98,7 @@ void ObjectTable::Erase(std::unordered_map<ObjectID, Entry, ObjectIDHash>::itera
       auto next = entries_.find(id);
       if (next == entries_.end()) continue;
       if (--next->second.refs < 0) next->second.refs = 0;
-      if (next->second.refs == 0 && next->second.sealed) {
+      if (next->second.refs == 0 && (next->second.sealed || next->second.borrowed)) {
         it = next;
         found = true;
       }

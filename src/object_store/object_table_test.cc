@@ -27,25 +27,77 @@ int64_t Refs(const ObjectTable& t, const ObjectID& id) {
   return e ? e->refs : -1;
 }
 
+// A reference to an object of ours: created (a task return or a put) on first use.
+void Ref(ObjectTable& t, const ObjectID& id, int64_t n = 1) {
+  t.CreatePending(id);
+  EXPECT_TRUE(t.AddRef(id, n));
+}
+
 bool Contains(const std::vector<ObjectID>& v, const ObjectID& id) {
   return std::find(v.begin(), v.end(), id) != v.end();
 }
 
-TEST(ObjectTable, AddRefCreatesPendingEntry) {
+TEST(ObjectTable, CreatePendingThenAddRef) {
   ObjectTable t;
   EXPECT_EQ(t.Find(O(1)), nullptr);
-  t.AddRef(O(1));
+  Ref(t, O(1));
   ASSERT_NE(t.Find(O(1)), nullptr);
   EXPECT_FALSE(t.IsSealed(O(1)));
   EXPECT_EQ(Refs(t, O(1)), 1);
-  t.AddRef(O(1), 3);
+  Ref(t, O(1), 3);
   EXPECT_EQ(Refs(t, O(1)), 4);
   EXPECT_EQ(t.size(), 1u);
 }
 
+TEST(ObjectTable, ReferenceToAnUnknownIdOfOursCreatesNothing) {
+  ObjectTable t;
+  t.set_local_node(3);
+  ObjectID ours = ObjectID::Make(uint64_t{3} << 32 | 7, 1, 1);
+  EXPECT_FALSE(t.AddRef(ours)) << "freed or forged: no pending entry a reader would wait on";
+  EXPECT_EQ(t.Find(ours), nullptr);
+  // The same holds inside a sealed value: the ref is dropped from its nested list.
+  ObjectID container = ObjectID::Make(uint64_t{3} << 32 | 7, 2, 1);
+  t.CreatePending(container);
+  EXPECT_TRUE(t.AddRef(container));
+  (void)t.Seal(container, Val("c", {ours}));
+  EXPECT_EQ(t.Find(ours), nullptr);
+  EXPECT_TRUE(t.Find(container)->value.nested_refs.empty());
+}
+
+TEST(ObjectTable, ForeignIdsAreBorrowsErasedAtZeroEvenUnsealed) {
+  ObjectTable t;
+  t.set_local_node(3);
+  std::vector<ObjectID> started;
+  t.set_on_borrow_started([&](const ObjectID& id) { started.push_back(id); });
+  ObjectID theirs = ObjectID::Make(uint64_t{5} << 32 | 1, 9, 1);
+  EXPECT_TRUE(t.IsForeign(theirs));
+  EXPECT_TRUE(t.AddRef(theirs));
+  EXPECT_TRUE(t.AddRef(theirs));
+  EXPECT_EQ(started, std::vector<ObjectID>{theirs}) << "registered once, at the first reference";
+  ASSERT_NE(t.Find(theirs), nullptr);
+  EXPECT_TRUE(t.Find(theirs)->borrowed);
+  std::vector<ObjectID> freed;
+  t.RemoveRef(theirs, 2, &freed);
+  EXPECT_EQ(freed, std::vector<ObjectID>{theirs}) << "a borrow ends at zero, sealed or not";
+  EXPECT_EQ(t.Find(theirs), nullptr);
+}
+
+TEST(ObjectTable, BorrowedValueDoesNotPinTheRefsInside) {
+  ObjectTable t;
+  t.set_local_node(3);
+  ObjectID theirs = ObjectID::Make(uint64_t{5} << 32 | 1, 9, 1);
+  ObjectID inner = ObjectID::Make(uint64_t{6} << 32 | 1, 4, 1);
+  int borrows = 0;
+  t.set_on_borrow_started([&](const ObjectID&) { ++borrows; });
+  t.AddRef(theirs);
+  (void)t.Seal(theirs, Val("v", {inner}));
+  EXPECT_EQ(borrows, 1) << "the owner's entry keeps `inner` alive; no borrow of it here";
+  EXPECT_EQ(t.Find(inner), nullptr);
+}
+
 TEST(ObjectTable, SealedObjectErasedWhenLastRefDropped) {
   ObjectTable t;
-  t.AddRef(O(1), 2);
+  Ref(t, O(1), 2);
   EXPECT_TRUE(t.Seal(O(1), Val("abc")).empty());
   EXPECT_TRUE(t.IsSealed(O(1)));
   EXPECT_EQ(t.Find(O(1))->value.data, "abc");
@@ -61,7 +113,7 @@ TEST(ObjectTable, SealedObjectErasedWhenLastRefDropped) {
 
 TEST(ObjectTable, RemoveSeveralRefsAtOnce) {
   ObjectTable t;
-  t.AddRef(O(1), 5);
+  Ref(t, O(1), 5);
   (void)t.Seal(O(1), Val("x"));
   std::vector<ObjectID> freed;
   t.RemoveRef(O(1), 4, &freed);
@@ -72,7 +124,7 @@ TEST(ObjectTable, RemoveSeveralRefsAtOnce) {
 
 TEST(ObjectTable, PendingObjectSurvivesZeroRefsUntilSealed) {
   ObjectTable t;
-  t.AddRef(O(1));
+  Ref(t, O(1));
   std::vector<ObjectID> freed;
   t.RemoveRef(O(1), 1, &freed);
   EXPECT_TRUE(freed.empty()) << "a pending object is not freed";
@@ -88,11 +140,11 @@ TEST(ObjectTable, PendingObjectSurvivesZeroRefsUntilSealed) {
 TEST(ObjectTable, EraseIfUnreferencedKeepsReferencedAndPending) {
   ObjectTable t;
   std::vector<ObjectID> freed;
-  t.AddRef(O(1));
+  Ref(t, O(1));
   (void)t.Seal(O(1), Val("held"));
   t.EraseIfUnreferenced(O(1), &freed);
   EXPECT_TRUE(t.IsSealed(O(1)));
-  t.AddRef(O(2));
+  Ref(t, O(2));
   t.RemoveRef(O(2), 1, &freed);
   t.EraseIfUnreferenced(O(2), &freed);  // pending: kept
   EXPECT_NE(t.Find(O(2)), nullptr);
@@ -121,7 +173,7 @@ TEST(ObjectTable, RemoveRefOfUnknownObjectIsIgnored) {
 
 TEST(ObjectTable, NegativeCountClampsToZeroAndFrees) {
   ObjectTable t;
-  t.AddRef(O(1));
+  Ref(t, O(1));
   (void)t.Seal(O(1), Val("x"));
   std::vector<ObjectID> freed;
   t.RemoveRef(O(1), 5, &freed);
@@ -131,12 +183,12 @@ TEST(ObjectTable, NegativeCountClampsToZeroAndFrees) {
 
 TEST(ObjectTable, NullFreedListIsAllowed) {
   ObjectTable t;
-  t.AddRef(O(1));
-  t.AddRef(O(2));
+  Ref(t, O(1));
+  Ref(t, O(2));
   (void)t.Seal(O(2), Val("inner"));
   t.RemoveRef(O(2), 1, nullptr);
   EXPECT_EQ(t.Find(O(2)), nullptr);
-  t.AddRef(O(3));
+  Ref(t, O(3));
   (void)t.Seal(O(3), Val("inner"));
   (void)t.Seal(O(1), Val("outer", {O(3)}));
   t.RemoveRef(O(3), 1, nullptr);
@@ -148,9 +200,9 @@ TEST(ObjectTable, NestedRefsKeptAliveByOuterObject) {
   ObjectTable t;
   std::vector<ObjectID> freed;
   // inner = put(1); outer = put([inner]); the driver then drops its own ref to inner.
-  t.AddRef(O(1));
+  Ref(t, O(1));
   (void)t.Seal(O(1), Val("inner"));
-  t.AddRef(O(2));
+  Ref(t, O(2));
   (void)t.Seal(O(2), Val("outer", {O(1)}));
   EXPECT_EQ(Refs(t, O(1)), 2);
   t.RemoveRef(O(1), 1, &freed);
@@ -167,9 +219,9 @@ TEST(ObjectTable, NestedRefsKeptAliveByOuterObject) {
 TEST(ObjectTable, NestedRefStillHeldElsewhereSurvives) {
   ObjectTable t;
   std::vector<ObjectID> freed;
-  t.AddRef(O(1));
+  Ref(t, O(1));
   (void)t.Seal(O(1), Val("inner"));
-  t.AddRef(O(2));
+  Ref(t, O(2));
   (void)t.Seal(O(2), Val("outer", {O(1)}));
   t.RemoveRef(O(2), 1, &freed);
   EXPECT_EQ(freed, std::vector<ObjectID>{O(2)});
@@ -181,11 +233,11 @@ TEST(ObjectTable, NestedRefsReleasedTransitively) {
   ObjectTable t;
   std::vector<ObjectID> freed;
   // a contains b, b contains c (and c twice, as in [c, c]); only a is held directly.
-  t.AddRef(O(3));
+  Ref(t, O(3));
   (void)t.Seal(O(3), Val("c"));
-  t.AddRef(O(2));
+  Ref(t, O(2));
   (void)t.Seal(O(2), Val("b", {O(3), O(3)}));
-  t.AddRef(O(1));
+  Ref(t, O(1));
   (void)t.Seal(O(1), Val("a", {O(2)}));
   t.RemoveRef(O(3), 1, &freed);
   t.RemoveRef(O(2), 1, &freed);
@@ -204,7 +256,7 @@ TEST(ObjectTable, LongNestedChainIsReleased) {
   const uint32_t n = 2000;
   // Object i contains object i-1; only the last is held.
   for (uint32_t i = 0; i < n; ++i) {
-    t.AddRef(O(i));
+    Ref(t, O(i));
     std::vector<ObjectID> nested;
     if (i > 0) nested.push_back(O(i - 1));
     (void)t.Seal(O(i), Val("v", nested));
@@ -224,7 +276,7 @@ TEST(ObjectTable, VeryLongNestedChainDoesNotOverflowTheStack) {
   ObjectTable t;
   const uint32_t n = 200000;
   for (uint32_t i = 0; i < n; ++i) {
-    t.AddRef(O(i));
+    Ref(t, O(i));
     std::vector<ObjectID> nested;
     if (i > 0) nested.push_back(O(i - 1));
     (void)t.Seal(O(i), Val("v", nested));
@@ -239,8 +291,9 @@ TEST(ObjectTable, VeryLongNestedChainDoesNotOverflowTheStack) {
 TEST(ObjectTable, NestedRefToPendingObject) {
   ObjectTable t;
   std::vector<ObjectID> freed;
-  // outer contains the ref of a task return that is not computed yet.
-  t.AddRef(O(1));
+  // outer contains the ref of a task return that is not computed yet (submitted: it exists).
+  Ref(t, O(1));
+  t.CreatePending(O(2));
   (void)t.Seal(O(1), Val("outer", {O(2)}));
   EXPECT_FALSE(t.IsSealed(O(2)));
   EXPECT_EQ(Refs(t, O(2)), 1);
@@ -255,7 +308,7 @@ TEST(ObjectTable, NestedRefToPendingObject) {
 
 TEST(ObjectTable, SubscribersReturnedOnSeal) {
   ObjectTable t;
-  t.AddRef(O(1));
+  Ref(t, O(1));
   EXPECT_FALSE(t.Subscribe(O(1), 11));
   EXPECT_FALSE(t.Subscribe(O(1), 22));
   EXPECT_EQ(t.Find(O(1))->subscribers.size(), 2u);
@@ -277,9 +330,9 @@ TEST(ObjectTable, SubscribeToUnknownObjectCreatesPendingEntry) {
 
 TEST(ObjectTable, DoubleSealKeepsFirstValue) {
   ObjectTable t;
-  t.AddRef(O(1));
+  Ref(t, O(1));
   t.Subscribe(O(1), 7);
-  t.AddRef(O(8));
+  Ref(t, O(8));
   (void)t.Seal(O(8), Val("n"));
   std::vector<uint64_t> first = t.Seal(O(1), Val("first", {O(8)}));
   EXPECT_EQ(first, std::vector<uint64_t>{7});
@@ -304,8 +357,8 @@ TEST(ObjectTable, DoubleSealKeepsFirstValue) {
 TEST(ObjectTable, InlineBytesAccounting) {
   ObjectTable t;
   EXPECT_EQ(t.inline_bytes(), 0u);
-  t.AddRef(O(1));
-  t.AddRef(O(2));
+  Ref(t, O(1));
+  Ref(t, O(2));
   (void)t.Seal(O(1), Val(std::string(1000, 'a')));
   (void)t.Seal(O(2), Val(std::string(24, 'b')));
   EXPECT_EQ(t.inline_bytes(), 1024u);
@@ -317,22 +370,23 @@ TEST(ObjectTable, InlineBytesAccounting) {
 }
 
 TEST(ObjectTable, ManyObjectsAndRehashing) {
-  // Sealing pins nested refs (inserting entries) while holding a reference to the entry being
-  // sealed: growing the table must not disturb it.
+  // Sealing pins nested refs (inserting entries: borrows of another node's objects) while
+  // holding a reference to the entry being sealed: growing the table must not disturb it.
   ObjectTable t;
+  t.set_local_node(1);
   const uint32_t n = 5000;
   std::vector<ObjectID> nested;
-  for (uint32_t i = 0; i < n; ++i) nested.push_back(O(100000 + i));
-  t.AddRef(O(1));
-  (void)t.Seal(O(1), Val("big", nested));
+  for (uint32_t i = 0; i < n; ++i) nested.push_back(ObjectID::Make(uint64_t{2} << 32 | 1, 100000 + i, 1));
+  ObjectID outer = ObjectID::Make(uint64_t{1} << 32 | 1, 1, ObjectID::kPutIndex);
+  Ref(t, outer);
+  (void)t.Seal(outer, Val("big", nested));
   EXPECT_EQ(t.size(), n + 1);
-  EXPECT_EQ(t.Find(O(1))->value.data, "big");
-  EXPECT_EQ(t.Find(O(1))->value.nested_refs.size(), n);
+  EXPECT_EQ(t.Find(outer)->value.data, "big");
+  EXPECT_EQ(t.Find(outer)->value.nested_refs.size(), n);
   std::vector<ObjectID> freed;
-  t.RemoveRef(O(1), 1, &freed);
-  EXPECT_EQ(freed, std::vector<ObjectID>{O(1)}) << "nested pending objects wait for values";
-  EXPECT_EQ(t.size(), n);
-  for (uint32_t i = 0; i < n; ++i) EXPECT_EQ(Refs(t, O(100000 + i)), 0);
+  t.RemoveRef(outer, 1, &freed);
+  EXPECT_EQ(freed.size(), n + 1) << "the borrows it held end with it";
+  EXPECT_EQ(t.size(), 0u);
 }
 
 }  // namespace

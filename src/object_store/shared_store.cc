@@ -78,8 +78,21 @@ Result<uint64_t> SharedStore::AllocateOrSpill(uint64_t size, const ObjectID& for
   while (true) {
     if (auto offset = allocator_.Allocate(size)) return *offset;
     if (lru_.empty()) return Status::ResourceExhausted(FullMessage(size));
+    // Secondary copies go first (their primary is elsewhere), least recently used first.
     ObjectID victim = lru_.front();
+    for (const auto& id : lru_) {
+      if (objects_.at(id).secondary) {
+        victim = id;
+        break;
+      }
+    }
     Object& o = objects_.at(victim);
+    if (o.secondary) {
+      Erase(victim);
+      ++total_evicted_;
+      if (on_evicted_) on_evicted_(victim);
+      continue;
+    }
     Status st = Spill(victim, o);
     if (!st.ok()) {
       return Status::ResourceExhausted("the object store is full and spilling to " + spill_dir_ +
@@ -115,6 +128,11 @@ void SharedStore::AbortCreatesOf(uint64_t client) {
     if (!o.sealed && o.creator == client) doomed.push_back(id);
   }
   for (const auto& id : doomed) Erase(id);
+}
+
+void SharedStore::AbortCreate(const ObjectID& id, uint64_t client) {
+  auto it = objects_.find(id);
+  if (it != objects_.end() && !it->second.sealed && it->second.creator == client) Erase(id);
 }
 
 uint64_t SharedStore::SizeOf(const ObjectID& id) const {
@@ -168,6 +186,11 @@ void SharedStore::Delete(const ObjectID& id) {
     return;
   }
   Erase(id);
+}
+
+void SharedStore::MarkSecondary(const ObjectID& id) {
+  auto it = objects_.find(id);
+  if (it != objects_.end()) it->second.secondary = true;
 }
 
 void SharedStore::Touch(const ObjectID& id, Object& o) {
@@ -238,7 +261,9 @@ StoreStats SharedStore::Stats() const {
   s.spilled_bytes = spilled_bytes_;
   s.total_spilled = total_spilled_;
   s.total_restored = total_restored_;
+  s.total_evicted = total_evicted_;
   for (const auto& [id, o] : objects_) {
+    if (o.secondary) ++s.num_secondary;
     if (o.resident) {
       ++s.num_in_memory;
     } else {

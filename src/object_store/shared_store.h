@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <memory>
 #include <string>
@@ -37,11 +38,20 @@ struct StoreStats {
   uint64_t num_pinned = 0;
   uint64_t total_spilled = 0;   // objects spilled since start
   uint64_t total_restored = 0;  // objects restored since start
+  uint64_t total_evicted = 0;   // secondary copies dropped to make room
+  uint64_t num_secondary = 0;   // copies of objects owned by other nodes
 };
 
 class SharedStore {
  public:
+  // Pseudo-client ids for the node's own reads and writes (object transfers, task pins).
+  static constexpr uint64_t kTransferWriter = ~0ull;
+  static constexpr uint64_t kTransferReader = ~0ull - 1;
+  static constexpr uint64_t kNodePin = ~0ull - 2;
+
   SharedStore(std::unique_ptr<SharedMemory> memory, std::string spill_dir);
+  // Told about secondary copies dropped to make room (so their owners can be told too).
+  void set_on_evicted(std::function<void(const ObjectID&)> cb) { on_evicted_ = std::move(cb); }
 
   const SharedMemory& memory() const { return *memory_; }
 
@@ -51,8 +61,22 @@ class SharedStore {
   Status Seal(const ObjectID& id, uint64_t client);
   // Drops the objects `client` created but never sealed (it disconnected mid-write).
   void AbortCreatesOf(uint64_t client);
+  // Drops one unsealed object `client` created (a transfer that failed).
+  void AbortCreate(const ObjectID& id, uint64_t client);
 
   bool Contains(const ObjectID& id) const { return objects_.count(id) > 0; }
+  bool IsSealed(const ObjectID& id) const {
+    auto it = objects_.find(id);
+    return it != objects_.end() && it->second.sealed && !it->second.deleted;
+  }
+  // A copy of an object owned elsewhere: under memory pressure it is dropped (not spilled),
+  // before any primary copy is spilled.
+  void MarkSecondary(const ObjectID& id);
+  bool IsSecondary(const ObjectID& id) const {
+    auto it = objects_.find(id);
+    return it != objects_.end() && it->second.secondary;
+  }
+  uint8_t* DataAt(uint64_t offset) const { return memory_->data() + offset; }
   uint64_t SizeOf(const ObjectID& id) const;
   // Makes the object resident (restoring it from disk if spilled), counts one delivery to
   // `client`, and returns its offset.
@@ -85,6 +109,7 @@ class SharedStore {
     int64_t total_pins = 0;
     std::list<ObjectID>::iterator lru;  // position in lru_ while resident, sealed and unpinned
     bool in_lru = false;
+    bool secondary = false;  // evicted rather than spilled
   };
   // Finds `size` bytes, spilling unpinned objects (oldest first) until it fits.
   Result<uint64_t> AllocateOrSpill(uint64_t size, const ObjectID& for_id);
@@ -101,6 +126,8 @@ class SharedStore {
   bool spill_dir_made_ = false;
   std::unordered_map<ObjectID, Object, ObjectIDHash> objects_;
   std::list<ObjectID> lru_;  // evictable objects, least recently used first
+  std::function<void(const ObjectID&)> on_evicted_;
+  uint64_t total_evicted_ = 0;
   uint64_t spilled_bytes_ = 0;
   uint64_t total_spilled_ = 0;
   uint64_t total_restored_ = 0;

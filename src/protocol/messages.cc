@@ -22,6 +22,7 @@ const char* MessageTypeName(MessageType t) {
     case MessageType::kGetStoreStats: return "GetStoreStats";
     case MessageType::kTasksReturned: return "TasksReturned";
     case MessageType::kGetNodeStats: return "GetNodeStats";
+    case MessageType::kFetchObjects: return "FetchObjects";
     case MessageType::kNodeStats: return "NodeStats";
     case MessageType::kReturnTasks: return "ReturnTasks";
     case MessageType::kCreateObjectReply: return "CreateObjectReply";
@@ -46,6 +47,17 @@ const char* MessageTypeName(MessageType t) {
     case MessageType::kForwardTask: return "ForwardTask";
     case MessageType::kTaskResult: return "TaskResult";
     case MessageType::kForwardedLogLines: return "ForwardedLogLines";
+    case MessageType::kAddBorrower: return "AddBorrower";
+    case MessageType::kBorrowAck: return "BorrowAck";
+    case MessageType::kRemoveBorrower: return "RemoveBorrower";
+    case MessageType::kSubscribeObject: return "SubscribeObject";
+    case MessageType::kObjectInfo: return "ObjectInfo";
+    case MessageType::kAddLocation: return "AddLocation";
+    case MessageType::kRemoveLocation: return "RemoveLocation";
+    case MessageType::kFreeObject: return "FreeObject";
+    case MessageType::kPullObject: return "PullObject";
+    case MessageType::kPullFailed: return "PullFailed";
+    case MessageType::kHandOffDone: return "HandOffDone";
   }
   return "Unknown";
 }
@@ -75,7 +87,7 @@ std::string StoredLocation::Encode() const {
   Writer w(&out);
   w.U64(offset);
   w.U64(size);
-  w.U8(pinned);
+  w.U8(static_cast<uint8_t>((pinned ? 1 : 0) | (local ? 0 : 2)));
   return out;
 }
 
@@ -84,7 +96,11 @@ Result<StoredLocation> StoredLocation::Decode(std::string_view data) {
   Reader r(data);
   QUANTA_RETURN_IF_ERROR(r.U64(&loc.offset));
   QUANTA_RETURN_IF_ERROR(r.U64(&loc.size));
-  QUANTA_RETURN_IF_ERROR(r.Bool(&loc.pinned));
+  uint8_t flags;
+  QUANTA_RETURN_IF_ERROR(r.U8(&flags));
+  if (flags > 3) return Status::ProtocolError("unknown stored-location flags " + std::to_string(flags));
+  loc.pinned = flags & 1;
+  loc.local = !(flags & 2);
   QUANTA_RETURN_IF_ERROR(r.ExpectEnd());
   return loc;
 }
@@ -173,8 +189,8 @@ Status CreateObjectReply::Decode(Reader& r) {
 }
 
 void StoreStatsReply::Encode(Writer& w) const {
-  for (uint64_t v : {request_id, capacity, used, num_in_memory, num_spilled, spilled_bytes,
-                     num_pinned, total_spilled, total_restored, num_inline, inline_bytes}) {
+  for (uint64_t v : {request_id, capacity, used, num_in_memory, num_spilled, spilled_bytes, num_pinned,
+                     total_spilled, total_restored, num_inline, inline_bytes, total_evicted, num_secondary}) {
     w.U64(v);
   }
   w.U32(static_cast<uint32_t>(objects.size()));
@@ -188,8 +204,8 @@ void StoreStatsReply::Encode(Writer& w) const {
 }
 
 Status StoreStatsReply::Decode(Reader& r) {
-  for (uint64_t* v : {&request_id, &capacity, &used, &num_in_memory, &num_spilled, &spilled_bytes,
-                      &num_pinned, &total_spilled, &total_restored, &num_inline, &inline_bytes}) {
+  for (uint64_t* v : {&request_id, &capacity, &used, &num_in_memory, &num_spilled, &spilled_bytes, &num_pinned,
+                      &total_spilled, &total_restored, &num_inline, &inline_bytes, &total_evicted, &num_secondary}) {
     QUANTA_RETURN_IF_ERROR(r.U64(v));
   }
   uint32_t n;

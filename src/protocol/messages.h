@@ -43,6 +43,7 @@ enum class MessageType : uint16_t {
   kGetStoreStats = 17,
   kTasksReturned = 18,
   kGetNodeStats = 19,
+  kFetchObjects = 20,
   // node -> client
   kHelloReply = 32,
   kObjectReady = 33,
@@ -69,6 +70,17 @@ enum class MessageType : uint16_t {
   kForwardTask = 97,
   kTaskResult = 98,
   kForwardedLogLines = 99,
+  kAddBorrower = 100,
+  kBorrowAck = 101,
+  kRemoveBorrower = 102,
+  kSubscribeObject = 103,
+  kObjectInfo = 104,
+  kAddLocation = 105,
+  kRemoveLocation = 106,
+  kFreeObject = 107,
+  kPullObject = 108,
+  kPullFailed = 109,
+  kHandOffDone = 110,
 };
 
 const char* MessageTypeName(MessageType t);
@@ -88,15 +100,17 @@ enum class ObjectKind : uint8_t {
   kObjectLost = 5,     // utf-8 text: the object can no longer be produced
   kStored = 6,         // the value is in the node's shared-memory store: data is a StoredLocation
   kStoreFull = 7,      // utf-8 text: the store could not make room for the object
+  kOwnerDied = 8,      // utf-8 text: the node that owned the object is dead
   kKindCount,
 };
 
 // Where a kStored object's bytes are in the shared-memory arena. `pinned` is set on the copies
 // the node sends to a reader whose delivery it counted (see object_store/shared_store.h).
 struct StoredLocation {
-  uint64_t offset = 0;
+  uint64_t offset = 0;  // meaningful only when `local`
   uint64_t size = 0;
   bool pinned = false;
+  bool local = true;    // the bytes are in this node's store (else on other nodes: pull first)
   static constexpr size_t kEncodedSize = 17;
   std::string Encode() const;
   static Result<StoredLocation> Decode(std::string_view data);
@@ -254,10 +268,12 @@ struct StoreStatsReply {
   uint64_t capacity = 0, used = 0, num_in_memory = 0, num_spilled = 0, spilled_bytes = 0;
   uint64_t num_pinned = 0, total_spilled = 0, total_restored = 0;
   uint64_t num_inline = 0, inline_bytes = 0;
+  uint64_t total_evicted = 0, num_secondary = 0;
   struct Object {
     ObjectID id;
     uint64_t size = 0;
-    uint8_t where = 0;  // 0 inline, 1 shared memory, 2 spilled, 3 pending
+    uint8_t where = 0;  // 0 inline, 1 shared memory, 2 spilled, 3 pending, 4 primary copy kept
+                        // for another node's owner, 5 secondary copy (owned elsewhere)
     int64_t refs = 0;
     int64_t pins = 0;
   };

@@ -29,9 +29,26 @@ Status DecodeValues(Reader& r, std::vector<ObjectValue>* values) {
 }
 }  // namespace
 
+namespace {
+void EncodeIndexes(Writer& w, const std::vector<uint32_t>& v) {
+  w.U32(static_cast<uint32_t>(v.size()));
+  for (uint32_t x : v) w.U32(x);
+}
+
+Status DecodeIndexes(Reader& r, std::vector<uint32_t>* v) {
+  uint32_t n;
+  QUANTA_RETURN_IF_ERROR(r.Count(&n, 4));
+  v->resize(n);
+  for (auto& x : *v) QUANTA_RETURN_IF_ERROR(r.U32(&x));
+  return Status::Ok();
+}
+}  // namespace
+
 void ForwardTask::Encode(Writer& w) const {
   spec.Encode(w);
   EncodeValues(w, args);
+  w.U32(static_cast<uint32_t>(arg_locations.size()));
+  for (const auto& l : arg_locations) EncodeIndexes(w, l);
   w.Bytes(function_payload);
 }
 
@@ -39,6 +56,11 @@ Status ForwardTask::Decode(Reader& r) {
   QUANTA_RETURN_IF_ERROR(spec.Decode(r));
   QUANTA_RETURN_IF_ERROR(DecodeValues(r, &args));
   if (args.size() != spec.arg_refs.size()) return Status::ProtocolError("ForwardTask has a value per argument");
+  uint32_t n;
+  QUANTA_RETURN_IF_ERROR(r.Count(&n, 4));
+  if (n != args.size()) return Status::ProtocolError("ForwardTask has a location list per argument");
+  arg_locations.resize(n);
+  for (auto& l : arg_locations) QUANTA_RETURN_IF_ERROR(DecodeIndexes(r, &l));
   return r.Bytes(&function_payload);
 }
 
@@ -46,12 +68,59 @@ void TaskResult::Encode(Writer& w) const {
   w.Id(task_id);
   w.U64(incarnation);
   EncodeValues(w, returns);
+  w.U64(handoff);
 }
 
 Status TaskResult::Decode(Reader& r) {
   QUANTA_RETURN_IF_ERROR(r.Id(&task_id));
   QUANTA_RETURN_IF_ERROR(r.U64(&incarnation));
-  return DecodeValues(r, &returns);
+  QUANTA_RETURN_IF_ERROR(DecodeValues(r, &returns));
+  return r.U64(&handoff);
+}
+
+void BorrowAck::Encode(Writer& w) const {
+  w.U32(static_cast<uint32_t>(ids.size()));
+  for (const auto& [id, known] : ids) {
+    w.Id(id);
+    w.U8(known);
+  }
+}
+
+Status BorrowAck::Decode(Reader& r) {
+  uint32_t n;
+  QUANTA_RETURN_IF_ERROR(r.Count(&n, 17));
+  ids.resize(n);
+  for (auto& [id, known] : ids) {
+    QUANTA_RETURN_IF_ERROR(r.Id(&id));
+    QUANTA_RETURN_IF_ERROR(r.Bool(&known));
+  }
+  return Status::Ok();
+}
+
+void ObjectInfo::Encode(Writer& w) const {
+  w.Id(object_id);
+  w.U8(known);
+  value.Encode(w);
+  EncodeIndexes(w, locations);
+}
+
+Status ObjectInfo::Decode(Reader& r) {
+  QUANTA_RETURN_IF_ERROR(r.Id(&object_id));
+  QUANTA_RETURN_IF_ERROR(r.Bool(&known));
+  QUANTA_RETURN_IF_ERROR(value.Decode(r));
+  return DecodeIndexes(r, &locations);
+}
+
+void PullObject::Encode(Writer& w) const {
+  w.Id(object_id);
+  w.U64(transfer_id);
+  w.U64(size);
+}
+
+Status PullObject::Decode(Reader& r) {
+  QUANTA_RETURN_IF_ERROR(r.Id(&object_id));
+  QUANTA_RETURN_IF_ERROR(r.U64(&transfer_id));
+  return r.U64(&size);
 }
 
 void ForwardedLogLines::Encode(Writer& w) const {

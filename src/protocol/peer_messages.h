@@ -6,6 +6,11 @@
 //   ForwardTask        owner -> executing node: a task with its resolved arguments
 //   TaskResult         executing node -> owner: the task's return values
 //   ForwardedLogLines  executing node -> the driver's node: worker output for that driver
+//   AddBorrower / BorrowAck / RemoveBorrower   reference counting with an object's owner
+//   SubscribeObject -> ObjectInfo               an object's value or locations, once sealed
+//   AddLocation / RemoveLocation / FreeObject   who holds copies; the owner freeing them
+//   PullObject / PullFailed                     ask a location for an object's bytes
+//   HandOffDone                                 the refs a message carried are registered
 // Thread-safety: plain values.
 #pragma once
 
@@ -27,7 +32,8 @@ struct PeerHello {
 
 struct ForwardTask {
   TaskSpec spec;
-  std::vector<ObjectValue> args;  // values of spec.arg_refs, in order
+  std::vector<ObjectValue> args;  // values of spec.arg_refs, in order (stored ones: size only)
+  std::vector<std::vector<uint32_t>> arg_locations;  // per argument: nodes holding its bytes
   std::string function_payload;   // empty when the receiver already has spec.function_id
   void Encode(Writer& w) const;
   Status Decode(Reader& r);
@@ -36,7 +42,8 @@ struct ForwardTask {
 struct TaskResult {
   TaskID task_id;
   uint64_t incarnation = 0;  // the executing node's: results from a dead incarnation are dropped
-  std::vector<ObjectValue> returns;
+  std::vector<ObjectValue> returns;  // stored ones stay in the sender's store (their primary copy)
+  uint64_t handoff = 0;      // nonzero: answer HandOffDone(handoff) once the returns' refs are held
   void Encode(Writer& w) const;
   Status Decode(Reader& r);
 };
@@ -47,6 +54,48 @@ struct ForwardedLogLines {
   LogLines lines;
   void Encode(Writer& w) const;
   Status Decode(Reader& r);
+};
+
+struct BorrowAck {  // owner -> borrower: per id, whether the owner knows it
+  std::vector<std::pair<ObjectID, bool>> ids;
+  void Encode(Writer& w) const;
+  Status Decode(Reader& r);
+};
+
+struct ObjectInfo {  // owner -> subscriber
+  ObjectID object_id;
+  bool known = true;        // false: freed, or never existed
+  ObjectValue value;        // inline value, or kStored with the size
+  std::vector<uint32_t> locations;  // nodes holding the bytes (stored objects)
+  void Encode(Writer& w) const;
+  Status Decode(Reader& r);
+};
+
+struct PullObject {  // requester -> a location: stream me these bytes on your data channel
+  ObjectID object_id;
+  uint64_t transfer_id = 0;
+  uint64_t size = 0;
+  void Encode(Writer& w) const;
+  Status Decode(Reader& r);
+};
+
+struct PullFailed {  // location -> requester
+  uint64_t transfer_id = 0;
+  std::string reason;
+  void Encode(Writer& w) const {
+    w.U64(transfer_id);
+    w.Bytes(reason);
+  }
+  Status Decode(Reader& r) {
+    QUANTA_RETURN_IF_ERROR(r.U64(&transfer_id));
+    return r.Bytes(&reason);
+  }
+};
+
+struct HandOff {  // kHandOffDone
+  uint64_t handoff = 0;
+  void Encode(Writer& w) const { w.U64(handoff); }
+  Status Decode(Reader& r) { return r.U64(&handoff); }
 };
 
 }  // namespace quanta::protocol

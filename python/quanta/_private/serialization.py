@@ -26,6 +26,7 @@ KIND_ACTOR_DIED = 4
 KIND_OBJECT_LOST = 5
 KIND_STORED = 6       # bytes in the node's shared-memory store (see "Stored layout" below)
 KIND_STORE_FULL = 7
+KIND_OWNER_DIED = 8
 
 _context = threading.local()
 
@@ -166,6 +167,8 @@ def error_from(kind: int, data: bytes) -> BaseException:
         return exceptions.ObjectLostError(text)
     if kind == KIND_STORE_FULL:
         return exceptions.ObjectStoreFullError(text)
+    if kind == KIND_OWNER_DIED:
+        return exceptions.OwnerDiedError(text)
     return exceptions.QuantaSystemError(f"object of unknown kind {kind}: {text}")
 
 
