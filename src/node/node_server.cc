@@ -128,6 +128,7 @@ void NodeServer::OnJoined(const protocol::RegisterNodeReply& reply) {
   loop_->AtEndOfIteration([this] {
     dispatcher_->Schedule();
     control_->ReportResources(dispatcher_->queue().available().ToMap());
+    logs_.SendPendingNotes();
   });
   QLOG(kInfo) << "node " << node_id_ << " joined the cluster at " << control_->address() << " as node index "
               << reply.node_index << "; listening on " << options_.socket_path << " with resources "
