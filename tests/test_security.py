@@ -324,6 +324,68 @@ def test_node_socket_replaced_by_a_symlink_is_refused(planted):
     assert fake.accepted == 0, "the driver followed the link to the attacker's socket"
 
 
+# ============================================================================ spill directory
+# Spilled objects are read back and unpickled: another user who can replace a spill file runs
+# code in the victim's process (before, a world-writable object_spilling_directory let them).
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o1777, 0o770])
+def test_spill_directory_others_may_write_is_refused(mode):
+    tmp = short_tempdir("qv-")
+    try:
+        spill = os.path.join(tmp, "shared-spill")
+        os.mkdir(spill)
+        os.chmod(spill, mode)
+        kind, message = _init_attempt(tmp, f"num_cpus=1, object_spilling_directory={spill!r}")
+        assert kind == "UnsafePathError", (kind, message)
+        assert spill in message and "writable by other users" in message, message
+        assert os.listdir(spill) == []
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_spill_directory_of_another_user_is_refused(other_user):
+    tmp = short_tempdir("qv-")
+    try:
+        spill = os.path.join(tmp, "their-spill")
+        os.mkdir(spill, 0o755)
+        os.chown(spill, other_user.uid, other_user.gid)   # as if they had made it for us
+        kind, message = _init_attempt(tmp, f"num_cpus=1, object_spilling_directory={spill!r}")
+        assert kind == "UnsafePathError", (kind, message)
+        assert spill in message and f"belongs to uid {other_user.uid}" in message, message
+        env = dict(os.environ, TMPDIR=tmp, QUANTA_AUTH_TOKEN=secrets.token_hex(32))
+        cli = subprocess.run([sys.executable, "-m", "quanta", "start", "--head", "--port", "0", "--num-cpus", "1",
+                              "--object-spilling-directory", spill], env=env, capture_output=True, text=True,
+                             timeout=60)
+        assert cli.returncode != 0 and spill in cli.stderr and "Traceback" not in cli.stderr, cli.stderr
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_spill_directory_is_created_private_even_under_umask_000():
+    tmp = short_tempdir("qv-")
+    try:
+        spill = os.path.join(tmp, "new", "spill")
+        proc = run_python(f"""
+            import os
+            os.umask(0)
+            import numpy as np
+            import quanta
+            quanta.init(num_cpus=1, object_store_memory=64 << 20, object_spilling_directory={spill!r})
+            refs = [quanta.put(np.zeros(24 << 20, dtype=np.uint8)) for _ in range(4)]
+            assert quanta.memory_summary(stats_only=True)["total_spilled"] > 0
+            print("FILES=" + " ".join("%s:%o" % (n, os.lstat(os.path.join({spill!r}, n)).st_mode & 0o777)
+                                      for n in os.listdir({spill!r})))
+            assert all(int(quanta.get(r)[0]) == 0 for r in refs)   # read back from the spill files
+        """, env={"TMPDIR": tmp}, timeout=120)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert stat.S_IMODE(os.stat(spill).st_mode) == 0o700
+        files = dict(f.split(":") for f in proc.stdout.split("FILES=")[1].split("\n")[0].split())
+        assert files and set(files.values()) == {"600"}, files
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 # ============================================================================ quanta stop
 
 
