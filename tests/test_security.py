@@ -717,7 +717,7 @@ except OSError as e:
 """
 
 
-def test_another_uid_cannot_reach_or_use_the_node_socket(node, other_user):
+def test_another_uid_cannot_reach_or_use_the_node_or_control_socket(node, other_user):
     if other_user.python is None:
         pytest.skip("no system python3 that another user may run")
     sock = node.socket_path
@@ -729,22 +729,30 @@ def test_another_uid_cannot_reach_or_use_the_node_socket(node, other_user):
     if blocked:
         pytest.skip(f"{blocked} is not traversable by other users, so the node's own check cannot be reached")
     root = os.path.dirname(node.session_dir)
-    opened = [(root, 0o711), (node.session_dir, 0o711), (os.path.dirname(sock), 0o711), (sock, 0o666)]
+    control_sock = os.path.join(os.path.dirname(sock), "control.sock")
+    opened = [(root, 0o711), (node.session_dir, 0o711), (os.path.dirname(sock), 0o711), (sock, 0o666),
+              (control_sock, 0o666)]
     saved = [(p, stat.S_IMODE(os.lstat(p).st_mode)) for p, _ in opened]
     try:
         for p, mode in opened:
             os.chmod(p, mode)
-        probe = other_user.run([other_user.python, "-c", PROBE, sock])
+        probes = {path: other_user.run([other_user.python, "-c", PROBE, path]) for path in (sock, control_sock)}
     finally:
         for p, mode in saved:
             os.chmod(p, mode)
-    out = probe.stdout
-    assert "PID=" in out, f"the other user could not even connect with the directories open: {out}{probe.stderr}"
-    pid = int(re.search(r"PID=(\d+)", out).group(1))
-    assert re.search(r"RECV=(0|ConnectionResetError|BrokenPipeError)\b", out), \
-        f"the node answered a process of another uid: {out}"
-    line = f"refusing a local connection from pid {pid} of uid {other_user.uid}"
+    pids = {}
+    for path, probe in probes.items():
+        out = probe.stdout
+        assert "PID=" in out, f"the other user could not even connect with the directories open: {out}{probe.stderr}"
+        pids[path] = int(re.search(r"PID=(\d+)", out).group(1))
+        assert re.search(r"RECV=(0|ConnectionResetError|BrokenPipeError)\b", out), \
+            f"{os.path.basename(path)} answered a process of another uid: {out}"
+    line = f"refusing a local connection from pid {pids[sock]} of uid {other_user.uid}"
     assert wait_for(lambda: line in node.log(), 5), f"the node did not log {line!r}"
+    line = f"refusing a local connection from uid {other_user.uid} (pid {pids[control_sock]})"
+    control_log = os.path.join(node.session_dir, "logs", "control.log")
+    assert wait_for(lambda: line in open(control_log, errors="replace").read(), 5), \
+        f"the control service did not log {line!r}"
     assert quanta.get(worker_pid.remote(), timeout=30)
 
 
