@@ -199,9 +199,27 @@ class OtherUser:
             pytest.skip("no system python3 that another user may run")
         return self.run([self.python, "-c", textwrap.dedent(code)], **kw)
 
+    def processes(self):
+        """Pids of this (throw-away) user's processes: only the tests start any."""
+        pids = []
+        for name in os.listdir("/proc"):
+            if name.isdigit():
+                try:
+                    if os.stat(f"/proc/{name}").st_uid == self.uid:
+                        pids.append(int(name))
+                except OSError:
+                    pass
+        return pids
+
     def delete(self):
-        # The tests end the processes they started as this user (by pid) before this runs.
-        subprocess.run(["userdel", self.name], capture_output=True)
+        for pid in self.processes():  # left behind by a failed test; userdel refuses while they run
+            try:
+                os.kill(pid, 9)
+            except OSError:
+                pass
+        wait_for(lambda: not self.processes(), 5)
+        if subprocess.run(["userdel", self.name], capture_output=True).returncode != 0:
+            subprocess.run(["userdel", "-f", self.name], capture_output=True)
 
 
 @pytest.fixture(scope="module")

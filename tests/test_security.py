@@ -168,10 +168,20 @@ def test_runtime_root_created_by_another_user_is_refused(shared_tmp, other_user,
     made = other_user.run(["mkdir", "-m", "0777", root])  # the other user gets there first
     assert made.returncode == 0, made.stderr
     assert os.lstat(root).st_uid == other_user.uid
-    kind, message = _init_attempt(shared_tmp, call)
-    assert kind == "UnsafePathError", (kind, message)
-    assert root in message and f"belongs to uid {other_user.uid}" in message, message
-    assert os.listdir(root) == [], "quanta wrote into a directory another user controls"
+    # ...and lays out a live-looking session with a listening socket, all theirs.
+    fake = FakeSession(root)
+    try:
+        for dirpath, dirnames, filenames in os.walk(root):
+            for name in dirnames + filenames:
+                os.lchown(os.path.join(dirpath, name), other_user.uid, other_user.gid)
+        planted = sorted(os.listdir(root))
+        kind, message = _init_attempt(shared_tmp, call)
+        assert kind == "UnsafePathError", (kind, message)
+        assert root in message and f"belongs to uid {other_user.uid}" in message, message
+        assert sorted(os.listdir(root)) == planted, "quanta wrote into a directory another user controls"
+        assert fake.accepted == 0, "the driver connected to the other user's socket"
+    finally:
+        fake.close()
 
 
 def test_quanta_cli_refuses_a_planted_root_with_a_clear_message(shared_tmp, other_user):
