@@ -301,7 +301,12 @@ def main(argv=None) -> int:
     p.set_defaults(func=cmd_get_auth_token)
     sub.add_parser("microbenchmark", help="run the benchmark suite (see --help there)")
     args = parser.parse_args(argv)
-    return args.func(args)
+    from quanta._private.runtime_dir import UnsafePathError
+
+    try:
+        return args.func(args)
+    except UnsafePathError as e:  # a planted or loose runtime path: say so, without a traceback
+        return _fail(str(e), 1)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "common/logging.h"
@@ -11,6 +12,12 @@ namespace quanta::net {
 
 namespace {
 constexpr size_t kReadChunk = 256 * 1024;
+// The first read of a wake-up asks for little and later ones grow (x4) while they fill the
+// space given: an idle or lightly used connection (thousands may be open) keeps a buffer of a
+// few KiB instead of kReadChunk, while a peer streaming data still gets kReadChunk reads.
+constexpr size_t kFirstRead = 4 * 1024;
+// A read buffer larger than this is given back once every frame in it has been handled.
+constexpr size_t kKeptReadBuffer = 64 * 1024;
 constexpr size_t kEagerFlushBytes = 1 << 20;
 }  // namespace
 
@@ -54,23 +61,26 @@ void Connection::OnEvents(uint32_t events) {
 
 void Connection::ReadAll() {
   if (!DrainFrames()) return;
+  size_t want = kFirstRead;
   for (int round = 0; round < 16 && !closed_ && !reading_paused_; ++round) {
-    char* space = decoder_.WritableSpace(kReadChunk);
-    ssize_t n = ::read(fd_, space, kReadChunk);
+    char* space = decoder_.WritableSpace(want);
+    ssize_t n = ::read(fd_, space, want);
     if (n == 0) {
       Close(Status::IOError("peer closed the connection"));
       return;
     }
     if (n < 0) {
       if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
       Close(Status::FromErrno("read"));
       return;
     }
     decoder_.Commit(static_cast<size_t>(n));
     if (!DrainFrames()) return;
-    if (static_cast<size_t>(n) < kReadChunk) return;
+    if (static_cast<size_t>(n) < want) break;
+    want = std::min(want * 4, kReadChunk);
   }
+  decoder_.ReleaseIfEmpty(kKeptReadBuffer);
 }
 
 bool Connection::DrainFrames() {

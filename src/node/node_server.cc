@@ -162,6 +162,7 @@ void NodeServer::OnJoined(const protocol::RegisterNodeReply& reply) {
     dispatcher_->Schedule();
     directory_->Flush();
     control_->ReportResources(dispatcher_->queue().available().ToMap());
+    logs_.SendPendingNotes();
   });
   QLOG(kInfo) << "node " << node_id_ << " joined the cluster at " << control_->address() << " as node index "
               << reply.node_index << "; listening on " << options_.socket_path << " with resources "

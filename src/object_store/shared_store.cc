@@ -19,7 +19,7 @@ std::string Mib(uint64_t bytes) {
 }
 
 Status WriteFile(const std::string& path, const uint8_t* data, uint64_t size) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) return Status::FromErrno("open spill file " + path);
   while (size > 0) {
     ssize_t n = ::write(fd, data, size);
@@ -38,7 +38,7 @@ Status WriteFile(const std::string& path, const uint8_t* data, uint64_t size) {
 }
 
 Status ReadFile(const std::string& path, uint8_t* data, uint64_t size) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) return Status::FromErrno("open spill file " + path);
   while (size > 0) {
     ssize_t n = ::read(fd, data, size);

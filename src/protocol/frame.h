@@ -39,6 +39,13 @@ class FrameDecoder {
   // Space to read into: at least `min_free` bytes at the returned pointer.
   char* WritableSpace(size_t min_free);
   void Commit(size_t n) { end_ += n; }
+  // Frees the buffer if it holds no data and is larger than `keep` bytes.
+  void ReleaseIfEmpty(size_t keep) {
+    if (begin_ == end_ && buf_.size() > keep) {
+      std::string().swap(buf_);
+      begin_ = end_ = 0;
+    }
+  }
   void Append(std::string_view data);
 
   // Returns true and fills `frame` if a complete frame is buffered; false if more bytes are

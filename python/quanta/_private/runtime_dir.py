@@ -83,6 +83,33 @@ def make_private_dir(path: str) -> None:
     check_private(path, want_dir=True)
 
 
+def private_spill_dir(path: str) -> str:
+    """A spill directory the user chose (object_spilling_directory), created 0700 if missing;
+    returns its real path. Spilled objects are read back and unpickled, so a directory that
+    another user owns or may write (where they could swap a spilled file for their own pickle)
+    is refused, like a planted runtime path."""
+    path = os.path.realpath(os.path.expanduser(path))  # later changes to a link in the path do not matter
+    try:
+        os.makedirs(path, mode=0o700)
+        os.chmod(path, 0o700)  # whatever the umask
+    except FileExistsError:
+        pass
+    st = os.stat(path)
+    problem = None
+    if not stat.S_ISDIR(st.st_mode):
+        problem = "is not a directory"
+    elif st.st_uid != os.geteuid():
+        problem = f"belongs to uid {st.st_uid}, not to you (uid {os.geteuid()})"
+    elif st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        problem = f"is writable by other users (mode {stat.S_IMODE(st.st_mode):03o})"
+    if problem:
+        raise UnsafePathError(
+            f"refusing to spill objects to {path}: it {problem}. Spilled objects are read back and "
+            "unpickled, so whoever can write there could run code in your processes. Use a directory "
+            "only you can write, e.g. a new subdirectory (it is created with mode 0700).")
+    return path
+
+
 def write_private(path: str, data: str) -> None:
     """Writes `data` to `path` (replacing it atomically), mode 0600."""
     tmp = f"{path}.{os.getpid()}.{uuid.uuid4().hex[:6]}"

@@ -94,6 +94,8 @@ class Session:
               heartbeat_timeout_ms: int | None = None, prestart: int | None = None) -> "Session":
         """Starts the control service (if `head`) and a node. With `host`/`port` (a head) or
         `control_address` (joining), TCP is used and `token` is required."""
+        if store.get("spill_dir"):
+            store = dict(store, spill_dir=runtime_dir.private_spill_dir(str(store["spill_dir"])))
         lifeline_r = -1
         if tied_to_driver:
             lifeline_r, self._lifeline_w = os.pipe()
