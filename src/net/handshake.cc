@@ -161,7 +161,9 @@ Status Handshake::OnReceived() {
         return Status::ProtocolError("the server did not answer with a Quanta handshake (is this the right port?)");
       }
       version_ = GetU16(buf_, 4);
-      if (version_ == 0) {
+      // 0 is the server's refusal; a version outside our own range is one we cannot speak
+      // (a server of another release must not make us talk a protocol we do not know).
+      if (version_ == 0 || version_ < min_version_ || version_ > max_version_) {
         stage_ = Stage::kFailed;
         return Status::ProtocolError("protocol version mismatch: the server runs Quanta protocol " +
                                      std::to_string(GetU16(buf_, 6)) + "-" + std::to_string(GetU16(buf_, 8)) +
