@@ -18,6 +18,9 @@ else
   exit 1
 fi
 
+echo "== fuzzing (libFuzzer, bounded: FUZZ_SECONDS per target, default 25) =="
+bash scripts/fuzz.sh
+
 echo "== Python behaviour tests =="
 # Run from tests/ so `import quanta` resolves to the installed package, not the source tree.
 cd tests && exec "$PY" -m pytest -q -p no:cacheprovider "$@"

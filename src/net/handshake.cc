@@ -161,7 +161,9 @@ Status Handshake::OnReceived() {
         return Status::ProtocolError("the server did not answer with a Quanta handshake (is this the right port?)");
       }
       version_ = GetU16(buf_, 4);
-      if (version_ == 0) {
+      // 0 is the server's refusal; a version outside our own range is one we cannot speak
+      // (a server of another release must not make us talk a protocol we do not know).
+      if (version_ == 0 || version_ < min_version_ || version_ > max_version_) {
         stage_ = Stage::kFailed;
         return Status::ProtocolError("protocol version mismatch: the server runs Quanta protocol " +
                                      std::to_string(GetU16(buf_, 6)) + "-" + std::to_string(GetU16(buf_, 8)) +
@@ -267,6 +269,8 @@ void HandshakeDriver::Connect(int fd, std::string peer, Channel channel, Done do
 
 void HandshakeDriver::Start(int fd, Pending p) {
   bool connecting = p.connecting;
+  const uint64_t serial = next_serial_++;
+  p.serial = serial;
   pending_[fd] = std::move(p);
   Status st = loop_->Add(fd, connecting ? EPOLLOUT : EPOLLIN, [this, fd](uint32_t) { OnEvent(fd); });
   if (!st.ok()) {
@@ -274,11 +278,12 @@ void HandshakeDriver::Start(int fd, Pending p) {
     return;
   }
   std::weak_ptr<int> alive = alive_;
-  Handshake* hs = pending_[fd].hs.get();
-  loop_->RunAfter(timeout_, [this, alive, fd, hs] {
+  // The timer names its handshake by serial: by the time it fires, this one may have finished
+  // and a new connection may have the same fd (and its Handshake the same address).
+  loop_->RunAfter(timeout_, [this, alive, fd, serial] {
     if (alive.expired()) return;
     auto it = pending_.find(fd);
-    if (it != pending_.end() && it->second.hs.get() == hs) {
+    if (it != pending_.end() && it->second.serial == serial) {
       Finish(fd, Status::TimedOut("the handshake did not complete within " + std::to_string(timeout_.count()) + " ms"));
     }
   });

@@ -105,6 +105,7 @@ class HandshakeDriver {
     std::string peer;
     Done done;
     bool connecting = false;
+    uint64_t serial = 0;  // names this handshake for its timeout (fds and addresses are reused)
   };
   void Start(int fd, Pending p);
   void OnEvent(int fd);
@@ -115,6 +116,7 @@ class HandshakeDriver {
   std::chrono::milliseconds timeout_;
   size_t max_pending_;
   std::unordered_map<int, Pending> pending_;
+  uint64_t next_serial_ = 1;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 

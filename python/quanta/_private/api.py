@@ -116,16 +116,23 @@ def _connect(address, namespace, log_to_driver, temp_dir=None):
 def _start_driver_node(address, temp_dir):
     """A node with no resources, joined to the cluster at `address` and tied to this driver."""
     from quanta._private import auth_token
+    from quanta.util.network import get_node_ip_address
 
     try:
         token, _ = auth_token.load()
     except auth_token.TokenError as e:
         raise ConnectionError(f"cannot join the cluster at {address!r}: {e}") from None
     session_dir = runtime_dir.new_session(temp_dir)
+    # The other nodes send this driver's results back over their own channel to it, so the driver
+    # node listens for peers on the address that routes towards the head.
+    try:
+        host = get_node_ip_address(address)
+    except (TypeError, ValueError):
+        host = None
     try:
         cluster = services.Session(session_dir).start(
             head=False, tied_to_driver=True, resources={}, store={"object_store_memory": 64 << 20},
-            control_address=address, driver_node=True, token=token, prestart=0)
+            control_address=address, driver_node=True, token=token, prestart=0, host=host)
     except services.JoinError as e:
         raise ConnectionError(str(e)) from None
     cluster.write_record(head=False, started_by="init", driver_node=True)

@@ -225,13 +225,15 @@ class Session:
         self._procs = []
 
     def wait(self) -> int:
-        """Blocks until a daemon exits (for `quanta start --block`); returns its status."""
-        while True:
+        """Blocks until a daemon exits (for `quanta start --block`); returns its status, or 0
+        once stop() (e.g. from a signal handler) has stopped them all."""
+        while self._procs:
             for _, p in self._procs:
                 code = p.poll()
                 if code is not None:
                     return code
             time.sleep(0.2)
+        return 0
 
 
 def _worker_env_args(session_dir: str) -> list:
