@@ -274,8 +274,6 @@ def test_task_on_a_removed_node_is_not_run_elsewhere_by_accident(make_cluster):
     assert quanta.get(ref, timeout=30)[0] == newcomer.session_dir
 
 
-@pytest.mark.xfail(strict=True, reason="tasks forwarded to a node that dies are not failed over yet: "
-                   "NodeServer's on-dead callback only drops the peer channel, so get() waits forever")
 def test_task_on_a_node_that_dies_fails_instead_of_hanging(make_cluster):
     cluster = make_cluster(head_node_args={"num_cpus": 1})
     node = cluster.add_node(num_cpus=1, resources={"box": 1})
@@ -283,12 +281,10 @@ def test_task_on_a_node_that_dies_fails_instead_of_hanging(make_cluster):
     ref = sleep_where.options(resources={"box": 1}, max_retries=0).remote(30)
     wait_for(lambda: quanta.available_resources().get("box", 0) == 0, 10, "the task to start on the node")
     cluster.remove_node(node, allow_graceful=False)
-    with pytest.raises(quanta.exceptions.QuantaError) as info:
+    with pytest.raises(quanta.exceptions.NodeDiedError, match="no retries left"):
         quanta.get(ref, timeout=10)
-    assert not isinstance(info.value, quanta.exceptions.GetTimeoutError), "get() is still waiting"
 
 
-@pytest.mark.xfail(strict=True, reason="tasks forwarded to a node that dies are not retried elsewhere yet")
 def test_task_on_a_node_that_dies_is_retried_on_another(make_cluster):
     cluster = make_cluster(head_node_args={"num_cpus": 1})
     node = cluster.add_node(num_cpus=1, resources={"box": 1})

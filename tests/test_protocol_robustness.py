@@ -8,7 +8,7 @@ living process, must still accept and greet new clients, and the real driver's t
 run (``quanta.get(f.remote(1)) == 1``).
 
 Wire format (src/protocol/frame.h, messages.h), all little-endian:
-    frame  = u32 body_len | u16 version (=2) | u16 type | body
+    frame  = u32 body_len | u16 version (= quanta._core.PROTOCOL_VERSION) | u16 type | body
     Hello  (type 1) = u8 role (1 driver, 2 worker) | bytes worker_token | u32 pid | u8 log_to_driver
     HelloReply (type 32) = u64 client_id | bytes node_id | bytes session_dir | bytes store_path
                            | u64 store_size | u64 inline_threshold  (bytes = u32 len + data)
@@ -26,7 +26,7 @@ import quanta
 from quanta._private import session
 from conftest import alive, descendants, run_driver
 
-PROTOCOL_VERSION = 2
+from quanta._core import PROTOCOL_VERSION  # noqa: E402  (the engine's)
 MAX_FRAME_BODY = 1 << 30
 
 HELLO = 1
@@ -114,6 +114,7 @@ def task_spec_body(client_id, *, tid=None, kind=TASK_NORMAL, actor_id=None, meth
     body += struct.pack("<I", num_returns)
     body += struct.pack("<I", 0)  # resources: none
     body += struct.pack("<iB", 0, 0)  # max_retries, retry_exceptions
+    body += struct.pack("<B", 0)  # scheduling strategy: default
     return body
 
 
@@ -271,7 +272,7 @@ def test_random_garbage_after_hello(healthy_after):
         assert wait_closed_by_peer(sock)
 
 
-@pytest.mark.parametrize("version", [0, 1, 3, 0x0100, 0xFFFF])
+@pytest.mark.parametrize("version", [0, PROTOCOL_VERSION - 1, PROTOCOL_VERSION + 1, 0x0100, 0xFFFF])
 def test_wrong_protocol_version(healthy_after, version):
     with healthy_after.connect() as sock:
         send_all_tolerant(sock, frame(HELLO, hello_body(), version=version))

@@ -28,6 +28,8 @@ import time
 
 import pytest
 
+from quanta._core import PROTOCOL_VERSION
+
 import quanta
 from conftest import Driver
 from hostile import (HELLO, HELLO_REPLY, MiB, OBJECT_READY, PUT_INDEX, PUT_OBJECT, SUBSCRIBE, RawClient,
@@ -282,7 +284,7 @@ def test_frame_headers_announcing_1_gib_before_hello_are_closed_without_allocati
     conns = []
     for _ in range(40):
         c = node.client()
-        c.sock.sendall(struct.pack("<IHH", 1 << 30, 2, HELLO))  # a bare header announcing 1 GiB
+        c.sock.sendall(struct.pack("<IHH", 1 << 30, PROTOCOL_VERSION, HELLO))  # a bare header announcing 1 GiB
         conns.append(c)
     during = node.memory()
     deadline = time.monotonic() + 2     # at once, not by the 5 s Hello deadline

@@ -39,7 +39,7 @@ from quanta import _core
 from quanta.cluster_utils import Cluster
 from conftest import alive, process_identity
 
-PROTOCOL_VERSION = 2
+from quanta._core import PROTOCOL_VERSION  # noqa: E402  (the engine's)
 MAGIC = b"QNTA"
 CH_CONTROL, CH_PEER, CH_DATA, CH_TOOL = 1, 2, 3, 4
 
@@ -471,7 +471,8 @@ def test_a_slow_handshake_is_not_cut_short_by_an_earlier_connections_deadline(se
 
 def test_python_client_negotiates_the_common_version(serving_after):
     setup = serving_after
-    for lo, hi in ((1, 5), (2, 2), (0, 2), (2, 60000)):
+    v = PROTOCOL_VERSION
+    for lo, hi in ((1, v + 3), (v, v), (0, v), (v, 60000)):
         with setup.control.connect() as s:
             s.sendall(hello_msg(CH_TOOL, os.urandom(32), lo, hi))
             ch = parse_challenge(recv_exact(s, 76))
@@ -576,8 +577,8 @@ def test_python_tool_client_reads_the_node_table(serving_after):
 
 BAD_FRAMES = {
     # name: (channel, bytes, what the log says)
-    "wrong-frame-version": (CH_TOOL, frame(GET_CLUSTER_INFO, struct.pack("<Q", 1), version=3),
-                            "frame has protocol version 3, expected 2"),
+    "wrong-frame-version": (CH_TOOL, frame(GET_CLUSTER_INFO, struct.pack("<Q", 1), version=PROTOCOL_VERSION + 1),
+                            f"frame has protocol version {PROTOCOL_VERSION + 1}, expected {PROTOCOL_VERSION}"),
     "huge-length": (CH_TOOL, frame(GET_CLUSTER_INFO, length=0xFFFFFFF0),
                     f"exceeds the limit of {MAX_FRAME_BEFORE_REGISTER}"),
     "over-limit-before-register": (CH_CONTROL, frame(REGISTER_NODE, length=MAX_FRAME_BEFORE_REGISTER + 1),

@@ -37,8 +37,9 @@ def test_all_names_resolve_and_are_rays_names():
     assert set(quanta.util.__all__) - {"Executor"} <= set(ray_util.__all__)  # Executor: ours
     assert quanta.util.ActorPool is quanta.util.actor_pool.ActorPool
     assert quanta.util.multiprocessing.Pool.__module__ == "quanta.util.multiprocessing.pool"
-    with pytest.raises(AttributeError, match="has no attribute 'placement_group'"):
-        quanta.util.placement_group  # a Ray name we do not provide is absent, not a stub
+    assert callable(quanta.util.placement_group)  # placement groups are provided now
+    with pytest.raises(AttributeError, match="has no attribute 'collective'"):
+        quanta.util.collective  # a Ray name we do not provide is absent, not a stub
     assert quanta.util is quanta.__dict__["util"]
 
 

@@ -118,6 +118,19 @@ class OwnerDiedError(ObjectLostError):
     value and where it lived are gone."""
 
 
+class NodeDiedError(QuantaError):
+    """The node running the task died, and the task had no retries left."""
+
+
+class TaskUnschedulableError(QuantaError):
+    """No node of the cluster can run the task (its resources, label selector or node affinity
+    match no alive node) and none joined within `infeasible_task_timeout_s`."""
+
+
+class ActorUnschedulableError(QuantaError):
+    """No node of the cluster can host the actor, and none joined in time."""
+
+
 class ObjectStoreFullError(QuantaError):
     """The object store (and its spill space) cannot hold the object."""
 
@@ -143,6 +156,7 @@ RayActorError = ActorDiedError
 __all__ = [
     "QuantaError", "TaskError", "QuantaSystemError", "WorkerCrashedError", "TaskCancelledError",
     "GetTimeoutError", "ObjectLostError", "ObjectFreedError", "OwnerDiedError", "ObjectStoreFullError",
+    "NodeDiedError", "TaskUnschedulableError", "ActorUnschedulableError",
     "ActorDiedError", "ActorUnavailableError", "PendingCallsLimitExceeded",
     "RayError", "RayTaskError", "RaySystemError", "RayActorError",
 ]

@@ -24,7 +24,8 @@ class RemoteFunction:
         self._pickled = None
         self._function_id = None
         self._signature = None
-        self._demand = opts.resource_demand(self._options, 1)
+        self._scheduling, group = opts.scheduling(self._options)
+        self._demand = opts.demand_for(self._options, 1, group)
         self.__doc__ = getattr(function, "__doc__", None)
         self.__name__ = self._name
         self.__wrapped__ = function
@@ -40,7 +41,8 @@ class RemoteFunction:
         clone.__dict__.update(self.__dict__)
         clone._options = merged
         clone._name = merged.get("name") or self._name
-        clone._demand = opts.resource_demand(merged, 1)
+        clone._scheduling, group = opts.scheduling(merged)
+        clone._demand = opts.demand_for(merged, 1, group)
         return clone
 
     def _export(self, core):
@@ -78,7 +80,7 @@ class RemoteFunction:
         num_returns = o["num_returns"]
         ids = core.submit_task(core.next_task_id(), session.job_id(), fid, self._name, blob,
                                arg_refs, nested, num_returns, self._demand, o["max_retries"],
-                               bool(o["retry_exceptions"]), None)
+                               bool(o["retry_exceptions"]), None, self._scheduling)
         refs = [ObjectRef._adopt(core, i) for i in ids]
         if num_returns == 1:
             return refs[0]

@@ -39,8 +39,25 @@ void BindTasks(nb::class_<CoreClient>& cls) {
            [](CoreClient& c, const nb::bytes& task_id, uint64_t job_id, const nb::bytes& fid,
               const std::string& name, const nb::bytes& args_blob, const nb::list& arg_refs,
               const nb::list& nested_refs, uint32_t num_returns, const nb::list& resources,
-              int32_t max_retries, bool retry_exceptions, const nb::object& actor) {
+              int32_t max_retries, bool retry_exceptions, const nb::object& actor,
+              const nb::object& scheduling) {
              protocol::TaskSpec spec;
+             if (!scheduling.is_none()) {
+               // (kind, node_id, soft, hard labels [(k, expr)], soft labels [(k, expr)])
+               auto t = nb::borrow<nb::tuple>(scheduling);
+               auto& s = spec.scheduling;
+               s.kind = static_cast<protocol::SchedulingStrategy::Kind>(nb::cast<int>(t[0]));
+               s.node_id = nb::cast<std::string>(t[1]);
+               s.soft = nb::cast<bool>(t[2]);
+               for (nb::handle h : nb::borrow<nb::list>(t[3])) {
+                 auto kv = nb::borrow<nb::tuple>(h);
+                 s.hard.emplace_back(nb::cast<std::string>(kv[0]), nb::cast<std::string>(kv[1]));
+               }
+               for (nb::handle h : nb::borrow<nb::list>(t[4])) {
+                 auto kv = nb::borrow<nb::tuple>(h);
+                 s.soft_labels.emplace_back(nb::cast<std::string>(kv[0]), nb::cast<std::string>(kv[1]));
+               }
+             }
              if (!actor.is_none()) {
                // (kind, actor_id, method, max_concurrency, max_restarts, detached, is_async,
                //  class_name, lifetime_resources)
@@ -82,7 +99,7 @@ void BindTasks(nb::class_<CoreClient>& cls) {
            nb::arg("task_id"), nb::arg("job_id"), nb::arg("function_id"), nb::arg("name"),
            nb::arg("args_blob"), nb::arg("arg_refs"), nb::arg("nested_refs"),
            nb::arg("num_returns"), nb::arg("resources"), nb::arg("max_retries"),
-           nb::arg("retry_exceptions"), nb::arg("actor").none())
+           nb::arg("retry_exceptions"), nb::arg("actor").none(), nb::arg("scheduling").none() = nb::none())
       .def("kill_actor",
            [](CoreClient& c, const nb::bytes& actor_id, bool no_restart) {
              ObjectID id = ToId(actor_id);
@@ -121,6 +138,69 @@ void BindTasks(nb::class_<CoreClient>& cls) {
              ThrowIfError(st);
            })
       .def_prop_ro("node_index", &CoreClient::node_index)
+      .def("create_placement_group",
+           [](CoreClient& c, const nb::bytes& id, const std::string& name, const std::string& ns, int strategy,
+              const nb::list& bundles, bool detached, uint64_t job_id) {
+             protocol::PlacementGroupSpec spec;
+             spec.id = ToId(id);
+             spec.name = name;
+             spec.name_space = ns;
+             if (strategy < 0 || strategy > 3) throw nb::value_error("unknown placement strategy");
+             spec.strategy = static_cast<protocol::PlacementStrategy>(strategy);
+             for (nb::handle b : bundles) spec.bundles.push_back(ToResources(nb::borrow<nb::list>(b)));
+             spec.detached = detached;
+             spec.job_id = job_id;
+             Status st;
+             {
+               nb::gil_scoped_release release;
+               st = c.CreatePlacementGroup(spec);
+             }
+             ThrowIfError(st);
+           })
+      .def("remove_placement_group",
+           [](CoreClient& c, const nb::bytes& id) {
+             ObjectID gid = ToId(id);
+             Status st;
+             {
+               nb::gil_scoped_release release;
+               st = c.RemovePlacementGroup(gid);
+             }
+             ThrowIfError(st);
+           })
+      .def("placement_groups",
+           [](CoreClient& c, const nb::bytes& id, const std::string& name, const std::string& ns, int64_t timeout_ms) {
+             protocol::PlacementGroupQuery q;
+             if (id.size() != 0) q.id = ToId(id);
+             q.name = name;
+             q.name_space = ns;
+             Result<protocol::PlacementGroups> r = Status::Internal("unset");
+             {
+               nb::gil_scoped_release release;
+               r = c.GetPlacementGroups(q, timeout_ms);
+             }
+             static const char* kStates[] = {"PENDING", "CREATED", "REMOVED", "RESCHEDULING"};
+             static const char* kStrategies[] = {"PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"};
+             nb::list out;
+             for (const auto& g : ValueOrThrow(std::move(r)).groups) {
+               nb::dict d;
+               d["id"] = FromId(g.spec.id);
+               d["name"] = g.spec.name;
+               d["namespace"] = g.spec.name_space;
+               d["strategy"] = kStrategies[static_cast<int>(g.spec.strategy)];
+               d["state"] = kStates[static_cast<int>(g.state)];
+               nb::list bundles;
+               for (const auto& b : g.spec.bundles) bundles.append(ResourcesToPython(b));
+               d["bundles"] = bundles;
+               nb::list nodes;
+               for (uint32_t n : g.bundle_nodes) nodes.append(n);
+               d["bundle_nodes"] = nodes;
+               d["detached"] = g.spec.detached;
+               d["job_id"] = g.spec.job_id;
+               d["message"] = g.message;
+               out.append(d);
+             }
+             return out;
+           })
       .def("node_stats",
            [](CoreClient& c, int64_t timeout_ms) {
              Result<protocol::NodeStats> r = Status::Internal("unset");

@@ -12,6 +12,7 @@ using namespace quanta::bindings;
 
 NB_MODULE(_core, m) {
   m.doc() = "Quanta's C++ core library (the engine embedded in drivers and workers).";
+  m.attr("PROTOCOL_VERSION") = protocol::kProtocolVersion;
   m.def("init_logging", [](const std::string& component, const std::string& path) {
     InitLogging(component, path, LogLevel::kInfo);
   });

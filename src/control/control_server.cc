@@ -27,7 +27,20 @@ uint64_t NowMs() {
 }  // namespace
 
 ControlServer::ControlServer(net::EventLoop* loop, ControlOptions options)
-    : loop_(loop), options_(std::move(options)), cluster_id_(RandomUniqueId()) {}
+    : loop_(loop),
+      options_(std::move(options)),
+      cluster_id_(RandomUniqueId()),
+      groups_(&nodes_,
+              PlacementGroupManager::Callbacks{
+                  [this](uint32_t node, const protocol::BundleReservation& r) {
+                    auto conn = node_conn_.find(node);
+                    if (conn == node_conn_.end()) return;
+                    auto p = peers_.find(conn->second);
+                    if (p != peers_.end()) p->second.conn->Send(MessageType::kReserveBundles, r);
+                  },
+                  [this](const ObjectID& group, bool removed) {
+                    BroadcastToNodes(MessageType::kReturnBundles, protocol::BundleReservation{group, {}, removed});
+                  }}) {}
 
 Status ControlServer::Start() {
   auto unix_listener = net::Listener::Unix(loop_, options_.socket_path, 0600, [this](int fd) {
@@ -74,6 +87,7 @@ Status ControlServer::Start() {
     }));
   }
   CheckHeartbeats();
+  EverySecond();
   QLOG(kInfo) << "control service listening on " << options_.socket_path
               << (tcp_ ? " and " + (options_.tcp_host.empty() ? std::string("127.0.0.1") : options_.tcp_host) + ":" +
                              std::to_string(tcp_->port())
@@ -131,7 +145,8 @@ void ControlServer::BroadcastToNodes(MessageType type, const M& msg, uint32_t ex
 Status ControlServer::Handle(Peer& peer, const protocol::Frame& frame) {
   auto type = static_cast<MessageType>(frame.type);
   if (peer.node_index != 0) nodes_.Heard(peer.node_index, NodeTable::Clock::now());
-  if (peer.channel == net::Channel::kTool && type != MessageType::kGetClusterInfo) {
+  if (peer.channel == net::Channel::kTool && type != MessageType::kGetClusterInfo &&
+      type != MessageType::kGetPlacementGroups) {
     return Status::ProtocolError("a tool connection may only read the cluster's state");
   }
   switch (type) {
@@ -188,7 +203,7 @@ Status ControlServer::Handle(Peer& peer, const protocol::Frame& frame) {
       if (peer.node_index == 0 || m.node_index != peer.node_index) {
         return Status::ProtocolError("resource update for a node this connection did not register");
       }
-      if (nodes_.UpdateAvailable(m.node_index, std::move(m.available))) {
+      if (nodes_.UpdateResources(m.node_index, std::move(m.available), std::move(m.total))) {
         view_changed_.insert(m.node_index);
         if (!view_flush_scheduled_) {
           view_flush_scheduled_ = true;
@@ -202,6 +217,44 @@ Status ControlServer::Handle(Peer& peer, const protocol::Frame& frame) {
       protocol::RegisterFunction m;
       QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
       functions_.emplace(std::move(m.function_id), std::move(m.payload));
+      return Status::Ok();
+    }
+    case MessageType::kCreatePlacementGroup: {
+      if (peer.node_index == 0) return Status::ProtocolError("placement group from an unregistered connection");
+      protocol::PlacementGroupSpec m;
+      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+      Status st = groups_.Create(std::move(m));
+      if (!st.ok()) QLOG(kWarning) << "placement group refused: " << st.message();
+      return Status::Ok();
+    }
+    case MessageType::kRemovePlacementGroup: {
+      if (peer.node_index == 0) return Status::ProtocolError("placement group from an unregistered connection");
+      protocol::PlacementGroupQuery m;
+      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+      groups_.Remove(m.id, "removed with remove_placement_group()");
+      return Status::Ok();
+    }
+    case MessageType::kGetPlacementGroups: {
+      protocol::PlacementGroupQuery m;
+      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+      peer.conn->Send(MessageType::kPlacementGroups, protocol::PlacementGroups{m.request_id, groups_.Query(m)});
+      return Status::Ok();
+    }
+    case MessageType::kBundlesReserved: {
+      if (peer.node_index == 0) return Status::ProtocolError("bundle answer from an unregistered connection");
+      protocol::BundlesReserved m;
+      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+      groups_.OnReserved(peer.node_index, m);
+      return Status::Ok();
+    }
+    case MessageType::kJobFinished: {
+      if (peer.node_index == 0) return Status::ProtocolError("job report from an unregistered connection");
+      protocol::RequestId m;  // the job id
+      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+      if (static_cast<uint32_t>(m.request_id >> 32) != peer.node_index) {
+        return Status::ProtocolError("job report for a driver of another node");
+      }
+      groups_.OnJobEnded(m.request_id);
       return Status::Ok();
     }
     case MessageType::kGetClusterInfo: {
@@ -218,13 +271,19 @@ Status ControlServer::Handle(Peer& peer, const protocol::Frame& frame) {
   }
 }
 
+void ControlServer::EverySecond() {
+  loop_->RunAfter(std::chrono::milliseconds(1000), [this] { EverySecond(); });
+  groups_.Retry();
+}
+
 void ControlServer::FlushResourceView() {
   view_flush_scheduled_ = false;
   if (view_changed_.empty()) return;
+  groups_.Retry();  // resources changed: a pending placement group may fit now
   protocol::ResourceView view;
   for (uint32_t index : view_changed_) {
     if (const protocol::NodeInfo* n = nodes_.Find(index); n != nullptr && n->alive) {
-      view.available.emplace_back(index, n->available);
+      view.nodes.push_back({index, n->available, n->total});
     }
   }
   view_changed_.clear();
@@ -248,6 +307,7 @@ void ControlServer::DeclareDead(uint32_t index, const std::string& reason) {
   }
   view_changed_.erase(index);
   BroadcastToNodes(MessageType::kNodeTable, protocol::NodeTable{false, {*info}});
+  groups_.OnNodeDead(index);
 }
 
 void ControlServer::CheckHeartbeats() {

@@ -17,6 +17,7 @@
 #include <unordered_map>
 
 #include "control/node_table.h"
+#include "control/placement_groups.h"
 #include "net/auth.h"
 #include "net/connection.h"
 #include "net/event_loop.h"
@@ -59,6 +60,7 @@ class ControlServer {
   template <typename M>
   void BroadcastToNodes(protocol::MessageType type, const M& msg, uint32_t except = 0);
   void FlushResourceView();
+  void EverySecond();
 
   net::EventLoop* loop_;
   ControlOptions options_;
@@ -71,6 +73,7 @@ class ControlServer {
   std::unordered_map<uint64_t, Peer> peers_;
   std::unordered_map<uint32_t, uint64_t> node_conn_;  // node index -> connection id
   NodeTable nodes_;
+  PlacementGroupManager groups_;
   std::set<uint32_t> view_changed_;  // nodes whose resources changed since the last broadcast
   bool view_flush_scheduled_ = false;
   std::unordered_map<std::string, std::string> functions_;

@@ -38,10 +38,11 @@ void NodeTable::Heard(uint32_t index, Clock::time_point now) {
   if (it != nodes_.end()) it->second.last_heard = now;
 }
 
-bool NodeTable::UpdateAvailable(uint32_t index, protocol::ResourceMap available) {
+bool NodeTable::UpdateResources(uint32_t index, protocol::ResourceMap available, protocol::ResourceMap total) {
   auto it = nodes_.find(index);
   if (it == nodes_.end() || !it->second.info.alive) return false;
   it->second.info.available = std::move(available);
+  if (!total.empty()) it->second.info.total = std::move(total);
   return true;
 }
 

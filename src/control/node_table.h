@@ -28,8 +28,9 @@ class NodeTable {
   Result<const protocol::NodeInfo*> Register(protocol::NodeInfo info, Clock::time_point now);
   // Records that the node was heard from (any message counts).
   void Heard(uint32_t index, Clock::time_point now);
-  // Stores a node's available resources; false if the node is unknown or dead.
-  bool UpdateAvailable(uint32_t index, protocol::ResourceMap available);
+  // Stores a node's available (and total, when not empty) resources; false if the node is
+  // unknown or dead.
+  bool UpdateResources(uint32_t index, protocol::ResourceMap available, protocol::ResourceMap total);
   // Declares the node dead; returns false if it already was (or is unknown).
   bool MarkDead(uint32_t index, std::string reason);
   // Alive nodes not heard from within `timeout`.

@@ -462,6 +462,27 @@ Result<protocol::NodeStats> CoreClient::GetNodeStats(int64_t timeout_ms) {
   return AwaitReply(lock, request_id, &node_stats_replies_, timeout_ms, "a node-stats request");
 }
 
+Status CoreClient::CreatePlacementGroup(const protocol::PlacementGroupSpec& spec) {
+  return Send(MessageType::kCreatePlacementGroup, spec);
+}
+
+Status CoreClient::RemovePlacementGroup(const ObjectID& id) {
+  protocol::PlacementGroupQuery q;
+  q.id = id;
+  return Send(MessageType::kRemovePlacementGroup, q);
+}
+
+Result<protocol::PlacementGroups> CoreClient::GetPlacementGroups(protocol::PlacementGroupQuery query,
+                                                                 int64_t timeout_ms) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    query.request_id = next_request_id_++;
+  }
+  QUANTA_RETURN_IF_ERROR(Send(MessageType::kGetPlacementGroups, query));
+  std::unique_lock<std::mutex> lock(mu_);
+  return AwaitReply(lock, query.request_id, &group_replies_, timeout_ms, "a placement-group request");
+}
+
 Result<protocol::ExecuteTask> CoreClient::NextTask() {
   std::unique_lock<std::mutex> lock(mu_);
   while (tasks_.empty() && !closed_) AwaitProgress(lock, nullptr);
@@ -486,5 +507,7 @@ template Status CoreClient::Send(MessageType, const protocol::PutObject&);
 template Status CoreClient::Send(MessageType, const protocol::RequestId&);
 template Status CoreClient::Send(MessageType, const protocol::TaskDone&);
 template Status CoreClient::Send(MessageType, const protocol::IdList&);
+template Status CoreClient::Send(MessageType, const protocol::PlacementGroupSpec&);
+template Status CoreClient::Send(MessageType, const protocol::PlacementGroupQuery&);
 
 }  // namespace quanta

@@ -107,6 +107,10 @@ class CoreClient {
   Result<protocol::ActorNameReply> ActorName(protocol::ActorName request, int64_t timeout_ms);
   Result<protocol::ClusterInfo> GetClusterInfo(int64_t timeout_ms);
   Result<protocol::NodeStats> GetNodeStats(int64_t timeout_ms);
+  // Placement groups (the control service keeps them; the node forwards).
+  Status CreatePlacementGroup(const protocol::PlacementGroupSpec& spec);
+  Status RemovePlacementGroup(const ObjectID& id);
+  Result<protocol::PlacementGroups> GetPlacementGroups(protocol::PlacementGroupQuery query, int64_t timeout_ms);
 
   // Worker side: blocks for the next task the node assigns; Cancelled on disconnect.
   Result<protocol::ExecuteTask> NextTask();
@@ -188,6 +192,7 @@ class CoreClient {
   TaskID running_task_;  // the plain task NextTask handed out and TaskDone has not reported
   std::unordered_map<uint64_t, protocol::ClusterInfo> cluster_replies_;
   std::unordered_map<uint64_t, protocol::NodeStats> node_stats_replies_;
+  std::unordered_map<uint64_t, protocol::PlacementGroups> group_replies_;
   std::unordered_map<uint64_t, protocol::ActorNameReply> name_replies_;
   uint64_t next_request_id_ = 1;
   int blocked_depth_ = 0;  // nested Get calls from several threads of one worker

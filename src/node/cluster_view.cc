@@ -15,10 +15,13 @@ void ClusterView::ApplyNodeTable(const protocol::NodeTable& table) {
 }
 
 void ClusterView::ApplyResourceView(const protocol::ResourceView& view) {
-  for (const auto& [index, available] : view.available) {
-    auto it = nodes_.find(index);
-    if (it != nodes_.end() && it->second.alive) it->second.available = available;
+  for (const auto& e : view.nodes) {
+    auto it = nodes_.find(e.node_index);
+    if (it == nodes_.end() || !it->second.alive) continue;
+    it->second.available = e.available;
+    it->second.total = e.total;
   }
+  if (on_resources_) on_resources_();
 }
 
 const protocol::NodeInfo* ClusterView::Find(uint32_t index) const {

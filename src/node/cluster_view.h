@@ -22,6 +22,8 @@ class ClusterView {
   ClusterView(NodeEvent on_added, NodeEvent on_dead) : on_added_(std::move(on_added)), on_dead_(std::move(on_dead)) {}
 
   void set_local_index(uint32_t index) { local_index_ = index; }
+  // Called after every resource-view update.
+  void set_on_resources(std::function<void()> cb) { on_resources_ = std::move(cb); }
   uint32_t local_index() const { return local_index_; }
 
   void ApplyNodeTable(const protocol::NodeTable& table);
@@ -44,6 +46,7 @@ class ClusterView {
   uint32_t local_index_ = 0;
   std::map<uint32_t, protocol::NodeInfo> nodes_;
   NodeEvent on_added_, on_dead_;
+  std::function<void()> on_resources_;
 };
 
 }  // namespace quanta

@@ -149,6 +149,7 @@ void ControlClient::OnMessage(const protocol::Frame& frame) {
         conn_->Send(MessageType::kRegisterFunction, protocol::RegisterFunction{id, payload});
       });
       last_reported_.clear();
+      last_total_.clear();
       if (!joined_once_) {
         joined_once_ = true;
         callbacks_.on_joined(m);
@@ -181,6 +182,11 @@ void ControlClient::OnMessage(const protocol::Frame& frame) {
       }
       return;
     }
+    case MessageType::kPlacementGroups:
+    case MessageType::kReserveBundles:
+    case MessageType::kReturnBundles:
+      if (on_other_) on_other_(frame);
+      break;
     default:
       st = Status::ProtocolError("unexpected message type " + std::to_string(frame.type) + " from the control service");
   }
@@ -206,18 +212,20 @@ void ControlClient::Heartbeat() {
   });
 }
 
-void ControlClient::ReportResources(const protocol::ResourceMap& available) {
+void ControlClient::ReportResources(const protocol::ResourceMap& available, const protocol::ResourceMap& total) {
   pending_report_ = available;
-  if (report_scheduled_ || !connected() || available == last_reported_) return;
+  pending_total_ = total;
+  if (report_scheduled_ || !connected() || (available == last_reported_ && total == last_total_)) return;
   report_scheduled_ = true;
   loop_->RunAfter(kReportEvery, [this] { FlushResources(); });
 }
 
 void ControlClient::FlushResources() {
   report_scheduled_ = false;
-  if (!connected() || pending_report_ == last_reported_) return;
+  if (!connected() || (pending_report_ == last_reported_ && pending_total_ == last_total_)) return;
   last_reported_ = pending_report_;
-  conn_->Send(MessageType::kResourceUpdate, protocol::ResourceUpdate{node_index_, last_reported_});
+  last_total_ = pending_total_;
+  conn_->Send(MessageType::kResourceUpdate, protocol::ResourceUpdate{node_index_, last_reported_, last_total_});
 }
 
 void ControlClient::RegisterFunction(const std::string& id, const std::string& payload) {

@@ -47,7 +47,14 @@ class ControlClient {
   void Start();
   void Shutdown() { shutting_down_ = true; }
   // Reported at most every 50 ms, and only if they changed.
-  void ReportResources(const protocol::ResourceMap& available);
+  void ReportResources(const protocol::ResourceMap& available, const protocol::ResourceMap& total);
+  // Sends a message to the control service (dropped while disconnected).
+  template <typename M>
+  void Send(protocol::MessageType type, const M& msg) {
+    if (connected()) conn_->Send(type, msg);
+  }
+  // Messages this class does not handle itself (placement groups).
+  void set_on_message(std::function<void(const protocol::Frame&)> cb) { on_other_ = std::move(cb); }
   void RegisterFunction(const std::string& id, const std::string& payload);
   bool connected() const { return registered_ && conn_ && !conn_->closed(); }
   uint32_t node_index() const { return node_index_; }
@@ -82,7 +89,8 @@ class ControlClient {
   std::chrono::milliseconds backoff_{100};
   uint64_t heartbeat_seq_ = 0;
   uint64_t generation_ = 0;  // connections opened; timers of an old one stand down
-  protocol::ResourceMap last_reported_, pending_report_;
+  protocol::ResourceMap last_reported_, pending_report_, last_total_, pending_total_;
+  std::function<void(const protocol::Frame&)> on_other_;
   bool report_scheduled_ = false;
 };
 

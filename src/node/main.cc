@@ -76,6 +76,9 @@ int main(int argc, char** argv) {
   auto lifeline = flags->GetInt("lifeline-fd", -1);
   auto ready = flags->GetInt("ready-fd", -1);
   auto join_timeout = flags->GetInt("join-timeout-ms", 5000);
+  auto infeasible_timeout = flags->GetInt("infeasible-task-timeout-ms", 300000);
+  if (!infeasible_timeout.ok() || infeasible_timeout.value() < 0) return Fail("bad --infeasible-task-timeout-ms");
+  opts.infeasible_timeout = std::chrono::milliseconds(infeasible_timeout.value());
   if (!prestart.ok() || !lifeline.ok() || !ready.ok() || !join_timeout.ok()) return Fail("bad integer flag");
   opts.prestart_workers = static_cast<int>(prestart.value());
   opts.lifeline_fd = static_cast<int>(lifeline.value());

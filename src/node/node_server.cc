@@ -47,6 +47,7 @@ NodeServer::NodeServer(net::EventLoop* loop, NodeOptions options)
             if (peers_) peers_->Forget(n.node_index);
             if (pulls_) pulls_->OnNodeDead(n.node_index);
             if (directory_) directory_->OnNodeDead(n.node_index);
+            if (task_manager_) task_manager_->OnNodeDead(n.node_index, n.death_reason);
           }),
       start_time_ms_(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                                std::chrono::system_clock::now().time_since_epoch())
@@ -112,8 +113,15 @@ Status NodeServer::Start() {
       RemoteTasks::Callbacks{
           [this](const TaskID& id, const ResourceSet& demand) { dispatcher_->Enqueue(id, demand); },
           [this](const TaskID& id, std::vector<protocol::ObjectValue> r) { task_manager_->Finish(id, std::move(r)); }});
-  task_manager_ = std::make_unique<TaskManager>(&tasks_, objects_.get(), dispatcher_.get(), actors_.get(),
-                                                scheduler_.get(), remote_.get());
+  task_manager_ = std::make_unique<TaskManager>(&tasks_, objects_.get(), directory_.get(), dispatcher_.get(),
+                                                actors_.get(), scheduler_.get(), remote_.get(), &clients_,
+                                                TaskManager::Options{options_.infeasible_timeout});
+  view_.set_on_resources([this] {
+    scheduler_->OnViewUpdated();
+    if (task_manager_->has_infeasible()) task_manager_->ReplaceInfeasible();  // totals may have grown
+  });
+  groups_ = std::make_unique<GroupResources>(
+      dispatcher_.get(), [this](const std::string& hex) { task_manager_->OnGroupRemoved(hex); });
   control_ = std::make_unique<ControlClient>(
       loop_,
       ControlClient::Options{options_.control_socket_path, options_.control_host, options_.control_port,
@@ -139,7 +147,63 @@ Status NodeServer::Start() {
       if (::read(options_.lifeline_fd, buf, sizeof buf) <= 0) Shutdown("the driver that started the cluster exited");
     }));
   }
+  control_->set_on_message([this](const protocol::Frame& f) { OnControlMessage(f); });
   control_->Start();
+  return Status::Ok();
+}
+
+void NodeServer::OnControlMessage(const protocol::Frame& frame) {
+  switch (static_cast<MessageType>(frame.type)) {
+    case MessageType::kReserveBundles: {
+      protocol::BundleReservation m;
+      if (!protocol::DecodeMessage(frame.body, &m).ok()) return;
+      protocol::BundlesReserved reply = groups_->Reserve(m);
+      control_->Send(MessageType::kBundlesReserved, reply);
+      if (reply.ok && task_manager_->has_infeasible()) task_manager_->ReplaceInfeasible();
+      return;
+    }
+    case MessageType::kReturnBundles: {
+      protocol::BundleReservation m;
+      if (protocol::DecodeMessage(frame.body, &m).ok()) groups_->Return(m);
+      return;
+    }
+    case MessageType::kPlacementGroups: {
+      protocol::PlacementGroups m;
+      if (!protocol::DecodeMessage(frame.body, &m).ok()) return;
+      auto it = group_queries_.find(m.request_id);
+      if (it == group_queries_.end()) return;
+      auto [client_id, their_id] = it->second;
+      group_queries_.erase(it);
+      m.request_id = their_id;
+      if (LocalClient* c = clients_.Find(client_id)) c->conn->Send(MessageType::kPlacementGroups, m);
+      return;
+    }
+    default:
+      return;
+  }
+}
+
+Status NodeServer::OnPlacementGroupRequest(LocalClient& client, MessageType type, const protocol::Frame& frame) {
+  if (type == MessageType::kCreatePlacementGroup) {
+    protocol::PlacementGroupSpec m;
+    QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+    if (m.id.Creator() != client.id) return Status::ProtocolError("placement group id not minted by this client");
+    control_->Send(type, m);
+    return Status::Ok();
+  }
+  protocol::PlacementGroupQuery m;
+  QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+  if (type == MessageType::kGetPlacementGroups) {
+    if (!control_->connected()) {
+      // Answer at once (empty) rather than leave the caller waiting for a reconnection.
+      client.conn->Send(MessageType::kPlacementGroups, protocol::PlacementGroups{m.request_id, {}});
+      return Status::Ok();
+    }
+    uint64_t ours = next_query_++;
+    group_queries_[ours] = {client.id, m.request_id};
+    m.request_id = ours;
+  }
+  control_->Send(type, m);
   return Status::Ok();
 }
 
@@ -160,8 +224,9 @@ void NodeServer::OnJoined(const protocol::RegisterNodeReply& reply) {
   dispatcher_->Start();
   loop_->AtEndOfIteration([this] {
     dispatcher_->Schedule();
+    task_manager_->Spill();
     directory_->Flush();
-    control_->ReportResources(dispatcher_->queue().available().ToMap());
+    control_->ReportResources(dispatcher_->queue().available().ToMap(), dispatcher_->queue().total().ToMap());
     logs_.SendPendingNotes();
   });
   QLOG(kInfo) << "node " << node_id_ << " joined the cluster at " << control_->address() << " as node index "
@@ -169,6 +234,13 @@ void NodeServer::OnJoined(const protocol::RegisterNodeReply& reply) {
               << options_.resources.ToString();
   net::SignalReady(options_.ready_fd, std::to_string(reply.node_index) + " " + node_id_);
   options_.ready_fd = -1;
+  EverySecond();
+}
+
+void NodeServer::EverySecond() {
+  if (shutting_down_) return;
+  task_manager_->ExpireInfeasible();
+  loop_->RunAfter(std::chrono::milliseconds(1000), [this] { EverySecond(); });
 }
 
 void NodeServer::Shutdown(const std::string& why) {
@@ -386,6 +458,7 @@ void NodeServer::OnClientClosed(const LocalClient& client, const Status& why) {
   // As in Ray: a driver's work ends with it (its detached actors and others' work go on).
   if (client.is_driver() && !shutting_down_) {
     task_manager_->OnJobEnded(client.id, "its driver (pid " + std::to_string(client.pid) + ") exited");
+    control_->Send(MessageType::kJobFinished, protocol::RequestId{client.id});
   }
   logs_.Forget(client.id);
   objects_->DropClient(client.id);
@@ -451,6 +524,10 @@ Status NodeServer::Dispatch(LocalClient& client, const protocol::Frame& frame) {
       }
       return Status::Ok();
     }
+    case MessageType::kCreatePlacementGroup:
+    case MessageType::kRemovePlacementGroup:
+    case MessageType::kGetPlacementGroups:
+      return OnPlacementGroupRequest(client, type, frame);
     case MessageType::kFetchObjects: {
       protocol::IdList m;
       QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));

@@ -33,6 +33,7 @@
 #include "node/cluster_view.h"
 #include "node/control_client.h"
 #include "node/function_table.h"
+#include "node/group_resources.h"
 #include "node/log_forwarder.h"
 #include "node/object_manager.h"
 #include "node/object_directory.h"
@@ -57,6 +58,7 @@ struct NodeOptions {
   uint8_t flags = 0;                // protocol::NodeInfo::Flags
   int ready_fd = -1;                // "ready <node index>" is written here once joined
   std::chrono::milliseconds join_timeout{5000};
+  std::chrono::milliseconds infeasible_timeout{300000};  // a task no node can run fails after this
   std::string python;
   ResourceSet resources;
   int prestart_workers = 0;
@@ -78,6 +80,7 @@ class NodeServer {
 
  private:
   void OnJoined(const protocol::RegisterNodeReply& reply);
+  void EverySecond();
   void OnClientMessage(LocalClient& client, const protocol::Frame& frame);
   Status Dispatch(LocalClient& client, const protocol::Frame& frame);
   Status OnHello(LocalClient& client, const protocol::Hello& hello);
@@ -87,6 +90,8 @@ class NodeServer {
   void OnWorkerOutput(const std::string& token, bool is_stderr, std::string text);
   void OnPeerMessage(uint32_t from, const protocol::Frame& frame);
   Status DispatchPeer(uint32_t from, const protocol::Frame& frame);
+  void OnControlMessage(const protocol::Frame& frame);
+  Status OnPlacementGroupRequest(LocalClient& client, protocol::MessageType type, const protocol::Frame& frame);
   protocol::NodeInfo LocalNodeInfo() const;
   protocol::NodeStats NodeStatsReply(uint64_t request_id) const;
 
@@ -111,6 +116,10 @@ class NodeServer {
   std::unique_ptr<PullManager> pulls_;
   std::unique_ptr<ClusterScheduler> scheduler_;
   std::unique_ptr<RemoteTasks> remote_;
+  std::unique_ptr<GroupResources> groups_;
+  // Placement-group queries forwarded to the control service: our request id -> (client, theirs).
+  std::unordered_map<uint64_t, std::pair<uint64_t, uint64_t>> group_queries_;
+  uint64_t next_query_ = 1;
   uint64_t start_time_ms_;
   int exit_code_ = 0;
   bool shutting_down_ = false;

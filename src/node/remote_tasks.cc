@@ -127,6 +127,10 @@ void RemoteTasks::SendResult(const Task& task, std::vector<protocol::ObjectValue
   }
   msg.returns = std::move(returns);
   uint32_t owner = task.owner;
+  if (!view_->IsAlive(owner)) {  // its owner died: nobody to tell
+    if (msg.handoff != 0) OnHandOffDone(owner, msg.handoff);
+    return;
+  }
   // Rule 2: the owner releases the task's argument pins when it gets this.
   directory_->DeferRelease([this, owner, msg = std::move(msg)] { peers_->Send(owner, MessageType::kTaskResult, msg); });
 }

@@ -29,6 +29,7 @@ struct Task {
   uint32_t forwarded_to = 0;  // owner: the node running it (0: not forwarded)
   std::vector<protocol::ObjectValue> remote_args;  // executing node: argument values from the owner
   int fetching = 0;           // arguments whose bytes are being brought to this node
+  std::string kill_reason;    // set when the node kills its worker on purpose (no retry)
   bool is_remote() const { return owner != 0; }
 };
 

@@ -8,14 +8,18 @@ using protocol::ObjectKind;
 using protocol::ObjectValue;
 using protocol::TaskKind;
 
-TaskManager::TaskManager(TaskTable* tasks, ObjectManager* objects, WorkerDispatcher* dispatcher, ActorManager* actors,
-                         ClusterScheduler* scheduler, RemoteTasks* remote)
+TaskManager::TaskManager(TaskTable* tasks, ObjectManager* objects, ObjectDirectory* directory,
+                         WorkerDispatcher* dispatcher, ActorManager* actors, ClusterScheduler* scheduler,
+                         RemoteTasks* remote, ClientRegistry* clients, Options options)
     : tasks_(tasks),
       objects_(objects),
+      directory_(directory),
       dispatcher_(dispatcher),
       actors_(actors),
       scheduler_(scheduler),
-      remote_(remote) {}
+      remote_(remote),
+      clients_(clients),
+      options_(options) {}
 
 void TaskManager::OnSubmit(LocalClient& client, protocol::TaskSpec spec) {
   TaskID id = spec.task_id;
@@ -125,18 +129,174 @@ void TaskManager::Queue(const TaskID& id) {
 bool TaskManager::PlaceRemotely(Task& task) {
   if (task.spec.kind != TaskKind::kNormal || task.is_remote()) return false;
   ResourceSet demand(task.spec.resources);
-  auto placement = scheduler_->Choose(demand);
-  if (placement.kind != ClusterScheduler::Placement::kRemote) return false;
+  auto placement = scheduler_->Choose(RequestFor(task, demand));
+  if (placement.kind == ClusterScheduler::Placement::kLocal) return false;
+  if (placement.kind == ClusterScheduler::Placement::kInfeasible) {
+    ParkInfeasible(task, placement.why);
+    return true;
+  }
   if (!remote_->Forward(task, placement.node)) return false;
   scheduler_->NoteSent(placement.node, demand);
   return true;
 }
 
+ClusterScheduler::Request TaskManager::RequestFor(const Task& task, const ResourceSet& demand) const {
+  ClusterScheduler::Request r;
+  r.demand = &demand;
+  r.strategy = &task.spec.scheduling;
+  for (const auto& arg : task.spec.arg_refs) {
+    const ObjectTable::Entry* e = objects_->Find(arg);
+    if (e == nullptr || e->value.kind != ObjectKind::kStored) continue;
+    auto loc = protocol::StoredLocation::Decode(e->value.data);
+    uint64_t size = loc.ok() ? loc->size : 0;
+    auto add = [&](uint32_t node) {
+      for (auto& [n, bytes] : r.arg_bytes) {
+        if (n == node) {
+          bytes += size;
+          return;
+        }
+      }
+      r.arg_bytes.emplace_back(node, size);
+    };
+    if (objects_->HasLocalCopy(arg)) add(directory_->local_index());
+    for (uint32_t node : directory_->LocationsOf(arg)) add(node);
+  }
+  return r;
+}
+
+void TaskManager::ParkInfeasible(Task& task, const std::string& why) {
+  infeasible_.emplace(task.spec.task_id, std::chrono::steady_clock::now());
+  if (!warned_.insert(why).second) return;
+  std::string timeout = options_.infeasible_timeout.count() == 0
+                            ? "it waits until a node that can run it joins"
+                            : "it waits until a node that can run it joins, and fails with "
+                              "TaskUnschedulableError after " +
+                                  std::to_string(options_.infeasible_timeout.count() / 1000) +
+                                  " s (_system_config infeasible_task_timeout_s; 0 waits forever)";
+  std::string text = "task " + task.spec.name + " cannot run yet: " + why + " (" + scheduler_->LargestNode() + "); " +
+                     timeout + ". Other tasks are not affected.";
+  QLOG(kWarning) << text;
+  clients_->WarnDrivers(text);
+}
+
 void TaskManager::ReplaceInfeasible() {
+  auto parked = std::move(infeasible_);
+  infeasible_.clear();
+  for (const auto& [id, since] : parked) {
+    auto it = tasks_->find(id);
+    if (it == tasks_->end()) continue;
+    if (!PlaceRemotely(it->second)) {
+      RunHere(id);
+    } else if (infeasible_.count(id)) {
+      infeasible_[id] = since;  // still waiting: its clock keeps running from the first park
+    }
+  }
   for (const TaskID& id : dispatcher_->TakeInfeasible()) {
     auto it = tasks_->find(id);
     if (it == tasks_->end()) continue;
     if (!PlaceRemotely(it->second)) dispatcher_->Enqueue(id, ResourceSet(it->second.spec.resources));
+  }
+}
+
+void TaskManager::ExpireInfeasible() {
+  if (options_.infeasible_timeout.count() == 0 || infeasible_.empty()) return;
+  auto now = std::chrono::steady_clock::now();
+  std::vector<TaskID> expired;
+  for (const auto& [id, since] : infeasible_) {
+    if (now - since >= options_.infeasible_timeout) expired.push_back(id);
+  }
+  for (const auto& id : expired) {
+    infeasible_.erase(id);
+    auto it = tasks_->find(id);
+    if (it == tasks_->end()) continue;
+    ResourceSet demand(it->second.spec.resources);
+    auto placement = scheduler_->Choose(RequestFor(it->second, demand));
+    Fail(id, SystemError(ObjectKind::kUnschedulable,
+                         "task " + it->second.spec.name + " could not be scheduled: " + placement.why +
+                             ", and no such node joined within " +
+                             std::to_string(options_.infeasible_timeout.count() / 1000) + " s (" +
+                             scheduler_->LargestNode() + ")"));
+  }
+}
+
+void TaskManager::Spill() {
+  // Tasks queued here for resources this node has no room for now go to nodes that have room.
+  const TaskQueue& queue = dispatcher_->queue();
+  if (queue.size() == 0) return;
+  for (const ResourceSet& demand : queue.Classes()) {
+    if (queue.available().Contains(demand) || !queue.IsFeasible(demand)) continue;
+    for (uint32_t node : scheduler_->NodesWithRoom(demand)) {
+      int64_t slots = scheduler_->FreeSlots(node, demand);
+      std::vector<TaskID> moved = dispatcher_->TakeNewest(demand, static_cast<size_t>(slots), [&](const TaskID& id) {
+        auto it = tasks_->find(id);
+        if (it == tasks_->end()) return false;
+        const Task& t = it->second;
+        // Only plain tasks whose strategy lets them go anywhere.
+        return t.spec.kind == TaskKind::kNormal && !t.is_remote() && !t.cancelled &&
+               (t.spec.scheduling.kind == protocol::SchedulingStrategy::Kind::kDefault ||
+                t.spec.scheduling.kind == protocol::SchedulingStrategy::Kind::kSpread || t.spec.scheduling.soft);
+      });
+      for (const auto& id : moved) {
+        if (remote_->Forward(tasks_->at(id), node)) {
+          scheduler_->NoteSent(node, demand);
+        } else {
+          dispatcher_->Enqueue(id, demand);
+        }
+      }
+    }
+  }
+}
+
+void TaskManager::OnGroupRemoved(const std::string& group_hex) {
+  std::string why = "its placement group " + group_hex + " was removed";
+  std::vector<TaskID> doomed;
+  for (const auto& [id, task] : *tasks_) {
+    for (const auto& [name, amount] : task.spec.resources) {
+      if (name.find(group_hex) != std::string::npos) {
+        doomed.push_back(id);
+        break;
+      }
+    }
+  }
+  for (const auto& id : doomed) {
+    auto it = tasks_->find(id);
+    if (it == tasks_->end() || it->second.forwarded_to != 0) continue;  // the other node handles its copy
+    Task& task = it->second;
+    infeasible_.erase(id);
+    if (Unqueue(id) || task.worker == 0) {
+      Fail(id, SystemError(ObjectKind::kUnschedulable, "task " + task.spec.name + " cannot run: " + why));
+      continue;
+    }
+    task.kill_reason = why;
+    task.retries_left = 0;
+    dispatcher_->KillWorkerRunning(task);
+  }
+}
+
+void TaskManager::OnNodeDead(uint32_t node, const std::string& reason) {
+  std::vector<TaskID> lost, orphaned;
+  for (const auto& [id, task] : *tasks_) {
+    if (task.forwarded_to == node) lost.push_back(id);
+    if (task.owner == node) orphaned.push_back(id);
+  }
+  for (const auto& id : lost) {
+    Task& task = tasks_->at(id);
+    task.forwarded_to = 0;
+    if (task.cancelled) {
+      Fail(id, SystemError(ObjectKind::kCancelled, "task " + task.spec.name + " was cancelled"));
+    } else if (task.retries_left != 0) {
+      if (task.retries_left > 0) --task.retries_left;
+      QLOG(kInfo) << "retrying task " << task.spec.name << " after node " << node << " died";
+      MakeReady(id);
+    } else {
+      Fail(id, SystemError(ObjectKind::kNodeDied, "the node (index " + std::to_string(node) + ") running task " +
+                                                      task.spec.name + " died (" + reason +
+                                                      ") and the task has no retries left (max_retries)"));
+    }
+  }
+  // Tasks run here for an owner that is gone: nobody wants their results.
+  for (const auto& id : orphaned) {
+    if (Unqueue(id)) tasks_->erase(id);
   }
 }
 
@@ -172,7 +332,9 @@ void TaskManager::OnWorkerDied(const TaskID& id, pid_t pid, const Status& why) {
   if (t == tasks_->end()) return;
   Task& task = t->second;
   task.worker = 0;
-  if (task.force_cancelled || task.cancelled) {
+  if (!task.kill_reason.empty()) {
+    Fail(id, SystemError(ObjectKind::kCancelled, "task " + task.spec.name + " was stopped: " + task.kill_reason));
+  } else if (task.force_cancelled || task.cancelled) {
     Fail(id, SystemError(ObjectKind::kCancelled, "task " + task.spec.name + " was cancelled"));
   } else if (task.retries_left != 0) {
     if (task.retries_left > 0) --task.retries_left;

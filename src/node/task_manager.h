@@ -11,7 +11,10 @@
 // Thread-safety: loop thread only.
 #pragma once
 
+#include <chrono>
 #include <string>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "node/actor_manager.h"
@@ -26,8 +29,12 @@ namespace quanta {
 
 class TaskManager {
  public:
-  TaskManager(TaskTable* tasks, ObjectManager* objects, WorkerDispatcher* dispatcher, ActorManager* actors,
-              ClusterScheduler* scheduler, RemoteTasks* remote);
+  struct Options {
+    std::chrono::milliseconds infeasible_timeout{300000};  // 0: wait forever
+  };
+  TaskManager(TaskTable* tasks, ObjectManager* objects, ObjectDirectory* directory, WorkerDispatcher* dispatcher,
+              ActorManager* actors, ClusterScheduler* scheduler, RemoteTasks* remote, ClientRegistry* clients,
+              Options options);
 
   void OnSubmit(LocalClient& client, protocol::TaskSpec spec);
   // An object became available: tasks waiting only for it become ready.
@@ -46,23 +53,42 @@ class TaskManager {
   // A node that can run demands this one cannot joined: tasks queued here as infeasible are
   // placed again.
   void ReplaceInfeasible();
+  // Tasks waiting here while other nodes have room move there (end of every iteration; cheap
+  // when nothing waits).
+  void Spill();
+  // Fails tasks no node could run for longer than the infeasible timeout (every second).
+  void ExpireInfeasible();
+  // A placement group was removed: its tasks here fail, running ones with their workers.
+  void OnGroupRemoved(const std::string& group_hex);
+  // A node died: tasks sent to it are retried elsewhere or fail with NodeDiedError.
+  void OnNodeDead(uint32_t node, const std::string& reason);
 
   size_t num_waiting() const { return deps_.num_waiting(); }
+  bool has_infeasible() const { return !infeasible_.empty(); }
 
  private:
-  // Sends a ready plain task where the ClusterScheduler says; true if it left this node.
+  // Places a ready plain task where the ClusterScheduler says: true if it left this node (or
+  // waits for a node that can run it), false if it runs here.
   bool PlaceRemotely(Task& task);
+  ClusterScheduler::Request RequestFor(const Task& task, const ResourceSet& demand) const;
+  void ParkInfeasible(Task& task, const std::string& why);
   // Runs here: brings stored arguments to this node first, then queues it (or its actor's FIFO).
   void RunHere(const TaskID& id);
   void Queue(const TaskID& id);
 
   TaskTable* tasks_;
   ObjectManager* objects_;
+  ObjectDirectory* directory_;
   WorkerDispatcher* dispatcher_;
   ActorManager* actors_;
   ClusterScheduler* scheduler_;
   RemoteTasks* remote_;
+  ClientRegistry* clients_;
+  Options options_;
   DependencyTracker deps_;
+  // Ready tasks no node can run now, with when they started waiting.
+  std::unordered_map<TaskID, std::chrono::steady_clock::time_point, ObjectIDHash> infeasible_;
+  std::unordered_set<std::string> warned_;  // demands already warned about
 };
 
 }  // namespace quanta

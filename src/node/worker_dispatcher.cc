@@ -201,6 +201,19 @@ void WorkerDispatcher::WarnInfeasible() {
   }
 }
 
+std::vector<uint64_t> WorkerDispatcher::WorkersUsing(const std::string& fragment) const {
+  std::vector<uint64_t> out;
+  for (const auto& [id, w] : workers_) {
+    for (const auto& [name, amount] : w.held.amounts()) {
+      if (name.find(fragment) != std::string::npos) {
+        out.push_back(id);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
 std::vector<TaskID> WorkerDispatcher::TakeInfeasible() {
   std::vector<TaskID> out;
   for (const auto& [demand, shortfall] : queue_.InfeasibleClasses()) {

@@ -84,8 +84,17 @@ class WorkerDispatcher {
   // The local ready queue.
   void Enqueue(const TaskID& id, const ResourceSet& demand) { queue_.Push(id, demand); }
   bool Remove(const TaskID& id) { return queue_.Remove(id); }
+  // Resources joining or leaving this node (placement-group bundles).
+  void AddResources(const ResourceSet& r) { queue_.AddTotal(r); }
+  void RemoveResources(const ResourceSet& r) { queue_.RemoveTotal(r); }
+  // Workers running a task whose demand names a resource containing `fragment`.
+  std::vector<uint64_t> WorkersUsing(const std::string& fragment) const;
   // Takes every queued task whose demand this node can never meet (to be placed elsewhere).
   std::vector<TaskID> TakeInfeasible();
+  template <typename Accept>
+  std::vector<TaskID> TakeNewest(const ResourceSet& demand, size_t max, Accept accept) {
+    return queue_.TakeNewest(demand, max, accept);
+  }
   const TaskQueue& queue() const { return queue_; }
 
   // Worker registration and departure (`client` said Hello as a worker with `token`).

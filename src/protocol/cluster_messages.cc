@@ -110,11 +110,13 @@ Status RegisterNodeReply::Decode(Reader& r) {
 void ResourceUpdate::Encode(Writer& w) const {
   w.U32(node_index);
   EncodeResources(w, available);
+  EncodeResources(w, total);
 }
 
 Status ResourceUpdate::Decode(Reader& r) {
   QUANTA_RETURN_IF_ERROR(r.U32(&node_index));
-  return DecodeResources(r, &available);
+  QUANTA_RETURN_IF_ERROR(DecodeResources(r, &available));
+  return DecodeResources(r, &total);
 }
 
 void NodeTable::Encode(Writer& w) const {
@@ -128,22 +130,136 @@ Status NodeTable::Decode(Reader& r) {
 }
 
 void ResourceView::Encode(Writer& w) const {
-  w.U32(static_cast<uint32_t>(available.size()));
-  for (const auto& [index, res] : available) {
-    w.U32(index);
-    EncodeResources(w, res);
+  w.U32(static_cast<uint32_t>(nodes.size()));
+  for (const auto& e : nodes) {
+    w.U32(e.node_index);
+    EncodeResources(w, e.available);
+    EncodeResources(w, e.total);
   }
 }
 
 Status ResourceView::Decode(Reader& r) {
   uint32_t n;
+  QUANTA_RETURN_IF_ERROR(r.Count(&n, 12));
+  nodes.resize(n);
+  for (auto& e : nodes) {
+    QUANTA_RETURN_IF_ERROR(r.U32(&e.node_index));
+    QUANTA_RETURN_IF_ERROR(DecodeResources(r, &e.available));
+    QUANTA_RETURN_IF_ERROR(DecodeResources(r, &e.total));
+  }
+  return Status::Ok();
+}
+
+void PlacementGroupSpec::Encode(Writer& w) const {
+  w.Id(id);
+  w.Bytes(name);
+  w.Bytes(name_space);
+  w.U8(static_cast<uint8_t>(strategy));
+  w.U32(static_cast<uint32_t>(bundles.size()));
+  for (const auto& b : bundles) EncodeResources(w, b);
+  w.U8(detached);
+  w.U64(job_id);
+}
+
+Status PlacementGroupSpec::Decode(Reader& r) {
+  QUANTA_RETURN_IF_ERROR(r.Id(&id));
+  QUANTA_RETURN_IF_ERROR(r.Bytes(&name));
+  QUANTA_RETURN_IF_ERROR(r.Bytes(&name_space));
+  uint8_t s;
+  QUANTA_RETURN_IF_ERROR(r.U8(&s));
+  if (s > 3) return Status::ProtocolError("unknown placement strategy " + std::to_string(s));
+  strategy = static_cast<PlacementStrategy>(s);
+  uint32_t n;
+  QUANTA_RETURN_IF_ERROR(r.Count(&n, 4));
+  if (n == 0) return Status::ProtocolError("a placement group needs at least one bundle");
+  bundles.resize(n);
+  for (auto& b : bundles) QUANTA_RETURN_IF_ERROR(DecodeResources(r, &b));
+  QUANTA_RETURN_IF_ERROR(r.Bool(&detached));
+  return r.U64(&job_id);
+}
+
+void PlacementGroupInfo::Encode(Writer& w) const {
+  spec.Encode(w);
+  w.U8(static_cast<uint8_t>(state));
+  w.U32(static_cast<uint32_t>(bundle_nodes.size()));
+  for (uint32_t n : bundle_nodes) w.U32(n);
+  w.Bytes(message);
+}
+
+Status PlacementGroupInfo::Decode(Reader& r) {
+  QUANTA_RETURN_IF_ERROR(spec.Decode(r));
+  uint8_t s;
+  QUANTA_RETURN_IF_ERROR(r.U8(&s));
+  if (s > 3) return Status::ProtocolError("unknown placement group state");
+  state = static_cast<State>(s);
+  uint32_t n;
+  QUANTA_RETURN_IF_ERROR(r.Count(&n, 4));
+  bundle_nodes.resize(n);
+  for (auto& x : bundle_nodes) QUANTA_RETURN_IF_ERROR(r.U32(&x));
+  return r.Bytes(&message);
+}
+
+void PlacementGroupQuery::Encode(Writer& w) const {
+  w.U64(request_id);
+  w.Id(id);
+  w.Bytes(name);
+  w.Bytes(name_space);
+}
+
+Status PlacementGroupQuery::Decode(Reader& r) {
+  QUANTA_RETURN_IF_ERROR(r.U64(&request_id));
+  QUANTA_RETURN_IF_ERROR(r.Id(&id));
+  QUANTA_RETURN_IF_ERROR(r.Bytes(&name));
+  return r.Bytes(&name_space);
+}
+
+void PlacementGroups::Encode(Writer& w) const {
+  w.U64(request_id);
+  w.U32(static_cast<uint32_t>(groups.size()));
+  for (const auto& g : groups) g.Encode(w);
+}
+
+Status PlacementGroups::Decode(Reader& r) {
+  QUANTA_RETURN_IF_ERROR(r.U64(&request_id));
+  uint32_t n;
+  QUANTA_RETURN_IF_ERROR(r.Count(&n, 40));
+  groups.resize(n);
+  for (auto& g : groups) QUANTA_RETURN_IF_ERROR(g.Decode(r));
+  return Status::Ok();
+}
+
+void BundleReservation::Encode(Writer& w) const {
+  w.Id(group);
+  w.U32(static_cast<uint32_t>(bundles.size()));
+  for (const auto& [index, res] : bundles) {
+    w.U32(index);
+    EncodeResources(w, res);
+  }
+  w.U8(removed);
+}
+
+Status BundleReservation::Decode(Reader& r) {
+  QUANTA_RETURN_IF_ERROR(r.Id(&group));
+  uint32_t n;
   QUANTA_RETURN_IF_ERROR(r.Count(&n, 8));
-  available.resize(n);
-  for (auto& [index, res] : available) {
+  bundles.resize(n);
+  for (auto& [index, res] : bundles) {
     QUANTA_RETURN_IF_ERROR(r.U32(&index));
     QUANTA_RETURN_IF_ERROR(DecodeResources(r, &res));
   }
-  return Status::Ok();
+  return r.Bool(&removed);
+}
+
+void BundlesReserved::Encode(Writer& w) const {
+  w.Id(group);
+  w.U8(ok);
+  w.Bytes(error);
+}
+
+Status BundlesReserved::Decode(Reader& r) {
+  QUANTA_RETURN_IF_ERROR(r.Id(&group));
+  QUANTA_RETURN_IF_ERROR(r.Bool(&ok));
+  return r.Bytes(&error);
 }
 
 }  // namespace quanta::protocol

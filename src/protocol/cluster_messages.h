@@ -69,6 +69,7 @@ struct RegisterNodeReply {
 struct ResourceUpdate {
   uint32_t node_index = 0;
   ResourceMap available;
+  ResourceMap total;  // changes with placement-group bundles
   void Encode(Writer& w) const;
   Status Decode(Reader& r);
 };
@@ -93,8 +94,15 @@ struct NodeTable {  // control -> node: nodes that joined, changed or died (all 
   Status Decode(Reader& r);
 };
 
-struct ResourceView {  // control -> node: other nodes' available resources
-  std::vector<std::pair<uint32_t, ResourceMap>> available;
+struct ResourceView {  // control -> node: other nodes' available (and total) resources
+  struct Entry {
+    uint32_t node_index = 0;
+    ResourceMap available, total;
+    bool operator==(const Entry& o) const {
+      return node_index == o.node_index && available == o.available && total == o.total;
+    }
+  };
+  std::vector<Entry> nodes;
   void Encode(Writer& w) const;
   Status Decode(Reader& r);
 };
@@ -103,6 +111,62 @@ struct DrainNode {  // control -> node: it was declared dead and must stop
   std::string reason;
   void Encode(Writer& w) const { w.Bytes(reason); }
   Status Decode(Reader& r) { return r.Bytes(&reason); }
+};
+
+// ---------------------------------------------------------------- placement groups
+
+enum class PlacementStrategy : uint8_t { kPack = 0, kSpread = 1, kStrictPack = 2, kStrictSpread = 3 };
+
+struct PlacementGroupSpec {
+  ObjectID id;
+  std::string name, name_space;
+  PlacementStrategy strategy = PlacementStrategy::kPack;
+  std::vector<ResourceMap> bundles;
+  bool detached = false;
+  uint64_t job_id = 0;  // the creating driver: a non-detached group goes with its job
+  void Encode(Writer& w) const;
+  Status Decode(Reader& r);
+};
+
+struct PlacementGroupInfo {
+  enum class State : uint8_t { kPending = 0, kCreated = 1, kRemoved = 2, kRescheduling = 3 };
+  PlacementGroupSpec spec;
+  State state = State::kPending;
+  std::vector<uint32_t> bundle_nodes;  // node index of each bundle once placed
+  std::string message;                 // why it is pending, or was removed
+  void Encode(Writer& w) const;
+  Status Decode(Reader& r);
+};
+
+struct PlacementGroupQuery {  // kGetPlacementGroups; also kRemovePlacementGroup (id only)
+  uint64_t request_id = 0;
+  ObjectID id;             // nil: by name (or all when the name is empty too)
+  std::string name, name_space;
+  void Encode(Writer& w) const;
+  Status Decode(Reader& r);
+};
+
+struct PlacementGroups {  // kPlacementGroups
+  uint64_t request_id = 0;
+  std::vector<PlacementGroupInfo> groups;
+  void Encode(Writer& w) const;
+  Status Decode(Reader& r);
+};
+
+struct BundleReservation {  // kReserveBundles (bundles set), kReturnBundles (id only)
+  ObjectID group;
+  std::vector<std::pair<uint32_t, ResourceMap>> bundles;  // bundle index -> resources
+  bool removed = false;  // kReturnBundles: the group is gone for good (its tasks fail)
+  void Encode(Writer& w) const;
+  Status Decode(Reader& r);
+};
+
+struct BundlesReserved {
+  ObjectID group;
+  bool ok = false;
+  std::string error;
+  void Encode(Writer& w) const;
+  Status Decode(Reader& r);
 };
 
 }  // namespace quanta::protocol

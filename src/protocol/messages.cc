@@ -43,6 +43,14 @@ const char* MessageTypeName(MessageType t) {
     case MessageType::kNodeTable: return "NodeTable";
     case MessageType::kResourceView: return "ResourceView";
     case MessageType::kDrainNode: return "DrainNode";
+    case MessageType::kCreatePlacementGroup: return "CreatePlacementGroup";
+    case MessageType::kRemovePlacementGroup: return "RemovePlacementGroup";
+    case MessageType::kGetPlacementGroups: return "GetPlacementGroups";
+    case MessageType::kPlacementGroups: return "PlacementGroups";
+    case MessageType::kReserveBundles: return "ReserveBundles";
+    case MessageType::kBundlesReserved: return "BundlesReserved";
+    case MessageType::kReturnBundles: return "ReturnBundles";
+    case MessageType::kJobFinished: return "JobFinished";
     case MessageType::kPeerHello: return "PeerHello";
     case MessageType::kForwardTask: return "ForwardTask";
     case MessageType::kTaskResult: return "TaskResult";
@@ -266,6 +274,48 @@ void TaskSpec::Encode(Writer& w) const {
   EncodeResources(w, resources);
   w.I32(max_retries);
   w.U8(retry_exceptions);
+  scheduling.Encode(w);
+}
+
+namespace {
+void EncodeLabelMap(Writer& w, const LabelMap& m) {
+  w.U32(static_cast<uint32_t>(m.size()));
+  for (const auto& [k, v] : m) {
+    w.Bytes(k);
+    w.Bytes(v);
+  }
+}
+Status DecodeLabelMap(Reader& r, LabelMap* m) {
+  uint32_t n;
+  QUANTA_RETURN_IF_ERROR(r.Count(&n, 8));
+  m->resize(n);
+  for (auto& [k, v] : *m) {
+    QUANTA_RETURN_IF_ERROR(r.Bytes(&k));
+    QUANTA_RETURN_IF_ERROR(r.Bytes(&v));
+  }
+  return Status::Ok();
+}
+}  // namespace
+
+void SchedulingStrategy::Encode(Writer& w) const {
+  w.U8(static_cast<uint8_t>(kind));
+  if (kind == Kind::kDefault || kind == Kind::kSpread) return;
+  w.Bytes(node_id);
+  w.U8(soft);
+  EncodeLabelMap(w, hard);
+  EncodeLabelMap(w, soft_labels);
+}
+
+Status SchedulingStrategy::Decode(Reader& r) {
+  uint8_t k;
+  QUANTA_RETURN_IF_ERROR(r.U8(&k));
+  if (k > 3) return Status::ProtocolError("unknown scheduling strategy " + std::to_string(k));
+  kind = static_cast<Kind>(k);
+  if (kind == Kind::kDefault || kind == Kind::kSpread) return Status::Ok();
+  QUANTA_RETURN_IF_ERROR(r.Bytes(&node_id));
+  QUANTA_RETURN_IF_ERROR(r.Bool(&soft));
+  QUANTA_RETURN_IF_ERROR(DecodeLabelMap(r, &hard));
+  return DecodeLabelMap(r, &soft_labels);
 }
 
 Status TaskSpec::Decode(Reader& r) {
@@ -287,7 +337,8 @@ Status TaskSpec::Decode(Reader& r) {
   if (num_returns > 100000) return Status::ProtocolError("num_returns too large");
   QUANTA_RETURN_IF_ERROR(DecodeResources(r, &resources));
   QUANTA_RETURN_IF_ERROR(r.I32(&max_retries));
-  return r.Bool(&retry_exceptions);
+  QUANTA_RETURN_IF_ERROR(r.Bool(&retry_exceptions));
+  return scheduling.Decode(r);
 }
 
 void PutObject::Encode(Writer& w) const {

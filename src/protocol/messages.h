@@ -65,6 +65,14 @@ enum class MessageType : uint16_t {
   kNodeTable = 69,
   kResourceView = 70,
   kDrainNode = 71,
+  kCreatePlacementGroup = 72,  // client -> node -> control
+  kRemovePlacementGroup = 73,  // client -> node -> control
+  kGetPlacementGroups = 74,    // client -> node -> control
+  kPlacementGroups = 75,       // control -> node -> client
+  kReserveBundles = 76,        // control -> node
+  kBundlesReserved = 77,       // node -> control
+  kReturnBundles = 78,         // control -> node
+  kJobFinished = 79,           // node -> control: a driver of this node exited
   // node <-> node (peer_messages.h)
   kPeerHello = 96,
   kForwardTask = 97,
@@ -101,6 +109,8 @@ enum class ObjectKind : uint8_t {
   kStored = 6,         // the value is in the node's shared-memory store: data is a StoredLocation
   kStoreFull = 7,      // utf-8 text: the store could not make room for the object
   kOwnerDied = 8,      // utf-8 text: the node that owned the object is dead
+  kNodeDied = 9,       // utf-8 text: the node running the task died (and no retry was left)
+  kUnschedulable = 10, // utf-8 text: no node of the cluster can run the task (timed out)
   kKindCount,
 };
 
@@ -172,6 +182,21 @@ struct ActorOptions {
   Status Decode(Reader& r);
 };
 
+using LabelMap = std::vector<std::pair<std::string, std::string>>;
+
+// Where a task may run, as Ray's scheduling strategies say (placement-group tasks are expressed
+// through bundle resources instead). Label expressions: "in:a,b", "!in:a,b", "exists", "!exists".
+struct SchedulingStrategy {
+  enum class Kind : uint8_t { kDefault = 0, kSpread = 1, kNodeAffinity = 2, kNodeLabel = 3 };
+  Kind kind = Kind::kDefault;
+  std::string node_id;  // kNodeAffinity: the node (hex id)
+  bool soft = false;    // kNodeAffinity: may run elsewhere if that node cannot
+  LabelMap hard;        // kNodeLabel: every expression must match
+  LabelMap soft_labels; // kNodeLabel: preferred
+  void Encode(Writer& w) const;
+  Status Decode(Reader& r);
+};
+
 struct TaskSpec {
   TaskID task_id;
   TaskKind kind = TaskKind::kNormal;
@@ -188,6 +213,7 @@ struct TaskSpec {
   ResourceMap resources;
   int32_t max_retries = 3;  // re-executions if the worker process dies (-1 = forever)
   bool retry_exceptions = false;
+  SchedulingStrategy scheduling;
   ObjectID ReturnId(uint32_t i) const { return task_id.ReturnId(i); }
   void Encode(Writer& w) const;
   Status Decode(Reader& r);

@@ -433,10 +433,11 @@ TEST(Messages, RegisterNode) {
 }
 
 TEST(Messages, ResourceUpdate) {
-  ResourceUpdate m{9, {{"CPU", 0}, {"GPU", 12345}}};
+  ResourceUpdate m{9, {{"CPU", 0}, {"GPU", 12345}}, {{"CPU", 40000}, {"GPU", 20000}}};
   ResourceUpdate out = RoundTrip(MessageType::kResourceUpdate, m);
   EXPECT_EQ(out.node_index, m.node_index);
   EXPECT_EQ(out.available, m.available);
+  EXPECT_EQ(out.total, m.total);
 }
 
 TEST(Messages, RegisterNodeReply) {
@@ -471,11 +472,49 @@ TEST(Messages, HeartbeatNodeTableResourceViewDrain) {
   EXPECT_TRUE(t.full);
   EXPECT_EQ(t.nodes, table.nodes);
   ResourceView view;
-  view.available = {{1, {{"CPU", 10000}}}, {5, {}}};
+  view.nodes = {{1, {{"CPU", 10000}}, {{"CPU", 40000}}}, {5, {}, {}}};
   ResourceView v = RoundTrip(MessageType::kResourceView, view);
-  EXPECT_EQ(v.available, view.available);
+  EXPECT_EQ(v.nodes, view.nodes);
   DrainNode d = RoundTrip(MessageType::kDrainNode, DrainNode{"no heartbeat for 3000 ms"});
   EXPECT_EQ(d.reason, "no heartbeat for 3000 ms");
+}
+
+TEST(Messages, PlacementGroups) {
+  PlacementGroupSpec spec;
+  spec.id = ObjectID::Make(uint64_t{1} << 32 | 3, 7, 0);
+  spec.name = "pg";
+  spec.name_space = "ns";
+  spec.strategy = PlacementStrategy::kStrictSpread;
+  spec.bundles = {{{"CPU", 10000}}, {{"CPU", 20000}, {"GPU", 10000}}};
+  spec.detached = true;
+  spec.job_id = 42;
+  PlacementGroups m;
+  m.request_id = 5;
+  PlacementGroupInfo info;
+  info.spec = spec;
+  info.state = PlacementGroupInfo::State::kCreated;
+  info.bundle_nodes = {2, 3};
+  info.message = "created";
+  m.groups = {info};
+  PlacementGroups out = RoundTrip(MessageType::kPlacementGroups, m);
+  ASSERT_EQ(out.groups.size(), 1u);
+  EXPECT_EQ(out.groups[0].spec.id, spec.id);
+  EXPECT_EQ(out.groups[0].spec.bundles, spec.bundles);
+  EXPECT_EQ(out.groups[0].spec.strategy, spec.strategy);
+  EXPECT_EQ(out.groups[0].bundle_nodes, info.bundle_nodes);
+  BundleReservation r{spec.id, {{0, {{"CPU", 10000}}}, {1, {{"GPU", 5000}}}}};
+  BundleReservation r2 = RoundTrip(MessageType::kReserveBundles, r);
+  EXPECT_EQ(r2.bundles, r.bundles);
+  BundlesReserved b = RoundTrip(MessageType::kBundlesReserved, BundlesReserved{spec.id, false, "no room"});
+  EXPECT_FALSE(b.ok);
+  EXPECT_EQ(b.error, "no room");
+  PlacementGroupSpec empty = spec;
+  empty.bundles.clear();
+  std::string body;
+  Writer w(&body);
+  empty.Encode(w);
+  PlacementGroupSpec bad;
+  EXPECT_FALSE(DecodeMessage(body, &bad).ok()) << "a group needs a bundle";
 }
 
 TEST(Messages, TypeNames) {

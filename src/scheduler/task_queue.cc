@@ -1,6 +1,26 @@
 #include "scheduler/task_queue.h"
 
+#include <algorithm>
+
 namespace quanta {
+
+void TaskQueue::Release(const ResourceSet& r) {
+  for (const auto& [name, amount] : r.amounts()) {
+    if (total_.Get(name) > 0) available_.Set(name, available_.Get(name) + amount);
+  }
+}
+
+void TaskQueue::AddTotal(const ResourceSet& r) {
+  total_.Add(r);
+  available_.Add(r);
+}
+
+void TaskQueue::RemoveTotal(const ResourceSet& r) {
+  for (const auto& [name, amount] : r.amounts()) {
+    total_.Set(name, std::max<int64_t>(0, total_.Get(name) - amount));
+    available_.Set(name, total_.Get(name) == 0 ? 0 : available_.Get(name) - amount);
+  }
+}
 
 TaskQueue::TaskQueue(ResourceSet total) : total_(total), available_(std::move(total)) {
   cursor_ = classes_.end();

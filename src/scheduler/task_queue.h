@@ -39,6 +39,16 @@ class TaskQueue {
   // already holds (tasks queued at a busy worker).
   template <typename Accept>
   std::vector<TaskID> TakeFollowers(const ResourceSet& demand, size_t max, Accept accept);
+  // The demands that have queued tasks.
+  std::vector<ResourceSet> Classes() const {
+    std::vector<ResourceSet> out;
+    for (const auto& [demand, dq] : classes_) out.push_back(demand);
+    return out;
+  }
+  // Removes up to `max` tasks from the tail of `demand`'s class (the newest) that `accept`
+  // allows, without acquiring resources (they are to run elsewhere).
+  template <typename Accept>
+  std::vector<TaskID> TakeNewest(const ResourceSet& demand, size_t max, Accept accept);
   // Removes every task of `demand`'s class, in order, without acquiring resources.
   std::vector<TaskID> TakeClass(const ResourceSet& demand) {
     return TakeFollowers(demand, index_.size(), [](const TaskID&) { return true; });
@@ -49,7 +59,11 @@ class TaskQueue {
   }
 
   void Acquire(const ResourceSet& r) { available_.Subtract(r); }
-  void Release(const ResourceSet& r) { available_.Add(r); }
+  // Gives resources back; names no longer in the total (a removed placement group's) vanish.
+  void Release(const ResourceSet& r);
+  // Resources joining or leaving the node (placement-group bundles): total and available.
+  void AddTotal(const ResourceSet& r);
+  void RemoveTotal(const ResourceSet& r);
 
   // Demands (with their shortfall text) that exceed the node's total resources.
   std::vector<std::pair<ResourceSet, std::string>> InfeasibleClasses() const;
@@ -77,6 +91,26 @@ std::vector<TaskID> TaskQueue::TakeFollowers(const ResourceSet& demand, size_t m
     out.push_back(dq.front());
     index_.erase(dq.front());
     dq.pop_front();
+  }
+  if (dq.empty()) {
+    if (cursor_ == cls) cursor_ = classes_.end();
+    classes_.erase(cls);
+  }
+  return out;
+}
+
+template <typename Accept>
+std::vector<TaskID> TaskQueue::TakeNewest(const ResourceSet& demand, size_t max, Accept accept) {
+  std::vector<TaskID> out;
+  auto cls = classes_.find(demand);
+  if (cls == classes_.end()) return out;
+  auto& dq = cls->second;
+  for (auto it = dq.end(); it != dq.begin() && out.size() < max;) {
+    --it;
+    if (!accept(*it)) continue;
+    out.push_back(*it);
+    index_.erase(*it);
+    it = dq.erase(it);
   }
   if (dq.empty()) {
     if (cursor_ == cls) cursor_ = classes_.end();

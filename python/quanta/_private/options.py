@@ -70,3 +70,29 @@ def resource_demand(options: dict, default_cpus: float) -> list:
         if v:
             demand[k] = v
     return [(k, int(round(v * RESOURCE_UNIT))) for k, v in demand.items()]
+
+
+def scheduling(options: dict):
+    """(engine strategy tuple or None, placement-group strategy or None) for these options."""
+    from quanta.util import scheduling_strategies as ss
+
+    strategy = options.get("scheduling_strategy")
+    pg = options.get("placement_group")
+    if pg is not None and pg != "default":
+        if strategy not in (None, "DEFAULT"):
+            raise ValueError("pass either placement_group=... or scheduling_strategy=..., not both")
+        strategy = ss.PlacementGroupSchedulingStrategy(
+            pg, options.get("placement_group_bundle_index", -1) if options.get("placement_group_bundle_index") is not None else -1,
+            options.get("placement_group_capture_child_tasks"))
+    engine = ss.to_engine(strategy, options.get("label_selector"))
+    return engine, strategy if isinstance(strategy, ss.PlacementGroupSchedulingStrategy) else None
+
+
+def demand_for(options: dict, default_cpus: float, group_strategy=None) -> list:
+    """resource_demand, moved onto a placement group's bundle resources when it runs in one."""
+    if group_strategy is None:
+        return resource_demand(options, default_cpus)
+    from quanta.util.placement_group import demand_in_group
+
+    plain = {k: v / RESOURCE_UNIT for k, v in resource_demand(options, default_cpus)}
+    return [(k, int(round(v * RESOURCE_UNIT))) for k, v in demand_in_group(plain, group_strategy).items()]

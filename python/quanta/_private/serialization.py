@@ -27,6 +27,8 @@ KIND_OBJECT_LOST = 5
 KIND_STORED = 6       # bytes in the node's shared-memory store (see "Stored layout" below)
 KIND_STORE_FULL = 7
 KIND_OWNER_DIED = 8
+KIND_NODE_DIED = 9
+KIND_UNSCHEDULABLE = 10
 
 _context = threading.local()
 
@@ -169,6 +171,12 @@ def error_from(kind: int, data: bytes) -> BaseException:
         return exceptions.ObjectStoreFullError(text)
     if kind == KIND_OWNER_DIED:
         return exceptions.OwnerDiedError(text)
+    if kind == KIND_NODE_DIED:
+        return exceptions.NodeDiedError(text)
+    if kind == KIND_UNSCHEDULABLE:
+        if text.startswith("actor"):
+            return exceptions.ActorUnschedulableError(text)
+        return exceptions.TaskUnschedulableError(text)
     return exceptions.QuantaSystemError(f"object of unknown kind {kind}: {text}")
 
 

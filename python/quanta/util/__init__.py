@@ -19,12 +19,19 @@ _NAMES = {
     "get_node_ip_address": "quanta.util.network",
     "inspect_serializability": "quanta.util.check_serialize",
     "Executor": "quanta.util.executor",
+    "placement_group": "quanta.util.placement_group",
+    "remove_placement_group": "quanta.util.placement_group",
+    "get_placement_group": "quanta.util.placement_group",
+    "placement_group_table": "quanta.util.placement_group",
+    "get_current_placement_group": "quanta.util.placement_group",
+    "PlacementGroup": "quanta.util.placement_group",
 }
 _SUBMODULES = {"queue", "multiprocessing", "joblib", "actor_pool", "helpers", "network",
-               "check_serialize", "executor"}
+               "check_serialize", "executor", "scheduling_strategies", "placement_group"}
 
 __all__ = ["ActorPool", "as_completed", "map_unordered", "get_node_ip_address",
-           "inspect_serializability", "Executor"]
+           "inspect_serializability", "Executor", "placement_group", "remove_placement_group",
+           "get_placement_group", "placement_group_table", "get_current_placement_group"]
 
 
 def __getattr__(name):
