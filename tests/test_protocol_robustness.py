@@ -103,7 +103,7 @@ def task_spec_body(client_id, *, tid=None, kind=TASK_NORMAL, actor_id=None, meth
     if kind != TASK_NORMAL:
         body += actor_id or object_id(0xAC7, 1, 0)
     if kind == TASK_ACTOR_METHOD:
-        body += wire_bytes(method)
+        body += wire_bytes(method) + wire_bytes(b"")  # method, concurrency group (default)
     body += struct.pack("<Q", client_id)  # job id
     body += wire_bytes(b"no-such-function") + wire_bytes(b"robustness") + wire_bytes(b"")
     ids = wire_ids(list(arg_refs))
@@ -151,9 +151,10 @@ def parse_hello_reply(body):
     (n,) = struct.unpack_from("<I", body, pos)
     store_path = body[pos + 4 : pos + 4 + n]
     pos += 4 + n
-    store_size, inline_threshold = struct.unpack_from("<QQ", body, pos)
+    store_size, inline_threshold, cluster_id = struct.unpack_from("<QQQ", body, pos)
     assert store_path.startswith(b"/proc/") and store_size > 0 and inline_threshold > 0
-    assert pos + 16 == len(body), "HelloReply has trailing bytes"
+    assert cluster_id != 0  # every node belongs to a cluster (refs are valid only there)
+    assert pos + 24 == len(body), "HelloReply has trailing bytes"
     return client_id, node_id.decode(), session_dir.decode()
 
 

@@ -76,7 +76,7 @@ def _method_table(cls) -> dict:
             sig = tuple((p.name, int(p.kind), p.default is not p.empty) for p in params)
         except (TypeError, ValueError):
             sig = None
-        table[name] = (options.get("num_returns", 1), sig)
+        table[name] = (options.get("num_returns", 1), sig, options.get("concurrency_group"))
     return table
 
 
@@ -170,30 +170,62 @@ class ActorClass:
             max_concurrency = 1000 if self._is_async else 1
         if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1:
             raise ValueError(f"max_concurrency must be an int >= 1, got {max_concurrency!r}")
+        groups = _concurrency_groups(o.get("concurrency_groups"))
+        for method_name, info in self._methods.items():
+            if info[2] is not None and info[2] not in groups:
+                raise ValueError(f"method {self._name}.{method_name} is in concurrency group {info[2]!r}, "
+                                 f"which the actor does not define; its groups are {sorted(groups)} "
+                                 "(pass concurrency_groups={name: max_concurrency, ...})")
         fid = self._export(core)
         # Ray's rule: an actor needs 1 CPU to be placed but holds none while it lives, unless
         # num_cpus (or other resources) are given explicitly.
         explicit = o.get("num_cpus") is not None
-        placement = opts.resource_demand(o, 1)
-        lifetime_res = opts.resource_demand(o, 0) if explicit else opts.resource_demand({**o, "num_cpus": 0}, 0)
+        scheduling, group = opts.scheduling(o)
+        placement = opts.demand_for(o, 1, group)
+        lifetime_opts = o if explicit else {**o, "num_cpus": 0}
+        lifetime_res = opts.resource_demand(lifetime_opts, 0)
+        if lifetime_res and group is not None:
+            lifetime_res = opts.demand_for(lifetime_opts, 0, group)
         blob, arg_refs, nested, keep = serialization.serialize_args(
             args, kwargs, ObjectRef, None, api.put, core.inline_threshold)
         task_id = core.next_task_id()
         actor_ref_id = task_id[:12] + (1).to_bytes(4, "little")
         handle = ActorHandle(task_id, self._name, self._methods, self._is_async,
-                             ObjectRef._adopt(core, actor_ref_id), o.get("max_task_retries") or 0)
+                             ObjectRef._adopt(core, actor_ref_id), o.get("max_task_retries") or 0,
+                             tuple(groups))
         if name:
             ok, _, error = core.actor_name(_NAME_REGISTER, name, ns, task_id,
                                            cloudpickle.dumps(handle._descriptor()), 10000)
             if not ok:
                 handle._actor_ref = None
+                if o.get("get_if_exists"):
+                    # Another caller registered the name between our lookup and now: use theirs.
+                    found = _lookup(core, name, ns)
+                    if found is not None:
+                        return found
                 raise ValueError(f"{error}; use a different name, or pass get_if_exists=True to "
                                  "reuse it, or quanta.get_actor(name) to look it up")
         actor = (KIND_CREATION, _NO_ID, "", max_concurrency, o.get("max_restarts") or 0,
-                 lifetime == "detached", self._is_async, self._name, lifetime_res)
+                 lifetime == "detached", self._is_async, self._name, lifetime_res,
+                 sorted(groups.items()), "")
         core.submit_task(task_id, session.job_id(), fid, self._name, blob, arg_refs, nested, 1,
-                         placement, 0, False, actor)
+                         placement, 0, False, actor, scheduling)
         return handle
+
+
+def _concurrency_groups(groups) -> dict:
+    """Ray's concurrency_groups option, checked: {name: max_concurrency >= 1}."""
+    if groups is None:
+        return {}
+    if not isinstance(groups, dict):
+        raise TypeError(f"concurrency_groups must be a dict of group name -> max concurrency, got "
+                        f"{type(groups).__name__}")
+    for name, limit in groups.items():
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"concurrency group names must be non-empty strings, got {name!r}")
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"concurrency group {name!r} needs a max concurrency >= 1, got {limit!r}")
+    return dict(groups)
 
 
 def _current_namespace() -> str:
@@ -235,8 +267,9 @@ def kill(actor, *, no_restart=True):
 class ActorHandle:
     """A reference to an actor. Call methods with `handle.method.remote(...)`."""
 
-    def __init__(self, actor_id, class_name, methods, is_async, actor_ref, max_task_retries=0):
+    def __init__(self, actor_id, class_name, methods, is_async, actor_ref, max_task_retries=0, groups=()):
         self._actor_id = actor_id
+        self._groups = groups
         self._class_name = class_name
         self._methods = methods
         self._is_async = is_async
@@ -244,21 +277,22 @@ class ActorHandle:
         self._max_task_retries = max_task_retries
 
     def _descriptor(self):
-        return (self._actor_id, self._class_name, self._methods, self._is_async, self._max_task_retries)
+        return (self._actor_id, self._class_name, self._methods, self._is_async, self._max_task_retries,
+                self._groups)
 
     @classmethod
     def _from_descriptor(cls, d):
-        actor_id, class_name, methods, is_async, retries = d
+        actor_id, class_name, methods, is_async, retries, groups = d
         ref = ObjectRef(actor_id[:12] + (1).to_bytes(4, "little"))
-        return cls(actor_id, class_name, methods, is_async, ref, retries)
+        return cls(actor_id, class_name, methods, is_async, ref, retries, groups)
 
     def __getattr__(self, name):
-        if name.startswith("__") or name in ("_actor_id", "_class_name", "_methods", "_actor_ref"):
+        if name.startswith("__") or name in ("_actor_id", "_class_name", "_methods", "_actor_ref", "_groups"):
             raise AttributeError(name)
         info = self._methods.get(name)
         if info is None:
             raise AttributeError(f"'{self._class_name}' actor has no method '{name}'")
-        return ActorMethod(self, name, info[0], info[1])
+        return ActorMethod(self, name, info[0], info[1], {"concurrency_group": info[2]} if info[2] else None)
 
     def __reduce__(self):
         return (_rebuild_handle, (self._descriptor(), self._actor_ref))
@@ -274,8 +308,8 @@ class ActorHandle:
 
 
 def _rebuild_handle(descriptor, actor_ref):
-    actor_id, class_name, methods, is_async, retries = descriptor
-    return ActorHandle(actor_id, class_name, methods, is_async, actor_ref, retries)
+    actor_id, class_name, methods, is_async, retries, groups = descriptor
+    return ActorHandle(actor_id, class_name, methods, is_async, actor_ref, retries, groups)
 
 
 class ActorMethod:
@@ -311,7 +345,11 @@ class ActorMethod:
             nested.append(h._actor_ref._id)  # the call keeps the actor alive until it ran
         num_returns = self._num_returns
         retries = self._options.get("max_task_retries", h._max_task_retries)
-        actor = (KIND_METHOD, h._actor_id, self._name, 1, 0, False, False, "", [])
+        group = self._options.get("concurrency_group") or ""
+        if group and group not in h._groups:
+            raise ValueError(f"{h._class_name}.{self._name}: concurrency group {group!r} is not one of the "
+                             f"actor's groups {sorted(h._groups)}")
+        actor = (KIND_METHOD, h._actor_id, self._name, 1, 0, False, False, "", [], [], group)
         ids = core.submit_task(core.next_task_id(), session.job_id(), b"",
                                f"{h._class_name}.{self._name}", blob, arg_refs, nested,
                                num_returns, [], retries, False, actor)

@@ -70,7 +70,8 @@ class ObjectRef:
 
     def __reduce__(self):
         serialization.note_nested_ref(self._id)
-        return (serialization.rebuild_ref, (self._id,))
+        core = self._core
+        return (serialization.rebuild_ref, (self._id, core.cluster_id if core is not None else 0))
 
     def __await__(self):
         return self.as_future().__await__()

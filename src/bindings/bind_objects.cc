@@ -111,6 +111,7 @@ void BindObjects(nb::class_<CoreClient>& cls) {
            })
       .def_prop_ro("inline_threshold", &CoreClient::inline_threshold)
       .def_prop_ro("has_store", &CoreClient::has_store)
+      .def_prop_ro("cluster_id", &CoreClient::cluster_id)
       .def("store_stats",
            [](CoreClient& c, int64_t timeout_ms) {
              Result<protocol::StoreStatsReply> r = Status::Internal("unset");

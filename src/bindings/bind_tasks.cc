@@ -71,6 +71,12 @@ void BindTasks(nb::class_<CoreClient>& cls) {
                spec.actor.is_async = nb::cast<bool>(t[6]);
                spec.actor.class_name = nb::cast<std::string>(t[7]);
                spec.actor.lifetime_resources = ToResources(nb::borrow<nb::list>(t[8]));
+               // (…, concurrency_groups [(name, limit)], concurrency_group of a call)
+               for (nb::handle h : nb::borrow<nb::list>(t[9])) {
+                 auto g = nb::borrow<nb::tuple>(h);
+                 spec.actor.concurrency_groups.emplace_back(nb::cast<std::string>(g[0]), nb::cast<uint32_t>(g[1]));
+               }
+               spec.concurrency_group = nb::cast<std::string>(t[10]);
              }
              spec.task_id = ToId(task_id);
              spec.job_id = job_id;
@@ -246,6 +252,8 @@ void BindTasks(nb::class_<CoreClient>& cls) {
                  args.append(ValueToPython(v));
                }
              }
+             nb::list groups;
+             for (const auto& [group, limit] : t.spec.actor.concurrency_groups) groups.append(nb::make_tuple(group, limit));
              nb::object payload = t.function_payload.empty()
                                       ? nb::none()
                                       : nb::object(nb::bytes(t.function_payload.data(), t.function_payload.size()));
@@ -254,7 +262,8 @@ void BindTasks(nb::class_<CoreClient>& cls) {
                                    t.spec.name,
                                    nb::bytes(t.spec.args_blob.data(), t.spec.args_blob.size()), args,
                                    t.spec.num_returns, payload, static_cast<int>(t.spec.kind),
-                                   t.spec.method, t.spec.actor.max_concurrency, t.spec.actor.is_async);
+                                   t.spec.method, t.spec.actor.max_concurrency, t.spec.actor.is_async,
+                                   groups, t.spec.concurrency_group);
            })
       .def("task_done", [](CoreClient& c, const nb::bytes& task_id, const nb::list& returns) {
         protocol::TaskDone msg;

@@ -1,5 +1,5 @@
 // The `quanta._core` extension module: the CoreClient class, bound in parts by concept
-// (bind_objects.cc, bind_tasks.cc). See python/quanta/_core.pyi for the Python signatures.
+// (bind_objects.cc, bind_tasks.cc, bind_control.cc). See python/quanta/_core.pyi for the Python signatures.
 #include <nanobind/stl/shared_ptr.h>
 
 #include "bindings/common.h"
@@ -59,4 +59,5 @@ NB_MODULE(_core, m) {
       .def_prop_ro("session_dir", &CoreClient::session_dir);
   BindObjects(cls);
   BindTasks(cls);
+  BindControl(m, cls);
 }

@@ -146,7 +146,7 @@ Status ControlServer::Handle(Peer& peer, const protocol::Frame& frame) {
   auto type = static_cast<MessageType>(frame.type);
   if (peer.node_index != 0) nodes_.Heard(peer.node_index, NodeTable::Clock::now());
   if (peer.channel == net::Channel::kTool && type != MessageType::kGetClusterInfo &&
-      type != MessageType::kGetPlacementGroups) {
+      type != MessageType::kGetPlacementGroups && type != MessageType::kControlRequest) {
     return Status::ProtocolError("a tool connection may only read the cluster's state");
   }
   switch (type) {
@@ -247,6 +247,19 @@ Status ControlServer::Handle(Peer& peer, const protocol::Frame& frame) {
       groups_.OnReserved(peer.node_index, m);
       return Status::Ok();
     }
+    case MessageType::kJobStarted: {
+      if (peer.node_index == 0) return Status::ProtocolError("job report from an unregistered connection");
+      protocol::JobInfo m;
+      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+      if (static_cast<uint32_t>(m.job_id >> 32) != peer.node_index) {
+        return Status::ProtocolError("job report for a driver of another node");
+      }
+      m.node_index = peer.node_index;
+      m.start_time_ms = NowMs();
+      m.status = protocol::JobStatus::kRunning;
+      jobs_.Started(std::move(m));
+      return Status::Ok();
+    }
     case MessageType::kJobFinished: {
       if (peer.node_index == 0) return Status::ProtocolError("job report from an unregistered connection");
       protocol::RequestId m;  // the job id
@@ -254,7 +267,55 @@ Status ControlServer::Handle(Peer& peer, const protocol::Frame& frame) {
       if (static_cast<uint32_t>(m.request_id >> 32) != peer.node_index) {
         return Status::ProtocolError("job report for a driver of another node");
       }
-      groups_.OnJobEnded(m.request_id);
+      EndJob(m.request_id);
+      return Status::Ok();
+    }
+    case MessageType::kActorUpdate: {
+      if (peer.node_index == 0) return Status::ProtocolError("actor report from an unregistered connection");
+      protocol::ActorInfo m;
+      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+      std::string out;
+      std::vector<uint32_t> subscribers = actors_.Update(m);
+      if (const protocol::ActorInfo* stored = actors_.Find(m.actor_id)) {
+        protocol::AppendMessage(&out, MessageType::kActorUpdate, *stored);
+        for (uint32_t node : subscribers) SendToNode(node, MessageType::kActorUpdate, out);
+      }
+      return Status::Ok();
+    }
+    case MessageType::kSubscribeActor: {
+      if (peer.node_index == 0) return Status::ProtocolError("subscription from an unregistered connection");
+      protocol::IdList m;
+      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+      for (const auto& id : m.ids) {
+        protocol::ActorInfo info = actors_.Subscribe(peer.node_index, id);
+        if (info.state == protocol::ActorInfo::State::kUnknown) {
+          // Not reported yet. Its owner's report is on the way unless the owner is not (or no
+          // longer) in the cluster: then no such actor exists.
+          uint32_t owner = static_cast<uint32_t>(id.Creator() >> 32);
+          const protocol::NodeInfo* node = nodes_.Find(owner);
+          if (node == nullptr || !node->alive) {
+            info.state = protocol::ActorInfo::State::kDead;
+            info.owner_node = owner;
+            info.death_reason = "no actor with id " + id.Hex() + " exists in this cluster (node " +
+                                std::to_string(owner) + ", which would have created it, is not alive)";
+            std::string out;
+            protocol::AppendMessage(&out, MessageType::kActorUpdate, info);
+            for (uint32_t n : actors_.Update(info)) {
+              if (n != peer.node_index) SendToNode(n, MessageType::kActorUpdate, out);
+            }
+          }
+        }
+        peer.conn->Send(MessageType::kActorUpdate, info);
+      }
+      return Status::Ok();
+    }
+    case MessageType::kControlRequest: {
+      protocol::ControlRequest m;
+      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+      if (peer.node_index == 0 && peer.channel != net::Channel::kTool) {
+        return Status::ProtocolError("request from an unregistered connection");
+      }
+      peer.conn->Send(MessageType::kControlReply, Serve(m));
       return Status::Ok();
     }
     case MessageType::kGetClusterInfo: {
@@ -269,6 +330,106 @@ Status ControlServer::Handle(Peer& peer, const protocol::Frame& frame) {
     default:
       return Status::ProtocolError("unexpected message type " + std::to_string(frame.type));
   }
+}
+
+void ControlServer::SendToNode(uint32_t node, MessageType, const std::string& frame) {
+  auto conn = node_conn_.find(node);
+  if (conn == node_conn_.end()) return;
+  auto p = peers_.find(conn->second);
+  if (p != peers_.end()) p->second.conn->SendEncoded(frame);
+}
+
+void ControlServer::EndJob(uint64_t job_id) {
+  jobs_.Finished(job_id, NowMs());
+  groups_.OnJobEnded(job_id);
+  // Every node ends the job's work there: its tasks, its non-detached actors.
+  BroadcastToNodes(MessageType::kJobFinished, protocol::RequestId{job_id});
+}
+
+protocol::ControlReply ControlServer::Serve(const protocol::ControlRequest& req) {
+  using protocol::ControlOp;
+  protocol::ControlReply r;
+  r.request_id = req.request_id;
+  r.ok = true;
+  switch (req.op) {
+    case ControlOp::kRegisterName: {
+      if (req.arg.size() != ObjectID::kSize) {
+        r.ok = false;
+        r.error = "bad actor id";
+        break;
+      }
+      Status st = actors_.RegisterName(req.key, req.value, ObjectID::FromBinary(req.arg), req.blob);
+      r.ok = st.ok();
+      r.error = st.message();
+      break;
+    }
+    case ControlOp::kLookupName:
+      if (const std::string* blob = actors_.LookupName(req.key, req.value)) {
+        r.blob = *blob;
+      } else {
+        r.ok = false;
+        r.error = "no actor named '" + req.value + "' in namespace '" + req.key + "'";
+      }
+      break;
+    case ControlOp::kDropName:
+      actors_.DropName(req.key, req.value);
+      break;
+    case ControlOp::kListNamedActors:
+      r.items = actors_.ListNames(req.key, req.flag);
+      break;
+    case ControlOp::kKvPut: {
+      auto added = kv_.Put(req.key, req.value, req.blob, req.flag);
+      r.ok = added.ok();
+      if (added.ok()) r.flag = added.value(); else r.error = added.status().message();
+      break;
+    }
+    case ControlOp::kKvGet:
+      if (const std::string* v = kv_.Get(req.key, req.value)) {
+        r.blob = *v;
+        r.flag = true;
+      }
+      break;
+    case ControlOp::kKvExists:
+      r.flag = kv_.Get(req.key, req.value) != nullptr;
+      break;
+    case ControlOp::kKvDelete:
+      r.count = kv_.Delete(req.key, req.value, req.flag);
+      break;
+    case ControlOp::kKvList:
+      r.items = kv_.List(req.key, req.value);
+      break;
+    case ControlOp::kGetJobs:
+      for (const auto& j : jobs_.All()) {
+        std::string enc;
+        protocol::Writer w(&enc);
+        j.Encode(w);
+        r.items.push_back(std::move(enc));
+      }
+      break;
+    case ControlOp::kGetActors:
+      for (const auto& a : actors_.All()) {
+        if (!req.arg.empty() && a.actor_id.Binary() != req.arg) continue;
+        std::string enc;
+        protocol::Writer w(&enc);
+        a.Encode(w);
+        r.items.push_back(std::move(enc));
+      }
+      break;
+    case ControlOp::kGetFunction: {
+      auto it = functions_.find(req.value);
+      if (it == functions_.end()) {
+        r.ok = false;
+        r.error = "no function with that id is registered";
+      } else {
+        r.blob = it->second;
+      }
+      break;
+    }
+    default:
+      r.ok = false;
+      r.error = "unknown request";
+  }
+  return r;
 }
 
 void ControlServer::EverySecond() {
@@ -308,6 +469,13 @@ void ControlServer::DeclareDead(uint32_t index, const std::string& reason) {
   view_changed_.erase(index);
   BroadcastToNodes(MessageType::kNodeTable, protocol::NodeTable{false, {*info}});
   groups_.OnNodeDead(index);
+  for (const auto& [node, update] : actors_.OnNodeDead(index, reason)) {
+    std::string frame;
+    protocol::AppendMessage(&frame, MessageType::kActorUpdate, update);
+    SendToNode(node, MessageType::kActorUpdate, frame);
+  }
+  // Drivers on the dead node are gone: their jobs end everywhere.
+  for (uint64_t job : jobs_.OnNodeDead(index, NowMs())) EndJob(job);
 }
 
 void ControlServer::CheckHeartbeats() {

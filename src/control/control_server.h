@@ -16,6 +16,9 @@
 #include <string>
 #include <unordered_map>
 
+#include "control/actor_directory.h"
+#include "control/job_table.h"
+#include "control/kv_store.h"
 #include "control/node_table.h"
 #include "control/placement_groups.h"
 #include "net/auth.h"
@@ -60,6 +63,9 @@ class ControlServer {
   template <typename M>
   void BroadcastToNodes(protocol::MessageType type, const M& msg, uint32_t except = 0);
   void FlushResourceView();
+  protocol::ControlReply Serve(const protocol::ControlRequest& req);
+  void SendToNode(uint32_t node, protocol::MessageType type, const std::string& frame);
+  void EndJob(uint64_t job_id);
   void EverySecond();
 
   net::EventLoop* loop_;
@@ -74,6 +80,9 @@ class ControlServer {
   std::unordered_map<uint32_t, uint64_t> node_conn_;  // node index -> connection id
   NodeTable nodes_;
   PlacementGroupManager groups_;
+  ActorDirectory actors_;
+  KvStore kv_;
+  JobTable jobs_;
   std::set<uint32_t> view_changed_;  // nodes whose resources changed since the last broadcast
   bool view_flush_scheduled_ = false;
   std::unordered_map<std::string, std::string> functions_;

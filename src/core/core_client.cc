@@ -78,6 +78,7 @@ Result<std::shared_ptr<CoreClient>> CoreClient::Connect(const Options& options) 
   client->node_id_ = reply.node_id;
   client->session_dir_ = reply.session_dir;
   client->inline_threshold_ = reply.inline_threshold;
+  client->cluster_id_ = reply.cluster_id;
   if (reply.store_size > 0) {
     auto store = SharedMemory::Open(reply.store_path, reply.store_size);
     if (!store.ok()) return Status::IOError("cannot map the node's object store: " + store.status().message());
@@ -462,6 +463,16 @@ Result<protocol::NodeStats> CoreClient::GetNodeStats(int64_t timeout_ms) {
   return AwaitReply(lock, request_id, &node_stats_replies_, timeout_ms, "a node-stats request");
 }
 
+Result<protocol::ControlReply> CoreClient::ControlCall(protocol::ControlRequest request, int64_t timeout_ms) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    request.request_id = next_request_id_++;
+  }
+  QUANTA_RETURN_IF_ERROR(Send(MessageType::kControlRequest, request));
+  std::unique_lock<std::mutex> lock(mu_);
+  return AwaitReply(lock, request.request_id, &control_replies_, timeout_ms, "a control-service request");
+}
+
 Status CoreClient::CreatePlacementGroup(const protocol::PlacementGroupSpec& spec) {
   return Send(MessageType::kCreatePlacementGroup, spec);
 }
@@ -508,6 +519,7 @@ template Status CoreClient::Send(MessageType, const protocol::RequestId&);
 template Status CoreClient::Send(MessageType, const protocol::TaskDone&);
 template Status CoreClient::Send(MessageType, const protocol::IdList&);
 template Status CoreClient::Send(MessageType, const protocol::PlacementGroupSpec&);
+template Status CoreClient::Send(MessageType, const protocol::ControlRequest&);
 template Status CoreClient::Send(MessageType, const protocol::PlacementGroupQuery&);
 
 }  // namespace quanta

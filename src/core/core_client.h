@@ -84,6 +84,7 @@ class CoreClient {
   // object (WriteStored) and then seals it with PutStored or as a task return.
   bool has_store() const { return store_ != nullptr; }
   uint64_t inline_threshold() const { return inline_threshold_; }
+  uint64_t cluster_id() const { return cluster_id_; }
   Result<uint64_t> CreateStored(const ObjectID& id, uint64_t size);
   // Copies `size` bytes from `src` to `offset` in the store (in parallel for large copies).
   Status WriteStored(uint64_t offset, const void* src, uint64_t size);
@@ -107,6 +108,8 @@ class CoreClient {
   Result<protocol::ActorNameReply> ActorName(protocol::ActorName request, int64_t timeout_ms);
   Result<protocol::ClusterInfo> GetClusterInfo(int64_t timeout_ms);
   Result<protocol::NodeStats> GetNodeStats(int64_t timeout_ms);
+  // A request the control service answers (names, KV, jobs, actors), forwarded by the node.
+  Result<protocol::ControlReply> ControlCall(protocol::ControlRequest request, int64_t timeout_ms);
   // Placement groups (the control service keeps them; the node forwards).
   Status CreatePlacementGroup(const protocol::PlacementGroupSpec& spec);
   Status RemovePlacementGroup(const ObjectID& id);
@@ -187,12 +190,14 @@ class CoreClient {
   std::unordered_map<uint64_t, protocol::StoreStatsReply> stats_replies_;
   std::unique_ptr<SharedMemory> store_;
   uint64_t inline_threshold_ = 100 * 1024;
+  uint64_t cluster_id_ = 0;
   std::unordered_set<std::string> functions_;
   std::deque<protocol::ExecuteTask> tasks_;
   TaskID running_task_;  // the plain task NextTask handed out and TaskDone has not reported
   std::unordered_map<uint64_t, protocol::ClusterInfo> cluster_replies_;
   std::unordered_map<uint64_t, protocol::NodeStats> node_stats_replies_;
   std::unordered_map<uint64_t, protocol::PlacementGroups> group_replies_;
+  std::unordered_map<uint64_t, protocol::ControlReply> control_replies_;
   std::unordered_map<uint64_t, protocol::ActorNameReply> name_replies_;
   uint64_t next_request_id_ = 1;
   int blocked_depth_ = 0;  // nested Get calls from several threads of one worker

@@ -86,6 +86,9 @@ template Result<protocol::StoreStatsReply> CoreClient::AwaitReply(
 template Result<protocol::ActorNameReply> CoreClient::AwaitReply(
     std::unique_lock<std::mutex>&, uint64_t, std::unordered_map<uint64_t, protocol::ActorNameReply>*, int64_t,
     const char*);
+template Result<protocol::ControlReply> CoreClient::AwaitReply(
+    std::unique_lock<std::mutex>&, uint64_t, std::unordered_map<uint64_t, protocol::ControlReply>*, int64_t,
+    const char*);
 template Result<protocol::PlacementGroups> CoreClient::AwaitReply(
     std::unique_lock<std::mutex>&, uint64_t, std::unordered_map<uint64_t, protocol::PlacementGroups>*, int64_t,
     const char*);
@@ -295,6 +298,14 @@ void CoreClient::HandleFrame(const protocol::Frame& frame) {
       if (!protocol::DecodeMessage(frame.body, &msg).ok()) break;
       std::lock_guard<std::mutex> lock(mu_);
       cluster_replies_[msg.request_id] = std::move(msg);
+      notify_pending_ = true;
+      break;
+    }
+    case MessageType::kControlReply: {
+      protocol::ControlReply msg;
+      if (!protocol::DecodeMessage(frame.body, &msg).ok()) break;
+      std::lock_guard<std::mutex> lock(mu_);
+      control_replies_[msg.request_id] = std::move(msg);
       notify_pending_ = true;
       break;
     }

@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <deque>
 
 #include "common/logging.h"
 
@@ -21,10 +22,48 @@ ActorManager::ActorManager(TaskTable* tasks, WorkerDispatcher* dispatcher, Objec
     : tasks_(tasks), dispatcher_(dispatcher), objects_(objects), callbacks_(std::move(callbacks)) {}
 
 void ActorManager::OnCreationSubmitted(const TaskID& id) {
-  Actor& actor = actors_.Create(tasks_->at(id).spec);
+  const Task& task = tasks_->at(id);
+  Actor& actor = actors_.Create(task.spec);
+  actor.owner = task.owner;
+  actor.remote_args = task.remote_args;
   // A detached actor outlives every handle: the node keeps its actor object alive, so a handle
   // looked up later by name still names a live object.
   if (actor.creation.actor.detached) objects_->Pin(ActorObjectOf(actor.id));
+  Report(actor);
+}
+
+std::deque<TaskID> ActorManager::Relinquish(const ObjectID& actor_id) {
+  Actor* actor = actors_.Find(actor_id);
+  if (actor == nullptr) return {};
+  std::deque<TaskID> queued = std::move(actor->queue);
+  if (actor->creation.actor.detached) objects_->Release({ActorObjectOf(actor_id)});
+  actors_.Erase(actor_id);
+  return queued;
+}
+
+void ActorManager::Report(const Actor& actor) {
+  if (!callbacks_.report) return;
+  protocol::ActorInfo info;
+  info.actor_id = actor.id;
+  using S = protocol::ActorInfo::State;
+  switch (actor.state) {
+    case Actor::State::kPending: info.state = S::kPending; break;
+    case Actor::State::kAlive: info.state = S::kAlive; break;
+    case Actor::State::kRestarting: info.state = S::kRestarting; break;
+    case Actor::State::kDead: info.state = S::kDead; break;
+  }
+  info.owner_node = static_cast<uint32_t>(actor.id.Creator() >> 32);
+  info.job_id = actor.creation.job_id;
+  info.class_name = actor.creation.actor.class_name;
+  info.name = actor.name;
+  info.name_space = actor.name_space;
+  info.detached = actor.creation.actor.detached;
+  info.restarts = static_cast<uint32_t>(std::max(0, actor.creation.actor.max_restarts - actor.restarts_left));
+  info.death_reason = actor.death_reason;
+  // A creation submitted here is not located until it is placed on a worker here: until then
+  // the scheduler may still send it to another node, which reports it from there.
+  bool located = actor.owner != 0 || actor.state != Actor::State::kPending || actor.worker != 0;
+  callbacks_.report(info, located);  // the node fills in its own index
 }
 
 bool ActorManager::OnCallSubmitted(const TaskID& id) {
@@ -97,6 +136,7 @@ void ActorManager::OnTaskDone(Worker& worker, protocol::TaskDone msg) {
     // Placed and constructed: swap the placement demand for what it holds while alive.
     dispatcher_->SwapHeld(worker, ResourceSet(actor->creation.actor.lifetime_resources));
     actor->state = Actor::State::kAlive;
+    Report(*actor);
     callbacks_.finish_task(msg.task_id, std::move(msg.returns));
     Pump(actor->id);
     return;
@@ -141,11 +181,14 @@ void ActorManager::OnWorkerLost(const Worker& worker, const Status& why) {
   if (actor->state != Actor::State::kDead && actor->restarts_left != 0) {
     if (actor->restarts_left > 0) --actor->restarts_left;
     actor->state = Actor::State::kRestarting;
+    Report(*actor);
     QLOG(kInfo) << "restarting actor " << actor->creation.actor.class_name;
     Task& task = (*tasks_)[actor->id];
     task.spec = actor->creation;
     task.spec.nested_refs.clear();  // pins are still held from the first creation
     task.submitter = 0;
+    task.owner = actor->owner;            // a creation forwarded here restarts here,
+    task.remote_args = actor->remote_args;  // with the arguments it came with
     callbacks_.make_ready(actor->id);
     return;
   }
@@ -156,8 +199,20 @@ void ActorManager::MarkDead(Actor& actor, const std::string& reason) {
   if (actor.state == Actor::State::kDead) return;
   actor.state = Actor::State::kDead;
   if (actor.death_reason.empty()) actor.death_reason = reason;
-  if (!actor.name.empty()) actors_.DropName(actor.name_space, actor.name);
+  Report(actor);
   Pump(actor.id);  // fails the queued calls
+  if (actor.owner != 0) {
+    // Created for another node: its owner holds the argument refs; the copies pulled here go.
+    if (SharedStore* store = objects_->store()) {
+      for (size_t i = 0; i < actor.remote_args.size() && i < actor.creation.arg_refs.size(); ++i) {
+        if (actor.remote_args[i].kind == ObjectKind::kStored) {
+          store->Unpin(actor.creation.arg_refs[i], SharedStore::kNodePin, 1);
+        }
+      }
+    }
+    if (actor.creation.actor.detached) objects_->Release({ActorObjectOf(actor.id)});
+    return;
+  }
   std::vector<ObjectID> pins = actor.creation.arg_refs;
   pins.insert(pins.end(), actor.creation.nested_refs.begin(), actor.creation.nested_refs.end());
   if (actor.creation.actor.detached) pins.push_back(ActorObjectOf(actor.id));
@@ -205,6 +260,24 @@ void ActorManager::OnJobEnded(uint64_t job_id, const std::string& why) {
   }
 }
 
+void ActorManager::OnGroupRemoved(const std::string& group_hex) {
+  std::vector<ObjectID> doomed;
+  actors_.ForEach([&](Actor& a) {
+    if (a.state == Actor::State::kDead) return;
+    for (const auto& [name, amount] : a.creation.resources) {
+      if (name.find(group_hex) != std::string::npos) {
+        doomed.push_back(a.id);
+        return;
+      }
+    }
+  });
+  for (const auto& id : doomed) {
+    if (Actor* a = actors_.Find(id)) {
+      KillProcess(*a, "the actor was killed because its placement group " + group_hex + " was removed", true);
+    }
+  }
+}
+
 void ActorManager::CancelCall(Task& task, const protocol::CancelTask& msg) {
   Actor* actor = actors_.Find(task.spec.actor_id);
   if (actor == nullptr) return;
@@ -222,33 +295,12 @@ void ActorManager::CancelCall(Task& task, const protocol::CancelTask& msg) {
   Pump(actor->id);
 }
 
-protocol::ActorNameReply ActorManager::OnActorName(const protocol::ActorName& msg) {
-  protocol::ActorNameReply reply;
-  reply.request_id = msg.request_id;
-  switch (msg.op) {
-    case protocol::ActorNameOp::kRegister:
-      reply.ok = actors_.RegisterName(msg.name_space, msg.name, msg.actor_id, msg.handle_blob);
-      if (!reply.ok) {
-        reply.error = "an actor named '" + msg.name + "' already exists in namespace '" + msg.name_space + "'";
-      } else if (Actor* actor = actors_.Find(msg.actor_id)) {
-        actor->name = msg.name;
-        actor->name_space = msg.name_space;
-      }
-      break;
-    case protocol::ActorNameOp::kLookup:
-      if (const std::string* blob = actors_.LookupName(msg.name_space, msg.name)) {
-        reply.ok = true;
-        reply.handle_blob = *blob;
-      } else {
-        reply.error = "no actor named '" + msg.name + "' in namespace '" + msg.name_space + "'";
-      }
-      break;
-    case protocol::ActorNameOp::kUnregister:
-      actors_.DropName(msg.name_space, msg.name);
-      reply.ok = true;
-      break;
-  }
-  return reply;
+void ActorManager::OnCreationFailed(const ObjectID& actor_id, const std::string& reason) {
+  Actor* actor = actors_.Find(actor_id);
+  if (actor == nullptr || actor->state == Actor::State::kDead || actor->state == Actor::State::kAlive) return;
+  if (dispatcher_->Find(actor->worker) != nullptr) return;  // its process reports how it ended
+  actor->restarts_left = 0;
+  MarkDead(*actor, reason);
 }
 
 }  // namespace quanta

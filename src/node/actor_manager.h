@@ -1,6 +1,7 @@
 // The actors hosted on this node: creation, ordered method calls, death, restarts, kill, names.
 //
-// Actor state lives in the ActorTable (see actor_table.h for the model). An actor's calls are
+// Actor state lives in the ActorTable (see actor_table.h for the model); the named-actor
+// registry is the control service's (control/actor_directory.h). An actor's calls are
 // tasks in the TaskTable; this class keeps them in per-actor FIFO order and sends each to the
 // actor's worker once it reaches the front and its arguments are ready. When the actor's
 // process dies it restarts the actor (max_restarts), retries the calls that were running
@@ -11,6 +12,7 @@
 // Ownership: owned by the NodeServer. Thread-safety: loop thread only.
 #pragma once
 
+#include <deque>
 #include <functional>
 #include <string>
 #include <vector>
@@ -19,6 +21,7 @@
 #include "node/object_manager.h"
 #include "node/task.h"
 #include "node/worker_dispatcher.h"
+#include "protocol/cluster_messages.h"
 
 namespace quanta {
 
@@ -30,12 +33,19 @@ class ActorManager {
     std::function<void(const TaskID&)> make_ready;  // (re)queue a creation task
     // Takes a creation task out of the dependency wait or the ready queue; false if in neither.
     std::function<bool(const TaskID&)> unqueue;
+    // The actor's state changed (for the control service's directory). `located`: it is
+    // placed on this node; false while a creation submitted here may still go elsewhere.
+    std::function<void(const protocol::ActorInfo&, bool located)> report;
   };
 
   ActorManager(TaskTable* tasks, WorkerDispatcher* dispatcher, ObjectManager* objects, Callbacks callbacks);
 
-  // A creation task was submitted (the task is in the table).
+  // A creation task was submitted here, or forwarded here by its owner (the task is in the table).
   void OnCreationSubmitted(const TaskID& id);
+  bool Hosts(const ObjectID& actor_id) { return actors_.Find(actor_id) != nullptr; }
+  // The actor's creation goes to another node: returns the calls queued here (in order) and
+  // forgets it.
+  std::deque<TaskID> Relinquish(const ObjectID& actor_id);
   // A method call was submitted; false if it failed at once (the actor is dead or unknown).
   bool OnCallSubmitted(const TaskID& id);
   // Sends the actor's calls whose turn has come (their arguments are ready).
@@ -47,17 +57,22 @@ class ActorManager {
   void Kill(const ObjectID& actor_id, bool no_restart);
   // The job's driver exited: its non-detached actors are killed (no restart).
   void OnJobEnded(uint64_t job_id, const std::string& why);
+  // A placement group was removed: the actors placed in it are killed (no restart), as in Ray.
+  void OnGroupRemoved(const std::string& group_hex);
   // Objects freed by reference counting: an actor whose object went is terminated.
   void OnObjectsFreed(const std::vector<ObjectID>& freed);
   // Drops an actor call that has not started; one that runs is not interrupted (as in Ray).
   void CancelCall(Task& task, const protocol::CancelTask& msg);
-  protocol::ActorNameReply OnActorName(const protocol::ActorName& msg);
+  // The actor's creation failed before it was placed (lost argument, unschedulable, its node
+  // died): it is dead, and so are the calls waiting for it.
+  void OnCreationFailed(const ObjectID& actor_id, const std::string& reason);
 
   size_t size() const { return actors_.size(); }
 
  private:
   void KillProcess(Actor& actor, const std::string& reason, bool no_restart);
   void MarkDead(Actor& actor, const std::string& reason);
+  void Report(const Actor& actor);
 
   TaskTable* tasks_;
   WorkerDispatcher* dispatcher_;

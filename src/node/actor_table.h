@@ -9,8 +9,8 @@
 // worker once it reaches the front and its arguments are available, so calls from one caller
 // run in submission order. The worker enforces max_concurrency.
 //
-// The name registry lives here while clusters have one node; with multi-node it moves to the
-// control service behind the same ActorName messages.
+// Names are the control service's (control/actor_directory.h); an actor here only remembers
+// its own.
 //
 // Dead actors stay in the table (so late calls get the death reason); that is a few hundred
 // bytes per actor for the node's lifetime.
@@ -41,6 +41,10 @@ struct Actor {
   std::deque<TaskID> queue;             // calls not yet sent to the worker, in order
   std::unordered_set<TaskID, ObjectIDHash> in_flight;
   std::string name, name_space;         // if named
+  // When its creation was forwarded here by another node (its owner): the argument values it
+  // came with, kept to restart it.
+  uint32_t owner = 0;
+  std::vector<protocol::ObjectValue> remote_args;
 };
 
 class ActorTable {
@@ -49,11 +53,6 @@ class ActorTable {
   Actor* Find(const ObjectID& id);
   void Erase(const ObjectID& id) { actors_.erase(id); }
 
-  // Returns false (and leaves the registry unchanged) if the name is taken by a live actor.
-  bool RegisterName(const std::string& ns, const std::string& name, const ObjectID& actor,
-                    std::string handle_blob);
-  const std::string* LookupName(const std::string& ns, const std::string& name);
-  void DropName(const std::string& ns, const std::string& name);
 
   size_t size() const { return actors_.size(); }
   template <typename F>
@@ -62,12 +61,7 @@ class ActorTable {
   }
 
  private:
-  struct NameEntry {
-    ObjectID actor;
-    std::string handle_blob;
-  };
   std::unordered_map<ObjectID, Actor, ObjectIDHash> actors_;
-  std::map<std::pair<std::string, std::string>, NameEntry> names_;
 };
 
 }  // namespace quanta

@@ -185,6 +185,9 @@ void ControlClient::OnMessage(const protocol::Frame& frame) {
     case MessageType::kPlacementGroups:
     case MessageType::kReserveBundles:
     case MessageType::kReturnBundles:
+    case MessageType::kActorUpdate:
+    case MessageType::kControlReply:
+    case MessageType::kJobFinished:
       if (on_other_) on_other_(frame);
       break;
     default:

@@ -7,6 +7,8 @@
 #include "net/daemon.h"
 
 #include <cstdio>
+#include <fstream>
+#include <iterator>
 
 namespace quanta {
 
@@ -14,6 +16,17 @@ using protocol::MessageType;
 using protocol::ObjectKind;
 
 namespace {
+// The command line of a local process (its entrypoint, for the job table), or "".
+std::string CommandLineOf(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
+  std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  for (char& c : data) {
+    if (c == '\0') c = ' ';
+  }
+  while (!data.empty() && data.back() == ' ') data.pop_back();
+  return data.substr(0, 4096);
+}
+
 // Frames a client may send once it has said Hello (a task with its arguments, a put): the
 // protocol's maximum. Larger values travel through the shared-memory store.
 constexpr uint32_t kMaxClientFrame = protocol::kMaxFrameBody;
@@ -66,7 +79,10 @@ Status NodeServer::Start() {
       &clients_, std::move(store),
       ObjectManager::Callbacks{
           [this](const ObjectID& id) { task_manager_->OnObjectSealed(id); },
-          [this](const std::vector<ObjectID>& freed) { actors_->OnObjectsFreed(freed); },
+          [this](const std::vector<ObjectID>& freed) {
+            actors_->OnObjectsFreed(freed);
+            router_->OnObjectsFreed(freed);
+          },
           [this](uint64_t client, const ObjectID& id) { return MayWrite(client, id); }});
   dispatcher_ = std::make_unique<WorkerDispatcher>(
       loop_, WorkerDispatcher::Options{options_.prestart_workers, options_.session_dir + "/logs"},
@@ -85,7 +101,24 @@ Status NodeServer::Start() {
           [this](const TaskID& id, std::vector<protocol::ObjectValue> r) { task_manager_->Finish(id, std::move(r)); },
           [this](const TaskID& id, const protocol::ObjectValue& e) { task_manager_->Fail(id, e); },
           [this](const TaskID& id) { task_manager_->MakeReady(id); },
-          [this](const TaskID& id) { return task_manager_->Unqueue(id); }});
+          [this](const TaskID& id) { return task_manager_->Unqueue(id); },
+          [this](const protocol::ActorInfo& info, bool located) {
+            protocol::ActorInfo report = info;
+            report.node_index = located ? view_.local_index() : 0;
+            if (control_) control_->Send(MessageType::kActorUpdate, report);
+          }});
+  router_ = std::make_unique<ActorRouter>(
+      &tasks_,
+      ActorRouter::Callbacks{
+          [this](const ObjectID& actor) { return actors_->Hosts(actor); },
+          [this](const TaskID& id, const protocol::ObjectValue& e) { task_manager_->Fail(id, e); },
+          [this](Task& task, uint32_t node) { return remote_->Forward(task, node); },
+          [this](const ObjectID& actor) { control_->Send(MessageType::kSubscribeActor, protocol::IdList{{actor}}); },
+          [this](uint32_t node, const ObjectID& actor, bool no_restart, const std::string&) {
+            peers_->Send(node, MessageType::kKillActorRemote, protocol::KillActor{actor, no_restart});
+          },
+          [this](uint32_t node, const protocol::CancelTask& msg) { peers_->Send(node, MessageType::kCancelRemote, msg); },
+          [this](const std::vector<ObjectID>& pins) { objects_->Release(pins); }});
   if (options_.control_socket_path.empty() || !options_.node_ip.empty()) {
     auto token = net::ClusterToken::Load();
     if (!token.ok()) return token.status();
@@ -112,16 +145,28 @@ Status NodeServer::Start() {
       &tasks_, objects_.get(), directory_.get(), peers_.get(), &functions_, &view_,
       RemoteTasks::Callbacks{
           [this](const TaskID& id, const ResourceSet& demand) { dispatcher_->Enqueue(id, demand); },
-          [this](const TaskID& id, std::vector<protocol::ObjectValue> r) { task_manager_->Finish(id, std::move(r)); }});
+          [this](const TaskID& id, std::vector<protocol::ObjectValue> r) { task_manager_->Finish(id, std::move(r)); },
+          [this](const TaskID& id) { actors_->OnCreationSubmitted(id); },
+          [this](const TaskID& id) { return actors_->OnCallSubmitted(id); },
+          [this](const ObjectID& actor) { actors_->Pump(actor); },
+          [this](const std::string& fid, std::function<void(const std::string*)> done) {
+            forwarder_->FetchFunction(fid, std::move(done));
+          }});
   task_manager_ = std::make_unique<TaskManager>(&tasks_, objects_.get(), directory_.get(), dispatcher_.get(),
-                                                actors_.get(), scheduler_.get(), remote_.get(), &clients_,
-                                                TaskManager::Options{options_.infeasible_timeout});
+                                                actors_.get(), router_.get(), scheduler_.get(), remote_.get(),
+                                                &clients_, TaskManager::Options{options_.infeasible_timeout});
+  task_manager_->cancel_remote = [this](uint32_t node, const protocol::CancelTask& msg) {
+    peers_->Send(node, MessageType::kCancelRemote, msg);
+  };
   view_.set_on_resources([this] {
     scheduler_->OnViewUpdated();
     if (task_manager_->has_infeasible()) task_manager_->ReplaceInfeasible();  // totals may have grown
   });
   groups_ = std::make_unique<GroupResources>(
-      dispatcher_.get(), [this](const std::string& hex) { task_manager_->OnGroupRemoved(hex); });
+      dispatcher_.get(), [this](const std::string& hex) {
+        task_manager_->OnGroupRemoved(hex);
+        actors_->OnGroupRemoved(hex);
+      });
   control_ = std::make_unique<ControlClient>(
       loop_,
       ControlClient::Options{options_.control_socket_path, options_.control_host, options_.control_port,
@@ -147,6 +192,7 @@ Status NodeServer::Start() {
       if (::read(options_.lifeline_fd, buf, sizeof buf) <= 0) Shutdown("the driver that started the cluster exited");
     }));
   }
+  forwarder_ = std::make_unique<ControlForwarder>(&clients_, control_.get());
   control_->set_on_message([this](const protocol::Frame& f) { OnControlMessage(f); });
   control_->Start();
   return Status::Ok();
@@ -165,6 +211,25 @@ void NodeServer::OnControlMessage(const protocol::Frame& frame) {
     case MessageType::kReturnBundles: {
       protocol::BundleReservation m;
       if (protocol::DecodeMessage(frame.body, &m).ok()) groups_->Return(m);
+      return;
+    }
+    case MessageType::kActorUpdate: {
+      protocol::ActorInfo m;
+      if (protocol::DecodeMessage(frame.body, &m).ok()) router_->OnActorUpdate(m);
+      return;
+    }
+    case MessageType::kControlReply: {
+      protocol::ControlReply m;
+      if (protocol::DecodeMessage(frame.body, &m).ok()) forwarder_->OnReply(std::move(m));
+      return;
+    }
+    case MessageType::kJobFinished: {
+      protocol::RequestId m;
+      if (!protocol::DecodeMessage(frame.body, &m).ok()) return;
+      // A driver of another node exited (or its node died): its work here ends too.
+      if (static_cast<uint32_t>(m.request_id >> 32) != view_.local_index()) {
+        task_manager_->OnJobEnded(m.request_id, "its driver (on node " + std::to_string(m.request_id >> 32) + ") exited");
+      }
       return;
     }
     case MessageType::kPlacementGroups: {
@@ -359,6 +424,18 @@ Status NodeServer::DispatchPeer(uint32_t from, const protocol::Frame& frame) {
       QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
       return remote_->OnTaskResult(from, std::move(m));
     }
+    case MessageType::kKillActorRemote: {
+      protocol::KillActor m;
+      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+      actors_->Kill(m.actor_id, m.no_restart);
+      return Status::Ok();
+    }
+    case MessageType::kCancelRemote: {
+      protocol::CancelTask m;
+      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+      task_manager_->OnCancelFromOwner(from, m);
+      return Status::Ok();
+    }
     case MessageType::kHandOffDone: {
       protocol::HandOff m;
       QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
@@ -440,6 +517,13 @@ Status NodeServer::OnHello(LocalClient& client, const protocol::Hello& hello) {
   }
   client.said_hello = true;
   client.conn->SetMaxFrameBody(kMaxClientFrame);
+  if (client.is_driver()) {
+    protocol::JobInfo job;
+    job.job_id = client.id;
+    job.driver_pid = static_cast<uint32_t>(client.pid);
+    job.entrypoint = CommandLineOf(client.pid);
+    control_->Send(MessageType::kJobStarted, job);
+  }
   protocol::HelloReply reply;
   reply.client_id = client.id;
   reply.node_id = node_id_;
@@ -449,6 +533,7 @@ Status NodeServer::OnHello(LocalClient& client, const protocol::Hello& hello) {
     reply.store_size = store->memory().size();
   }
   reply.inline_threshold = options_.inline_threshold;
+  reply.cluster_id = control_ ? control_->cluster_id() : 0;
   client.conn->Send(MessageType::kHelloReply, reply);
   return Status::Ok();
 }
@@ -582,13 +667,23 @@ Status NodeServer::Dispatch(LocalClient& client, const protocol::Frame& frame) {
     case MessageType::kKillActor: {
       protocol::KillActor m;
       QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
-      actors_->Kill(m.actor_id, m.no_restart);
+      if (actors_->Hosts(m.actor_id)) {
+        actors_->Kill(m.actor_id, m.no_restart);
+      } else {
+        router_->Kill(m.actor_id, m.no_restart, "the actor was killed with quanta.kill()");
+      }
       return Status::Ok();
     }
     case MessageType::kActorName: {
       protocol::ActorName m;
       QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
-      client.conn->Send(MessageType::kActorNameReply, actors_->OnActorName(m));
+      forwarder_->OnActorName(client, m);
+      return Status::Ok();
+    }
+    case MessageType::kControlRequest: {
+      protocol::ControlRequest m;
+      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+      forwarder_->OnRequest(client, std::move(m));
       return Status::Ok();
     }
     case MessageType::kGetNodeStats: {

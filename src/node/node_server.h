@@ -5,7 +5,9 @@
 //   ObjectManager     reference counts, values, subscriptions, the shared-memory store
 //   WorkerPool        the worker processes (start, reap, capture output)
 //   WorkerDispatcher  ready queue and resources; runs tasks on workers (short-task pipeline)
-//   ActorManager      actors hosted here: ordered calls, death, restarts, names
+//   ActorManager      actors hosted here: ordered calls, death, restarts
+//   ActorRouter       calls to actors hosted on other nodes (the caller's side)
+//   ControlForwarder  client requests the control service answers (names, KV, jobs)
 //   TaskManager       the life of submitted tasks: arguments, retries, cancel, completion
 //   LogForwarder      worker output to drivers, bounded
 //   ControlClient     the link to the control service; ClusterView its picture of the cluster
@@ -28,10 +30,12 @@
 
 #include "net/event_loop.h"
 #include "node/actor_manager.h"
+#include "node/actor_router.h"
 #include "node/client_registry.h"
 #include "node/cluster_scheduler.h"
 #include "node/cluster_view.h"
 #include "node/control_client.h"
+#include "node/control_forwarder.h"
 #include "node/function_table.h"
 #include "node/group_resources.h"
 #include "node/log_forwarder.h"
@@ -105,6 +109,8 @@ class NodeServer {
   WorkerPool pool_;
   std::unique_ptr<WorkerDispatcher> dispatcher_;
   std::unique_ptr<ActorManager> actors_;
+  std::unique_ptr<ActorRouter> router_;
+  std::unique_ptr<ControlForwarder> forwarder_;
   std::unique_ptr<TaskManager> task_manager_;
   LogForwarder logs_;
   std::unique_ptr<net::ClusterToken> token_;  // when joining over TCP

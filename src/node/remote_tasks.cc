@@ -48,9 +48,6 @@ Status RemoteTasks::OnForwardTask(uint32_t from, protocol::ForwardTask msg) {
   if (msg.spec.task_id.Creator() >> 32 != from) {
     return Status::ProtocolError("ForwardTask for a task its sender does not own");
   }
-  if (msg.spec.kind != protocol::TaskKind::kNormal) {
-    return Status::ProtocolError("only plain tasks are forwarded");
-  }
   if (tasks_->count(id)) {
     QLOG(kWarning) << "duplicate forwarded task " << id.Hex() << " ignored";
     return Status::Ok();
@@ -62,52 +59,78 @@ Status RemoteTasks::OnForwardTask(uint32_t from, protocol::ForwardTask msg) {
   task.remote_args = std::move(msg.args);
   task.spec = std::move(msg.spec);
   ++executed_;
-  // Stored arguments are pulled here, then held (node pin) until the task ends.
+  // An actor call takes its place in its actor's FIFO now, in arrival order; it is sent to the
+  // actor's worker once its arguments are here.
+  if (task.spec.kind == protocol::TaskKind::kActorCreation) callbacks_.actor_creation(id);
+  if (task.spec.kind == protocol::TaskKind::kActorMethod && !callbacks_.actor_call(id)) return Status::Ok();
+  // What must be here first: stored arguments (pulled, then held until the task ends) and the
+  // function's definition (fetched from the control service if it did not come along).
   std::vector<size_t> stored;
   for (size_t i = 0; i < task.remote_args.size(); ++i) {
     if (task.remote_args[i].kind == ObjectKind::kStored) stored.push_back(i);
   }
-  if (stored.empty()) {
-    task.deps_ready = true;
-    callbacks_.enqueue_local(id, ResourceSet(task.spec.resources));
+  bool need_function = !task.spec.function_id.empty() && functions_->Find(task.spec.function_id) == nullptr;
+  task.fetching = static_cast<int>(stored.size()) + (need_function ? 1 : 0);
+  if (task.fetching == 0) {
+    Arrived(id);
     return Status::Ok();
   }
-  task.fetching = static_cast<int>(stored.size());
+  auto fail = [this, id](const std::string& why) {
+    auto it = tasks_->find(id);
+    if (it == tasks_->end() || it->second.fetching == 0) return;
+    it->second.fetching = 0;
+    callbacks_.finish(id, std::vector<protocol::ObjectValue>(it->second.spec.num_returns,
+                                                             SystemError(ObjectKind::kObjectLost, why)));
+  };
+  auto one_more = [this, id] {
+    auto it = tasks_->find(id);
+    if (it != tasks_->end() && it->second.fetching > 0 && --it->second.fetching == 0) Arrived(id);
+  };
+  if (need_function) {
+    std::string fid = task.spec.function_id;
+    callbacks_.fetch_function(fid, [this, fid, fail, one_more](const std::string* payload) {
+      if (payload == nullptr) {
+        fail("the definition of the task's function is not registered with the control service");
+        return;
+      }
+      functions_->Add(fid, *payload);
+      one_more();
+    });
+  }
   for (size_t i : stored) {
     ObjectID arg = task.spec.arg_refs[i];
     auto loc = protocol::StoredLocation::Decode(task.remote_args[i].data);
     uint64_t size = loc.ok() ? loc->size : 0;
-    objects_->FetchCopy(arg, size, msg.arg_locations[i], [this, id, arg](const Status& st) {
-      auto it = tasks_->find(id);
-      if (it == tasks_->end() || it->second.fetching == 0) return;
-      Task& t = it->second;
+    objects_->FetchCopy(arg, size, msg.arg_locations[i], [this, arg, fail, one_more](const Status& st) {
       if (!st.ok()) {
-        t.fetching = 0;
-        callbacks_.finish(id, std::vector<protocol::ObjectValue>(
-                                  t.spec.num_returns,
-                                  SystemError(ObjectKind::kObjectLost, "argument object " + arg.Hex() +
-                                                                           " could not be brought to node " +
-                                                                           std::to_string(view_->local_index()) +
-                                                                           ": " + st.message())));
+        fail("argument object " + arg.Hex() + " could not be brought to node " + std::to_string(view_->local_index()) +
+             ": " + st.message());
         return;
       }
       objects_->PinCopyFor(SharedStore::kNodePin, arg);  // held until the task ends
-      if (--t.fetching == 0) {
-        t.deps_ready = true;
-        callbacks_.enqueue_local(id, ResourceSet(t.spec.resources));
-      }
+      one_more();
     });
   }
   return Status::Ok();
 }
 
+void RemoteTasks::Arrived(const TaskID& id) {
+  Task& task = tasks_->at(id);
+  task.deps_ready = true;
+  if (task.spec.kind == protocol::TaskKind::kActorMethod) {
+    callbacks_.pump_actor(task.spec.actor_id);
+    return;
+  }
+  callbacks_.enqueue_local(id, ResourceSet(task.spec.resources));
+}
+
 void RemoteTasks::SendResult(const Task& task, std::vector<protocol::ObjectValue> returns) {
-  // The arguments pulled for it may be evicted again.
-  if (SharedStore* store = objects_->store()) {
+  // The arguments pulled for it may be evicted again (an actor's constructor arguments stay
+  // while it may restart: the ActorManager lets them go).
+  SharedStore* store = objects_->store();
+  if (store != nullptr && task.spec.kind != protocol::TaskKind::kActorCreation) {
     for (size_t i = 0; i < task.remote_args.size(); ++i) {
-      if (task.remote_args[i].kind == ObjectKind::kStored && task.fetching == 0) {
-        store->Unpin(task.spec.arg_refs[i], SharedStore::kNodePin, 1);
-      }
+      if (task.remote_args[i].kind == ObjectKind::kStored) store->Unpin(task.spec.arg_refs[i], SharedStore::kNodePin, 1);
     }
   }
   protocol::TaskResult msg;

@@ -34,6 +34,13 @@ class RemoteTasks {
   struct Callbacks {
     std::function<void(const TaskID&, const ResourceSet&)> enqueue_local;  // executing side
     std::function<void(const TaskID&, std::vector<protocol::ObjectValue>)> finish;  // owner side
+    // Executing side, actors: a creation to host here; a call (false: failed at once); its
+    // arguments are here.
+    std::function<void(const TaskID&)> actor_creation;
+    std::function<bool(const TaskID&)> actor_call;
+    std::function<void(const ObjectID& actor)> pump_actor;
+    // A function whose definition did not come with its task: fetched from the control service.
+    std::function<void(const std::string& id, std::function<void(const std::string*)>)> fetch_function;
   };
 
   RemoteTasks(TaskTable* tasks, ObjectManager* objects, ObjectDirectory* directory, PeerManager* peers,
@@ -42,7 +49,7 @@ class RemoteTasks {
   // Owner: sends the (ready) task to `node`. False if an argument cannot travel (then the
   // caller runs or fails it here).
   bool Forward(Task& task, uint32_t node);
-  // Executing node: a task from its owner.
+  // Executing node: a task (or actor creation or call) from its owner.
   Status OnForwardTask(uint32_t from, protocol::ForwardTask msg);
   // Owner: the result of a task it forwarded.
   Status OnTaskResult(uint32_t from, protocol::TaskResult msg);
@@ -62,6 +69,8 @@ class RemoteTasks {
   FunctionTable* functions_;
   const ClusterView* view_;
   Callbacks callbacks_;
+  // Once its arguments (and function) are here: queued, or handed to its actor.
+  void Arrived(const TaskID& id);
   std::unordered_map<uint32_t, std::unordered_set<std::string>> functions_sent_;  // by node
   std::unordered_map<uint64_t, std::pair<uint32_t, std::vector<ObjectID>>> handoffs_;  // id -> (to, refs held)
   uint64_t next_handoff_ = 1;

@@ -9,13 +9,14 @@ using protocol::ObjectValue;
 using protocol::TaskKind;
 
 TaskManager::TaskManager(TaskTable* tasks, ObjectManager* objects, ObjectDirectory* directory,
-                         WorkerDispatcher* dispatcher, ActorManager* actors, ClusterScheduler* scheduler,
-                         RemoteTasks* remote, ClientRegistry* clients, Options options)
+                         WorkerDispatcher* dispatcher, ActorManager* actors, ActorRouter* router,
+                         ClusterScheduler* scheduler, RemoteTasks* remote, ClientRegistry* clients, Options options)
     : tasks_(tasks),
       objects_(objects),
       directory_(directory),
       dispatcher_(dispatcher),
       actors_(actors),
+      router_(router),
       scheduler_(scheduler),
       remote_(remote),
       clients_(clients),
@@ -54,7 +55,20 @@ void TaskManager::OnSubmit(LocalClient& client, protocol::TaskSpec spec) {
   task.submitter = client.id;
   task.spec = std::move(spec);
   if (task.spec.kind == TaskKind::kActorCreation) actors_->OnCreationSubmitted(id);
-  if (task.spec.kind == TaskKind::kActorMethod && !actors_->OnCallSubmitted(id)) return;  // failed at once
+  if (task.spec.kind == TaskKind::kActorMethod) {
+    if (actors_->Hosts(task.spec.actor_id)) {
+      if (!actors_->OnCallSubmitted(id)) return;  // failed at once
+    } else if (!router_->Routes(task.spec.actor_id) &&
+               static_cast<uint32_t>(task.spec.actor_id.Creator() >> 32) == directory_->local_index()) {
+      // Created by a client of this node, yet neither hosted here nor sent elsewhere.
+      Fail(id, SystemError(ObjectKind::kActorDied, "no actor with id " + task.spec.actor_id.Hex() +
+                                                       " exists (it was never created, or is long gone)"));
+      return;
+    } else {
+      router_->OnCall(id);  // hosted on another node (or not placed yet)
+      if (!tasks_->count(id)) return;
+    }
+  }
   if (missing.empty()) {
     MakeReady(id);
   } else {
@@ -82,6 +96,12 @@ void TaskManager::MakeReady(const TaskID& id) {
       if (actor_call) actors_->Pump(actor_id);  // later calls may have waited behind this one
       return;
     }
+  }
+  if (task.spec.kind == TaskKind::kActorMethod && !actors_->Hosts(task.spec.actor_id)) {
+    // Its actor is elsewhere: the actor's node brings the arguments there.
+    task.deps_ready = true;
+    router_->Pump(task.spec.actor_id);
+    return;
   }
   if (PlaceRemotely(task)) return;
   RunHere(id);
@@ -127,7 +147,7 @@ void TaskManager::Queue(const TaskID& id) {
 }
 
 bool TaskManager::PlaceRemotely(Task& task) {
-  if (task.spec.kind != TaskKind::kNormal || task.is_remote()) return false;
+  if (task.spec.kind == TaskKind::kActorMethod || task.is_remote()) return false;
   ResourceSet demand(task.spec.resources);
   auto placement = scheduler_->Choose(RequestFor(task, demand));
   if (placement.kind == ClusterScheduler::Placement::kLocal) return false;
@@ -137,6 +157,13 @@ bool TaskManager::PlaceRemotely(Task& task) {
   }
   if (!remote_->Forward(task, placement.node)) return false;
   scheduler_->NoteSent(placement.node, demand);
+  if (task.spec.kind == TaskKind::kActorCreation) {
+    // The actor will live there: calls queued here so far follow it, later ones go straight.
+    std::vector<ObjectID> pins = task.spec.arg_refs;
+    pins.insert(pins.end(), task.spec.nested_refs.begin(), task.spec.nested_refs.end());
+    router_->OnCreationPlaced(task.spec.actor_id, placement.node, actors_->Relinquish(task.spec.actor_id),
+                              std::move(pins), task.spec.actor.detached);
+  }
   return true;
 }
 
@@ -166,6 +193,11 @@ ClusterScheduler::Request TaskManager::RequestFor(const Task& task, const Resour
 
 void TaskManager::ParkInfeasible(Task& task, const std::string& why) {
   infeasible_.emplace(task.spec.task_id, std::chrono::steady_clock::now());
+  for (const auto& [name, amount] : task.spec.resources) {
+    // A task of a placement group waits for its bundles, which are being reserved (or cannot
+    // be: then the group's own state says why); that is no reason to warn the user.
+    if (name.find("_group_") != std::string::npos) return;
+  }
   if (!warned_.insert(why).second) return;
   std::string timeout = options_.infeasible_timeout.count() == 0
                             ? "it waits until a node that can run it joins"
@@ -284,6 +316,17 @@ void TaskManager::OnNodeDead(uint32_t node, const std::string& reason) {
     task.forwarded_to = 0;
     if (task.cancelled) {
       Fail(id, SystemError(ObjectKind::kCancelled, "task " + task.spec.name + " was cancelled"));
+    } else if (task.spec.kind == TaskKind::kActorMethod) {
+      // The call died with its actor's node: it waits for a restart (max_task_retries) or
+      // fails with ActorDiedError as Ray's do.
+      if (task.retries_left != 0) {
+        if (task.retries_left > 0) --task.retries_left;
+        router_->Retry(id);
+      } else {
+        Fail(id, SystemError(ObjectKind::kActorDied, "the actor's node (index " + std::to_string(node) +
+                                                         ") died while it ran " + task.spec.name + " (" + reason +
+                                                         "); the call had no retries left (max_task_retries)"));
+      }
     } else if (task.retries_left != 0) {
       if (task.retries_left > 0) --task.retries_left;
       QLOG(kInfo) << "retrying task " << task.spec.name << " after node " << node << " died";
@@ -320,6 +363,9 @@ void TaskManager::Finish(const TaskID& id, std::vector<ObjectValue> returns) {
 void TaskManager::Fail(const TaskID& id, const ObjectValue& error) {
   auto it = tasks_->find(id);
   if (it == tasks_->end()) return;
+  if (it->second.spec.kind == TaskKind::kActorCreation && !it->second.is_remote()) {
+    actors_->OnCreationFailed(it->second.spec.actor_id, error.data);
+  }
   std::vector<ObjectValue> returns(it->second.spec.num_returns, error);
   for (auto& v : returns) v.nested_refs.clear();
   Finish(id, std::move(returns));
@@ -354,14 +400,26 @@ void TaskManager::OnCancel(const protocol::CancelTask& msg) {
   Task& task = it->second;
   if (task.spec.kind == TaskKind::kActorCreation) return;  // use quanta.kill for actors
   if (task.spec.kind == TaskKind::kActorMethod) {
-    actors_->CancelCall(task, msg);
+    if (!router_->Cancel(task, msg)) actors_->CancelCall(task, msg);
     return;
   }
   if (Unqueue(id)) {
     Fail(id, SystemError(ObjectKind::kCancelled, "task " + task.spec.name + " was cancelled"));
     return;
   }
+  if (task.forwarded_to != 0) {
+    task.cancelled = true;
+    task.retries_left = 0;
+    if (cancel_remote) cancel_remote(task.forwarded_to, msg);
+    return;
+  }
   dispatcher_->CancelSent(task, msg);
+}
+
+void TaskManager::OnCancelFromOwner(uint32_t from, const protocol::CancelTask& msg) {
+  auto it = tasks_->find(msg.object_id.TaskId());
+  if (it == tasks_->end() || it->second.owner != from) return;
+  OnCancel(msg);
 }
 
 }  // namespace quanta
@@ -380,7 +438,8 @@ void TaskManager::OnJobEnded(uint64_t job_id, const std::string& why) {
     Task& task = it->second;
     if (task.spec.kind == TaskKind::kActorCreation) continue;  // the actor's end handles it
     if (task.spec.kind == TaskKind::kActorMethod) {
-      actors_->CancelCall(task, protocol::CancelTask{task.spec.ReturnId(0), false, false});
+      protocol::CancelTask c{task.spec.ReturnId(0), false, false};
+      if (!router_->Cancel(task, c)) actors_->CancelCall(task, c);
       continue;
     }
     if (Unqueue(id)) {

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "node/actor_manager.h"
+#include "node/actor_router.h"
 #include "node/cluster_scheduler.h"
 #include "node/object_manager.h"
 #include "node/remote_tasks.h"
@@ -33,8 +34,8 @@ class TaskManager {
     std::chrono::milliseconds infeasible_timeout{300000};  // 0: wait forever
   };
   TaskManager(TaskTable* tasks, ObjectManager* objects, ObjectDirectory* directory, WorkerDispatcher* dispatcher,
-              ActorManager* actors, ClusterScheduler* scheduler, RemoteTasks* remote, ClientRegistry* clients,
-              Options options);
+              ActorManager* actors, ActorRouter* router, ClusterScheduler* scheduler, RemoteTasks* remote,
+              ClientRegistry* clients, Options options);
 
   void OnSubmit(LocalClient& client, protocol::TaskSpec spec);
   // An object became available: tasks waiting only for it become ready.
@@ -46,6 +47,10 @@ class TaskManager {
   bool Unqueue(const TaskID& id);
   void OnWorkerDied(const TaskID& id, pid_t pid, const Status& why);
   void OnCancel(const protocol::CancelTask& msg);
+  // Cancels the copy of a task that its owner forwarded here.
+  void OnCancelFromOwner(uint32_t from, const protocol::CancelTask& msg);
+  // Sends a cancellation on to the node running a task this node forwarded.
+  std::function<void(uint32_t node, const protocol::CancelTask&)> cancel_remote;
   // A job's driver is gone: its queued tasks fail, its running ones are killed (never retried),
   // its queued actor calls are dropped and its non-detached actors are killed.
   void OnJobEnded(uint64_t job_id, const std::string& why);
@@ -81,6 +86,7 @@ class TaskManager {
   ObjectDirectory* directory_;
   WorkerDispatcher* dispatcher_;
   ActorManager* actors_;
+  ActorRouter* router_;
   ClusterScheduler* scheduler_;
   RemoteTasks* remote_;
   ClientRegistry* clients_;

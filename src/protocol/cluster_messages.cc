@@ -262,4 +262,106 @@ Status BundlesReserved::Decode(Reader& r) {
   return r.Bytes(&error);
 }
 
+void ActorInfo::Encode(Writer& w) const {
+  w.Id(actor_id);
+  w.U8(static_cast<uint8_t>(state));
+  w.U32(node_index);
+  w.U32(owner_node);
+  w.U64(job_id);
+  w.Bytes(class_name);
+  w.Bytes(name);
+  w.Bytes(name_space);
+  w.U8(detached);
+  w.U32(restarts);
+  w.Bytes(death_reason);
+}
+
+Status ActorInfo::Decode(Reader& r) {
+  QUANTA_RETURN_IF_ERROR(r.Id(&actor_id));
+  uint8_t s;
+  QUANTA_RETURN_IF_ERROR(r.U8(&s));
+  if (s > 4) return Status::ProtocolError("unknown actor state " + std::to_string(s));
+  state = static_cast<State>(s);
+  QUANTA_RETURN_IF_ERROR(r.U32(&node_index));
+  QUANTA_RETURN_IF_ERROR(r.U32(&owner_node));
+  QUANTA_RETURN_IF_ERROR(r.U64(&job_id));
+  QUANTA_RETURN_IF_ERROR(r.Bytes(&class_name));
+  QUANTA_RETURN_IF_ERROR(r.Bytes(&name));
+  QUANTA_RETURN_IF_ERROR(r.Bytes(&name_space));
+  QUANTA_RETURN_IF_ERROR(r.Bool(&detached));
+  QUANTA_RETURN_IF_ERROR(r.U32(&restarts));
+  return r.Bytes(&death_reason);
+}
+
+void ControlRequest::Encode(Writer& w) const {
+  w.U64(request_id);
+  w.U8(static_cast<uint8_t>(op));
+  w.Bytes(key);
+  w.Bytes(value);
+  w.Bytes(arg);
+  w.Bytes(blob);
+  w.U8(flag);
+}
+
+Status ControlRequest::Decode(Reader& r) {
+  QUANTA_RETURN_IF_ERROR(r.U64(&request_id));
+  uint8_t o;
+  QUANTA_RETURN_IF_ERROR(r.U8(&o));
+  op = static_cast<ControlOp>(o);
+  QUANTA_RETURN_IF_ERROR(r.Bytes(&key));
+  QUANTA_RETURN_IF_ERROR(r.Bytes(&value));
+  QUANTA_RETURN_IF_ERROR(r.Bytes(&arg));
+  QUANTA_RETURN_IF_ERROR(r.Bytes(&blob));
+  return r.Bool(&flag);
+}
+
+void ControlReply::Encode(Writer& w) const {
+  w.U64(request_id);
+  w.U8(ok);
+  w.U8(flag);
+  w.U64(count);
+  w.Bytes(blob);
+  w.Bytes(error);
+  w.U32(static_cast<uint32_t>(items.size()));
+  for (const auto& i : items) w.Bytes(i);
+}
+
+Status ControlReply::Decode(Reader& r) {
+  QUANTA_RETURN_IF_ERROR(r.U64(&request_id));
+  QUANTA_RETURN_IF_ERROR(r.Bool(&ok));
+  QUANTA_RETURN_IF_ERROR(r.Bool(&flag));
+  QUANTA_RETURN_IF_ERROR(r.U64(&count));
+  QUANTA_RETURN_IF_ERROR(r.Bytes(&blob));
+  QUANTA_RETURN_IF_ERROR(r.Bytes(&error));
+  uint32_t n;
+  QUANTA_RETURN_IF_ERROR(r.Count(&n, 4));
+  items.resize(n);
+  for (auto& i : items) QUANTA_RETURN_IF_ERROR(r.Bytes(&i));
+  return Status::Ok();
+}
+
+void JobInfo::Encode(Writer& w) const {
+  w.U64(job_id);
+  w.U32(node_index);
+  w.U32(driver_pid);
+  w.Bytes(entrypoint);
+  w.U64(start_time_ms);
+  w.U64(end_time_ms);
+  w.U8(static_cast<uint8_t>(status));
+}
+
+Status JobInfo::Decode(Reader& r) {
+  QUANTA_RETURN_IF_ERROR(r.U64(&job_id));
+  QUANTA_RETURN_IF_ERROR(r.U32(&node_index));
+  QUANTA_RETURN_IF_ERROR(r.U32(&driver_pid));
+  QUANTA_RETURN_IF_ERROR(r.Bytes(&entrypoint));
+  QUANTA_RETURN_IF_ERROR(r.U64(&start_time_ms));
+  QUANTA_RETURN_IF_ERROR(r.U64(&end_time_ms));
+  uint8_t s;
+  QUANTA_RETURN_IF_ERROR(r.U8(&s));
+  if (s > static_cast<uint8_t>(JobStatus::kFailed)) return Status::ProtocolError("unknown job status");
+  status = static_cast<JobStatus>(s);
+  return Status::Ok();
+}
+
 }  // namespace quanta::protocol

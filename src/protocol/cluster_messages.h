@@ -169,4 +169,72 @@ struct BundlesReserved {
   Status Decode(Reader& r);
 };
 
+// ---------------------------------------------------------------- actors, names, KV, jobs
+
+// Where an actor lives and in which state (the control service's actor directory).
+struct ActorInfo {
+  enum class State : uint8_t { kUnknown = 0, kPending = 1, kAlive = 2, kRestarting = 3, kDead = 4 };
+  ObjectID actor_id;
+  State state = State::kUnknown;
+  uint32_t node_index = 0;      // hosting node (while alive)
+  uint32_t owner_node = 0;      // node that owns the creation task
+  uint64_t job_id = 0;
+  std::string class_name, name, name_space;
+  bool detached = false;
+  uint32_t restarts = 0;
+  std::string death_reason;
+  void Encode(Writer& w) const;
+  Status Decode(Reader& r);
+};
+
+// A request to the control service that the node only forwards (and routes the reply back).
+enum class ControlOp : uint8_t {
+  kRegisterName = 1,    // key = namespace, value = name, arg = actor id bytes, blob = handle
+  kLookupName = 2,      // key = namespace, value = name -> blob
+  kDropName = 3,
+  kListNamedActors = 4, // key = namespace ("" and flag: all) -> list
+  kKvPut = 10,          // key = namespace, value = key, blob = value, flag = overwrite -> flag: was added
+  kKvGet = 11,
+  kKvDelete = 12,       // flag = by prefix -> count
+  kKvList = 13,         // value = prefix -> list of keys
+  kKvExists = 14,
+  kGetJobs = 20,        // -> list of jobs (each an encoded JobInfo)
+  kGetActors = 21,      // -> list of encoded ActorInfo (arg: an actor id, or all)
+  kGetFunction = 22,    // value = function id -> blob
+};
+
+struct ControlRequest {
+  uint64_t request_id = 0;
+  ControlOp op = ControlOp::kLookupName;
+  std::string key, value, arg, blob;
+  bool flag = false;
+  void Encode(Writer& w) const;
+  Status Decode(Reader& r);
+};
+
+struct ControlReply {
+  uint64_t request_id = 0;
+  bool ok = false;
+  bool flag = false;
+  uint64_t count = 0;
+  std::string blob, error;
+  std::vector<std::string> items;
+  void Encode(Writer& w) const;
+  Status Decode(Reader& r);
+};
+
+enum class JobStatus : uint8_t { kRunning = 0, kSucceeded = 1, kFailed = 2 };
+
+struct JobInfo {
+  uint64_t job_id = 0;   // the driver's client id
+  uint32_t node_index = 0;
+  uint32_t driver_pid = 0;
+  std::string entrypoint;
+  uint64_t start_time_ms = 0, end_time_ms = 0;
+  JobStatus status = JobStatus::kRunning;  // kFailed: its node died under it
+  bool finished() const { return status != JobStatus::kRunning; }
+  void Encode(Writer& w) const;
+  Status Decode(Reader& r);
+};
+
 }  // namespace quanta::protocol

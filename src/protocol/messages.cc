@@ -51,6 +51,13 @@ const char* MessageTypeName(MessageType t) {
     case MessageType::kBundlesReserved: return "BundlesReserved";
     case MessageType::kReturnBundles: return "ReturnBundles";
     case MessageType::kJobFinished: return "JobFinished";
+    case MessageType::kActorUpdate: return "ActorUpdate";
+    case MessageType::kSubscribeActor: return "SubscribeActor";
+    case MessageType::kControlRequest: return "ControlRequest";
+    case MessageType::kControlReply: return "ControlReply";
+    case MessageType::kJobStarted: return "JobStarted";
+    case MessageType::kKillActorRemote: return "KillActorRemote";
+    case MessageType::kCancelRemote: return "CancelRemote";
     case MessageType::kPeerHello: return "PeerHello";
     case MessageType::kForwardTask: return "ForwardTask";
     case MessageType::kTaskResult: return "TaskResult";
@@ -159,6 +166,7 @@ void HelloReply::Encode(Writer& w) const {
   w.Bytes(store_path);
   w.U64(store_size);
   w.U64(inline_threshold);
+  w.U64(cluster_id);
 }
 
 Status HelloReply::Decode(Reader& r) {
@@ -167,7 +175,8 @@ Status HelloReply::Decode(Reader& r) {
   QUANTA_RETURN_IF_ERROR(r.Bytes(&session_dir));
   QUANTA_RETURN_IF_ERROR(r.Bytes(&store_path));
   QUANTA_RETURN_IF_ERROR(r.U64(&store_size));
-  return r.U64(&inline_threshold);
+  QUANTA_RETURN_IF_ERROR(r.U64(&inline_threshold));
+  return r.U64(&cluster_id);
 }
 
 void CreateObject::Encode(Writer& w) const {
@@ -246,6 +255,11 @@ void ActorOptions::Encode(Writer& w) const {
   w.U8(is_async);
   w.Bytes(class_name);
   EncodeResources(w, lifetime_resources);
+  w.U32(static_cast<uint32_t>(concurrency_groups.size()));
+  for (const auto& [name, limit] : concurrency_groups) {
+    w.Bytes(name);
+    w.U32(limit);
+  }
 }
 
 Status ActorOptions::Decode(Reader& r) {
@@ -255,14 +269,26 @@ Status ActorOptions::Decode(Reader& r) {
   QUANTA_RETURN_IF_ERROR(r.Bool(&detached));
   QUANTA_RETURN_IF_ERROR(r.Bool(&is_async));
   QUANTA_RETURN_IF_ERROR(r.Bytes(&class_name));
-  return DecodeResources(r, &lifetime_resources);
+  QUANTA_RETURN_IF_ERROR(DecodeResources(r, &lifetime_resources));
+  uint32_t n;
+  QUANTA_RETURN_IF_ERROR(r.Count(&n, 8));
+  concurrency_groups.resize(n);
+  for (auto& [name, limit] : concurrency_groups) {
+    QUANTA_RETURN_IF_ERROR(r.Bytes(&name));
+    QUANTA_RETURN_IF_ERROR(r.U32(&limit));
+    if (name.empty() || limit == 0) return Status::ProtocolError("a concurrency group needs a name and a limit >= 1");
+  }
+  return Status::Ok();
 }
 
 void TaskSpec::Encode(Writer& w) const {
   w.Id(task_id);
   w.U8(static_cast<uint8_t>(kind));
   if (kind != TaskKind::kNormal) w.Id(actor_id);
-  if (kind == TaskKind::kActorMethod) w.Bytes(method);
+  if (kind == TaskKind::kActorMethod) {
+    w.Bytes(method);
+    w.Bytes(concurrency_group);
+  }
   if (kind == TaskKind::kActorCreation) actor.Encode(w);
   w.U64(job_id);
   w.Bytes(function_id);
@@ -325,7 +351,10 @@ Status TaskSpec::Decode(Reader& r) {
   if (k > 2) return Status::ProtocolError("unknown task kind " + std::to_string(k));
   kind = static_cast<TaskKind>(k);
   if (kind != TaskKind::kNormal) QUANTA_RETURN_IF_ERROR(r.Id(&actor_id));
-  if (kind == TaskKind::kActorMethod) QUANTA_RETURN_IF_ERROR(r.Bytes(&method));
+  if (kind == TaskKind::kActorMethod) {
+    QUANTA_RETURN_IF_ERROR(r.Bytes(&method));
+    QUANTA_RETURN_IF_ERROR(r.Bytes(&concurrency_group));
+  }
   if (kind == TaskKind::kActorCreation) QUANTA_RETURN_IF_ERROR(actor.Decode(r));
   QUANTA_RETURN_IF_ERROR(r.U64(&job_id));
   QUANTA_RETURN_IF_ERROR(r.Bytes(&function_id));

@@ -72,7 +72,12 @@ enum class MessageType : uint16_t {
   kReserveBundles = 76,        // control -> node
   kBundlesReserved = 77,       // node -> control
   kReturnBundles = 78,         // control -> node
-  kJobFinished = 79,           // node -> control: a driver of this node exited
+  kJobFinished = 79,           // node -> control: a driver of this node exited; control -> nodes
+  kActorUpdate = 80,           // hosting node -> control -> subscribed nodes: where an actor is, its state
+  kSubscribeActor = 81,        // node -> control: send me this actor's updates
+  kControlRequest = 82,        // client -> node -> control: names, KV, jobs, functions
+  kControlReply = 83,          // control -> node -> client
+  kJobStarted = 84,            // node -> control: a driver connected
   // node <-> node (peer_messages.h)
   kPeerHello = 96,
   kForwardTask = 97,
@@ -89,6 +94,8 @@ enum class MessageType : uint16_t {
   kPullObject = 108,
   kPullFailed = 109,
   kHandOffDone = 110,
+  kKillActorRemote = 111,      // a node -> the actor's node
+  kCancelRemote = 112,         // a task's owner -> the node running it
 };
 
 const char* MessageTypeName(MessageType t);
@@ -153,6 +160,7 @@ struct HelloReply {
   std::string store_path;        // shared-memory arena to map (a /proc/<pid>/fd/<n> path)
   uint64_t store_size = 0;
   uint64_t inline_threshold = 0;  // values at least this large go to the store
+  uint64_t cluster_id = 0;        // the cluster the node belongs to (refs are valid only there)
   void Encode(Writer& w) const;
   Status Decode(Reader& r);
 };
@@ -178,6 +186,8 @@ struct ActorOptions {
   bool is_async = false;
   std::string class_name;
   ResourceMap lifetime_resources;  // held while alive (placement uses TaskSpec::resources)
+  // Ray's concurrency groups: name -> calls of that group run at once (the worker enforces).
+  std::vector<std::pair<std::string, uint32_t>> concurrency_groups;
   void Encode(Writer& w) const;
   Status Decode(Reader& r);
 };
@@ -202,6 +212,7 @@ struct TaskSpec {
   TaskKind kind = TaskKind::kNormal;
   ObjectID actor_id;    // kActorCreation: its own task id; kActorMethod: the target actor
   std::string method;   // kActorMethod only
+  std::string concurrency_group;  // kActorMethod only; empty: the default group
   ActorOptions actor;   // kActorCreation only (encoded only for that kind)
   uint64_t job_id = 0;  // client id of the driver the task ultimately belongs to
   std::string function_id;

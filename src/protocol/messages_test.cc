@@ -48,14 +48,16 @@ bool operator==(const ObjectValue& a, const ObjectValue& b) {
 bool operator==(const ActorOptions& a, const ActorOptions& b) {
   return a.max_concurrency == b.max_concurrency && a.max_restarts == b.max_restarts &&
          a.detached == b.detached && a.is_async == b.is_async && a.class_name == b.class_name &&
-         a.lifetime_resources == b.lifetime_resources;
+         a.lifetime_resources == b.lifetime_resources && a.concurrency_groups == b.concurrency_groups;
 }
 // Fields a kind does not carry on the wire (actor_id for normal tasks, method for non-method
 // calls, actor options for non-creation tasks) are not compared.
 bool operator==(const TaskSpec& a, const TaskSpec& b) {
   if (a.kind != b.kind) return false;
   if (a.kind != TaskKind::kNormal && a.actor_id != b.actor_id) return false;
-  if (a.kind == TaskKind::kActorMethod && a.method != b.method) return false;
+  if (a.kind == TaskKind::kActorMethod && (a.method != b.method || a.concurrency_group != b.concurrency_group)) {
+    return false;
+  }
   if (a.kind == TaskKind::kActorCreation && !(a.actor == b.actor)) return false;
   return a.task_id == b.task_id && a.job_id == b.job_id && a.function_id == b.function_id &&
          a.name == b.name && a.args_blob == b.args_blob && a.arg_refs == b.arg_refs &&
@@ -209,8 +211,10 @@ TEST(Messages, HelloWireLayout) {
   m.log_to_driver = true;
   std::string wire;
   AppendMessage(&wire, MessageType::kHello, m);
-  const std::string expected = std::string("\x0c\x00\x00\x00\x02\x00\x01\x00", 8) +
+  std::string expected = std::string("\x0c\x00\x00\x00\x02\x00\x01\x00", 8) +
                                std::string("\x01\x02\x00\x00\x00" "ab" "\x0d\x0c\x0b\x0a\x01", 12);
+  expected[4] = static_cast<char>(kProtocolVersion & 0xFF);  // the header carries the current version
+  expected[5] = static_cast<char>(kProtocolVersion >> 8);
   EXPECT_EQ(wire, expected);
 }
 
@@ -219,7 +223,9 @@ TEST(Messages, HelloReply) {
   m.client_id = 77;
   m.node_id = "abcdef0123456789";
   m.session_dir = "/tmp/quanta/session_x";
+  m.cluster_id = 0xC1057E4ull;
   HelloReply out = RoundTrip(MessageType::kHelloReply, m);
+  EXPECT_EQ(out.cluster_id, m.cluster_id);
   EXPECT_EQ(out.client_id, m.client_id);
   EXPECT_EQ(out.node_id, m.node_id);
   EXPECT_EQ(out.session_dir, m.session_dir);
@@ -249,6 +255,7 @@ TEST(Messages, SubmitActorCreationTask) {
   m.actor.is_async = true;
   m.actor.class_name = "Counter";
   m.actor.lifetime_resources = {{"CPU", 0}, {"GPU", kResourceUnit / 2}};
+  m.actor.concurrency_groups = {{"io", 2}, {"compute", 4}};
   TaskSpec out = RoundTrip(MessageType::kSubmitTask, m);
   EXPECT_EQ(out, m);
   EXPECT_EQ(out.actor.class_name, "Counter");
@@ -260,9 +267,11 @@ TEST(Messages, SubmitActorMethodTask) {
   m.kind = TaskKind::kActorMethod;
   m.actor_id = Id(0x42, 7, 0);
   m.method = "increment";
+  m.concurrency_group = "io";
   TaskSpec out = RoundTrip(MessageType::kSubmitTask, m);
   EXPECT_EQ(out, m);
   EXPECT_EQ(out.method, "increment");
+  EXPECT_EQ(out.concurrency_group, "io");
   EXPECT_EQ(out.actor_id, m.actor_id);
 }
 
@@ -546,7 +555,7 @@ TEST(Messages, StoredLocationMustHaveItsExactSize) {
 }
 
 TEST(Messages, UnknownObjectKindRejected) {
-  for (int kind : {static_cast<int>(ObjectKind::kKindCount), 9, 128, 255}) {
+  for (int kind : {static_cast<int>(ObjectKind::kKindCount), static_cast<int>(ObjectKind::kKindCount) + 1, 128, 255}) {
     std::string body = EncodeBody(PutObject{Id(1, 1, 1), SampleValue()});
     body[ObjectID::kSize] = static_cast<char>(kind);  // the kind byte follows the id
     PutObject m;

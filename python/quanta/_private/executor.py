@@ -24,26 +24,40 @@ _PID = os.getpid()
 
 
 class _ActorRuntime:
-    """The actor this worker hosts, and how its calls are run."""
+    """The actor this worker hosts, and how its calls are run.
 
-    def __init__(self, instance, class_name, max_concurrency, is_async, job_id):
+    Calls run inline (max_concurrency=1, no concurrency groups), on thread pools (one per
+    concurrency group, the default group sized max_concurrency) or on one asyncio loop with a
+    semaphore per group (async actors).
+    """
+
+    def __init__(self, instance, class_name, max_concurrency, is_async, job_id, groups):
         self.instance = instance
         self.class_name = class_name
         self.job_id = job_id
-        self.pool = None
+        self.limits = {"": max_concurrency, **dict(groups)}
+        self.pools = None
         self.loop = None
+        self.semaphores = None
         if is_async:
             self.loop = asyncio.new_event_loop()
-            self.semaphore = None
-            self.max_concurrency = max_concurrency
-            threading.Thread(target=self._run_loop, name="quanta-actor-loop", daemon=True).start()
-        elif max_concurrency > 1:
-            self.pool = ThreadPoolExecutor(max_concurrency, thread_name_prefix="quanta-actor")
+            started = threading.Event()
+            threading.Thread(target=self._run_loop, args=(started,), name="quanta-actor-loop",
+                             daemon=True).start()
+            started.wait()
+        elif max_concurrency > 1 or groups:
+            self.pools = {name: ThreadPoolExecutor(n, thread_name_prefix=f"quanta-actor-{name or 'default'}")
+                          for name, n in self.limits.items()}
 
-    def _run_loop(self):
+    @property
+    def concurrent(self) -> bool:
+        return self.pools is not None or self.loop is not None
+
+    def _run_loop(self, started):
         session.set_task_job(self.job_id)
         asyncio.set_event_loop(self.loop)
-        self.semaphore = asyncio.Semaphore(self.max_concurrency)
+        self.semaphores = {name: asyncio.Semaphore(n) for name, n in self.limits.items()}
+        started.set()
         self.loop.run_forever()
 
 
@@ -56,7 +70,7 @@ def run_loop(core) -> None:
         if task is None:
             return
         kind = task[8]
-        if kind == KIND_METHOD and _actor is not None and (_actor.pool or _actor.loop):
+        if kind == KIND_METHOD and _actor is not None and _actor.concurrent:
             _submit_concurrent(core, task)
             continue
         task_id = task[0]
@@ -86,7 +100,7 @@ _keepalive = threading.local()
 
 def execute(task) -> list:
     (task_id, job_id, fid, name, blob, arg_values, num_returns, payload, kind, method,
-     max_concurrency, is_async) = task
+     max_concurrency, is_async, groups, _group) = task
     session.set_task_job(job_id)
     session._task_context.task_id = task_id
     try:
@@ -99,7 +113,7 @@ def execute(task) -> list:
         values = [serialization.deserialize(k, d) for k, d in arg_values]
         args, kwargs = serialization.deserialize_args(blob, values)
         if kind == KIND_CREATION:
-            return _create_actor(fn, name, args, kwargs, max_concurrency, is_async, job_id)
+            return _create_actor(fn, name, args, kwargs, max_concurrency, is_async, job_id, groups)
         return _call(fn, args, kwargs, num_returns, name)
     except Exception as e:  # noqa: BLE001 - argument decoding failed
         return [(KIND_TASK_ERROR, serialization.serialize_task_error(e, name, _PID), [])] * num_returns
@@ -136,7 +150,7 @@ def _call(fn, args, kwargs, num_returns, name) -> list:
         raise
 
 
-def _create_actor(cls, name, args, kwargs, max_concurrency, is_async, job_id) -> list:
+def _create_actor(cls, name, args, kwargs, max_concurrency, is_async, job_id, groups) -> list:
     global _actor
     try:
         instance = cls(*args, **kwargs)
@@ -144,12 +158,12 @@ def _create_actor(cls, name, args, kwargs, max_concurrency, is_async, job_id) ->
         tb = serialization.format_traceback(e)
         text = f"the actor {name} could not be created: its constructor raised\n{tb}"
         return [(KIND_ACTOR_DIED, text.encode(), [])]
-    _actor = _ActorRuntime(instance, name, max_concurrency, is_async, job_id)
+    _actor = _ActorRuntime(instance, name, max_concurrency, is_async, job_id, groups)
     return pack_returns(None, 1, name)
 
 
 def _submit_concurrent(core, task):
-    if _actor.pool is not None:
+    if _actor.pools is not None:
         box = [task]
 
         def run():
@@ -159,15 +173,16 @@ def _submit_concurrent(core, task):
             t = None
             _report(core, task_id, returns)
 
-        _actor.pool.submit(run)
+        # The caller checked the group; an unknown one (an older handle) runs in the default.
+        _actor.pools.get(task[13], _actor.pools[""]).submit(run)
         return
     asyncio.run_coroutine_threadsafe(_run_async(core, task), _actor.loop)
 
 
 async def _run_async(core, task):
     (task_id, job_id, fid, name, blob, arg_values, num_returns, payload, kind, method,
-     max_concurrency, is_async) = task
-    async with _actor.semaphore:
+     max_concurrency, is_async, _groups, group) = task
+    async with _actor.semaphores.get(group, _actor.semaphores[""]):
         try:
             values = [serialization.deserialize(k, d) for k, d in arg_values]
             args, kwargs = serialization.deserialize_args(blob, values)

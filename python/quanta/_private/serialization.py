@@ -39,9 +39,17 @@ def note_nested_ref(binary: bytes) -> None:
         refs.append(binary)
 
 
-def rebuild_ref(binary: bytes):
+def rebuild_ref(binary: bytes, cluster_id: int = 0):
+    from quanta._private import session
     from quanta.object_ref import ObjectRef
 
+    core = session.current_core()
+    if core is not None and cluster_id and core.cluster_id and core.cluster_id != cluster_id:
+        raise ValueError(f"ObjectRef({binary.hex()}) (or the actor handle holding it) was pickled in "
+                         f"Quanta cluster {cluster_id:016x}, but this process is connected to cluster "
+                         f"{core.cluster_id:016x}; refs and actor handles are only valid in the cluster "
+                         "that made them. Recreate the object or actor (or look the actor up by name) "
+                         "in this cluster.")
     return ObjectRef(binary)
 
 

@@ -10,6 +10,8 @@ Importing this package is cheap: each name is imported on first use.
 """
 
 import importlib
+import sys
+import types
 
 # name -> module that defines it
 _NAMES = {
@@ -25,13 +27,15 @@ _NAMES = {
     "placement_group_table": "quanta.util.placement_group",
     "get_current_placement_group": "quanta.util.placement_group",
     "PlacementGroup": "quanta.util.placement_group",
+    "list_named_actors": "quanta.util.named_actors",
 }
 _SUBMODULES = {"queue", "multiprocessing", "joblib", "actor_pool", "helpers", "network",
-               "check_serialize", "executor", "scheduling_strategies", "placement_group"}
+               "check_serialize", "executor", "scheduling_strategies"}
 
 __all__ = ["ActorPool", "as_completed", "map_unordered", "get_node_ip_address",
            "inspect_serializability", "Executor", "placement_group", "remove_placement_group",
-           "get_placement_group", "placement_group_table", "get_current_placement_group"]
+           "get_placement_group", "placement_group_table", "get_current_placement_group",
+           "list_named_actors"]
 
 
 def __getattr__(name):
@@ -47,3 +51,16 @@ def __getattr__(name):
 
 def __dir__():
     return sorted(set(globals()) | set(_NAMES) | _SUBMODULES)
+
+
+class _UtilModule(types.ModuleType):
+    """`placement_group` names both a function and the module defining it (as in Ray). Importing
+    the module binds it on its package; keep the function under that name instead."""
+
+    def __setattr__(self, name, value):
+        if name == "placement_group" and isinstance(value, types.ModuleType):
+            value = value.placement_group
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _UtilModule

@@ -1,0 +1,1 @@
+"""Experimental APIs, as in Ray's ray.experimental (internal_kv)."""

@@ -1,0 +1,28 @@
+// The cluster's jobs: one per driver (id, node, entrypoint, start and end time, status).
+// Finished jobs beyond the newest 10,000 are dropped. The one place the table changes.
+// Ownership: owned by the ControlServer. Thread-safety: loop thread only.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <vector>
+
+#include "protocol/cluster_messages.h"
+
+namespace quanta {
+
+class JobTable {
+ public:
+  void Started(protocol::JobInfo info);
+  // The driver disconnected (succeeded) or its node died (failed).
+  void Finished(uint64_t job_id, uint64_t now_ms, bool failed = false);
+  // Every job of a dead node whose driver has not been reported finished.
+  std::vector<uint64_t> OnNodeDead(uint32_t node, uint64_t now_ms);
+  std::vector<protocol::JobInfo> All() const;
+
+ private:
+  std::map<uint64_t, protocol::JobInfo> jobs_;  // by id
+  size_t finished_ = 0;
+};
+
+}  // namespace quanta

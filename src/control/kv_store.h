@@ -1,0 +1,33 @@
+// The cluster's small key-value store (Ray's _internal_kv_*), per namespace.
+// Bounded: values up to 1 MiB, 100,000 keys in all; over that a put is refused.
+// Ownership: owned by the ControlServer; the one place it changes. Thread-safety: loop thread only.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace quanta {
+
+class KvStore {
+ public:
+  static constexpr size_t kMaxValue = 1u << 20;
+  static constexpr size_t kMaxKeys = 100000;
+
+  // True if the key was added (false: it existed; replaced only when `overwrite`).
+  Result<bool> Put(const std::string& ns, const std::string& key, std::string value, bool overwrite);
+  const std::string* Get(const std::string& ns, const std::string& key) const;
+  // Deletes the key, or every key starting with it; returns how many went.
+  uint64_t Delete(const std::string& ns, const std::string& key, bool by_prefix);
+  std::vector<std::string> List(const std::string& ns, const std::string& prefix) const;
+  size_t size() const { return count_; }
+
+ private:
+  std::map<std::string, std::map<std::string, std::string>> spaces_;
+  size_t count_ = 0;
+};
+
+}  // namespace quanta

@@ -1,0 +1,176 @@
+#include "node/actor_router.h"
+
+#include <algorithm>
+
+#include "common/logging.h"
+
+namespace quanta {
+
+using protocol::ObjectKind;
+using State = protocol::ActorInfo::State;
+
+ActorRouter::Remote& ActorRouter::Get(const ObjectID& actor) {
+  Remote& r = actors_[actor];
+  if (!r.subscribed) {
+    r.subscribed = true;
+    callbacks_.subscribe(actor);
+  }
+  return r;
+}
+
+void ActorRouter::OnCreationPlaced(const ObjectID& actor, uint32_t node, std::deque<TaskID> waiting,
+                                   std::vector<ObjectID> pins, bool detached) {
+  Remote& r = Get(actor);
+  r.owned = true;
+  r.detached = detached;
+  r.pins = std::move(pins);
+  if (r.state == State::kDead) {
+    callbacks_.release(std::move(r.pins));
+    return;
+  }
+  r.node = node;
+  r.state = State::kPending;
+  for (auto it = waiting.rbegin(); it != waiting.rend(); ++it) r.waiting.push_front(*it);
+  if (r.kill_pending) {
+    r.kill_pending = false;
+    callbacks_.kill(node, actor, r.kill_no_restart, r.kill_reason);
+  }
+  Pump(actor);
+}
+
+void ActorRouter::OnCall(const TaskID& id) {
+  Task& task = tasks_->at(id);
+  Remote& r = Get(task.spec.actor_id);
+  if (r.state == State::kDead) {
+    callbacks_.fail(id, SystemError(ObjectKind::kActorDied, r.death_reason));
+    return;
+  }
+  r.waiting.push_back(id);
+}
+
+void ActorRouter::Retry(const TaskID& id) {
+  Task& task = tasks_->at(id);
+  Remote& r = Get(task.spec.actor_id);
+  if (r.state == State::kDead) {
+    callbacks_.fail(id, SystemError(ObjectKind::kActorDied, r.death_reason));
+    return;
+  }
+  // A caller's task ids count up with submission, so this keeps each caller's order.
+  auto pos = std::find_if(r.waiting.begin(), r.waiting.end(), [&](const TaskID& other) {
+    return other.Creator() == id.Creator() && other.Sequence() > id.Sequence();
+  });
+  r.waiting.insert(pos, id);
+  if (r.state != State::kRestarting) r.node = 0;  // wait for the actor's next location
+}
+
+void ActorRouter::Pump(const ObjectID& actor) {
+  auto it = actors_.find(actor);
+  if (it == actors_.end()) return;
+  Remote& r = it->second;
+  if (r.state == State::kDead) {
+    FailAll(actor, r);
+    return;
+  }
+  // Sent once the actor's node is known (it queues calls while the actor is being created).
+  if (r.node == 0 || r.state == State::kRestarting) return;
+  while (!r.waiting.empty()) {
+    auto t = tasks_->find(r.waiting.front());
+    if (t == tasks_->end()) {  // failed or cancelled meanwhile
+      r.waiting.pop_front();
+      continue;
+    }
+    if (!t->second.deps_ready) break;  // keep submission order
+    TaskID id = r.waiting.front();
+    r.waiting.pop_front();
+    if (!callbacks_.forward(t->second, r.node)) {
+      callbacks_.fail(id, SystemError(ObjectKind::kActorDied, "the call to the actor could not be sent to its node " +
+                                                                  std::to_string(r.node)));
+    }
+  }
+}
+
+void ActorRouter::FailAll(const ObjectID& actor, Remote& r) {
+  std::deque<TaskID> waiting = std::move(r.waiting);
+  r.waiting.clear();
+  for (const auto& id : waiting) {
+    if (tasks_->count(id)) callbacks_.fail(id, SystemError(ObjectKind::kActorDied, r.death_reason));
+  }
+  (void)actor;
+}
+
+void ActorRouter::OnActorUpdate(const protocol::ActorInfo& info) {
+  auto it = actors_.find(info.actor_id);
+  if (it == actors_.end()) return;
+  Remote& r = it->second;
+  if (r.state == State::kDead) return;
+  switch (info.state) {
+    case State::kUnknown:
+      return;  // nothing known yet: the owner's placement or a later report tells
+    case State::kPending:
+    case State::kAlive:
+      if (info.node_index != 0 && !callbacks_.hosted_here(info.actor_id)) {
+        r.node = info.node_index;
+        r.state = info.state;
+        if (r.kill_pending) {
+          r.kill_pending = false;
+          callbacks_.kill(r.node, info.actor_id, r.kill_no_restart, r.kill_reason);
+        }
+      }
+      break;
+    case State::kRestarting:
+      r.state = State::kRestarting;
+      break;
+    case State::kDead:
+      r.state = State::kDead;
+      r.death_reason = info.death_reason.empty() ? "the actor " + info.class_name + " died" : info.death_reason;
+      if (!r.pins.empty()) callbacks_.release(std::move(r.pins));
+      r.pins.clear();
+      break;
+  }
+  Pump(info.actor_id);
+}
+
+void ActorRouter::Kill(const ObjectID& actor, bool no_restart, const std::string& reason) {
+  Remote& r = Get(actor);
+  if (r.state == State::kDead) return;
+  if (r.node == 0) {  // not placed yet: killed as soon as it is
+    r.kill_pending = true;
+    r.kill_no_restart = no_restart;
+    r.kill_reason = reason;
+    return;
+  }
+  callbacks_.kill(r.node, actor, no_restart, reason);
+}
+
+bool ActorRouter::Cancel(Task& task, const protocol::CancelTask& msg) {
+  auto it = actors_.find(task.spec.actor_id);
+  if (it == actors_.end()) return false;
+  Remote& r = it->second;
+  auto w = std::find(r.waiting.begin(), r.waiting.end(), task.spec.task_id);
+  if (w != r.waiting.end()) {
+    r.waiting.erase(w);
+    callbacks_.fail(task.spec.task_id, SystemError(ObjectKind::kCancelled, "task " + task.spec.name + " was cancelled"));
+    return true;
+  }
+  if (task.forwarded_to != 0) {
+    callbacks_.cancel(task.forwarded_to, msg);
+    return true;
+  }
+  return false;
+}
+
+void ActorRouter::OnObjectsFreed(const std::vector<ObjectID>& freed) {
+  for (const auto& id : freed) {
+    if (id.Index() != 1) continue;  // actor objects are creation returns (index 1)
+    auto it = actors_.find(id.TaskId());
+    if (it == actors_.end() || !it->second.owned || it->second.detached) continue;
+    Kill(id.TaskId(), true, "the actor was terminated because every handle to it went out of scope");
+  }
+}
+
+std::string ActorRouter::DeathReason(const ObjectID& actor) const {
+  auto it = actors_.find(actor);
+  return it == actors_.end() ? "" : it->second.death_reason;
+}
+
+}  // namespace quanta

@@ -1,0 +1,75 @@
+#include "node/control_forwarder.h"
+
+namespace quanta {
+
+using protocol::ControlOp;
+using protocol::MessageType;
+
+void ControlForwarder::Send(protocol::ControlRequest msg, Pending pending) {
+  if (!control_->connected()) {
+    protocol::ControlReply reply;
+    reply.request_id = 0;
+    reply.error = "the control service is unreachable right now (the head may be down); try again";
+    uint64_t ours = next_id_++;
+    pending_[ours] = std::move(pending);
+    reply.request_id = ours;
+    OnReply(std::move(reply));
+    return;
+  }
+  uint64_t ours = next_id_++;
+  pending_[ours] = std::move(pending);
+  msg.request_id = ours;
+  control_->Send(MessageType::kControlRequest, msg);
+}
+
+void ControlForwarder::OnActorName(LocalClient& client, const protocol::ActorName& msg) {
+  protocol::ControlRequest req;
+  switch (msg.op) {
+    case protocol::ActorNameOp::kRegister: req.op = ControlOp::kRegisterName; break;
+    case protocol::ActorNameOp::kLookup: req.op = ControlOp::kLookupName; break;
+    case protocol::ActorNameOp::kUnregister: req.op = ControlOp::kDropName; break;
+  }
+  req.key = msg.name_space;
+  req.value = msg.name;
+  req.arg = msg.actor_id.Binary();
+  req.blob = msg.handle_blob;
+  Send(std::move(req), Pending{client.id, msg.request_id, true, nullptr});
+}
+
+void ControlForwarder::OnRequest(LocalClient& client, protocol::ControlRequest msg) {
+  uint64_t theirs = msg.request_id;
+  Send(std::move(msg), Pending{client.id, theirs, false, nullptr});
+}
+
+void ControlForwarder::FetchFunction(const std::string& function_id, FunctionDone done) {
+  protocol::ControlRequest req;
+  req.op = ControlOp::kGetFunction;
+  req.value = function_id;
+  Send(std::move(req), Pending{0, 0, false, std::move(done)});
+}
+
+void ControlForwarder::OnReply(protocol::ControlReply reply) {
+  auto it = pending_.find(reply.request_id);
+  if (it == pending_.end()) return;
+  Pending p = std::move(it->second);
+  pending_.erase(it);
+  if (p.node_callback) {
+    p.node_callback(reply.ok ? &reply.blob : nullptr);
+    return;
+  }
+  LocalClient* client = clients_->Find(p.client);
+  if (client == nullptr) return;
+  if (p.actor_name) {
+    protocol::ActorNameReply r;
+    r.request_id = p.their_id;
+    r.ok = reply.ok;
+    r.handle_blob = std::move(reply.blob);
+    r.error = std::move(reply.error);
+    client->conn->Send(MessageType::kActorNameReply, r);
+    return;
+  }
+  reply.request_id = p.their_id;
+  client->conn->Send(MessageType::kControlReply, reply);
+}
+
+}  // namespace quanta
