@@ -76,7 +76,8 @@ def _method_table(cls) -> dict:
             sig = tuple((p.name, int(p.kind), p.default is not p.empty) for p in params)
         except (TypeError, ValueError):
             sig = None
-        table[name] = (options.get("num_returns", 1), sig, options.get("concurrency_group"))
+        extra = {k: options[k] for k in ("max_task_retries", "retry_exceptions") if k in options}
+        table[name] = (options.get("num_returns", 1), sig, options.get("concurrency_group"), extra)
     return table
 
 
@@ -292,7 +293,10 @@ class ActorHandle:
         info = self._methods.get(name)
         if info is None:
             raise AttributeError(f"'{self._class_name}' actor has no method '{name}'")
-        return ActorMethod(self, name, info[0], info[1], {"concurrency_group": info[2]} if info[2] else None)
+        options = dict(info[3]) if len(info) > 3 else {}
+        if info[2]:
+            options["concurrency_group"] = info[2]
+        return ActorMethod(self, name, info[0], info[1], options)
 
     def __reduce__(self):
         return (_rebuild_handle, (self._descriptor(), self._actor_ref))
@@ -350,9 +354,10 @@ class ActorMethod:
             raise ValueError(f"{h._class_name}.{self._name}: concurrency group {group!r} is not one of the "
                              f"actor's groups {sorted(h._groups)}")
         actor = (KIND_METHOD, h._actor_id, self._name, 1, 0, False, False, "", [], [], group)
+        retry, retry_types = opts.retry_policy(self._options.get("retry_exceptions", False))
         ids = core.submit_task(core.next_task_id(), session.job_id(), b"",
                                f"{h._class_name}.{self._name}", blob, arg_refs, nested,
-                               num_returns, [], retries, False, actor)
+                               num_returns, [], retries, retry, actor, None, retry_types)
         refs = [ObjectRef._adopt(core, i) for i in ids]
         if num_returns == 1:
             return refs[0]

@@ -101,6 +101,14 @@ class TaskCancelledError(QuantaError):
         super().__init__(message)
 
 
+class TaskTimeoutError(TaskCancelledError, TimeoutError):
+    """The task ran longer than its `timeout_s` option and was stopped (beyond Ray). Retried
+    only when its retry_exceptions covers TaskTimeoutError (or is True)."""
+
+    def __init__(self, message="the task ran longer than its timeout_s"):
+        super().__init__(message)
+
+
 class GetTimeoutError(QuantaError, TimeoutError):
     """quanta.get() did not finish within its timeout. The object can still be fetched later."""
 
@@ -111,6 +119,18 @@ class ObjectLostError(QuantaError):
 
 class ObjectFreedError(ObjectLostError):
     """The object was freed because every reference to it was dropped."""
+
+
+class ObjectReconstructionFailedError(ObjectLostError):
+    """The object was lost and re-running the task that made it failed."""
+
+
+class ObjectReconstructionFailedMaxAttemptsExceededError(ObjectReconstructionFailedError):
+    """The object was lost and the task that made it has no retries left to rebuild it."""
+
+
+class ObjectReconstructionFailedLineageEvictedError(ObjectReconstructionFailedError):
+    """The object was lost and the task that made it is no longer kept (lineage budget)."""
 
 
 class OwnerDiedError(ObjectLostError):
@@ -155,6 +175,8 @@ RayActorError = ActorDiedError
 
 __all__ = [
     "QuantaError", "TaskError", "QuantaSystemError", "WorkerCrashedError", "TaskCancelledError",
+    "TaskTimeoutError", "ObjectReconstructionFailedError",
+    "ObjectReconstructionFailedMaxAttemptsExceededError", "ObjectReconstructionFailedLineageEvictedError",
     "GetTimeoutError", "ObjectLostError", "ObjectFreedError", "OwnerDiedError", "ObjectStoreFullError",
     "NodeDiedError", "TaskUnschedulableError", "ActorUnschedulableError",
     "ActorDiedError", "ActorUnavailableError", "PendingCallsLimitExceeded",

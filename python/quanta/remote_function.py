@@ -26,6 +26,8 @@ class RemoteFunction:
         self._signature = None
         self._scheduling, group = opts.scheduling(self._options)
         self._demand = opts.demand_for(self._options, 1, group)
+        self._retry = opts.retry_policy(self._options["retry_exceptions"])
+        self._timeout_ms = opts.timeout_ms(self._options)
         self.__doc__ = getattr(function, "__doc__", None)
         self.__name__ = self._name
         self.__wrapped__ = function
@@ -43,6 +45,8 @@ class RemoteFunction:
         clone._name = merged.get("name") or self._name
         clone._scheduling, group = opts.scheduling(merged)
         clone._demand = opts.demand_for(merged, 1, group)
+        clone._retry = opts.retry_policy(merged["retry_exceptions"])
+        clone._timeout_ms = opts.timeout_ms(merged)
         return clone
 
     def _export(self, core):
@@ -80,7 +84,7 @@ class RemoteFunction:
         num_returns = o["num_returns"]
         ids = core.submit_task(core.next_task_id(), session.job_id(), fid, self._name, blob,
                                arg_refs, nested, num_returns, self._demand, o["max_retries"],
-                               bool(o["retry_exceptions"]), None, self._scheduling)
+                               self._retry[0], None, self._scheduling, self._retry[1], self._timeout_ms)
         refs = [ObjectRef._adopt(core, i) for i in ids]
         if num_returns == 1:
             return refs[0]

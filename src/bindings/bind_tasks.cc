@@ -40,7 +40,7 @@ void BindTasks(nb::class_<CoreClient>& cls) {
               const std::string& name, const nb::bytes& args_blob, const nb::list& arg_refs,
               const nb::list& nested_refs, uint32_t num_returns, const nb::list& resources,
               int32_t max_retries, bool retry_exceptions, const nb::object& actor,
-              const nb::object& scheduling) {
+              const nb::object& scheduling, const std::string& retry_exception_types, uint32_t timeout_ms) {
              protocol::TaskSpec spec;
              if (!scheduling.is_none()) {
                // (kind, node_id, soft, hard labels [(k, expr)], soft labels [(k, expr)])
@@ -89,6 +89,8 @@ void BindTasks(nb::class_<CoreClient>& cls) {
              spec.resources = ToResources(resources);
              spec.max_retries = max_retries;
              spec.retry_exceptions = retry_exceptions;
+             spec.retry_exception_types = retry_exception_types;
+             spec.timeout_ms = timeout_ms;
              if (spec.kind == protocol::TaskKind::kActorCreation) spec.actor_id = spec.task_id;
              nb::list returns;
              for (uint32_t i = 0; i < num_returns; ++i) returns.append(FromId(spec.ReturnId(i)));
@@ -105,7 +107,8 @@ void BindTasks(nb::class_<CoreClient>& cls) {
            nb::arg("task_id"), nb::arg("job_id"), nb::arg("function_id"), nb::arg("name"),
            nb::arg("args_blob"), nb::arg("arg_refs"), nb::arg("nested_refs"),
            nb::arg("num_returns"), nb::arg("resources"), nb::arg("max_retries"),
-           nb::arg("retry_exceptions"), nb::arg("actor").none(), nb::arg("scheduling").none() = nb::none())
+           nb::arg("retry_exceptions"), nb::arg("actor").none(), nb::arg("scheduling").none() = nb::none(),
+           nb::arg("retry_exception_types") = "", nb::arg("timeout_ms") = 0)
       .def("kill_actor",
            [](CoreClient& c, const nb::bytes& actor_id, bool no_restart) {
              ObjectID id = ToId(actor_id);
@@ -263,11 +266,16 @@ void BindTasks(nb::class_<CoreClient>& cls) {
                                    nb::bytes(t.spec.args_blob.data(), t.spec.args_blob.size()), args,
                                    t.spec.num_returns, payload, static_cast<int>(t.spec.kind),
                                    t.spec.method, t.spec.actor.max_concurrency, t.spec.actor.is_async,
-                                   groups, t.spec.concurrency_group);
+                                   groups, t.spec.concurrency_group,
+                                   // retry policy: None (no), "" (every exception) or '\n'-separated names
+                                   t.spec.retry_exceptions ? nb::object(nb::str(t.spec.retry_exception_types.data(),
+                                                                                t.spec.retry_exception_types.size()))
+                                                           : nb::none());
            })
-      .def("task_done", [](CoreClient& c, const nb::bytes& task_id, const nb::list& returns) {
+      .def("task_done", [](CoreClient& c, const nb::bytes& task_id, const nb::list& returns, bool retryable) {
         protocol::TaskDone msg;
         msg.task_id = ToId(task_id);
+        msg.retryable = retryable;
         for (nb::handle h : returns) {
           auto t = nb::borrow<nb::tuple>(h);
           msg.returns.push_back(ValueFromPython(nb::cast<int>(t[0]), nb::borrow<nb::bytes>(t[1]),
@@ -279,7 +287,7 @@ void BindTasks(nb::class_<CoreClient>& cls) {
           st = c.TaskDone(msg);
         }
         ThrowIfError(st);
-      });
+      }, nb::arg("task_id"), nb::arg("returns"), nb::arg("retryable") = false);
 }
 
 }  // namespace quanta::bindings

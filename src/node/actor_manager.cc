@@ -142,6 +142,14 @@ void ActorManager::OnTaskDone(Worker& worker, protocol::TaskDone msg) {
     return;
   }
   bool exiting = failed && msg.returns[0].kind == ObjectKind::kActorDied;  // exit_actor()
+  if (msg.retryable && !exiting && !it->second.cancelled && it->second.retries_left != 0) {
+    // The method raised an exception its retry_exceptions allows: run it again (max_task_retries),
+    // ahead of the calls submitted after it.
+    if (it->second.retries_left > 0) --it->second.retries_left;
+    actor->queue.push_front(msg.task_id);
+    Pump(actor->id);
+    return;
+  }
   callbacks_.finish_task(msg.task_id, std::move(msg.returns));
   if (exiting) {
     actor->restarts_left = 0;

@@ -88,9 +88,10 @@ Status NodeServer::Start() {
       loop_, WorkerDispatcher::Options{options_.prestart_workers, options_.session_dir + "/logs"},
       options_.resources, &pool_, &tasks_, objects_.get(), &clients_,
       WorkerDispatcher::Callbacks{
-          [this](const TaskID& id, std::vector<protocol::ObjectValue> returns) {
-            task_manager_->Finish(id, std::move(returns));
+          [this](const TaskID& id, std::vector<protocol::ObjectValue> returns, bool retryable) {
+            task_manager_->OnTaskDone(id, std::move(returns), retryable);
           },
+          [this](const TaskID& id) { task_manager_->OnTimedOut(id); },
           [this](const TaskID& id, pid_t pid, const Status& why) { task_manager_->OnWorkerDied(id, pid, why); },
           [this](const Worker& w, const Status& why) { actors_->OnWorkerLost(w, why); },
           [this](const ObjectID& actor, Worker& w) { actors_->OnPlaced(actor, w); },

@@ -30,6 +30,7 @@ struct Task {
   std::vector<protocol::ObjectValue> remote_args;  // executing node: argument values from the owner
   int fetching = 0;           // arguments whose bytes are being brought to this node
   std::string kill_reason;    // set when the node kills its worker on purpose (no retry)
+  bool timed_out = false;     // ran past spec.timeout_ms; being stopped
   bool is_remote() const { return owner != 0; }
 };
 

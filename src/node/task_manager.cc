@@ -1,5 +1,7 @@
 #include "node/task_manager.h"
 
+#include <cstdio>
+
 #include "common/logging.h"
 
 namespace quanta {
@@ -373,12 +375,64 @@ void TaskManager::Fail(const TaskID& id, const ObjectValue& error) {
 
 bool TaskManager::Unqueue(const TaskID& id) { return deps_.Forget(id) || dispatcher_->Remove(id); }
 
+void TaskManager::OnTaskDone(const TaskID& id, std::vector<ObjectValue> returns, bool retryable) {
+  auto it = tasks_->find(id);
+  if (it == tasks_->end()) return;
+  Task& task = it->second;
+  if (task.timed_out) {
+    FinishTimedOut(id);
+  } else if (retryable && !task.cancelled && task.retries_left != 0) {
+    if (task.retries_left > 0) --task.retries_left;
+    QLOG(kInfo) << "retrying task " << task.spec.name << " after it raised (retry_exceptions)";
+    MakeReady(id);
+  } else {
+    Finish(id, std::move(returns));
+  }
+}
+
+void TaskManager::OnTimedOut(const TaskID& id) {
+  auto it = tasks_->find(id);
+  if (it == tasks_->end() || it->second.cancelled || it->second.timed_out) return;
+  it->second.timed_out = true;
+  dispatcher_->Interrupt(it->second, std::chrono::milliseconds(2000));
+}
+
+static bool TimeoutRetryable(const protocol::TaskSpec& spec) {
+  if (!spec.retry_exceptions) return false;
+  if (spec.retry_exception_types.empty()) return true;
+  std::string_view types = spec.retry_exception_types;
+  for (size_t pos = 0; pos <= types.size();) {
+    size_t end = types.find('\n', pos);
+    if (end == std::string_view::npos) end = types.size();
+    if (types.substr(pos, end - pos) == "quanta.exceptions.TaskTimeoutError") return true;
+    pos = end + 1;
+  }
+  return false;
+}
+
+void TaskManager::FinishTimedOut(const TaskID& id) {
+  Task& task = tasks_->at(id);
+  task.timed_out = false;
+  if (!task.cancelled && task.retries_left != 0 && TimeoutRetryable(task.spec)) {
+    if (task.retries_left > 0) --task.retries_left;
+    QLOG(kInfo) << "retrying task " << task.spec.name << " after it timed out";
+    MakeReady(id);
+    return;
+  }
+  char seconds[32];
+  std::snprintf(seconds, sizeof(seconds), "%g", task.spec.timeout_ms / 1000.0);
+  Fail(id, SystemError(ObjectKind::kTimedOut, "task " + task.spec.name + " ran longer than its timeout_s=" +
+                                                  seconds + " and was stopped"));
+}
+
 void TaskManager::OnWorkerDied(const TaskID& id, pid_t pid, const Status& why) {
   auto t = tasks_->find(id);
   if (t == tasks_->end()) return;
   Task& task = t->second;
   task.worker = 0;
-  if (!task.kill_reason.empty()) {
+  if (task.timed_out) {
+    FinishTimedOut(id);
+  } else if (!task.kill_reason.empty()) {
     Fail(id, SystemError(ObjectKind::kCancelled, "task " + task.spec.name + " was stopped: " + task.kill_reason));
   } else if (task.force_cancelled || task.cancelled) {
     Fail(id, SystemError(ObjectKind::kCancelled, "task " + task.spec.name + " was cancelled"));

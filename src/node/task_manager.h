@@ -43,6 +43,11 @@ class TaskManager {
   void MakeReady(const TaskID& id);
   void Finish(const TaskID& id, std::vector<protocol::ObjectValue> returns);
   void Fail(const TaskID& id, const protocol::ObjectValue& error);
+  // A plain task's worker reported its result: finished, or re-executed when it raised an
+  // exception its retry_exceptions allows (`retryable`) and it has retries left.
+  void OnTaskDone(const TaskID& id, std::vector<protocol::ObjectValue> returns, bool retryable);
+  // The task ran past its timeout_s: it is interrupted (its worker killed if it does not stop).
+  void OnTimedOut(const TaskID& id);
   // Takes a task out of the dependency wait or the ready queue; false if it was in neither.
   bool Unqueue(const TaskID& id);
   void OnWorkerDied(const TaskID& id, pid_t pid, const Status& why);
@@ -80,6 +85,8 @@ class TaskManager {
   // Runs here: brings stored arguments to this node first, then queues it (or its actor's FIFO).
   void RunHere(const TaskID& id);
   void Queue(const TaskID& id);
+  // A timed-out task stopped: retried if its retry_exceptions covers TaskTimeoutError, else failed.
+  void FinishTimedOut(const TaskID& id);
 
   TaskTable* tasks_;
   ObjectManager* objects_;

@@ -248,9 +248,17 @@ void WorkerDispatcher::MakeCurrent(Worker& worker, const TaskID& id) {
   worker.current_task = id;
   auto it = tasks_->find(id);
   if (it == tasks_->end()) return;
-  it->second.started = std::chrono::steady_clock::now();
+  auto started = it->second.started = std::chrono::steady_clock::now();
   worker.last_job = it->second.spec.job_id;  // its output goes to this job's driver
   worker.last_task_name = it->second.spec.name;
+  if (uint32_t ms = it->second.spec.timeout_ms; ms != 0) {
+    loop_->RunAfter(std::chrono::milliseconds(ms), [this, id, started] {
+      auto t = tasks_->find(id);  // still this attempt, still on a worker?
+      if (t != tasks_->end() && t->second.worker != 0 && t->second.started == started) {
+        callbacks_.task_timed_out(id);
+      }
+    });
+  }
 }
 
 void WorkerDispatcher::StartTaskOn(Worker& worker, const TaskID& id, ResourceSet demand) {
@@ -284,7 +292,7 @@ Status WorkerDispatcher::OnTaskDone(Worker& worker, protocol::TaskDone msg) {
     worker.queued.erase(q);
   }
   if (it == tasks_->end()) return Status::Ok();
-  callbacks_.task_done(msg.task_id, std::move(msg.returns));
+  callbacks_.task_done(msg.task_id, std::move(msg.returns), msg.retryable);
   return Status::Ok();
 }
 
@@ -353,6 +361,23 @@ void WorkerDispatcher::KillWorkerRunning(const Task& task) {
   if (Worker* worker = Find(task.worker)) pool_->Kill(worker->token, SIGKILL);
 }
 
+void WorkerDispatcher::Interrupt(const Task& task, std::chrono::milliseconds grace) {
+  Worker* worker = Find(task.worker);
+  if (worker == nullptr) return;
+  if (!worker->queued.empty()) {
+    SendCancel(*worker, protocol::CancelTask{task.spec.ReturnId(0), false, false});
+  } else {
+    pool_->Kill(worker->token, SIGINT);  // KeyboardInterrupt in the task
+  }
+  // A task that ignores KeyboardInterrupt (or sits in C code) loses its worker after `grace`.
+  TaskID id = task.spec.task_id;
+  auto started = task.started;
+  loop_->RunAfter(grace, [this, id, started] {
+    auto t = tasks_->find(id);
+    if (t != tasks_->end() && t->second.worker != 0 && t->second.started == started) KillWorkerRunning(t->second);
+  });
+}
+
 void WorkerDispatcher::SendCancel(Worker& worker, const protocol::CancelTask& msg) {
   if (LocalClient* c = clients_->Find(worker.client)) c->conn->Send(MessageType::kCancelTask, msg);
 }
@@ -367,7 +392,8 @@ void WorkerDispatcher::RequeueTasks(const std::vector<TaskID>& ids) {
     if (task.cancelled) {
       callbacks_.task_done(*r, std::vector<ObjectValue>(task.spec.num_returns,
                                                         SystemError(ObjectKind::kCancelled,
-                                                                    "task " + task.spec.name + " was cancelled")));
+                                                                    "task " + task.spec.name + " was cancelled")),
+                          false);
       continue;
     }
     queue_.PushFront(*r, ResourceSet(task.spec.resources));

@@ -63,8 +63,11 @@ class WorkerDispatcher {
     std::string log_dir;      // where worker logs are (for error reports)
   };
   struct Callbacks {
-    // A plain task's worker reported its result.
-    std::function<void(const TaskID&, std::vector<protocol::ObjectValue>)> task_done;
+    // A plain task's worker reported its result; `retryable`: the task raised an exception its
+    // retry_exceptions allows retrying.
+    std::function<void(const TaskID&, std::vector<protocol::ObjectValue>, bool retryable)> task_done;
+    // A task with timeout_s has run that long on its worker (same attempt as `started`).
+    std::function<void(const TaskID&)> task_timed_out;
     // The worker running `task` died (pid, reason); tasks queued behind it were requeued.
     std::function<void(const TaskID& task, pid_t pid, const Status& why)> task_worker_died;
     // A worker hosting an actor went away.
@@ -114,6 +117,9 @@ class WorkerDispatcher {
   // SIGKILLs the worker a task was sent to (the task is lost with it; tasks queued behind it
   // go back to the ready queue).
   void KillWorkerRunning(const Task& task);
+  // Interrupts the task running on its worker (KeyboardInterrupt); if the same attempt still
+  // runs after `grace`, kills the worker.
+  void Interrupt(const Task& task, std::chrono::milliseconds grace);
 
   // Pairs runnable tasks with idle workers (end of every loop iteration).
   void Schedule();

@@ -300,6 +300,8 @@ void TaskSpec::Encode(Writer& w) const {
   EncodeResources(w, resources);
   w.I32(max_retries);
   w.U8(retry_exceptions);
+  w.Bytes(retry_exception_types);
+  w.U32(timeout_ms);
   scheduling.Encode(w);
 }
 
@@ -367,6 +369,8 @@ Status TaskSpec::Decode(Reader& r) {
   QUANTA_RETURN_IF_ERROR(DecodeResources(r, &resources));
   QUANTA_RETURN_IF_ERROR(r.I32(&max_retries));
   QUANTA_RETURN_IF_ERROR(r.Bool(&retry_exceptions));
+  QUANTA_RETURN_IF_ERROR(r.Bytes(&retry_exception_types));
+  QUANTA_RETURN_IF_ERROR(r.U32(&timeout_ms));
   return scheduling.Decode(r);
 }
 
@@ -403,6 +407,7 @@ void TaskDone::Encode(Writer& w) const {
   w.Id(task_id);
   w.U32(static_cast<uint32_t>(returns.size()));
   for (const auto& v : returns) v.Encode(w);
+  w.U8(retryable);
 }
 
 Status TaskDone::Decode(Reader& r) {
@@ -411,7 +416,7 @@ Status TaskDone::Decode(Reader& r) {
   QUANTA_RETURN_IF_ERROR(r.Count(&n, 9));
   returns.resize(n);
   for (auto& v : returns) QUANTA_RETURN_IF_ERROR(v.Decode(r));
-  return Status::Ok();
+  return r.Bool(&retryable);
 }
 
 void CancelTask::Encode(Writer& w) const {

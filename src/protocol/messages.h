@@ -118,6 +118,7 @@ enum class ObjectKind : uint8_t {
   kOwnerDied = 8,      // utf-8 text: the node that owned the object is dead
   kNodeDied = 9,       // utf-8 text: the node running the task died (and no retry was left)
   kUnschedulable = 10, // utf-8 text: no node of the cluster can run the task (timed out)
+  kTimedOut = 11,      // utf-8 text: the task ran longer than its timeout_s and was stopped
   kKindCount,
 };
 
@@ -223,7 +224,11 @@ struct TaskSpec {
   uint32_t num_returns = 1;
   ResourceMap resources;
   int32_t max_retries = 3;  // re-executions if the worker process dies (-1 = forever)
-  bool retry_exceptions = false;
+  bool retry_exceptions = false;  // re-execute (within max_retries) when user code raises
+  // With retry_exceptions: the qualified names of the exception classes to retry, '\n'-separated
+  // (empty: every exception). The worker matches them against the raised exception's MRO.
+  std::string retry_exception_types;
+  uint32_t timeout_ms = 0;  // beyond Ray: stop the task if it runs longer than this (0: no limit)
   SchedulingStrategy scheduling;
   ObjectID ReturnId(uint32_t i) const { return task_id.ReturnId(i); }
   void Encode(Writer& w) const;
@@ -265,6 +270,7 @@ struct Empty {  // kWorkerBlocked, kWorkerUnblocked
 struct TaskDone {
   TaskID task_id;
   std::vector<ObjectValue> returns;
+  bool retryable = false;  // the task raised an exception its retry_exceptions allows retrying
   void Encode(Writer& w) const;
   Status Decode(Reader& r);
 };

@@ -63,7 +63,8 @@ bool operator==(const TaskSpec& a, const TaskSpec& b) {
          a.name == b.name && a.args_blob == b.args_blob && a.arg_refs == b.arg_refs &&
          a.nested_refs == b.nested_refs && a.num_returns == b.num_returns &&
          a.resources == b.resources && a.max_retries == b.max_retries &&
-         a.retry_exceptions == b.retry_exceptions;
+         a.retry_exceptions == b.retry_exceptions && a.retry_exception_types == b.retry_exception_types &&
+         a.timeout_ms == b.timeout_ms;
 }
 bool operator==(const NodeInfo& a, const NodeInfo& b) {
   return a.node_id == b.node_id && a.node_index == b.node_index && a.address == b.address && a.port == b.port &&
@@ -163,6 +164,8 @@ TaskSpec SampleSpec() {
   s.resources = {{"CPU", 5000}, {"GPU", 2 * kResourceUnit}, {"custom", 1}};
   s.max_retries = -1;
   s.retry_exceptions = true;
+  s.retry_exception_types = "builtins.ValueError\n__main__.Flaky";
+  s.timeout_ms = 1500;
   return s;
 }
 
@@ -345,6 +348,9 @@ TEST(Messages, TaskDone) {
   TaskDone out = RoundTrip(MessageType::kTaskDone, m);
   EXPECT_EQ(out.task_id, m.task_id);
   EXPECT_EQ(out.returns, m.returns);
+  EXPECT_FALSE(out.retryable);
+  m.retryable = true;
+  EXPECT_TRUE(RoundTrip(MessageType::kTaskDone, m).retryable);
 }
 
 TEST(Messages, CancelTask) {
@@ -631,10 +637,22 @@ TEST(Messages, InvalidBooleanRejected) {
     EXPECT_FALSE(DecodeMessage(b, &c).ok());
   }
 
-  std::string spec = EncodeBody(SampleSpec());
-  spec.back() = 3;  // retry_exceptions
+  // The retry_exceptions byte: where the encodings with it false and true differ.
+  TaskSpec off = SampleSpec();
+  off.retry_exceptions = false;
+  std::string spec = EncodeBody(SampleSpec()), spec_off = EncodeBody(off);
+  ASSERT_EQ(spec.size(), spec_off.size());
+  size_t at = 0;
+  while (at < spec.size() && spec[at] == spec_off[at]) ++at;
+  ASSERT_LT(at, spec.size());
+  spec[at] = 3;
   TaskSpec s;
   EXPECT_FALSE(DecodeMessage(spec, &s).ok());
+
+  std::string done = EncodeBody(TaskDone{Id(1, 1, 0), {}, true});
+  done.back() = 2;  // retryable
+  TaskDone d;
+  EXPECT_FALSE(DecodeMessage(done, &d).ok());
 }
 
 TEST(Messages, NegativeResourceRejected) {

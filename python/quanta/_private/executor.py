@@ -74,19 +74,19 @@ def run_loop(core) -> None:
             _submit_concurrent(core, task)
             continue
         task_id = task[0]
-        returns = execute(task)
+        returns, retryable = execute(task)
         # Drop the argument buffers before reporting: they pin shared memory, and the release
         # must reach the node ahead of TaskDone (which lets the next task claim that memory).
         task = None
-        _report(core, task_id, returns)
+        _report(core, task_id, returns, retryable)
         returns = None
 
 
-def _report(core, task_id, returns):
+def _report(core, task_id, returns, retryable=False):
     returns = _store_large(core, task_id, returns)
     sys.stdout.flush()
     sys.stderr.flush()
-    core.task_done(task_id, returns)
+    core.task_done(task_id, returns, retryable)
     # The returned values (and the ObjectRefs inside them) lived until TaskDone was sent, so the
     # node pinned those refs before this process could release its own references.
     _keepalive.values = None
@@ -98,9 +98,22 @@ _exiting = False
 _keepalive = threading.local()
 
 
-def execute(task) -> list:
+def _retryable(error: BaseException, policy) -> bool:
+    """Whether a task's retry_exceptions (None: no; "": every exception; else '\\n'-separated
+    qualified class names) allows re-running it after `error`."""
+    if policy is None:
+        return False
+    if policy == "":
+        return True
+    names = set(policy.split("\n"))
+    return any(f"{c.__module__}.{c.__qualname__}" in names for c in type(error).__mro__)
+
+
+def execute(task) -> tuple:
+    """Runs one task: (returns, retryable), retryable when it raised an exception that its
+    retry_exceptions allows re-running."""
     (task_id, job_id, fid, name, blob, arg_values, num_returns, payload, kind, method,
-     max_concurrency, is_async, groups, _group) = task
+     max_concurrency, is_async, groups, _group, retry_policy) = task
     session.set_task_job(job_id)
     session._task_context.task_id = task_id
     try:
@@ -113,10 +126,10 @@ def execute(task) -> list:
         values = [serialization.deserialize(k, d) for k, d in arg_values]
         args, kwargs = serialization.deserialize_args(blob, values)
         if kind == KIND_CREATION:
-            return _create_actor(fn, name, args, kwargs, max_concurrency, is_async, job_id, groups)
-        return _call(fn, args, kwargs, num_returns, name)
+            return _create_actor(fn, name, args, kwargs, max_concurrency, is_async, job_id, groups), False
+        return _call(fn, args, kwargs, num_returns, name, retry_policy)
     except Exception as e:  # noqa: BLE001 - argument decoding failed
-        return [(KIND_TASK_ERROR, serialization.serialize_task_error(e, name, _PID), [])] * num_returns
+        return [(KIND_TASK_ERROR, serialization.serialize_task_error(e, name, _PID), [])] * num_returns, False
     finally:
         session._task_context.task_id = None
 
@@ -130,23 +143,24 @@ def _load(fid, payload, name):
     return fn
 
 
-def _call(fn, args, kwargs, num_returns, name) -> list:
+def _call(fn, args, kwargs, num_returns, name, retry_policy) -> tuple:
     global _exiting
     try:
         result = fn(*args, **kwargs)
         if asyncio.iscoroutine(result):  # an async method called on a non-async path
             result = asyncio.run(result)
-        return pack_returns(result, num_returns, name)
+        return pack_returns(result, num_returns, name), False
     except KeyboardInterrupt:
-        return [(KIND_CANCELLED, f"task {name} was cancelled while running".encode(), [])] * num_returns
+        return [(KIND_CANCELLED, f"task {name} was cancelled while running".encode(), [])] * num_returns, False
     except Exception as e:  # noqa: BLE001 - every task error goes back to the caller
-        return [(KIND_TASK_ERROR, serialization.serialize_task_error(e, name, _PID), [])] * num_returns
+        error = [(KIND_TASK_ERROR, serialization.serialize_task_error(e, name, _PID), [])] * num_returns
+        return error, _retryable(e, retry_policy)
     except BaseException as e:
         from quanta.actor import ActorExit
 
         if isinstance(e, ActorExit):
             _exiting = True
-            return [(KIND_ACTOR_DIED, b"the actor exited: exit_actor() was called", [])] * max(num_returns, 1)
+            return [(KIND_ACTOR_DIED, b"the actor exited: exit_actor() was called", [])] * max(num_returns, 1), False
         raise
 
 
@@ -169,9 +183,9 @@ def _submit_concurrent(core, task):
         def run():
             t = box.pop()
             task_id = t[0]
-            returns = execute(t)
+            returns, retryable = execute(t)
             t = None
-            _report(core, task_id, returns)
+            _report(core, task_id, returns, retryable)
 
         # The caller checked the group; an unknown one (an older handle) runs in the default.
         _actor.pools.get(task[13], _actor.pools[""]).submit(run)
@@ -181,7 +195,8 @@ def _submit_concurrent(core, task):
 
 async def _run_async(core, task):
     (task_id, job_id, fid, name, blob, arg_values, num_returns, payload, kind, method,
-     max_concurrency, is_async, _groups, group) = task
+     max_concurrency, is_async, _groups, group, retry_policy) = task
+    retryable = False
     async with _actor.semaphores.get(group, _actor.semaphores[""]):
         try:
             values = [serialization.deserialize(k, d) for k, d in arg_values]
@@ -193,6 +208,7 @@ async def _run_async(core, task):
             returns = pack_returns(result, num_returns, name)
         except Exception as e:  # noqa: BLE001
             returns = [(KIND_TASK_ERROR, serialization.serialize_task_error(e, name, _PID), [])] * num_returns
+            retryable = _retryable(e, retry_policy)
         except BaseException as e:  # noqa: BLE001
             from quanta.actor import ActorExit
 
@@ -201,7 +217,7 @@ async def _run_async(core, task):
             global _exiting
             _exiting = True
             returns = [(KIND_ACTOR_DIED, b"the actor exited: exit_actor() was called", [])] * max(num_returns, 1)
-    _report(core, task_id, returns)
+    _report(core, task_id, returns, retryable)
 
 
 def _store_large(core, task_id, returns):

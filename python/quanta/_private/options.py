@@ -10,7 +10,7 @@ TASK_OPTIONS = {"num_cpus", "num_gpus", "resources", "num_returns", "max_retries
                 "retry_exceptions", "name", "memory", "scheduling_strategy", "runtime_env",
                 "accelerator_type", "placement_group", "placement_group_bundle_index",
                 "placement_group_capture_child_tasks", "label_selector", "_metadata",
-                "max_calls", "enable_task_events"}
+                "max_calls", "enable_task_events", "timeout_s"}
 
 
 def _check_number(name, value, allow_none=True):
@@ -46,12 +46,47 @@ def validate(options: dict, allowed: set, kind: str) -> dict:
             raise TypeError(f"option num_returns must be an int, got {n!r}")
         if n < 0:
             raise ValueError(f"option num_returns must be >= 0, got {n}")
+    if "retry_exceptions" in options:
+        retry_policy(options["retry_exceptions"])
+    if "timeout_s" in options:
+        timeout_ms(options)
     for key in ("max_retries", "max_restarts", "max_task_retries"):
         if key in options and options[key] is not None:
             n = options[key]
             if isinstance(n, bool) or not isinstance(n, int) or n < -1:
                 raise ValueError(f"option {key} must be an int >= -1 (-1 means forever), got {n!r}")
     return options
+
+
+def retry_policy(value) -> tuple:
+    """(retry_exceptions flag, '\\n'-separated qualified class names) for the engine: Ray's
+    retry_exceptions is True, False, or a list of exception classes to retry."""
+    if value is None or value is False:
+        return False, ""
+    if value is True:
+        return True, ""
+    if (isinstance(value, (list, tuple)) and value
+            and all(isinstance(t, type) and issubclass(t, BaseException) for t in value)):
+        from quanta.exceptions import TaskTimeoutError
+
+        names = [f"{t.__module__}.{t.__qualname__}" for t in value]
+        if any(issubclass(TaskTimeoutError, t) for t in value):  # the node decides timeouts
+            names.append("quanta.exceptions.TaskTimeoutError")
+        return True, "\n".join(dict.fromkeys(names))
+    raise TypeError("option retry_exceptions must be True, False or a non-empty list of exception "
+                    f"classes, got {value!r}")
+
+
+def timeout_ms(options: dict) -> int:
+    """The engine's timeout for the timeout_s option (0: none)."""
+    t = options.get("timeout_s")
+    if t is None:
+        return 0
+    if isinstance(t, bool) or not isinstance(t, numbers.Real) or not t > 0:
+        raise ValueError(f"option timeout_s must be a number of seconds > 0 (or None), got {t!r}")
+    if t > 4_000_000:
+        raise ValueError(f"option timeout_s={t} is too large (at most 4,000,000 s, about 46 days)")
+    return max(1, int(t * 1000))
 
 
 def resource_demand(options: dict, default_cpus: float) -> list:

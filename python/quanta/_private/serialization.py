@@ -29,6 +29,7 @@ KIND_STORE_FULL = 7
 KIND_OWNER_DIED = 8
 KIND_NODE_DIED = 9
 KIND_UNSCHEDULABLE = 10
+KIND_TIMED_OUT = 11
 
 _context = threading.local()
 
@@ -181,6 +182,8 @@ def error_from(kind: int, data: bytes) -> BaseException:
         return exceptions.OwnerDiedError(text)
     if kind == KIND_NODE_DIED:
         return exceptions.NodeDiedError(text)
+    if kind == KIND_TIMED_OUT:
+        return exceptions.TaskTimeoutError(text)
     if kind == KIND_UNSCHEDULABLE:
         if text.startswith("actor"):
             return exceptions.ActorUnschedulableError(text)
