@@ -40,12 +40,19 @@ protocol::ActorInfo ActorDirectory::Subscribe(uint32_t node, const ObjectID& act
   return it->second.info;
 }
 
-std::vector<std::pair<uint32_t, protocol::ActorInfo>> ActorDirectory::OnNodeDead(uint32_t node,
-                                                                                  const std::string& reason) {
+std::vector<std::pair<uint32_t, protocol::ActorInfo>> ActorDirectory::OnNodeDead(
+    uint32_t node, const std::string& reason, const std::function<bool(uint32_t)>& owner_alive) {
   std::vector<std::pair<uint32_t, protocol::ActorInfo>> out;
   for (auto& [id, e] : actors_) {
     e.subscribers.erase(node);
     if (e.info.node_index != node || e.info.state == State::kDead || e.info.state == State::kUnknown) continue;
+    if (e.info.restartable && e.info.owner_node != node && owner_alive(e.info.owner_node)) {
+      e.info.state = State::kRestarting;
+      e.info.node_index = 0;  // the owner places it again
+      e.info.death_reason = "its node (index " + std::to_string(node) + ") died (" + reason + ")";
+      for (uint32_t s : e.subscribers) out.emplace_back(s, e.info);
+      continue;
+    }
     e.info.state = State::kDead;
     e.info.death_reason = "the actor " + e.info.class_name + " died: its node (index " + std::to_string(node) +
                           ") died (" + reason + ")";

@@ -9,6 +9,7 @@
 // Ownership: owned by the ControlServer. Thread-safety: loop thread only.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -27,9 +28,12 @@ class ActorDirectory {
   std::vector<uint32_t> Update(const protocol::ActorInfo& info);
   // Subscribes `node`; returns what is known now (state kUnknown if nothing).
   protocol::ActorInfo Subscribe(uint32_t node, const ObjectID& actor);
-  // Actors hosted on a dead node are dead (restarts elsewhere are the owner's decision; a
-  // report from the new host revives the entry). Returns the updates to send, per subscriber.
-  std::vector<std::pair<uint32_t, protocol::ActorInfo>> OnNodeDead(uint32_t node, const std::string& reason);
+  // Actors hosted on a dead node are dead — unless they may restart and their owner's node is
+  // alive (`owner_alive`): then they are restarting, unplaced, and the owner re-creates them
+  // elsewhere (a report from the new host revives the entry). Returns the updates to send, per
+  // subscriber.
+  std::vector<std::pair<uint32_t, protocol::ActorInfo>> OnNodeDead(uint32_t node, const std::string& reason,
+                                                                    const std::function<bool(uint32_t)>& owner_alive);
 
   Status RegisterName(const std::string& ns, const std::string& name, const ObjectID& actor, std::string handle);
   const std::string* LookupName(const std::string& ns, const std::string& name) const;

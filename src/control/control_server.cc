@@ -469,7 +469,11 @@ void ControlServer::DeclareDead(uint32_t index, const std::string& reason) {
   view_changed_.erase(index);
   BroadcastToNodes(MessageType::kNodeTable, protocol::NodeTable{false, {*info}});
   groups_.OnNodeDead(index);
-  for (const auto& [node, update] : actors_.OnNodeDead(index, reason)) {
+  auto alive = [this](uint32_t node) {
+    const protocol::NodeInfo* n = nodes_.Find(node);
+    return n != nullptr && n->alive;
+  };
+  for (const auto& [node, update] : actors_.OnNodeDead(index, reason, alive)) {
     std::string frame;
     protocol::AppendMessage(&frame, MessageType::kActorUpdate, update);
     SendToNode(node, MessageType::kActorUpdate, frame);

@@ -59,6 +59,7 @@ void ActorManager::Report(const Actor& actor) {
   info.name_space = actor.name_space;
   info.detached = actor.creation.actor.detached;
   info.restarts = static_cast<uint32_t>(std::max(0, actor.creation.actor.max_restarts - actor.restarts_left));
+  info.restartable = actor.state != Actor::State::kDead && actor.restarts_left != 0;
   info.death_reason = actor.death_reason;
   // A creation submitted here is not located until it is placed on a worker here: until then
   // the scheduler may still send it to another node, which reports it from there.
@@ -76,6 +77,17 @@ bool ActorManager::OnCallSubmitted(const TaskID& id) {
   }
   actor->queue.push_back(id);
   return true;
+}
+
+void ActorManager::AdoptCalls(const ObjectID& actor_id, const std::deque<TaskID>& calls) {
+  Actor* actor = actors_.Find(actor_id);
+  if (actor == nullptr) {
+    for (const auto& id : calls) {
+      callbacks_.fail_task(id, SystemError(ObjectKind::kActorDied, "the actor is gone from this node"));
+    }
+    return;
+  }
+  actor->queue.insert(actor->queue.begin(), calls.begin(), calls.end());
 }
 
 void ActorManager::Pump(const ObjectID& actor_id) {

@@ -48,6 +48,9 @@ class ActorManager {
   std::deque<TaskID> Relinquish(const ObjectID& actor_id);
   // A method call was submitted; false if it failed at once (the actor is dead or unknown).
   bool OnCallSubmitted(const TaskID& id);
+  // Calls that waited elsewhere (the router, while the actor was re-created here after its node
+  // died) go ahead of the calls queued since, in their order.
+  void AdoptCalls(const ObjectID& actor_id, const std::deque<TaskID>& calls);
   // Sends the actor's calls whose turn has come (their arguments are ready).
   void Pump(const ObjectID& actor_id);
 

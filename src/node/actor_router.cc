@@ -19,11 +19,19 @@ ActorRouter::Remote& ActorRouter::Get(const ObjectID& actor) {
 }
 
 void ActorRouter::OnCreationPlaced(const ObjectID& actor, uint32_t node, std::deque<TaskID> waiting,
-                                   std::vector<ObjectID> pins, bool detached) {
+                                   std::vector<ObjectID> pins, const protocol::TaskSpec& creation) {
   Remote& r = Get(actor);
   r.owned = true;
-  r.detached = detached;
+  r.detached = creation.actor.detached;
+  if (!r.pins.empty()) callbacks_.release(std::move(r.pins));  // an earlier placement's
   r.pins = std::move(pins);
+  r.recreating = false;
+  if (creation.actor.max_restarts != 0) {
+    r.creation = creation;
+    r.creation->nested_refs.clear();  // held through `pins`
+  } else {
+    r.creation.reset();
+  }
   if (r.state == State::kDead) {
     callbacks_.release(std::move(r.pins));
     return;
@@ -108,7 +116,15 @@ void ActorRouter::OnActorUpdate(const protocol::ActorInfo& info) {
       return;  // nothing known yet: the owner's placement or a later report tells
     case State::kPending:
     case State::kAlive:
-      if (info.node_index != 0 && !callbacks_.hosted_here(info.actor_id)) {
+      if (info.node_index != 0 && callbacks_.hosted_here(info.actor_id)) {
+        // Re-created on this node after its node died: the local actor takes the calls over.
+        std::deque<TaskID> waiting = std::move(r.waiting);
+        if (!r.pins.empty()) callbacks_.release(std::move(r.pins));  // the local creation pins its own
+        actors_.erase(it);
+        callbacks_.adopt(info.actor_id, std::move(waiting));
+        return;
+      }
+      if (info.node_index != 0) {
         r.node = info.node_index;
         r.state = info.state;
         if (r.kill_pending) {
@@ -119,6 +135,17 @@ void ActorRouter::OnActorUpdate(const protocol::ActorInfo& info) {
       break;
     case State::kRestarting:
       r.state = State::kRestarting;
+      if (info.node_index == 0 && r.creation && !r.recreating) {
+        // Its node died (the directory says so with no host): this node, its owner, creates it
+        // again, with the restarts its last host had left minus this one.
+        r.node = 0;
+        r.recreating = true;
+        int32_t& max = r.creation->actor.max_restarts;
+        if (max > 0) max = std::max(0, max - static_cast<int32_t>(info.restarts) - 1);
+        QLOG(kInfo) << "re-creating actor " << r.creation->actor.class_name << " (" << info.actor_id.Hex()
+                    << "): " << info.death_reason;
+        callbacks_.recreate(*r.creation);
+      }
       break;
     case State::kDead:
       r.state = State::kDead;

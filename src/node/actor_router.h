@@ -13,6 +13,7 @@
 
 #include <deque>
 #include <functional>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -33,6 +34,10 @@ class ActorRouter {
     std::function<void(uint32_t node, const ObjectID& actor, bool no_restart, const std::string& reason)> kill;
     std::function<void(uint32_t node, const protocol::CancelTask&)> cancel;
     std::function<void(const std::vector<ObjectID>&)> release;  // creation pins of a dead actor
+    // Its node died and it may restart: submit `creation` again (placed like a new creation).
+    std::function<void(const protocol::TaskSpec& creation)> recreate;
+    // It was re-created on this node: `waiting` calls (in order) go to the local actor.
+    std::function<void(const ObjectID& actor, std::deque<TaskID> waiting)> adopt;
   };
 
   ActorRouter(TaskTable* tasks, Callbacks callbacks) : tasks_(tasks), callbacks_(std::move(callbacks)) {}
@@ -40,8 +45,10 @@ class ActorRouter {
   // The creation this node owns was sent to `node`; `waiting` are the calls submitted here so
   // far (in order), which now follow it there.
   // `pins`: the creation's argument refs this node holds until the actor is dead.
+  // `creation`: the creation task, kept while the actor may restart so that it can be created
+  // again elsewhere when its node dies (its host restarts it when only its process dies).
   void OnCreationPlaced(const ObjectID& actor, uint32_t node, std::deque<TaskID> waiting,
-                        std::vector<ObjectID> pins, bool detached);
+                        std::vector<ObjectID> pins, const protocol::TaskSpec& creation);
   // Objects freed here: an actor whose object (the handles' ref) went is killed, unless detached.
   void OnObjectsFreed(const std::vector<ObjectID>& freed);
   // A call to an actor not hosted here: it waits here until it can be sent.
@@ -70,6 +77,8 @@ class ActorRouter {
     bool owned = false;           // this node owns its creation
     bool detached = false;
     std::vector<ObjectID> pins;   // the creation's argument refs, held while it lives
+    std::optional<protocol::TaskSpec> creation;  // owned and may restart
+    bool recreating = false;      // its creation was submitted again after its node died
     bool kill_pending = false;    // kill() before it was placed
     bool kill_no_restart = true;
     std::string kill_reason;

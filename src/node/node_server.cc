@@ -119,7 +119,11 @@ Status NodeServer::Start() {
             peers_->Send(node, MessageType::kKillActorRemote, protocol::KillActor{actor, no_restart});
           },
           [this](uint32_t node, const protocol::CancelTask& msg) { peers_->Send(node, MessageType::kCancelRemote, msg); },
-          [this](const std::vector<ObjectID>& pins) { objects_->Release(pins); }});
+          [this](const std::vector<ObjectID>& pins) { objects_->Release(pins); },
+          [this](const protocol::TaskSpec& creation) { task_manager_->Recreate(creation); },
+          [this](const ObjectID& actor, std::deque<TaskID> waiting) {
+            task_manager_->AdoptActorCalls(actor, std::move(waiting));
+          }});
   if (options_.control_socket_path.empty() || !options_.node_ip.empty()) {
     auto token = net::ClusterToken::Load();
     if (!token.ok()) return token.status();

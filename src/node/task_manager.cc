@@ -78,6 +78,45 @@ void TaskManager::OnSubmit(LocalClient& client, protocol::TaskSpec spec) {
   }
 }
 
+void TaskManager::Recreate(protocol::TaskSpec spec) {
+  TaskID id = spec.task_id;
+  if (tasks_->count(id)) return;  // its creation is still on its way
+  std::vector<ObjectID> pinned;
+  for (const auto& arg : spec.arg_refs) {
+    if (!objects_->Pin(arg)) {
+      objects_->Release(pinned);
+      QLOG(kWarning) << "cannot re-create actor " << spec.actor.class_name << ": its argument " << arg.Hex()
+                     << " is gone";
+      protocol::ActorInfo dead;
+      dead.actor_id = spec.actor_id;
+      router_->OnActorUpdate([&] {
+        dead.state = protocol::ActorInfo::State::kDead;
+        dead.death_reason = "the actor " + spec.actor.class_name + " died with its node and could not be " +
+                            "re-created: its constructor argument " + arg.Hex() + " is gone";
+        return dead;
+      }());
+      return;
+    }
+    pinned.push_back(arg);
+  }
+  Task& task = (*tasks_)[id];
+  task.retries_left = spec.max_retries;
+  task.spec = std::move(spec);
+  actors_->OnCreationSubmitted(id);
+  MakeReady(id);
+}
+
+void TaskManager::AdoptActorCalls(const ObjectID& actor, std::deque<TaskID> calls) {
+  actors_->AdoptCalls(actor, calls);
+  for (const auto& id : calls) {
+    auto it = tasks_->find(id);
+    if (it == tasks_->end() || !it->second.deps_ready) continue;  // still waiting for arguments
+    it->second.deps_ready = false;
+    RunHere(id);  // brings arguments held on other nodes here
+  }
+  actors_->Pump(actor);
+}
+
 void TaskManager::OnObjectSealed(const ObjectID& id) {
   std::vector<TaskID> ready;
   deps_.OnAvailable(id, &ready);
@@ -164,7 +203,7 @@ bool TaskManager::PlaceRemotely(Task& task) {
     std::vector<ObjectID> pins = task.spec.arg_refs;
     pins.insert(pins.end(), task.spec.nested_refs.begin(), task.spec.nested_refs.end());
     router_->OnCreationPlaced(task.spec.actor_id, placement.node, actors_->Relinquish(task.spec.actor_id),
-                              std::move(pins), task.spec.actor.detached);
+                              std::move(pins), task.spec);
   }
   return true;
 }

@@ -70,6 +70,11 @@ class TaskManager {
   void ExpireInfeasible();
   // A placement group was removed: its tasks here fail, running ones with their workers.
   void OnGroupRemoved(const std::string& group_hex);
+  // An actor this node owns lost its node and may restart: its creation is submitted again
+  // (placed like a new one; its arguments pinned again for the new incarnation).
+  void Recreate(protocol::TaskSpec creation);
+  // Calls that waited in the router for an actor now re-created here join its queue.
+  void AdoptActorCalls(const ObjectID& actor, std::deque<TaskID> calls);
   // A node died: tasks sent to it are retried elsewhere or fail with NodeDiedError.
   void OnNodeDead(uint32_t node, const std::string& reason);
 

@@ -273,6 +273,7 @@ void ActorInfo::Encode(Writer& w) const {
   w.Bytes(name_space);
   w.U8(detached);
   w.U32(restarts);
+  w.U8(restartable);
   w.Bytes(death_reason);
 }
 
@@ -290,6 +291,7 @@ Status ActorInfo::Decode(Reader& r) {
   QUANTA_RETURN_IF_ERROR(r.Bytes(&name_space));
   QUANTA_RETURN_IF_ERROR(r.Bool(&detached));
   QUANTA_RETURN_IF_ERROR(r.U32(&restarts));
+  QUANTA_RETURN_IF_ERROR(r.Bool(&restartable));
   return r.Bytes(&death_reason);
 }
 

@@ -182,6 +182,9 @@ struct ActorInfo {
   std::string class_name, name, name_space;
   bool detached = false;
   uint32_t restarts = 0;
+  // Its host would restart it (restarts left): when its node dies, its owner re-creates it on
+  // another node instead of the directory declaring it dead (docs/fault-tolerance.md).
+  bool restartable = false;
   std::string death_reason;
   void Encode(Writer& w) const;
   Status Decode(Reader& r);

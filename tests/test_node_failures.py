@@ -1,0 +1,132 @@
+"""Node deaths on a cluster of real node daemons (quanta.cluster_utils.Cluster), killed with
+SIGKILL (`remove_node(allow_graceful=False)`): actors with max_restarts come back on another
+node (their owner's node creates them again), calls in flight are retried within
+max_task_retries or fail with ActorDiedError, tasks are retried elsewhere within max_retries,
+and nothing hangs."""
+
+import os
+import time
+
+import pytest
+
+import quanta
+from quanta.cluster_utils import Cluster
+from quanta.exceptions import ActorDiedError, NodeDiedError
+from quanta.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+
+@pytest.fixture
+def cluster(no_cluster):
+    c = Cluster(initialize_head=True, shutdown_at_exit=False, head_node_args={"num_cpus": 1})
+    yield c
+    c.shutdown()
+
+
+def on(node, soft=True):
+    return NodeAffinitySchedulingStrategy(node.node_id, soft=soft)
+
+
+@quanta.remote
+class Tally:
+    def __init__(self):
+        self.n = 0
+        self.incarnation = os.getpid()
+
+    def inc(self):
+        self.n += 1
+        return self.n
+
+    def where(self):
+        return quanta.get_runtime_context().get_node_id(), os.getpid()
+
+    def slow(self, seconds):
+        time.sleep(seconds)
+        self.n += 1
+        return self.n
+
+
+def test_actor_with_restarts_comes_back_on_another_node(cluster):
+    doomed = cluster.add_node(num_cpus=1)
+    cluster.connect()
+    a = Tally.options(max_restarts=1, scheduling_strategy=on(doomed)).remote()
+    node, pid = quanta.get(a.where.remote())
+    assert node == doomed.node_id
+    assert quanta.get([a.inc.remote() for _ in range(3)]) == [1, 2, 3]
+    spare = cluster.add_node(num_cpus=1)
+    cluster.remove_node(doomed, allow_graceful=False)
+    # Its state is new (__init__ ran again), on a live node, in a new process.
+    assert quanta.get(a.inc.remote(), timeout=30) == 1
+    node2, pid2 = quanta.get(a.where.remote(), timeout=30)
+    assert node2 in (spare.node_id, cluster.head_node.node_id) and node2 != doomed.node_id
+    assert pid2 != pid
+
+
+def test_actor_restarts_on_the_owners_own_node(cluster):
+    doomed = cluster.add_node(num_cpus=1)
+    cluster.connect()
+    a = Tally.options(max_restarts=-1, scheduling_strategy=on(doomed)).remote()
+    assert quanta.get(a.where.remote())[0] == doomed.node_id
+    cluster.remove_node(doomed, allow_graceful=False)
+    node, _ = quanta.get(a.where.remote(), timeout=30)
+    assert node == cluster.head_node.node_id  # the only node left, and the owner's
+    assert quanta.get([a.inc.remote() for _ in range(5)]) == [1, 2, 3, 4, 5]
+
+
+def test_actor_without_restarts_dies_with_its_node(cluster):
+    doomed = cluster.add_node(num_cpus=1)
+    cluster.add_node(num_cpus=1)
+    cluster.connect()
+    a = Tally.options(scheduling_strategy=on(doomed)).remote()
+    assert quanta.get(a.inc.remote()) == 1
+    cluster.remove_node(doomed, allow_graceful=False)
+    with pytest.raises(ActorDiedError, match="node"):
+        quanta.get(a.inc.remote(), timeout=30)
+
+
+def test_restarts_are_counted_across_node_deaths(cluster):
+    first = cluster.add_node(num_cpus=1, resources={"box": 1})
+    cluster.connect()
+    a = Tally.options(max_restarts=1, resources={"box": 0.1}).remote()
+    assert quanta.get(a.where.remote())[0] == first.node_id
+    second = cluster.add_node(num_cpus=1, resources={"box": 1})
+    cluster.remove_node(first, allow_graceful=False)
+    assert quanta.get(a.where.remote(), timeout=30)[0] == second.node_id
+    cluster.add_node(num_cpus=1, resources={"box": 1})
+    cluster.remove_node(second, allow_graceful=False)  # its one restart is spent
+    with pytest.raises(ActorDiedError):
+        quanta.get(a.inc.remote(), timeout=30)
+
+
+def test_calls_in_flight_are_retried_only_within_max_task_retries(cluster):
+    doomed = cluster.add_node(num_cpus=1)
+    cluster.add_node(num_cpus=1)
+    cluster.connect()
+    keeps = Tally.options(max_restarts=1, max_task_retries=2, scheduling_strategy=on(doomed)).remote()
+    drops = Tally.options(max_restarts=1, max_task_retries=0, scheduling_strategy=on(doomed)).remote()
+    assert quanta.get([keeps.inc.remote(), drops.inc.remote()]) == [1, 1]
+    retried = keeps.slow.remote(3)
+    lost = drops.slow.remote(3)
+    time.sleep(0.5)  # both are running on the doomed node
+    cluster.remove_node(doomed, allow_graceful=False)
+    assert quanta.get(retried, timeout=30) == 1  # ran again, on the re-created actor
+    with pytest.raises(ActorDiedError):
+        quanta.get(lost, timeout=30)
+    assert quanta.get(drops.inc.remote(), timeout=30) == 1  # the actor itself came back
+
+
+def test_tasks_on_a_dead_node_are_retried_elsewhere_or_fail_with_node_died(cluster):
+    doomed = cluster.add_node(num_cpus=1, resources={"spot": 1})
+    cluster.connect()
+
+    @quanta.remote
+    def nap(seconds):
+        time.sleep(seconds)
+        return quanta.get_runtime_context().get_node_id()
+
+    retried = nap.options(max_retries=1, scheduling_strategy=on(doomed)).remote(3)
+    failed = nap.options(max_retries=0, resources={"spot": 1}).remote(3)
+    time.sleep(0.5)
+    cluster.remove_node(doomed, allow_graceful=False)
+    assert quanta.get(retried, timeout=30) == cluster.head_node.node_id
+    with pytest.raises(NodeDiedError):
+        quanta.get(failed, timeout=30)
