@@ -31,6 +31,14 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None, namespac
     unknown = set(kwargs) - _ACCEPTED_INIT_KWARGS
     if unknown:
         raise TypeError(f"quanta.init() got unexpected keyword arguments {sorted(unknown)}")
+    for key, (is_default, instead) in _INIT_DEFAULT_ONLY.items():
+        if key in kwargs and not is_default(kwargs[key]):
+            raise ValueError(f"quanta.init({key}={kwargs[key]!r}) is not supported: {instead} "
+                             "(see docs/ray-compatibility.md)")
+    if logging_level is not None:
+        import logging
+
+        logging.getLogger("quanta").setLevel(logging_level)
     if address is None:
         address = os.environ.get("QUANTA_ADDRESS") or None
     if address not in (None, "local"):
@@ -138,6 +146,17 @@ def _start_driver_node(address, temp_dir):
     cluster.write_record(head=False, started_by="init", driver_node=True)
     return cluster
 
+
+# Accepted only at the default (what Quanta does anyway); any other value is refused, not ignored.
+_INIT_DEFAULT_ONLY = {
+    "runtime_env": (lambda v: not v, "install what the tasks need on every node"),
+    "local_mode": (lambda v: not v, "local mode is deprecated in Ray; debug with num_cpus=1 instead"),
+    "job_config": (lambda v: v is None, "pass namespace= and set the environment before quanta start"),
+    "storage": (lambda v: v is None, "the head's persistence is `quanta start --head --storage PATH`"),
+    "_plasma_directory": (lambda v: v is None, "the store is an anonymous memfd arena; spilling goes to "
+                                               "object_spilling_directory"),
+    "logging_format": (lambda v: v is None, "Quanta's daemons log to files in the session's logs folder"),
+}
 
 _ACCEPTED_INIT_KWARGS = {"object_spilling_directory", "runtime_env", "configure_logging", "log_to_driver", "_system_config",
                          "dashboard_host", "dashboard_port", "local_mode", "job_config",

@@ -22,11 +22,31 @@ def _check_number(name, value, allow_none=True):
         raise ValueError(f"option {name} must be >= 0, got {value}")
 
 
+# Ray options Quanta accepts only at their default (the default is what Quanta does); any other
+# value is refused rather than ignored. option -> (is the value the default?, what to do instead).
+_DEFAULT_ONLY = {
+    "runtime_env": (lambda v: not v, "install what the task needs on every node and set environment "
+                                     "variables before quanta start"),
+    "accelerator_type": (lambda v: v is None, "use a custom resource (resources={'A100': 1}) given to the "
+                                              "nodes that have one"),
+    "max_calls": (lambda v: not v, "workers are reused for every task"),
+    "max_pending_calls": (lambda v: v is None or v == -1, "calls are never refused for being too many"),
+    "allow_out_of_order_execution": (lambda v: not v, "calls from one caller run in submission order"),
+    "_metadata": (lambda v: not v, "it is for Ray's own libraries"),
+}
+
+
 def validate(options: dict, allowed: set, kind: str) -> dict:
     unknown = set(options) - allowed
     if unknown:
         raise ValueError(f"invalid option(s) {sorted(unknown)} for {kind}; valid options are "
                          f"{sorted(o for o in allowed if not o.startswith('_'))}")
+    for key, (is_default, instead) in _DEFAULT_ONLY.items():
+        if key in options and not is_default(options[key]):
+            raise ValueError(f"option {key}={options[key]!r} for {kind} is not supported: {instead} "
+                             f"(see docs/ray-compatibility.md)")
+    if "enable_task_events" in options and not isinstance(options["enable_task_events"], bool):
+        raise TypeError(f"option enable_task_events must be True or False, got {options['enable_task_events']!r}")
     for key in ("num_cpus", "num_gpus", "memory"):
         if key in options:
             _check_number(key, options[key])
