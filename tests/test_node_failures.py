@@ -48,7 +48,8 @@ class Tally:
 def test_actor_with_restarts_comes_back_on_another_node(cluster):
     doomed = cluster.add_node(num_cpus=1)
     cluster.connect()
-    a = Tally.options(max_restarts=1, scheduling_strategy=on(doomed)).remote()
+    # max_task_retries: a call sent before this node heard of the death is sent again.
+    a = Tally.options(max_restarts=1, max_task_retries=-1, scheduling_strategy=on(doomed)).remote()
     node, pid = quanta.get(a.where.remote())
     assert node == doomed.node_id
     assert quanta.get([a.inc.remote() for _ in range(3)]) == [1, 2, 3]
@@ -64,7 +65,7 @@ def test_actor_with_restarts_comes_back_on_another_node(cluster):
 def test_actor_restarts_on_the_owners_own_node(cluster):
     doomed = cluster.add_node(num_cpus=1)
     cluster.connect()
-    a = Tally.options(max_restarts=-1, scheduling_strategy=on(doomed)).remote()
+    a = Tally.options(max_restarts=-1, max_task_retries=-1, scheduling_strategy=on(doomed)).remote()
     assert quanta.get(a.where.remote())[0] == doomed.node_id
     cluster.remove_node(doomed, allow_graceful=False)
     node, _ = quanta.get(a.where.remote(), timeout=30)
@@ -86,7 +87,7 @@ def test_actor_without_restarts_dies_with_its_node(cluster):
 def test_restarts_are_counted_across_node_deaths(cluster):
     first = cluster.add_node(num_cpus=1, resources={"box": 1})
     cluster.connect()
-    a = Tally.options(max_restarts=1, resources={"box": 0.1}).remote()
+    a = Tally.options(max_restarts=1, max_task_retries=-1, resources={"box": 0.1}).remote()
     assert quanta.get(a.where.remote())[0] == first.node_id
     second = cluster.add_node(num_cpus=1, resources={"box": 1})
     cluster.remove_node(first, allow_graceful=False)
@@ -130,3 +131,105 @@ def test_tasks_on_a_dead_node_are_retried_elsewhere_or_fail_with_node_died(clust
     assert quanta.get(retried, timeout=30) == cluster.head_node.node_id
     with pytest.raises(NodeDiedError):
         quanta.get(failed, timeout=30)
+
+
+# ---------------------------------------------------------------- lost objects (lineage)
+
+@quanta.remote
+def make(n, fill):
+    import numpy as np
+
+    return np.full(n, fill, dtype=np.uint8)
+
+
+@quanta.remote
+def plus_one(a):
+    return a + 1
+
+
+def _only_on(node_resource):
+    return {"resources": {node_resource: 0.01}}
+
+
+def test_lost_object_is_rebuilt_by_running_its_task_again(cluster):
+    doomed = cluster.add_node(num_cpus=1, resources={"spot": 1})
+    cluster.add_node(num_cpus=1, resources={"spot": 1})
+    cluster.connect()
+    ref = make.options(**_only_on("spot")).remote(5_000_000, 7)
+    quanta.wait([ref], fetch_local=False)  # made on a spot node, never copied to the driver's
+    assert quanta.get(where_made.options(**_only_on("spot")).remote(ref)) in (doomed.node_id,
+                                                                            cluster.worker_nodes[1].node_id)
+    for node in list(cluster.worker_nodes):  # every copy of it goes
+        cluster.remove_node(node, allow_graceful=False)
+    cluster.add_node(num_cpus=1, resources={"spot": 1})
+    value = quanta.get(ref, timeout=60)
+    assert value.shape == (5_000_000,) and int(value[0]) == 7 and int(value[-1]) == 7
+
+
+@quanta.remote(num_cpus=0)
+def where_made(_arr):
+    return quanta.get_runtime_context().get_node_id()
+
+
+def test_lost_chain_is_rebuilt_recursively_through_its_arguments(cluster):
+    doomed = cluster.add_node(num_cpus=1, resources={"spot": 1})
+    cluster.connect()
+    first = make.options(**_only_on("spot")).remote(3_000_000, 1)
+    second = plus_one.options(**_only_on("spot")).remote(first)
+    quanta.wait([second], fetch_local=False)
+    cluster.add_node(num_cpus=1, resources={"spot": 1})
+    cluster.remove_node(doomed, allow_graceful=False)  # both copies were there
+    value = quanta.get(second, timeout=60)
+    assert int(value[0]) == 2 and value.size == 3_000_000
+    assert int(quanta.get(first, timeout=60)[-1]) == 1
+
+
+def test_lost_object_read_by_a_task_on_another_node_is_rebuilt(cluster):
+    doomed = cluster.add_node(num_cpus=1, resources={"spot": 1})
+    reader = cluster.add_node(num_cpus=1, resources={"reader": 1})
+    cluster.connect()
+    ref = make.options(**_only_on("spot")).remote(2_000_000, 3)
+    quanta.wait([ref], fetch_local=False)
+    cluster.add_node(num_cpus=1, resources={"spot": 1})
+    cluster.remove_node(doomed, allow_graceful=False)
+
+    @quanta.remote(resources={"reader": 1})
+    def total(a):
+        return int(a.sum()), quanta.get_runtime_context().get_node_id()
+
+    assert quanta.get(total.remote(ref), timeout=60) == (6_000_000, reader.node_id)
+
+
+def test_lost_object_without_retries_left_raises_reconstruction_failed(cluster):
+    doomed = cluster.add_node(num_cpus=1, resources={"spot": 1})
+    cluster.connect()
+    ref = make.options(max_retries=0, **_only_on("spot")).remote(2_000_000, 9)
+    quanta.wait([ref], fetch_local=False)
+    cluster.add_node(num_cpus=1, resources={"spot": 1})
+    cluster.remove_node(doomed, allow_graceful=False)
+    with pytest.raises(quanta.exceptions.ObjectReconstructionFailedMaxAttemptsExceededError,
+                       match="no retries left"):
+        quanta.get(ref, timeout=60)
+
+
+def test_lost_object_beyond_the_lineage_budget_raises_lineage_evicted(no_cluster):
+    c = Cluster(initialize_head=True, shutdown_at_exit=False,
+                head_node_args={"num_cpus": 1, "_system_config": {"max_lineage_bytes": 1}})
+    try:
+        doomed = c.add_node(num_cpus=1, resources={"spot": 1})
+        c.connect()
+        ref = make.options(**_only_on("spot")).remote(2_000_000, 4)
+        quanta.wait([ref], fetch_local=False)
+        c.remove_node(doomed, allow_graceful=False)
+        with pytest.raises(quanta.exceptions.ObjectReconstructionFailedLineageEvictedError,
+                           match="max_lineage_bytes"):
+            quanta.get(ref, timeout=60)
+    finally:
+        c.shutdown()
+
+
+def test_unknown_system_config_keys_are_refused(no_cluster):
+    with pytest.raises(ValueError, match="not supported"):
+        quanta.init(num_cpus=1, _system_config={"object_timeout_milliseconds": 5})
+    with pytest.raises(ValueError, match="not supported"):
+        Cluster(initialize_head=True, head_node_args={"_system_config": {"no_such_key": 1}})

@@ -90,10 +90,13 @@ class Cluster:
         resources["CPU"] = node_args.get("num_cpus", 1)
         if node_args.get("num_gpus"):
             resources["GPU"] = node_args["num_gpus"]
-        system_config = node_args.get("_system_config") or {}
+        from quanta._private import system_config as sysconf
+
+        system_config = sysconf.validate(node_args.get("_system_config"))
         store = {"object_store_memory": node_args.get("object_store_memory") or 128 << 20,
                  "inline_threshold": system_config.get("max_direct_call_object_size"),
-                 "spill_dir": node_args.get("object_spilling_directory")}
+                 "spill_dir": node_args.get("object_spilling_directory") or system_config.get("object_spilling_directory"),
+                 "node_flags": sysconf.node_flags(system_config)}
         head = self.head_node is None
         session = services.Session(runtime_dir.new_session(node_args.get("temp_dir")))
         session.start(head=head, tied_to_driver=True, resources=resources, store=store,

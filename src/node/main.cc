@@ -79,6 +79,9 @@ int main(int argc, char** argv) {
   auto infeasible_timeout = flags->GetInt("infeasible-task-timeout-ms", 300000);
   if (!infeasible_timeout.ok() || infeasible_timeout.value() < 0) return Fail("bad --infeasible-task-timeout-ms");
   opts.infeasible_timeout = std::chrono::milliseconds(infeasible_timeout.value());
+  auto lineage_bytes = flags->GetInt("max-lineage-bytes", 256ll << 20);
+  if (!lineage_bytes.ok() || lineage_bytes.value() < 0) return Fail("bad --max-lineage-bytes");
+  opts.max_lineage_bytes = static_cast<size_t>(lineage_bytes.value());
   if (!prestart.ok() || !lifeline.ok() || !ready.ok() || !join_timeout.ok()) return Fail("bad integer flag");
   opts.prestart_workers = static_cast<int>(prestart.value());
   opts.lifeline_fd = static_cast<int>(lifeline.value());

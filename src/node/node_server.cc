@@ -75,6 +75,7 @@ Status NodeServer::Start() {
     std::string spill = options_.spill_dir.empty() ? options_.session_dir + "/spill" : options_.spill_dir;
     store = std::make_unique<SharedStore>(std::move(memory).value(), spill);
   }
+  lineage_ = std::make_unique<Lineage>(options_.max_lineage_bytes);
   objects_ = std::make_unique<ObjectManager>(
       &clients_, std::move(store),
       ObjectManager::Callbacks{
@@ -82,8 +83,10 @@ Status NodeServer::Start() {
           [this](const std::vector<ObjectID>& freed) {
             actors_->OnObjectsFreed(freed);
             router_->OnObjectsFreed(freed);
+            lineage_->OnFreed(freed);
           },
-          [this](uint64_t client, const ObjectID& id) { return MayWrite(client, id); }});
+          [this](uint64_t client, const ObjectID& id) { return MayWrite(client, id); },
+          [this](const ObjectID& id) { return task_manager_->Rebuild(id); }});
   dispatcher_ = std::make_unique<WorkerDispatcher>(
       loop_, WorkerDispatcher::Options{options_.prestart_workers, options_.session_dir + "/logs"},
       options_.resources, &pool_, &tasks_, objects_.get(), &clients_,
@@ -151,6 +154,9 @@ Status NodeServer::Start() {
       RemoteTasks::Callbacks{
           [this](const TaskID& id, const ResourceSet& demand) { dispatcher_->Enqueue(id, demand); },
           [this](const TaskID& id, std::vector<protocol::ObjectValue> r) { task_manager_->Finish(id, std::move(r)); },
+          [this](const TaskID& id, std::vector<protocol::ObjectValue> r) {
+            task_manager_->OnArgumentsLost(id, std::move(r));
+          },
           [this](const TaskID& id) { actors_->OnCreationSubmitted(id); },
           [this](const TaskID& id) { return actors_->OnCallSubmitted(id); },
           [this](const ObjectID& actor) { actors_->Pump(actor); },
@@ -159,7 +165,7 @@ Status NodeServer::Start() {
           }});
   task_manager_ = std::make_unique<TaskManager>(&tasks_, objects_.get(), directory_.get(), dispatcher_.get(),
                                                 actors_.get(), router_.get(), scheduler_.get(), remote_.get(),
-                                                &clients_, TaskManager::Options{options_.infeasible_timeout});
+                                                &clients_, lineage_.get(), TaskManager::Options{options_.infeasible_timeout});
   task_manager_->cancel_remote = [this](uint32_t node, const protocol::CancelTask& msg) {
     peers_->Send(node, MessageType::kCancelRemote, msg);
   };

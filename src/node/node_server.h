@@ -63,6 +63,7 @@ struct NodeOptions {
   int ready_fd = -1;                // "ready <node index>" is written here once joined
   std::chrono::milliseconds join_timeout{5000};
   std::chrono::milliseconds infeasible_timeout{300000};  // a task no node can run fails after this
+  size_t max_lineage_bytes = 256u << 20;                // task specs kept to rebuild lost objects
   std::string python;
   ResourceSet resources;
   int prestart_workers = 0;
@@ -112,6 +113,7 @@ class NodeServer {
   std::unique_ptr<ActorRouter> router_;
   std::unique_ptr<ControlForwarder> forwarder_;
   std::unique_ptr<TaskManager> task_manager_;
+  std::unique_ptr<Lineage> lineage_;  // specs of finished tasks whose stored returns may be rebuilt
   LogForwarder logs_;
   std::unique_ptr<net::ClusterToken> token_;  // when joining over TCP
   ClusterView view_;

@@ -48,6 +48,13 @@ void ObjectDirectory::NeedValue(const ObjectID& id) {
   Queue(subscribe_, OwnerOf(id), id);
 }
 
+void ObjectDirectory::Resubscribe(const ObjectID& id) {
+  Borrowed& b = borrowed_[id];
+  b.locations.clear();
+  b.subscribed = false;
+  NeedValue(id);
+}
+
 void ObjectDirectory::OnBorrowAck(uint32_t from, const protocol::BorrowAck& msg) {
   for (const auto& [id, known] : msg.ids) {
     auto it = pending_.find(id);
@@ -119,9 +126,9 @@ void ObjectDirectory::OnSubscribeObject(uint32_t from, const std::vector<ObjectI
       peers_->Send(from, MessageType::kObjectInfo, info);
       continue;
     }
-    if (e->sealed) {
+    if (e->sealed && !objects_->RebuildIfLost(id)) {
       SendInfo(from, id);
-    } else {
+    } else {  // answered once sealed (or sealed again, when it is being rebuilt)
       owned_[id].waiting.push_back(from);
     }
   }

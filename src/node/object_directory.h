@@ -52,6 +52,8 @@ class ObjectDirectory {
   void OnBorrowEnded(const ObjectID& id);
   // Someone here needs the value or bytes of a borrowed, unsealed object.
   void NeedValue(const ObjectID& id);
+  // The copies the owner named are gone: ask it again (it may rebuild the object).
+  void Resubscribe(const ObjectID& id);
   void OnBorrowAck(uint32_t from, const protocol::BorrowAck& msg);
   void OnObjectInfo(uint32_t from, protocol::ObjectInfo msg);
 

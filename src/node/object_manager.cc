@@ -46,6 +46,7 @@ void ObjectManager::AddHolding(uint64_t client, const ObjectID& id, int64_t n) {
 void ObjectManager::HandleFreed(const std::vector<ObjectID>& freed) {
   if (freed.empty()) return;
   for (const auto& id : freed) {
+    recoveries_.erase(id);
     if (table_.IsForeign(id)) {
       // Our borrow ended: our secondary copy goes (a primary kept for its owner stays).
       if (directory_) directory_->OnBorrowEnded(id);
@@ -119,6 +120,11 @@ void ObjectManager::Seal(const ObjectID& id, ObjectValue value) {
   }
   if (callbacks_.on_sealed) callbacks_.on_sealed(id);
   if (directory_ && !table_.IsForeign(id)) directory_->OnOwnedSealed(id);
+  if (auto w = rebuilding_.find(id); w != rebuilding_.end()) {  // rebuilt: bring it here now
+    std::vector<std::function<void(const Status&)>> waiting = std::move(w->second);
+    rebuilding_.erase(w);
+    for (auto& done : waiting) WhenLocal(id, std::move(done));
+  }
   std::vector<ObjectID> freed;
   table_.EraseIfUnreferenced(id, &freed);
   HandleFreed(freed);
@@ -235,7 +241,44 @@ void ObjectManager::WhenLocal(const ObjectID& id, std::function<void(const Statu
     done(Status::NotFound("object " + id.Hex() + " is stored on another node and this node cannot pull"));
     return;
   }
-  pulls_->EnsureLocal(id, StoredSize(table_.Find(id)->value), directory_->LocationsOf(id), std::move(done));
+  pulls_->EnsureLocal(id, StoredSize(table_.Find(id)->value), directory_->LocationsOf(id),
+                      [this, id, done = std::move(done)](const Status& st) mutable {
+                        if (!st.ok() && st.code() == StatusCode::kNotFound && Recover(id)) {
+                          if (table_.IsSealed(id)) {  // settled at once (e.g. cannot be rebuilt)
+                            WhenLocal(id, std::move(done));
+                          } else {
+                            rebuilding_[id].push_back(std::move(done));
+                          }
+                          return;
+                        }
+                        done(st);
+                      });
+}
+
+void ObjectManager::Unseal(const ObjectID& id) { Release(table_.Unseal(id)); }
+
+bool ObjectManager::IsLost(const ObjectID& id) const {
+  const ObjectTable::Entry* e = table_.Find(id);
+  if (e == nullptr || !e->sealed || e->value.kind != ObjectKind::kStored || table_.IsForeign(id)) return false;
+  return !HasLocalCopy(id) && (directory_ == nullptr || directory_->LocationsOf(id).empty());
+}
+
+bool ObjectManager::RebuildIfLost(const ObjectID& id) {
+  return IsLost(id) && callbacks_.rebuild && callbacks_.rebuild(id);
+}
+
+bool ObjectManager::Recover(const ObjectID& id) {
+  const ObjectTable::Entry* e = table_.Find(id);
+  if (e == nullptr) return false;
+  if (!e->sealed) return rebuilding_.count(id) > 0;  // being rebuilt already: wait with the others
+  if (!table_.IsForeign(id)) return RebuildIfLost(id);
+  // Borrowed: its owner may rebuild it. Bounded, so that an owner that keeps naming a copy
+  // nobody can serve cannot make readers loop.
+  constexpr int kMaxRecoveries = 3;
+  if (e->value.kind != ObjectKind::kStored || directory_ == nullptr || ++recoveries_[id] > kMaxRecoveries) return false;
+  Unseal(id);
+  directory_->Resubscribe(id);
+  return true;
 }
 
 void ObjectManager::SendPinnedWhenLocal(uint64_t client_id, const ObjectID& id) {

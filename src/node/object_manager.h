@@ -38,6 +38,9 @@ class ObjectManager {
     std::function<void(const ObjectID&)> on_sealed;                   // wakes dependent tasks
     std::function<void(const std::vector<ObjectID>&)> on_freed;       // e.g. an actor's object
     std::function<bool(uint64_t client, const ObjectID&)> may_write;  // may this client seal it?
+    // An owned stored object's every copy is gone: re-run the task that made it. True if it will
+    // be sealed again (with its value, or with an error saying why it could not be rebuilt).
+    std::function<bool(const ObjectID&)> rebuild;
   };
 
   // `store` may be null (a node without shared memory: every value travels inline).
@@ -88,6 +91,13 @@ class ObjectManager {
                  std::function<void(const Status&)> done);
   void OnFetch(LocalClient& client, const std::vector<ObjectID>& ids);  // wait(fetch_local=True)
   bool NeedsFetch(const ObjectID& id) const;  // stored, sealed, bytes not here
+  // Lineage: the object is being rebuilt; readers wait for it to be sealed again.
+  void Unseal(const ObjectID& id);
+  // An owned object whose bytes are on no node any more is rebuilt (true: it will be sealed
+  // again; false: not lost, or it cannot be).
+  bool RebuildIfLost(const ObjectID& id);
+  // An owned, sealed, stored object with no copy on any alive node.
+  bool IsLost(const ObjectID& id) const;
   // A borrowed object's value is wanted here (a task waits for it): ask its owner.
   void RequestValue(const ObjectID& id);
   bool HasLocalCopy(const ObjectID& id) const { return store_ && store_->IsSealed(id); }
@@ -106,6 +116,9 @@ class ObjectManager {
   void HandleFreed(const std::vector<ObjectID>& freed);
 
   void SendPinnedWhenLocal(uint64_t client, const ObjectID& id);
+  // A pull found no copy: rebuild an owned object, or ask a borrowed one's owner again (its
+  // owner may rebuild it). True if `id` will be sealed again.
+  bool Recover(const ObjectID& id);
 
   ClientRegistry* clients_;
   std::unique_ptr<SharedStore> store_;
@@ -114,6 +127,9 @@ class ObjectManager {
   ObjectDirectory* directory_ = nullptr;
   PullManager* pulls_ = nullptr;
   std::unordered_set<ObjectID, ObjectIDHash> held_for_owners_;
+  // Readers waiting for a lost object to be sealed again (then brought here).
+  std::unordered_map<ObjectID, std::vector<std::function<void(const Status&)>>, ObjectIDHash> rebuilding_;
+  std::unordered_map<ObjectID, int, ObjectIDHash> recoveries_;  // borrowed: re-asks of the owner
   // client id -> object id -> references reported by that client
   std::unordered_map<uint64_t, std::unordered_map<ObjectID, int64_t, ObjectIDHash>> holdings_;
 };

@@ -101,8 +101,9 @@ Status RemoteTasks::OnForwardTask(uint32_t from, protocol::ForwardTask msg) {
     ObjectID arg = task.spec.arg_refs[i];
     auto loc = protocol::StoredLocation::Decode(task.remote_args[i].data);
     uint64_t size = loc.ok() ? loc->size : 0;
-    objects_->FetchCopy(arg, size, msg.arg_locations[i], [this, arg, fail, one_more](const Status& st) {
+    objects_->FetchCopy(arg, size, msg.arg_locations[i], [this, id, arg, fail, one_more](const Status& st) {
       if (!st.ok()) {
+        if (st.code() == StatusCode::kNotFound) args_lost_.insert(id);  // its owner may rebuild it
         fail("argument object " + arg.Hex() + " could not be brought to node " + std::to_string(view_->local_index()) +
              ": " + st.message());
         return;
@@ -149,6 +150,7 @@ void RemoteTasks::SendResult(const Task& task, std::vector<protocol::ObjectValue
     handoffs_[msg.handoff] = {task.owner, std::move(held)};
   }
   msg.returns = std::move(returns);
+  msg.args_lost = args_lost_.erase(task.spec.task_id) > 0;
   uint32_t owner = task.owner;
   if (!view_->IsAlive(owner)) {  // its owner died: nobody to tell
     if (msg.handoff != 0) OnHandOffDone(owner, msg.handoff);
@@ -181,7 +183,11 @@ Status RemoteTasks::OnTaskResult(uint32_t from, protocol::TaskResult msg) {
     if (msg.returns[i].kind == ObjectKind::kStored) directory_->SetPrimary(msg.task_id.ReturnId(i), from);
   }
   uint64_t handoff = msg.handoff;
-  callbacks_.finish(msg.task_id, std::move(msg.returns));
+  if (msg.args_lost) {
+    callbacks_.args_lost(msg.task_id, std::move(msg.returns));
+  } else {
+    callbacks_.finish(msg.task_id, std::move(msg.returns));
+  }
   if (handoff != 0) {
     // Sealing registered our borrows of the refs inside; once they are acknowledged the
     // executing node may let go of them.

@@ -34,6 +34,8 @@ class RemoteTasks {
   struct Callbacks {
     std::function<void(const TaskID&, const ResourceSet&)> enqueue_local;  // executing side
     std::function<void(const TaskID&, std::vector<protocol::ObjectValue>)> finish;  // owner side
+    // Owner side: the executing node found an argument on no node; `error` if it is not retried.
+    std::function<void(const TaskID&, std::vector<protocol::ObjectValue> error)> args_lost;
     // Executing side, actors: a creation to host here; a call (false: failed at once); its
     // arguments are here.
     std::function<void(const TaskID&)> actor_creation;
@@ -73,6 +75,7 @@ class RemoteTasks {
   void Arrived(const TaskID& id);
   std::unordered_map<uint32_t, std::unordered_set<std::string>> functions_sent_;  // by node
   std::unordered_map<uint64_t, std::pair<uint32_t, std::vector<ObjectID>>> handoffs_;  // id -> (to, refs held)
+  std::unordered_set<TaskID, ObjectIDHash> args_lost_;  // executing side: results to flag as such
   uint64_t next_handoff_ = 1;
   uint64_t forwarded_ = 0, executed_ = 0;
 };

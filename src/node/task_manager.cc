@@ -12,7 +12,8 @@ using protocol::TaskKind;
 
 TaskManager::TaskManager(TaskTable* tasks, ObjectManager* objects, ObjectDirectory* directory,
                          WorkerDispatcher* dispatcher, ActorManager* actors, ActorRouter* router,
-                         ClusterScheduler* scheduler, RemoteTasks* remote, ClientRegistry* clients, Options options)
+                         ClusterScheduler* scheduler, RemoteTasks* remote, ClientRegistry* clients, Lineage* lineage,
+                         Options options)
     : tasks_(tasks),
       objects_(objects),
       directory_(directory),
@@ -22,6 +23,7 @@ TaskManager::TaskManager(TaskTable* tasks, ObjectManager* objects, ObjectDirecto
       scheduler_(scheduler),
       remote_(remote),
       clients_(clients),
+      lineage_(lineage),
       options_(options) {}
 
 void TaskManager::OnSubmit(LocalClient& client, protocol::TaskSpec spec) {
@@ -106,6 +108,73 @@ void TaskManager::Recreate(protocol::TaskSpec spec) {
   MakeReady(id);
 }
 
+bool TaskManager::Rebuild(const ObjectID& id) {
+  if (id.Index() == ObjectID::kPutIndex || id.Index() == 0) return false;  // a put is not rebuilt
+  TaskID task_id = id.TaskId();
+  if (tasks_->count(task_id)) {  // running again already (or still): its returns come with it
+    if (objects_->IsSealed(id)) objects_->Unseal(id);
+    return true;
+  }
+  Lineage::Entry* entry = lineage_ ? lineage_->Find(task_id) : nullptr;
+  auto fail = [&](ObjectKind kind, const std::string& why) {
+    objects_->Unseal(id);
+    objects_->Seal(id, SystemError(kind, "object " + id.Hex() + " was lost with the node holding its only copy " +
+                                             "and cannot be rebuilt: " + why));
+    return true;
+  };
+  if (entry == nullptr) {
+    if (lineage_ && lineage_->WasEvicted(task_id)) {
+      return fail(ObjectKind::kLineageEvicted, "the task that made it is no longer kept (the lineage budget, "
+                                               "_system_config max_lineage_bytes, was exceeded)");
+    }
+    return false;  // never kept (not a task's stored return): the readers' own error stands
+  }
+  if (entry->retries_left == 0) {
+    return fail(ObjectKind::kReconstructionFailed, "task " + entry->spec.name + " that made it has no retries "
+                                                   "left (max_retries)");
+  }
+  protocol::TaskSpec spec = entry->spec;
+  int retries_left = entry->retries_left > 0 ? entry->retries_left - 1 : entry->retries_left;
+  std::vector<ObjectID> pinned, missing;
+  for (const auto& arg : spec.arg_refs) {
+    if (!objects_->Pin(arg)) {
+      objects_->Release(pinned);
+      return fail(ObjectKind::kLineageEvicted, "its task's argument " + arg.Hex() + " was freed");
+    }
+    pinned.push_back(arg);
+    if (!objects_->IsSealed(arg)) missing.push_back(arg);
+  }
+  // Every return of the task whose bytes are gone waits for the new run (the others keep theirs).
+  for (uint32_t i = 0; i < spec.num_returns; ++i) {
+    ObjectID r = spec.ReturnId(i);
+    if (r == id || objects_->IsLost(r)) objects_->Unseal(r);
+  }
+  QLOG(kInfo) << "rebuilding object " << id.Hex() << ": running task " << spec.name << " again (lineage)";
+  Task& task = (*tasks_)[task_id];
+  task.retries_left = retries_left;
+  task.spec = std::move(spec);
+  for (const auto& arg : missing) objects_->RequestValue(arg);
+  if (missing.empty()) {
+    MakeReady(task_id);
+  } else {
+    deps_.Wait(task_id, missing);
+  }
+  return true;
+}
+
+void TaskManager::OnArgumentsLost(const TaskID& id, std::vector<ObjectValue> error) {
+  auto it = tasks_->find(id);
+  if (it == tasks_->end()) return;
+  Task& task = it->second;
+  task.forwarded_to = 0;
+  if (task.cancelled || task.retries_left == 0 || task.spec.kind != TaskKind::kNormal) {
+    Finish(id, std::move(error));
+    return;
+  }
+  if (task.retries_left > 0) --task.retries_left;
+  MakeReady(id);
+}
+
 void TaskManager::AdoptActorCalls(const ObjectID& actor, std::deque<TaskID> calls) {
   actors_->AdoptCalls(actor, calls);
   for (const auto& id : calls) {
@@ -127,6 +196,15 @@ void TaskManager::MakeReady(const TaskID& id) {
   auto it = tasks_->find(id);
   if (it == tasks_->end()) return;
   Task& task = it->second;
+  // Arguments of ours lost with a node are rebuilt first (lineage); the task waits for them.
+  std::vector<ObjectID> rebuilding;
+  for (const auto& arg : task.spec.arg_refs) {
+    if (objects_->IsLost(arg) && Rebuild(arg) && !objects_->IsSealed(arg)) rebuilding.push_back(arg);
+  }
+  if (!rebuilding.empty()) {
+    deps_.Wait(id, rebuilding);
+    return;
+  }
   for (const auto& arg : task.spec.arg_refs) {
     const ObjectTable::Entry* e = objects_->Find(arg);
     if (e != nullptr && e->value.IsError()) {
@@ -392,6 +470,11 @@ void TaskManager::Finish(const TaskID& id, std::vector<ObjectValue> returns) {
   if (task.is_remote()) {  // its owner seals the returns and holds the pins
     remote_->SendResult(task, std::move(returns));
     return;
+  }
+  uint32_t stored = 0;  // returns whose bytes live in a store: they can be lost with a node
+  for (const auto& v : returns) stored += v.kind == ObjectKind::kStored;
+  if (task.spec.kind == TaskKind::kNormal && stored > 0 && lineage_) {
+    lineage_->Record(task.spec, task.retries_left, task.spec.num_returns);
   }
   for (uint32_t i = 0; i < returns.size(); ++i) objects_->Seal(task.spec.ReturnId(i), std::move(returns[i]));
   // An actor's constructor arguments stay pinned while it may restart (the actor drops them).

@@ -22,6 +22,7 @@
 #include "node/cluster_scheduler.h"
 #include "node/object_manager.h"
 #include "node/remote_tasks.h"
+#include "node/lineage.h"
 #include "node/task.h"
 #include "node/worker_dispatcher.h"
 #include "scheduler/dependency_tracker.h"
@@ -35,7 +36,7 @@ class TaskManager {
   };
   TaskManager(TaskTable* tasks, ObjectManager* objects, ObjectDirectory* directory, WorkerDispatcher* dispatcher,
               ActorManager* actors, ActorRouter* router, ClusterScheduler* scheduler, RemoteTasks* remote,
-              ClientRegistry* clients, Options options);
+              ClientRegistry* clients, Lineage* lineage, Options options);
 
   void OnSubmit(LocalClient& client, protocol::TaskSpec spec);
   // An object became available: tasks waiting only for it become ready.
@@ -75,6 +76,13 @@ class TaskManager {
   void Recreate(protocol::TaskSpec creation);
   // Calls that waited in the router for an actor now re-created here join its queue.
   void AdoptActorCalls(const ObjectID& actor, std::deque<TaskID> calls);
+  // Lineage: an owned object's every copy is gone. Runs the task that made it again (its
+  // arguments rebuilt the same way when they are lost too), or seals the object with the error
+  // saying why it cannot be rebuilt. True if the object will be sealed again.
+  bool Rebuild(const ObjectID& id);
+  // A task this node forwarded did not run: an argument was on no node any more. It is placed
+  // again (its lost arguments rebuilt first) while it has retries left, else fails with `error`.
+  void OnArgumentsLost(const TaskID& id, std::vector<protocol::ObjectValue> error);
   // A node died: tasks sent to it are retried elsewhere or fail with NodeDiedError.
   void OnNodeDead(uint32_t node, const std::string& reason);
 
@@ -102,6 +110,7 @@ class TaskManager {
   ClusterScheduler* scheduler_;
   RemoteTasks* remote_;
   ClientRegistry* clients_;
+  Lineage* lineage_;
   Options options_;
   DependencyTracker deps_;
   // Ready tasks no node can run now, with when they started waiting.

@@ -58,6 +58,17 @@ std::vector<uint64_t> ObjectTable::Seal(const ObjectID& id, protocol::ObjectValu
   return subscribers;
 }
 
+std::vector<ObjectID> ObjectTable::Unseal(const ObjectID& id) {
+  auto it = entries_.find(id);
+  if (it == entries_.end() || !it->second.sealed) return {};
+  Entry& e = it->second;
+  e.sealed = false;
+  inline_bytes_ -= e.value.data.size();
+  std::vector<ObjectID> nested = std::move(e.value.nested_refs);
+  e.value = protocol::ObjectValue{};
+  return nested;
+}
+
 void ObjectTable::EraseIfUnreferenced(const ObjectID& id, std::vector<ObjectID>* freed) {
   auto it = entries_.find(id);
   if (it != entries_.end() && (it->second.sealed || it->second.borrowed) && it->second.refs == 0) Erase(it, freed);

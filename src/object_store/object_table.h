@@ -59,6 +59,9 @@ class ObjectTable {
   // subscribers to notify (cleared from the entry). Sealing twice keeps the first value.
   // The caller notifies the subscribers, then calls EraseIfUnreferenced.
   std::vector<uint64_t> Seal(const ObjectID& id, protocol::ObjectValue value);
+  // A sealed object whose bytes were lost becomes pending again (it is being rebuilt), keeping
+  // its references. Returns the refs its value held, which the caller releases.
+  std::vector<ObjectID> Unseal(const ObjectID& id);
   void EraseIfUnreferenced(const ObjectID& id, std::vector<ObjectID>* freed);
   // Registers interest; returns true if the object is already sealed (caller sends it now).
   bool Subscribe(const ObjectID& id, uint64_t client);

@@ -119,6 +119,8 @@ enum class ObjectKind : uint8_t {
   kNodeDied = 9,       // utf-8 text: the node running the task died (and no retry was left)
   kUnschedulable = 10, // utf-8 text: no node of the cluster can run the task (timed out)
   kTimedOut = 11,      // utf-8 text: the task ran longer than its timeout_s and was stopped
+  kLineageEvicted = 12,       // utf-8 text: lost, and the task that made it is no longer kept
+  kReconstructionFailed = 13, // utf-8 text: lost, and the task that made it has no retries left
   kKindCount,
 };
 

@@ -69,13 +69,15 @@ void TaskResult::Encode(Writer& w) const {
   w.U64(incarnation);
   EncodeValues(w, returns);
   w.U64(handoff);
+  w.U8(args_lost);
 }
 
 Status TaskResult::Decode(Reader& r) {
   QUANTA_RETURN_IF_ERROR(r.Id(&task_id));
   QUANTA_RETURN_IF_ERROR(r.U64(&incarnation));
   QUANTA_RETURN_IF_ERROR(DecodeValues(r, &returns));
-  return r.U64(&handoff);
+  QUANTA_RETURN_IF_ERROR(r.U64(&handoff));
+  return r.Bool(&args_lost);
 }
 
 void BorrowAck::Encode(Writer& w) const {

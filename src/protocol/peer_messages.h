@@ -44,6 +44,9 @@ struct TaskResult {
   uint64_t incarnation = 0;  // the executing node's: results from a dead incarnation are dropped
   std::vector<ObjectValue> returns;  // stored ones stay in the sender's store (their primary copy)
   uint64_t handoff = 0;      // nonzero: answer HandOffDone(handoff) once the returns' refs are held
+  // The task did not run: no node held a copy of an argument any more (its owner may rebuild it
+  // and place the task again).
+  bool args_lost = false;
   void Encode(Writer& w) const;
   Status Decode(Reader& r);
 };

@@ -44,6 +44,9 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None, namespac
     if address not in (None, "local"):
         if not isinstance(address, str):
             raise TypeError(f"address must be a string, got {type(address).__name__}")
+        if kwargs.get("_system_config"):
+            raise ValueError("_system_config configures a new cluster; it cannot be given when connecting to an "
+                             "existing one (address=...)")
         if num_cpus is not None or resources or num_gpus is not None or object_store_memory is not None:
             raise ValueError("num_cpus, num_gpus, resources and object_store_memory describe a new cluster; "
                              "they cannot be given when connecting to an existing one (address=...)")
@@ -64,7 +67,9 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None, namespac
     if namespace is not None and not isinstance(namespace, str):
         raise TypeError("namespace must be a string")
 
-    system_config = dict(kwargs.get("_system_config") or {})
+    from quanta._private import system_config as sysconf
+
+    system_config = sysconf.validate(kwargs.get("_system_config"))
     if object_store_memory is None:
         object_store_memory = services.default_object_store_memory()
     _check_amount("object_store_memory", object_store_memory)
@@ -75,6 +80,7 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None, namespac
         "inline_threshold": int(system_config.get("max_direct_call_object_size", 100 * 1024)),
         "spill_dir": kwargs.get("object_spilling_directory") or system_config.get("object_spilling_directory")
         or os.environ.get("QUANTA_SPILL_DIR"),
+        "node_flags": sysconf.node_flags(system_config),
     }
     session_dir = runtime_dir.new_session(_temp_dir)
     cluster = services.Session(session_dir).start(

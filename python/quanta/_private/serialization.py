@@ -30,6 +30,8 @@ KIND_OWNER_DIED = 8
 KIND_NODE_DIED = 9
 KIND_UNSCHEDULABLE = 10
 KIND_TIMED_OUT = 11
+KIND_LINEAGE_EVICTED = 12
+KIND_RECONSTRUCTION_FAILED = 13
 
 _context = threading.local()
 
@@ -184,6 +186,10 @@ def error_from(kind: int, data: bytes) -> BaseException:
         return exceptions.NodeDiedError(text)
     if kind == KIND_TIMED_OUT:
         return exceptions.TaskTimeoutError(text)
+    if kind == KIND_LINEAGE_EVICTED:
+        return exceptions.ObjectReconstructionFailedLineageEvictedError(text)
+    if kind == KIND_RECONSTRUCTION_FAILED:
+        return exceptions.ObjectReconstructionFailedMaxAttemptsExceededError(text)
     if kind == KIND_UNSCHEDULABLE:
         if text.startswith("actor"):
             return exceptions.ActorUnschedulableError(text)

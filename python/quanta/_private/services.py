@@ -134,6 +134,7 @@ class Session:
                      "--inline-threshold", str(int(store.get("inline_threshold") or 100 * 1024))]
             if store.get("spill_dir"):
                 args += ["--spill-dir", str(store["spill_dir"])]
+            args += list(store.get("node_flags") or ())
             args += _worker_env_args(self.session_dir)
             index, self.node_id = self._spawn("node", args, lifeline_r, env)
             self.node_index = int(index)
