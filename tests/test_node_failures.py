@@ -233,3 +233,33 @@ def test_unknown_system_config_keys_are_refused(no_cluster):
         quanta.init(num_cpus=1, _system_config={"object_timeout_milliseconds": 5})
     with pytest.raises(ValueError, match="not supported"):
         Cluster(initialize_head=True, head_node_args={"_system_config": {"no_such_key": 1}})
+
+
+def test_borrow_of_a_dead_owners_object_raises_owner_died_instead_of_hanging(cluster):
+    owner = cluster.add_node(num_cpus=1, resources={"b": 1})
+    cluster.add_node(num_cpus=1, resources={"c": 1})
+    cluster.connect()
+
+    @quanta.remote(resources={"c": 1}, num_cpus=0)
+    class Holder:
+        def hold(self, box):
+            self.box = box  # a borrow whose value this node has not asked for yet
+            return "held"
+
+        def read(self):
+            try:
+                return quanta.get(self.box[0], timeout=20)
+            except Exception as e:  # noqa: BLE001 - the test looks at which error it is
+                return type(e).__name__
+
+    @quanta.remote(resources={"b": 1})
+    def make_and_hand(h):
+        return quanta.get(h.hold.remote([quanta.put(b"x" * 100)]))
+
+    h = Holder.remote()
+    assert quanta.get(make_and_hand.remote(h), timeout=30) == "held"
+    cluster.remove_node(owner, allow_graceful=False)
+    deadline = time.monotonic() + 10
+    while any(n["NodeID"] == owner.node_id and n["Alive"] for n in quanta.nodes()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert quanta.get(h.read.remote(), timeout=30) == "OwnerDiedError"

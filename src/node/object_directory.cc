@@ -308,10 +308,19 @@ void ObjectDirectory::OnNodeDead(uint32_t node) {
     o.waiting.erase(std::remove(o.waiting.begin(), o.waiting.end(), node), o.waiting.end());
   }
   for (auto& [id, b] : borrowed_) b.locations.erase(std::remove(b.locations.begin(), b.locations.end(), node), b.locations.end());
+  std::vector<ObjectID> orphans;  // unsealed borrows of the dead node's objects: their value never comes
+  objects_->table().ForEach([&](const ObjectID& id, const ObjectTable::Entry& e) {
+    if (e.borrowed && !e.sealed && OwnerOf(id) == node) orphans.push_back(id);
+  });
   for (auto* batch : {&add_borrower_, &remove_borrower_, &subscribe_, &free_, &add_location_, &remove_location_}) {
     batch->erase(node);
   }
   objects_->Release(release);
+  for (const auto& id : orphans) {
+    objects_->SealBorrowed(id, SystemError(ObjectKind::kOwnerDied, "object " + id.Hex() + " is lost: its owner, node " +
+                                                                       std::to_string(node) + ", died before its value reached this node"),
+                           {});
+  }
 }
 
 }  // namespace quanta
