@@ -25,6 +25,15 @@ def _ns(namespace):
     return _b(namespace, "namespace") if namespace is not None else b""
 
 
+def _ask(what, op, *args, **kwargs):
+    """The control service's answer; a request it did not answer (it is unreachable) raises
+    rather than reading as "no such key"."""
+    answer = control.call(op, *args, **kwargs)
+    if not answer[0]:
+        raise ConnectionError(f"{what} failed: {answer[4]}")
+    return answer
+
+
 def _internal_kv_initialized() -> bool:
     return session.is_initialized() or session.is_worker()
 
@@ -40,22 +49,22 @@ def _internal_kv_put(key, value, overwrite: bool = True, *, namespace=None) -> b
 
 def _internal_kv_get(key, *, namespace=None):
     """The value stored under key, or None."""
-    _, found, _, blob, _, _ = control.call(control.KV_GET, _ns(namespace), _b(key, "key"))
+    _, found, _, blob, _, _ = _ask("_internal_kv_get", control.KV_GET, _ns(namespace), _b(key, "key"))
     return blob if found else None
 
 
 def _internal_kv_exists(key, *, namespace=None) -> bool:
-    return control.call(control.KV_EXISTS, _ns(namespace), _b(key, "key"))[1]
+    return _ask("_internal_kv_exists", control.KV_EXISTS, _ns(namespace), _b(key, "key"))[1]
 
 
 def _internal_kv_del(key, *, del_by_prefix: bool = False, namespace=None) -> int:
     """Deletes key (or every key starting with it); returns how many were deleted."""
-    return control.call(control.KV_DELETE, _ns(namespace), _b(key, "key"), flag=del_by_prefix)[2]
+    return _ask("_internal_kv_del", control.KV_DELETE, _ns(namespace), _b(key, "key"), flag=del_by_prefix)[2]
 
 
 def _internal_kv_list(prefix, *, namespace=None) -> list:
     """Every key that starts with prefix."""
-    return list(control.call(control.KV_LIST, _ns(namespace), _b(prefix, "prefix"))[5])
+    return list(_ask("_internal_kv_list", control.KV_LIST, _ns(namespace), _b(prefix, "prefix"))[5])
 
 
 __all__ = ["_internal_kv_initialized", "_internal_kv_put", "_internal_kv_get", "_internal_kv_exists",
