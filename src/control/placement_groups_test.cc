@@ -185,6 +185,72 @@ TEST(PlacementPlan, FractionalBundles) {
   EXPECT_TRUE(Plan(PlacementStrategy::kStrictPack, {half, half, half}, free).empty());
 }
 
+// Small random clusters: every plan fits the nodes, and STRICT_SPREAD (and STRICT_PACK) find a
+// placement exactly when one exists (checked by trying every assignment).
+TEST(PlacementPlan, RandomClustersPlansFitAndStrictOnesAreComplete) {
+  uint32_t x = 12345;
+  auto rnd = [&](uint32_t n) {
+    x = x * 1103515245u + 12345u;
+    return (x >> 16) % n;
+  };
+  for (int round = 0; round < 400; ++round) {
+    Free free;
+    size_t num_nodes = 1 + rnd(4);
+    for (uint32_t k = 0; k < num_nodes; ++k) {
+      ResourceMap m = Cpu(rnd(4));
+      if (rnd(3) == 0) m.emplace_back("GPU", (1 + rnd(2)) * kU);
+      free.emplace_back(k + 1, m);
+    }
+    std::vector<ResourceMap> bundles;
+    size_t num_bundles = 1 + rnd(4);
+    for (size_t i = 0; i < num_bundles; ++i) {
+      bundles.push_back(rnd(4) == 0 ? ResourceMap{{"GPU", kU}} : Cpu(1 + rnd(2)));
+    }
+    // Brute force over every assignment of bundles to nodes.
+    bool spread_exists = false;
+    bool pack_exists = false;
+    std::vector<size_t> pick(num_bundles, 0);
+    while (true) {
+      std::vector<uint32_t> plan;
+      for (size_t p : pick) plan.push_back(free[p].first);
+      bool fits = true;
+      for (const auto& [node, res] : free) {
+        ResourceSet used;
+        for (size_t i = 0; i < plan.size(); ++i) {
+          if (plan[i] == node) used.Add(ResourceSet(bundles[i]));
+        }
+        fits = fits && ResourceSet(res).Contains(used);
+      }
+      if (fits && Distinct(plan) == plan.size()) spread_exists = true;
+      if (fits && Distinct(plan) == 1) pack_exists = true;
+      size_t i = 0;
+      while (i < pick.size() && ++pick[i] == free.size()) pick[i++] = 0;
+      if (i == pick.size()) break;
+    }
+    for (auto s : {PlacementStrategy::kPack, PlacementStrategy::kSpread, PlacementStrategy::kStrictPack,
+                   PlacementStrategy::kStrictSpread}) {
+      auto plan = Plan(s, bundles, free);
+      if (!plan.empty()) ExpectFits(bundles, plan, free);
+      if (s == PlacementStrategy::kStrictSpread) {
+        ASSERT_EQ(!plan.empty(), spread_exists) << "round " << round;
+        if (!plan.empty()) {
+          EXPECT_EQ(Distinct(plan), plan.size());
+        }
+      }
+      if (s == PlacementStrategy::kStrictPack) {
+        ASSERT_EQ(!plan.empty(), pack_exists) << "round " << round;
+        if (!plan.empty()) {
+          EXPECT_EQ(Distinct(plan), 1u);
+        }
+      }
+      if (pack_exists && (s == PlacementStrategy::kPack || s == PlacementStrategy::kSpread)) {
+        EXPECT_FALSE(plan.empty()) << "round " << round << ": fits on one node, so " << static_cast<int>(s)
+                                   << " must place it";
+      }
+    }
+  }
+}
+
 // ---- the manager
 
 class PlacementGroupsTest : public ::testing::Test {
