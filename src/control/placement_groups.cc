@@ -1,6 +1,7 @@
 #include "control/placement_groups.h"
 
 #include <algorithm>
+#include <functional>
 #include <numeric>
 
 #include "common/logging.h"
@@ -22,8 +23,16 @@ Status PlacementGroupManager::Create(protocol::PlacementGroupSpec spec) {
       }
     }
   }
+  // Checked here too, not only in Python: a negative amount reserved on a node would add to
+  // its resources instead of taking from them.
+  if (spec.bundles.empty()) return Status::InvalidArgument("a placement group needs at least one bundle");
   for (const auto& b : spec.bundles) {
-    if (b.empty()) return Status::InvalidArgument("a bundle must ask for at least one resource");
+    bool positive = false;
+    for (const auto& [name, amount] : b) {
+      if (amount < 0) return Status::InvalidArgument("bundle resource " + name + " has a negative amount");
+      positive = positive || amount > 0;
+    }
+    if (!positive) return Status::InvalidArgument("a bundle must ask for at least one resource");
   }
   Group& g = groups_[spec.id];
   g.info.spec = std::move(spec);
@@ -41,6 +50,20 @@ std::vector<uint32_t> PlacementGroupManager::Plan(const protocol::PlacementGroup
   std::vector<ResourceSet> bundles;
   for (const auto& b : spec.bundles) bundles.emplace_back(b);
   std::vector<uint32_t> plan(n, 0);
+  // Most constrained bundles first (those fewest nodes have room for), then the biggest: a
+  // bundle that only one node can hold must not find that node taken by one that fits anywhere.
+  std::vector<size_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  {
+    std::vector<size_t> room(n, 0);
+    for (size_t i = 0; i < n; ++i) {
+      for (const auto& [node, f] : free) room[i] += f.Contains(bundles[i]);
+    }
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+      if (room[a] != room[b]) return room[a] < room[b];
+      return bundles[a].Get("CPU") > bundles[b].Get("CPU");
+    });
+  }
   auto fits_one_node = [&](std::vector<uint32_t>* out) {
     ResourceSet all;
     for (const auto& b : bundles) all.Add(b);
@@ -61,7 +84,7 @@ std::vector<uint32_t> PlacementGroupManager::Plan(const protocol::PlacementGroup
       if (fits_one_node(&plan)) return plan;
       // Greedy: each bundle on a node already used if it fits, else on the roomiest node.
       std::vector<size_t> used;
-      for (size_t i = 0; i < n; ++i) {
+      for (size_t i : order) {
         size_t chosen = free.size();
         for (size_t u : used) {
           if (free[u].second.Contains(bundles[i])) {
@@ -90,25 +113,44 @@ std::vector<uint32_t> PlacementGroupManager::Plan(const protocol::PlacementGroup
       }
       return plan;
     }
-    case PlacementStrategy::kStrictSpread:
+    case PlacementStrategy::kStrictSpread: {
+      // One bundle per node: a bipartite matching of bundles to the nodes with room for them
+      // (augmenting paths), so it succeeds whenever such an assignment exists.
+      std::vector<int> holder(free.size(), -1);  // node -> bundle
+      std::function<bool(size_t, std::vector<bool>&)> assign = [&](size_t i, std::vector<bool>& seen) {
+        for (size_t k = 0; k < free.size(); ++k) {
+          if (seen[k] || !free[k].second.Contains(bundles[i])) continue;
+          seen[k] = true;
+          if (holder[k] < 0 || assign(static_cast<size_t>(holder[k]), seen)) {
+            holder[k] = static_cast<int>(i);
+            return true;
+          }
+        }
+        return false;
+      };
+      for (size_t i : order) {
+        std::vector<bool> seen(free.size(), false);
+        if (!assign(i, seen)) {
+          *why = "fewer nodes have room than the group has bundles (STRICT_SPREAD puts each on its own node)";
+          return {};
+        }
+      }
+      for (size_t k = 0; k < free.size(); ++k) {
+        if (holder[k] >= 0) plan[static_cast<size_t>(holder[k])] = free[k].first;
+      }
+      return plan;
+    }
     case PlacementStrategy::kSpread: {
-      bool strict = spec.strategy == PlacementStrategy::kStrictSpread;
       std::vector<int> count(free.size(), 0);
-      // Biggest bundles first, each on the node with the fewest of this group's bundles.
-      std::vector<size_t> order(n);
-      std::iota(order.begin(), order.end(), 0);
-      std::stable_sort(order.begin(), order.end(),
-                       [&](size_t a, size_t b) { return bundles[a].Get("CPU") > bundles[b].Get("CPU"); });
+      // Each bundle on the node with the fewest of this group's bundles.
       for (size_t i : order) {
         size_t chosen = free.size();
         for (size_t k = 0; k < free.size(); ++k) {
           if (!free[k].second.Contains(bundles[i])) continue;
-          if (strict && count[k] > 0) continue;
           if (chosen == free.size() || count[k] < count[chosen]) chosen = k;
         }
         if (chosen == free.size()) {
-          *why = strict ? "fewer nodes have room than the group has bundles (STRICT_SPREAD puts each on its own node)"
-                        : "no node has room for bundle " + std::to_string(i) + " " + bundles[i].ToString();
+          *why = "no node has room for bundle " + std::to_string(i) + " " + bundles[i].ToString();
           return {};
         }
         free[chosen].second.Subtract(bundles[i]);
