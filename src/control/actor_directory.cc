@@ -45,7 +45,21 @@ std::vector<std::pair<uint32_t, protocol::ActorInfo>> ActorDirectory::OnNodeDead
   std::vector<std::pair<uint32_t, protocol::ActorInfo>> out;
   for (auto& [id, e] : actors_) {
     e.subscribers.erase(node);
-    if (e.info.node_index != node || e.info.state == State::kDead || e.info.state == State::kUnknown) continue;
+    if (e.info.state == State::kDead) continue;
+    if (e.info.node_index == 0 && static_cast<uint32_t>(id.Creator() >> 32) == node) {
+      // Not placed anywhere (not reported yet, submitted and unplaced, or restarting): only its
+      // owner's node could place it, so nobody else will ever report it.
+      e.info.state = State::kDead;
+      std::string what = e.info.class_name.empty() ? id.Hex() : e.info.class_name;
+      e.info.death_reason = "the actor " + what + " died: its owner's node (index " +
+                            std::to_string(node) + ") died (" + reason + ") before it was placed";
+      for (auto it = names_.begin(); it != names_.end();) {
+        it = it->second.actor == id ? names_.erase(it) : std::next(it);
+      }
+      for (uint32_t s : e.subscribers) out.emplace_back(s, e.info);
+      continue;
+    }
+    if (e.info.node_index != node || e.info.state == State::kUnknown) continue;
     if (e.info.restartable && e.info.owner_node != node && owner_alive(e.info.owner_node)) {
       e.info.state = State::kRestarting;
       e.info.node_index = 0;  // the owner places it again

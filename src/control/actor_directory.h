@@ -30,8 +30,9 @@ class ActorDirectory {
   protocol::ActorInfo Subscribe(uint32_t node, const ObjectID& actor);
   // Actors hosted on a dead node are dead — unless they may restart and their owner's node is
   // alive (`owner_alive`): then they are restarting, unplaced, and the owner re-creates them
-  // elsewhere (a report from the new host revives the entry). Returns the updates to send, per
-  // subscriber.
+  // elsewhere (a report from the new host revives the entry). Actors the dead node owns and
+  // that are placed nowhere (unreported, unplaced, restarting) are dead too: only it could
+  // place them. Returns the updates to send, per subscriber.
   std::vector<std::pair<uint32_t, protocol::ActorInfo>> OnNodeDead(uint32_t node, const std::string& reason,
                                                                     const std::function<bool(uint32_t)>& owner_alive);
 
