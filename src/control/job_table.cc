@@ -13,14 +13,13 @@ void JobTable::Finished(uint64_t job_id, uint64_t now_ms, bool failed) {
   if (it == jobs_.end() || it->second.finished()) return;
   it->second.status = failed ? protocol::JobStatus::kFailed : protocol::JobStatus::kSucceeded;
   it->second.end_time_ms = now_ms;
-  if (++finished_ > kKeepFinished) {
-    for (auto j = jobs_.begin(); j != jobs_.end(); ++j) {
-      if (j->second.finished()) {
-        jobs_.erase(j);
-        --finished_;
-        break;
-      }
-    }
+  // Ids do not follow time across nodes (a node's index is in their high bits): the oldest
+  // finished job is the one that finished first.
+  finished_.push_back(job_id);
+  if (finished_.size() > kKeepFinished) {
+    auto oldest = jobs_.find(finished_.front());
+    if (oldest != jobs_.end() && oldest->second.finished()) jobs_.erase(oldest);  // not one started again
+    finished_.pop_front();
   }
 }
 

@@ -1,9 +1,10 @@
 // The cluster's jobs: one per driver (id, node, entrypoint, start and end time, status).
-// Finished jobs beyond the newest 10,000 are dropped. The one place the table changes.
+// Finished jobs beyond the 10,000 that finished last are dropped. The one place the table changes.
 // Ownership: owned by the ControlServer. Thread-safety: loop thread only.
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <vector>
 
@@ -22,7 +23,7 @@ class JobTable {
 
  private:
   std::map<uint64_t, protocol::JobInfo> jobs_;  // by id
-  size_t finished_ = 0;
+  std::deque<uint64_t> finished_;  // finished jobs' ids, in the order they finished
 };
 
 }  // namespace quanta

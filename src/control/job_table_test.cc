@@ -102,5 +102,20 @@ TEST(JobTable, KeepsTheNewestTenThousandFinishedAndEveryRunningJob) {
   EXPECT_EQ(Get(all, 1ull << 32 | 2)->status, JobStatus::kRunning);
 }
 
+TEST(JobTable, AnIdStartedAgainAfterFinishingIsNotDroppedAsFinished) {
+  JobTable t;
+  t.Started(Job(1, 1, 0));
+  t.Finished(1, 10);
+  t.Started(Job(1, 1, 20));  // the same id running again
+  for (uint64_t i = 0; i < 10000; ++i) {
+    t.Started(Job(100 + i, 2, 0));
+    t.Finished(100 + i, 30 + i);
+  }
+  auto all = t.All();
+  ASSERT_NE(Get(all, 1), nullptr);
+  EXPECT_EQ(Get(all, 1)->status, JobStatus::kRunning);
+  EXPECT_EQ(all.size(), 10001u);
+}
+
 }  // namespace
 }  // namespace quanta
