@@ -116,6 +116,7 @@ void EventLoop::Run() {
     for (auto& hook : end_hooks_) hook();
     RunDueTimers();
   }
+  stopping_ = false;  // the Stop() was consumed: a later Run() runs again
 }
 
 }  // namespace quanta::net

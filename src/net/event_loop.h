@@ -45,7 +45,7 @@ class EventLoop {
   // Called at the end of every iteration, after all ready events were handled.
   void AtEndOfIteration(Callback cb) { end_hooks_.push_back(std::move(cb)); }
 
-  void Run();   // returns after Stop()
+  void Run();   // returns after Stop(); may be called again (tests drive a loop in phases)
   void Stop();  // any thread
   void Wake();  // any thread: makes Run() go through an iteration
   // Any thread: runs `cb` on the loop thread soon (in order of posting).
