@@ -280,9 +280,17 @@ void TransferService::ReceiverLoop(int fd, std::string peer) {
       if (it != incoming_.end() && !it->second.abandoned) {
         if (offset > it->second.size || len > it->second.size - offset) {
           FinishIncomingLocked(id, Status::ProtocolError("a chunk beyond the object's end"));
+        } else if (offset != it->second.received) {
+          // A sender sends each transfer's chunks in order: anything else (a repeat, a gap)
+          // would let the byte count reach the size with part of the object never written.
+          FinishIncomingLocked(id, Status::ProtocolError("a chunk at offset " + std::to_string(offset) +
+                                                         " where " + std::to_string(it->second.received) +
+                                                         " was due (repeated or out of order)"));
         } else {
           it->second.writing = true;
           dest = it->second.dest + offset;
+          // From its first byte: a channel that ends inside this chunk must fail the transfer.
+          if (offset == 0) touched.push_back(id);
         }
       }
     }
@@ -315,7 +323,6 @@ void TransferService::ReceiverLoop(int fd, std::string peer) {
       FinishIncomingLocked(id, Status::IOError("a chunk failed its checksum (corrupted in transit)"));
       continue;
     }
-    if (in.received == 0) touched.push_back(id);
     in.received += len;
     if (in.received == in.size) FinishIncomingLocked(id, Status::Ok());
   }

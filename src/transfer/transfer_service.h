@@ -8,7 +8,8 @@
 // Wire format on a data channel, after the handshake: u32 sender node index, then chunks:
 //   u64 transfer id | u64 offset | u32 length (<= 8 MiB) | u32 crc32c of the bytes | bytes
 // A sender interleaves the chunks of every object queued for a destination (4 MiB each), so a
-// big object does not hold up small ones. Bytes are sent from and received into the stores'
+// big object does not hold up small ones; each object's chunks go in order (a repeated or
+// out-of-order chunk fails its transfer). Bytes are sent from and received into the stores'
 // mappings directly (one kernel copy each way, no heap copy). A chunk whose checksum is wrong,
 // a transfer that stops short, or a channel that breaks fails the transfer; the caller (the
 // PullManager) retries elsewhere. Nothing is visible to readers until the caller seals it.
