@@ -154,6 +154,16 @@ struct TestNode {
     EXPECT_TRUE(objects->OnPut(c, m).ok());
     return id;
   }
+  // A copy of `id` in this node's store only (no table entry), as a node that pulled it keeps.
+  void PlaceCopy(const ObjectID& id, uint64_t size, uint8_t seed) {
+    SharedStore* s = objects->store();
+    auto offset = s->Create(id, size, SharedStore::kTransferWriter);
+    ASSERT_TRUE(offset.ok()) << offset.status().ToString();
+    uint8_t* p = s->DataAt(offset.value());
+    for (uint64_t i = 0; i < size; ++i) p[i] = static_cast<uint8_t>(i * 7 + seed + (i >> 12));
+    ASSERT_TRUE(s->Seal(id, SharedStore::kTransferWriter).ok());
+    s->MarkSecondary(id);
+  }
   // Do the store's bytes of `id` match what PutStored(…, seed) wrote?
   bool HasBytes(const ObjectID& id, uint64_t size, uint8_t seed) {
     SharedStore* s = objects->store();
@@ -188,14 +198,18 @@ struct TestNode {
 
 class TestCluster {
  public:
-  explicit TestCluster(size_t num_nodes, uint64_t store_bytes = 64ull << 20) {
+  explicit TestCluster(size_t num_nodes, uint64_t store_bytes = 64ull << 20)
+      : TestCluster(std::vector<uint64_t>(num_nodes, store_bytes)) {}
+  // One node per entry, with a store of that many bytes.
+  explicit TestCluster(const std::vector<uint64_t>& store_bytes) {
+    const size_t num_nodes = store_bytes.size();
     EXPECT_TRUE(loop_.Init().ok());
     token_.secret = "test-cluster-token-0123456789abcdef";
     token_.source = "test";
     protocol::NodeTable table;
     table.full = true;
     for (uint32_t i = 1; i <= num_nodes; ++i) {
-      nodes_.push_back(std::make_unique<TestNode>(&loop_, &token_, i, store_bytes));
+      nodes_.push_back(std::make_unique<TestNode>(&loop_, &token_, i, store_bytes[i - 1]));
       protocol::NodeInfo info;
       info.node_index = i;
       info.node_id = "node-" + std::to_string(i);
