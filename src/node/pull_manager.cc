@@ -90,8 +90,14 @@ void PullManager::Attempt(const ObjectID& id) {
   peers_->Send(source, MessageType::kPullObject, protocol::PullObject{id, pull.transfer_id, pull.size});
   uint64_t tid = pull.transfer_id;
   auto deadline = kBaseDeadline + std::chrono::milliseconds(pull.size / (50u << 10));
-  loop_->RunAfter(std::chrono::duration_cast<std::chrono::milliseconds>(deadline), [this, tid] {
-    if (by_transfer_.count(tid)) transfer_->Abandon(tid);  // its OnReceived(error) moves on
+  loop_->RunAfter(std::chrono::duration_cast<std::chrono::milliseconds>(deadline), [this, id, tid, deadline] {
+    if (!by_transfer_.count(tid)) return;
+    auto it = pulls_.find(id);
+    if (it != pulls_.end() && it->second.transfer_id == tid) {
+      it->second.abandon_reason = "no complete copy within " +
+                                  std::to_string(std::chrono::duration_cast<std::chrono::seconds>(deadline).count()) + " s";
+    }
+    transfer_->Abandon(tid);  // its OnReceived(error) moves on
   });
 }
 
@@ -119,7 +125,11 @@ void PullManager::OnReceived(uint64_t transfer_id, const Status& result) {
   }
   store_->AbortCreate(id, SharedStore::kTransferWriter);  // nothing half-written stays visible
   ++stats_.retries;
-  pull.last_error = "from node " + std::to_string(pull.source) + ": " + result.message();
+  // An attempt this node abandoned reports only "abandoned": the reason it was abandoned (the
+  // holder's refusal, its death, the deadline) is what the readers need to hear.
+  pull.last_error = "from node " + std::to_string(pull.source) + ": " +
+                    (pull.abandon_reason.empty() ? result.message() : pull.abandon_reason);
+  pull.abandon_reason.clear();
   QLOG(kWarning) << "pull of " << id.Hex() << " " << pull.last_error << "; trying another copy";
   Attempt(id);
 }
@@ -142,7 +152,7 @@ void PullManager::OnPullFailed(uint32_t from, const protocol::PullFailed& msg) {
   if (t == by_transfer_.end()) return;
   auto it = pulls_.find(t->second);
   if (it != pulls_.end() && it->second.source == from) {
-    it->second.last_error = msg.reason;
+    it->second.abandon_reason = msg.reason;
     transfer_->Abandon(msg.transfer_id);
   }
 }
@@ -175,8 +185,11 @@ void PullManager::OnSent(uint64_t send_id, const Status& result) {
 
 void PullManager::OnNodeDead(uint32_t node) {
   std::vector<uint64_t> abandon;
-  for (const auto& [id, pull] : pulls_) {
-    if (pull.source == node && pull.transfer_id != 0) abandon.push_back(pull.transfer_id);
+  for (auto& [id, pull] : pulls_) {
+    if (pull.source == node && pull.transfer_id != 0) {
+      pull.abandon_reason = "the node died";
+      abandon.push_back(pull.transfer_id);
+    }
   }
   for (uint64_t tid : abandon) transfer_->Abandon(tid);
 }

@@ -65,6 +65,7 @@ class PullManager {
     uint64_t transfer_id = 0;   // of the attempt in flight (0: none)
     int waits_for_space = 0;
     std::string last_error;
+    std::string abandon_reason;  // why this node abandoned the attempt in flight (its real cause)
     std::vector<Done> waiters;
   };
   void Attempt(const ObjectID& id);
