@@ -75,7 +75,10 @@ void PullManager::Attempt(const ObjectID& id) {
   }
   auto offset = store_->Create(id, pull.size, SharedStore::kTransferWriter);
   if (!offset.ok()) {
-    if (offset.status().code() == StatusCode::kResourceExhausted && ++pull.waits_for_space < kMaxWaitsForSpace) {
+    // Waiting helps only if the object fits the store at all.
+    bool could_fit = pull.size <= store_->memory().size();
+    if (offset.status().code() == StatusCode::kResourceExhausted && could_fit &&
+        ++pull.waits_for_space < kMaxWaitsForSpace) {
       --pull.next;  // same location, once there is room
       loop_->RunAfter(kWaitForSpace, [this, id] { Attempt(id); });
       return;
