@@ -6,14 +6,17 @@ Result<bool> KvStore::Put(const std::string& ns, const std::string& key, std::st
   if (value.size() > kMaxValue) {
     return Status::InvalidArgument("a KV value may be at most 1 MiB (got " + std::to_string(value.size()) + " bytes)");
   }
-  auto& space = spaces_[ns];
-  auto it = space.find(key);
-  if (it != space.end()) {
-    if (overwrite) it->second = std::move(value);
-    return false;
+  auto s = spaces_.find(ns);
+  if (s != spaces_.end()) {
+    auto it = s->second.find(key);
+    if (it != s->second.end()) {
+      if (overwrite) it->second = std::move(value);
+      return false;
+    }
   }
+  // Refused before a namespace is made, so a full store gains no empty namespaces.
   if (count_ >= kMaxKeys) return Status::ResourceExhausted("the KV store holds its maximum of 100000 keys");
-  space.emplace(key, std::move(value));
+  spaces_[ns].emplace(key, std::move(value));
   ++count_;
   return true;
 }
@@ -38,6 +41,7 @@ uint64_t KvStore::Delete(const std::string& ns, const std::string& key, bool by_
     }
   }
   count_ -= n;
+  if (s->second.empty()) spaces_.erase(s);  // namespaces live only while they hold keys
   return n;
 }
 

@@ -24,6 +24,7 @@ class KvStore {
   uint64_t Delete(const std::string& ns, const std::string& key, bool by_prefix);
   std::vector<std::string> List(const std::string& ns, const std::string& prefix) const;
   size_t size() const { return count_; }
+  size_t num_namespaces() const { return spaces_.size(); }
 
  private:
   std::map<std::string, std::map<std::string, std::string>> spaces_;

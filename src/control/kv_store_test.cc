@@ -129,4 +129,19 @@ TEST(KvStore, KeyCountBoundAcrossNamespaces) {
 }
 
 }  // namespace
+TEST(KvStore, EmptyNamespacesDoNotAccumulate) {
+  KvStore kv;
+  for (int i = 0; i < 1000; ++i) {
+    std::string ns = "ns" + std::to_string(i);
+    ASSERT_TRUE(kv.Put(ns, "k", "v", false).ok());
+    EXPECT_EQ(kv.Delete(ns, "k", false), 1u);
+  }
+  EXPECT_EQ(kv.size(), 0u);
+  EXPECT_EQ(kv.num_namespaces(), 0u);
+  ASSERT_TRUE(kv.Put("a", "p1", "v", false).ok());
+  ASSERT_TRUE(kv.Put("a", "p2", "v", false).ok());
+  EXPECT_EQ(kv.Delete("a", "p", true), 2u);
+  EXPECT_EQ(kv.num_namespaces(), 0u);
+}
+
 }  // namespace quanta
