@@ -129,6 +129,7 @@ TEST(KvStore, KeyCountBoundAcrossNamespaces) {
 }
 
 }  // namespace
+
 TEST(KvStore, EmptyNamespacesDoNotAccumulate) {
   KvStore kv;
   for (int i = 0; i < 1000; ++i) {
