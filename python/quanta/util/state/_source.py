@@ -3,7 +3,7 @@
 In a driver (after quanta.init()) that is the driver's own connection. Anywhere else (the
 `quanta list` CLI, the dashboard) it is an *observer* connection to a node of the cluster on this
 host: a client that may only read, is no job, and goes away with the caller. The cluster-wide
-tables (nodes, actors, jobs, placement groups, KV) come from the control service through that
+tables (nodes, actors, jobs, placement groups) come from the control service through that
 node; each node's processes, objects and logs come from the node itself, which relays questions
 about other nodes to them over the peer channel (src/node/state_service.h).
 """
@@ -16,7 +16,6 @@ import threading
 from quanta._private import runtime_dir, services, session
 
 # Control-service ops (src/protocol/cluster_messages.h, ControlOp).
-KV_GET, KV_LIST = 11, 13
 GET_JOBS, GET_ACTORS = 20, 21
 # Node-state kinds (src/protocol/state_messages.h, StateKind).
 PROCESSES, OBJECTS, LOG_FILES, LOG_READ, HOST_STATS = 1, 2, 3, 4, 5
@@ -116,14 +115,6 @@ class Source:
 
         _, _, items = self.control(GET_JOBS, timeout_s=timeout_s)
         return [_core.decode_job(i) for i in items]
-
-    def kv_list(self, namespace: str, prefix: str, timeout_s: float) -> list:
-        _, _, items = self.control(KV_LIST, key=namespace, value=prefix, timeout_s=timeout_s)
-        return [bytes(i).decode() for i in items]
-
-    def kv_get(self, namespace: str, key: str, timeout_s: float):
-        found, blob, _ = self.control(KV_GET, key=namespace, value=key, timeout_s=timeout_s)
-        return bytes(blob) if found else None
 
     def placement_groups(self, timeout_s: float) -> list:
         return self.core.placement_groups(b"", "", "", _ms(timeout_s))

@@ -11,7 +11,6 @@ from quanta.util.state import _source
 from quanta.util.state._query import Schema
 
 UNIT = services.RESOURCE_UNIT
-JOBS_KV_NAMESPACE = "_quanta_job_submissions"  # written by the job supervisor (quanta.job_submission)
 
 NODES = Schema(
     "nodes",
@@ -125,25 +124,34 @@ def actor_rows(source, timeout, actor_id: bytes = b"") -> tuple[list, list]:
     return rows, errors
 
 
-def submissions(source, timeout) -> list:
-    """Jobs submitted through the jobs API, as the supervisor records them in the KV store."""
-    import json
+def submissions(nodes) -> list:
+    """Jobs submitted through the jobs API, as their supervisors record them in the head's
+    session folder (readable where the head runs; elsewhere only their drivers are listed)."""
+    import os
+
+    from quanta._private import runtime_dir
+    from quanta.job_submission import common
 
     out = []
-    for key in source.kv_list(JOBS_KV_NAMESPACE, "", timeout):
-        blob = source.kv_get(JOBS_KV_NAMESPACE, key, timeout)
-        if blob:
-            try:
-                out.append(json.loads(blob))
-            except ValueError:
-                continue
+    for n in nodes:
+        if not n["is_head_node"] or n["state"] != "ALIVE" or not n["session_dir"]:
+            continue
+        folder = common.jobs_dir(n["session_dir"])
+        if not os.path.isdir(folder):
+            continue
+        try:
+            runtime_dir.check_private(folder, want_dir=True)
+        except Exception:  # another user's or a loose folder: not ours to read
+            continue
+        out += [i.to_dict() for i in common.list_infos(n["session_dir"])]
     return out
 
 
 def job_rows(source, timeout) -> list:
-    nodes = _node_ids(node_rows(source, timeout))
-    subs = submissions(source, timeout)
-    by_driver = {(s.get("node_index"), s.get("driver_pid")): s for s in subs if s.get("driver_pid")}
+    node_list = node_rows(source, timeout)
+    nodes = _node_ids(node_list)
+    subs = submissions(node_list)
+    by_driver = {(s.get("node_index"), pid): s for s in subs for pid in s.get("driver_pids") or []}
     rows, linked = [], set()
     for j in source.jobs(timeout):
         node = nodes.get(j["node_index"])
@@ -165,7 +173,7 @@ def job_rows(source, timeout) -> list:
         rows.append({
             "job_id": None, "submission_id": s["submission_id"], "status": s.get("status"), "type": "SUBMISSION",
             "entrypoint": s.get("entrypoint"), "start_time": s.get("start_time"), "end_time": s.get("end_time"),
-            "driver_pid": s.get("driver_pid"), "driver_node_id": None, "message": s.get("message"),
+            "driver_pid": s.get("entrypoint_pid"), "driver_node_id": None, "message": s.get("message"),
             "metadata": s.get("metadata"), "entrypoint_num_cpus": s.get("entrypoint_num_cpus"),
         })
     for r in rows:  # a submission's own status wins: the driver may succeed while the job was stopped
