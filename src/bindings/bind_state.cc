@@ -102,8 +102,8 @@ nb::object CountersToPython(const std::string& body) {
 void BindState(nb::class_<CoreClient>& cls) {
   // node_state(node_index, kind, arg, offset, limit, timeout_ms) -> (answering node, value):
   // kind 1 processes (list of dicts), 2 objects (dict), 3 log files (list), 4 a log slice
-  // ((bytes, offset, file size)), 5 host counters (dict). Raises RuntimeError with the node's
-  // reason when it cannot answer.
+  // ((bytes, offset, file size)), 5 host counters (dict). Raises TimeoutError when the node
+  // could not be asked (unreachable, dead, silent), ValueError with its reason when it refused.
   cls.def(
       "node_state",
       [](CoreClient& c, uint32_t node_index, int kind, const std::string& arg, int64_t offset, uint64_t limit,
@@ -121,7 +121,8 @@ void BindState(nb::class_<CoreClient>& cls) {
           r = c.GetNodeState(std::move(q), timeout_ms);
         }
         auto reply = ValueOrThrow(std::move(r));
-        if (!reply.ok) ThrowIfError(Status::NotFound(reply.error));
+        // A node that could not be asked: TimeoutError; a node that refused: ValueError.
+        if (!reply.ok) ThrowIfError(reply.unavailable ? Status::TimedOut(reply.error) : Status::NotFound(reply.error));
         nb::object value;
         switch (static_cast<protocol::StateKind>(kind)) {
           case protocol::StateKind::kProcesses: value = ProcessesToPython(reply.body); break;

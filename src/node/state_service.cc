@@ -72,6 +72,7 @@ void StateService::OnClientQuery(uint64_t client, const NodeStateQuery& query) {
   if (pending_.size() >= kMaxPending) {
     NodeStateReply r = Error("too many state queries in flight at this node (" + std::to_string(kMaxPending) +
                              "); retry when earlier ones have been answered");
+    r.unavailable = true;
     r.request_id = query.request_id;
     sources_.reply_client(client, r);
     return;
@@ -122,6 +123,7 @@ void StateService::Fail(uint64_t relay_id, const std::string& why) {
   Pending p = it->second;
   pending_.erase(it);
   NodeStateReply r = Error(why);
+  r.unavailable = true;
   r.request_id = p.their_id;
   r.node_index = p.node;
   sources_.reply_client(p.client, r);

@@ -155,6 +155,7 @@ TEST_F(StateServiceTest, FailsRelaysToUnreachableDeadOrSilentNodes) {
   ASSERT_EQ(client_replies_.size(), 1u);
   EXPECT_FALSE(client_replies_[0].second.ok);
   EXPECT_NE(client_replies_[0].second.error.find("not reachable"), std::string::npos);
+  EXPECT_TRUE(client_replies_[0].second.unavailable);
   client_replies_.clear();
   service_->OnClientQuery(11, NodeStateQuery{2, 3, StateKind::kObjects, "", 0, 0});
   service_->OnNodeGone(3, "it is dead (no heartbeat)");
@@ -219,6 +220,7 @@ TEST_F(StateServiceTest, RefusesPathsSymlinksAndFolders) {
                            std::string("sub"), std::string(""), std::string("missing.log")}) {
     NodeStateReply r = AskLocal(StateKind::kLogRead, name);
     EXPECT_FALSE(r.ok) << name;
+    EXPECT_FALSE(r.unavailable) << name;  // refused by the node, which was there to answer
     EXPECT_EQ(r.body, "") << name;
   }
   EXPECT_FALSE(IsPlainFileName(std::string("a\0b", 3)));

@@ -27,6 +27,7 @@ Status NodeStateQuery::Decode(Reader& r) {
 void NodeStateReply::Encode(Writer& w) const {
   w.U64(request_id);
   w.U8(ok ? 1 : 0);
+  w.U8(unavailable ? 1 : 0);
   w.Bytes(error);
   w.U32(node_index);
   w.U64(size);
@@ -37,6 +38,7 @@ void NodeStateReply::Encode(Writer& w) const {
 Status NodeStateReply::Decode(Reader& r) {
   QUANTA_RETURN_IF_ERROR(r.U64(&request_id));
   QUANTA_RETURN_IF_ERROR(r.Bool(&ok));
+  QUANTA_RETURN_IF_ERROR(r.Bool(&unavailable));
   QUANTA_RETURN_IF_ERROR(r.Bytes(&error));
   QUANTA_RETURN_IF_ERROR(r.U32(&node_index));
   QUANTA_RETURN_IF_ERROR(r.U64(&size));

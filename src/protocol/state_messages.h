@@ -41,6 +41,7 @@ struct NodeStateQuery {
 struct NodeStateReply {
   uint64_t request_id = 0;
   bool ok = false;
+  bool unavailable = false;  // with !ok: the node could not be asked (else it refused, saying why)
   std::string error;
   uint32_t node_index = 0;  // the node that answered
   uint64_t size = 0;        // kLogRead: the file's size (where a follower reads next)

@@ -204,7 +204,7 @@ def _node_index(source, node_id, node_ip, timeout) -> int:
 
 def list_logs(address=None, node_id=None, node_ip=None, glob_filter=None, timeout=DEFAULT_TIMEOUT) -> dict:
     """The log files of one node (the head by default), by kind: {"worker_out": [...],
-    "worker_err": [...], "worker_core": [...], "node": [...], "driver": [...], "other": [...]}."""
+    "worker_err": [...], "worker_core": [...], "node": [...], "dashboard": [...], "driver": [...], "other": [...]}."""
     import fnmatch
 
     with Source.open(address) as source:
@@ -219,6 +219,7 @@ def list_logs(address=None, node_id=None, node_ip=None, glob_filter=None, timeou
                 "worker_err" if name.startswith("worker-") and ".err" in name else
                 "worker_core" if name.startswith("worker-") and ".log" in name else
                 "node" if name.startswith(("node.", "control.")) else
+                "dashboard" if name.startswith("dashboard.") else
                 "driver" if name.startswith("driver-") else "other")
         out.setdefault(kind, []).append(name)
     return out

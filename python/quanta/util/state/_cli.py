@@ -32,7 +32,7 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=cmd_get)
     p = sub.add_parser("summary", help="actors per class, objects per storage kind")
     p.add_argument("resource", choices=("actors", "objects", "tasks"))
-    _common(p, default_format="yaml")
+    _common(p)
     p.set_defaults(func=cmd_summary)
     p = sub.add_parser("logs", help="list a node's log files, or print one (--follow to keep reading)")
     p.add_argument("filename", nargs="?", help="a log file name (from `quanta logs` without it)")
@@ -109,6 +109,9 @@ def _run(fn):
 
     try:
         return fn(state)
+    except BrokenPipeError:  # the reader went away (| head): nothing more to say
+        sys.stderr.close()
+        return 0
     except NotImplementedError as e:
         return _fail(str(e))
     except (state.QuantaStateApiException, ValueError, ConnectionError, TimeoutError) as e:

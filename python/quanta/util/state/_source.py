@@ -123,9 +123,11 @@ class Source:
 
     def node_state(self, node_index: int, kind: int, arg: str = "", offset: int = 0, limit: int = 0,
                    timeout_s: float = 10.0):
+        """The node's answer; NodeUnavailable if it could not be asked, ValueError (with the
+        node's reason) if it refused (e.g. a log file name that is not one)."""
         try:
             _, value = self.core.node_state(node_index, kind, arg, offset, limit, _ms(timeout_s))
-        except (ValueError, TimeoutError) as e:
+        except TimeoutError as e:
             raise NodeUnavailable(f"node {node_index}: {e}") from None
         return value
 

@@ -46,7 +46,7 @@ WORKERS = Schema(
 
 
 def job_hex(job_id: int) -> str:
-    return f"{job_id:016x}" if job_id else ""
+    return f"{job_id:016x}" if job_id else None
 
 
 def client_hex(client_id: int) -> str:
