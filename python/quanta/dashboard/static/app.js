@@ -66,7 +66,14 @@ function errorsNote(errors) {
   return errors && errors.length ? el("p", {class: "error"}, "Missing data: " + errors.join("; ")) : "";
 }
 
-function render(...nodes) { main.replaceChildren(...nodes); }
+// Replaces a container's content only if it changed, so that a refresh showing the same data
+// keeps the page (selection, scroll, links) as it was.
+function replaceIfChanged(container, ...nodes) {
+  const next = el("div", {}, ...nodes);
+  if (next.innerHTML !== container.innerHTML) container.replaceChildren(...next.childNodes);
+}
+
+function render(...nodes) { replaceIfChanged(main, ...nodes); }
 
 function logLink(nodeId, name) {
   return name ? el("a", {href: "/logs?node_id=" + encodeURIComponent(nodeId) + "&name=" + encodeURIComponent(name)}, name) : "";
@@ -97,7 +104,7 @@ function drawCharts(metrics, container) {
     let c = charts[spec.id];
     if (!c || !document.getElementById(spec.id)) {
       const canvas = el("canvas", {id: spec.id, "data-samples": "0"});
-      container.append(el("div", {class: "chart"}, el("h3", {}, spec.title), canvas));
+      container.append(el("div", {class: "chart"}, el("h3", {}, spec.title), el("div", {class: "plot"}, canvas)));
       c = charts[spec.id] = new Chart(canvas.getContext("2d"), {
         type: "line", data: {labels, datasets},
         options: {animation: false, responsive: true, maintainAspectRatio: false,
@@ -128,9 +135,9 @@ async function overview() {
     ["objects", objects.reduce((n, o) => n + o.objects, 0)],
     ["object bytes", fmtBytes(objects.reduce((n, o) => n + o.bytes, 0))],
   ];
-  document.getElementById("cards").replaceChildren(...cards.map(([label, value]) =>
+  replaceIfChanged(document.getElementById("cards"), ...cards.map(([label, value]) =>
     el("div", {class: "card"}, el("div", {class: "value"}, value), el("div", {class: "label"}, label))));
-  document.getElementById("nodes").replaceChildren(errorsNote(summary.errors), table(nodes.result, [
+  replaceIfChanged(document.getElementById("nodes"), errorsNote(summary.errors), table(nodes.result, [
     {key: "node_index", label: "#"}, {key: "node_id", label: "node id", mono: true}, {key: "node_ip", label: "address"},
     {key: "state", state: true}, {key: "is_head_node", label: "head", render: r => r.is_head_node ? "head" : ""},
     {key: "resources_total", label: "resources (free / total)", render: r => Object.entries(r.resources_total)
@@ -209,7 +216,7 @@ async function jobs() {
     return;
   }
   const data = await getJSON("/api/state/jobs");
-  render(section("Jobs", el("p", {class: "muted"}, "Drivers that connected (DRIVER) and jobs submitted with `quanta job submit` (SUBMISSION)."),
+  render(section("Jobs", el("p", {class: "muted"}, "Drivers that connected (DRIVER), jobs submitted with `quanta job submit` (SUBMISSION) and the supervisors holding their entrypoint resources (SUPERVISOR)."),
     errorsNote(data.errors), table(data.result.slice().reverse(), [
       {key: "submission_id", label: "submission", render: r => r.submission_id ? el("a", {href: "/jobs?submission_id=" + encodeURIComponent(r.submission_id)}, r.submission_id) : ""},
       {key: "job_id", label: "job id", mono: true}, {key: "type"}, {key: "status", state: true},

@@ -71,7 +71,9 @@ def list_actors(address=None, filters=None, limit=DEFAULT_LIMIT, timeout=DEFAULT
 def list_jobs(address=None, filters=None, limit=DEFAULT_LIMIT, timeout=DEFAULT_TIMEOUT, detail=False,
               raise_on_missing_output=True, _explain=False) -> list:
     """Every driver that connected (type DRIVER) and every job submitted through the jobs API
-    (type SUBMISSION, with its submission_id), oldest first."""
+    (type SUBMISSION, with its submission_id; its drivers are linked to it), oldest first. The
+    supervisor of a job that asked for entrypoint resources holds them as a driver of its own
+    (type SUPERVISOR, with the job's submission_id)."""
     return _list(_tables.JOBS, _tables.job_rows, address, filters, limit, timeout, detail, raise_on_missing_output)
 
 

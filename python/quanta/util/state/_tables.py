@@ -152,15 +152,21 @@ def job_rows(source, timeout) -> list:
     nodes = _node_ids(node_list)
     subs = submissions(node_list)
     by_driver = {(s.get("node_index"), pid): s for s in subs for pid in s.get("driver_pids") or []}
+    # A supervisor that holds a job's entrypoint resources does so as a driver of its own.
+    by_supervisor = {(s.get("node_index"), s.get("supervisor_pid")): s for s in subs if s.get("supervisor_pid")}
     rows, linked = [], set()
     for j in source.jobs(timeout):
         node = nodes.get(j["node_index"])
-        sub = by_driver.get((j["node_index"], j["driver_pid"]))
+        key = (j["node_index"], j["driver_pid"])
+        sub = by_driver.get(key)
+        supervised = by_supervisor.get(key) if sub is None else None
         if sub:
             linked.add(sub["submission_id"])
+        kind = "SUBMISSION" if sub else "SUPERVISOR" if supervised else "DRIVER"
+        sub = sub or supervised
         rows.append({
             "job_id": job_hex(j["job_id"]), "submission_id": sub["submission_id"] if sub else None,
-            "status": j["status"], "type": "SUBMISSION" if sub else "DRIVER", "entrypoint": j["entrypoint"],
+            "status": j["status"], "type": kind, "entrypoint": j["entrypoint"],
             "start_time": j["start_time"], "end_time": j["end_time"] or None, "driver_pid": j["driver_pid"],
             "driver_node_id": node["node_id"] if node else None, "message": sub.get("message") if sub else None,
             "metadata": sub.get("metadata") if sub else None,
@@ -177,7 +183,7 @@ def job_rows(source, timeout) -> list:
             "metadata": s.get("metadata"), "entrypoint_num_cpus": s.get("entrypoint_num_cpus"),
         })
     for r in rows:  # a submission's own status wins: the driver may succeed while the job was stopped
-        if r["submission_id"]:
+        if r["type"] == "SUBMISSION":
             sub = next(s for s in subs if s["submission_id"] == r["submission_id"])
             r["status"] = sub.get("status") or r["status"]
     return sorted(rows, key=lambda r: r["start_time"] or 0)
