@@ -62,6 +62,9 @@ def parse(argv):
 
 
 def main(argv=None) -> int:
+    # Its log, job records and job output are the user's alone (docs/security.md); jobs get the
+    # user's own umask back.
+    os.environ["QUANTA_JOB_UMASK"] = str(os.umask(0o077))
     args = parse(sys.argv[1:] if argv is None else argv)
     token = os.environ.pop("QUANTA_DASHBOARD_TOKEN", "")
     os.environ.pop("QUANTA_AUTH_TOKEN", None)

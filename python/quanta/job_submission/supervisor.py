@@ -186,8 +186,10 @@ class Supervisor:
         cwd = (i.runtime_env or {}).get("_working_dir_path") or os.getcwd()
         read_fd, write_fd = os.pipe()
         try:
+            umask = int(env.pop("QUANTA_JOB_UMASK", "-1"))
             self.child = subprocess.Popen(["/bin/sh", "-c", i.entrypoint], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                                          stdout=write_fd, stderr=write_fd, start_new_session=True, close_fds=True)
+                                          stdout=write_fd, stderr=write_fd, start_new_session=True, close_fds=True,
+                                          umask=umask)
         except OSError as e:
             os.close(read_fd)
             os.close(write_fd)
