@@ -152,31 +152,42 @@ class Session:
         return self
 
     def _start_dashboard(self, options: dict, lifeline_r: int, env: dict) -> None:
-        """Starts the dashboard beside the head's daemons; a failure is an error only if the
-        dashboard was asked for explicitly (else the cluster runs without it, with a warning)."""
+        """Starts the dashboard beside the head's daemons on a socket bound here, so the URL is
+        known at once and nobody waits for the server to come up. A port that cannot be had is
+        an error only if the dashboard was asked for explicitly (else the cluster runs without
+        it, with a warning)."""
+        from quanta.dashboard import launch
+
         host = options.get("host") or "127.0.0.1"
-        args = [sys.executable, "-m", "quanta.dashboard", "--session-dir", self.session_dir, "--host", host,
-                "--port", str(options["port"])]
-        if options.get("explicit"):
-            args.append("--explicit-port")
+        try:
+            sock = launch.bind(host, options["port"], options.get("explicit"))
+        except OSError as e:
+            if options.get("required"):
+                raise JoinError(str(e)) from None
+            print(f"quanta: the cluster runs without its dashboard: {e}", file=sys.stderr)
+            return
+        args = [sys.executable, "-m", "quanta.dashboard", "--session-dir", self.session_dir,
+                "--listen-fd", str(sock.fileno())]
         for _, proc in self._procs:
             args += ["--watch-pid", str(proc.pid)]
+        fds = (sock.fileno(),)
+        if lifeline_r >= 0:
+            args += ["--lifeline-fd", str(lifeline_r)]
+            fds += (lifeline_r,)
         env = dict(env, QUANTA_DASHBOARD_TOKEN=options["token"])
         if not _on_default_path(_PACKAGE_ROOT):
             inherited = env.get("PYTHONPATH")
             env["PYTHONPATH"] = _PACKAGE_ROOT + (os.pathsep + inherited if inherited else "")
+        out_path = os.path.join(self.session_dir, "logs", "dashboard.out")
+        out_fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
         try:
-            (port,) = self._spawn("dashboard", args, lifeline_r, env, timeout=20.0)
-        except JoinError as e:
-            for role, proc in self._procs:
-                if role == "dashboard" and proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
-            self._procs = [(r, p) for r, p in self._procs if r != "dashboard"]
-            if options.get("required"):
-                raise
-            print(f"quanta: the dashboard did not start, the cluster runs without it: {e}", file=sys.stderr)
-            return
+            proc = subprocess.Popen(args, pass_fds=fds, stdout=out_fd, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, close_fds=True, start_new_session=True, env=env)
+        finally:
+            os.close(out_fd)
+            port = sock.getsockname()[1]
+            sock.close()
+        self._procs.append(("dashboard", proc))
         shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
         self.dashboard_url = f"http://{shown}:{port}"
 

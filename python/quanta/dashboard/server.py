@@ -1,8 +1,8 @@
 """The dashboard process: `python -m quanta.dashboard --session-dir HEAD_SESSION [...]`.
 
-Started by the head's launcher after the head's node is up. It binds its port first (the
-default port, or the next free one after it; an explicit port must be free), reports
-"ready <port>" on --ready-fd, then serves. It exits when the head goes: EOF on --lifeline-fd
+Started by the head's launcher after the head's node is up, with the listening socket the
+launcher bound (--listen-fd: the launcher knows the port at once and never waits for this
+process; connections queue in the kernel until it serves). It exits when the head goes: EOF on --lifeline-fd
 (the driver that started a local cluster exited), the exit of any --watch-pid (the head's
 daemons), or the loss of its connection to the head's node. Its token comes in the environment
 (QUANTA_DASHBOARD_TOKEN), which it clears so that jobs do not inherit it.
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import errno
 import logging
 import os
 import signal
@@ -20,41 +19,13 @@ import socket
 import sys
 import threading
 
-from quanta.dashboard import DEFAULT_PORT
-
 log = logging.getLogger("quanta.dashboard")
-PORT_TRIES = 50
-
-
-def bind(host: str, port: int, explicit: bool) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    last = None
-    for p in ([port] if explicit or port == 0 else range(port, port + PORT_TRIES)):
-        s = socket.socket(family, socket.SOCK_STREAM)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, p))
-            s.listen(128)
-            s.set_inheritable(False)
-            return s
-        except OSError as e:
-            s.close()
-            last = e
-            if e.errno != errno.EADDRINUSE:
-                break
-    if explicit:
-        raise SystemExit(f"quanta_dashboard: cannot listen on {host}:{port}: {last}; pass another "
-                         "--dashboard-port (or 0 for any free port)")
-    raise SystemExit(f"quanta_dashboard: cannot listen on {host}:{port}..{port + PORT_TRIES - 1}: {last}")
 
 
 def parse(argv):
     p = argparse.ArgumentParser(prog="quanta_dashboard")
     p.add_argument("--session-dir", required=True, help="the head's session directory")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT)
-    p.add_argument("--explicit-port", action="store_true", help="the port was chosen by the user: no fallback")
-    p.add_argument("--ready-fd", type=int, default=-1)
+    p.add_argument("--listen-fd", type=int, required=True, help="a listening TCP socket")
     p.add_argument("--lifeline-fd", type=int, default=-1)
     p.add_argument("--watch-pid", type=int, action="append", default=[])
     p.add_argument("--sample-interval", type=float, default=float(os.environ.get("QUANTA_DASHBOARD_SAMPLE_S", "2")))
@@ -71,19 +42,16 @@ def main(argv=None) -> int:
     if not token:
         print("quanta_dashboard: no token (QUANTA_DASHBOARD_TOKEN); refusing to serve without one", file=sys.stderr)
         return 2
+    logging.basicConfig(filename=os.path.join(args.session_dir, "logs", "dashboard.log"), level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    sock = socket.socket(fileno=args.listen_fd)
     try:
         os.nice(5)  # observing the cluster must never slow its work
     except OSError:
         pass
-    logging.basicConfig(filename=os.path.join(args.session_dir, "logs", "dashboard.log"), level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    sock = bind(args.host, args.port, args.explicit_port)
     from quanta.util.state._source import Source
 
     source = Source.open(args.session_dir)
-    if args.ready_fd >= 0:
-        os.write(args.ready_fd, f"ready {sock.getsockname()[1]}\n".encode())
-        os.close(args.ready_fd)
     try:
         asyncio.run(serve(args, sock, source, token))
     finally:
