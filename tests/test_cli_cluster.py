@@ -135,7 +135,7 @@ def test_head_join_status_stop(make_host):
     r = head.quanta("start", "--address", address, "--num-cpus", "2", "--resources", '{"box": 1}')
     assert r.returncode == 0, r.stderr
     assert f"Joined the Quanta cluster at {address} as node 2" in r.stdout
-    assert len(head.live_daemons()) == 3  # control + two nodes
+    assert len(head.live_daemons()) == 4  # control, dashboard + two nodes
 
     table = head.quanta("status")
     assert table.returncode == 0, table.stderr
@@ -201,7 +201,7 @@ def test_existing_token_is_used_not_replaced(make_host):
     r = h.quanta("start", "--address", address, env={"QUANTA_AUTH_TOKEN": "another-token-abcdefghijklmnop"})
     assert r.returncode != 0
     assert "token" in r.stderr and "QUANTA_AUTH_TOKEN" in r.stderr
-    assert len(h.live_daemons()) == 2  # only the head's control service and node
+    assert len(h.live_daemons()) == 3  # only the head's control service, node and dashboard
 
 
 def test_block_stays_in_the_foreground_and_exits_cleanly_on_sigterm(make_host):
@@ -222,7 +222,7 @@ def test_block_stays_in_the_foreground_and_exits_cleanly_on_sigterm(make_host):
         time.sleep(0.3)
         assert p.poll() is None, "quanta start --block returned"
         daemons = h.live_daemons()
-        assert len(daemons) == 2
+        assert len(daemons) == 3  # control service, node, dashboard
         p.send_signal(signal.SIGTERM)
         assert p.wait(20) == 0
         assert "Traceback" not in p.stderr.read()
@@ -281,7 +281,7 @@ def test_join_with_nothing_listening_fails_clearly(make_host):
 
 @pytest.mark.parametrize("args, message", [
     (["--storage", "/tmp/x.db"], "--storage is not supported yet"),
-    (["--include-dashboard", "true"], "there is no dashboard yet"),
+    (["--dashboard-port", "70000"], "dashboard_port must be a port number"),
     (["--resources", '{"CPU": 2}'], "use --num-cpus"),
     (["--resources", "[1]"], "must be a JSON object"),
 ])

@@ -25,7 +25,8 @@ import time
 from quanta._private import auth_token, runtime_dir, services
 
 _NODE_ARGS = {"num_cpus", "num_gpus", "resources", "object_store_memory", "labels", "temp_dir",
-              "_system_config", "heartbeat_timeout_ms", "object_spilling_directory"}
+              "_system_config", "heartbeat_timeout_ms", "object_spilling_directory",
+              "include_dashboard", "dashboard_host", "dashboard_port"}
 
 
 class ClusterNode:
@@ -39,6 +40,7 @@ class ClusterNode:
         self.node_index = session.node_index
         self.node_id = session.node_id
         self.address = session.control_address
+        self.dashboard_url = session.dashboard_url
 
     @property
     def pids(self) -> list:
@@ -99,10 +101,16 @@ class Cluster:
                  "node_flags": sysconf.node_flags(system_config)}
         head = self.head_node is None
         session = services.Session(runtime_dir.new_session(node_args.get("temp_dir")))
+        dashboard = None
+        if head and node_args.get("include_dashboard"):  # off unless asked for: tests start many clusters
+            from quanta.dashboard import launch
+
+            dashboard = launch.options(True, node_args.get("dashboard_host") or "127.0.0.1",
+                                       node_args.get("dashboard_port"), self._token, session.session_dir)
         session.start(head=head, tied_to_driver=True, resources=resources, store=store,
                       control_address=None if head else self.address, host="127.0.0.1", port=0 if head else None,
                       labels=node_args.get("labels"), token=self._token,
-                      heartbeat_timeout_ms=node_args.get("heartbeat_timeout_ms"))
+                      heartbeat_timeout_ms=node_args.get("heartbeat_timeout_ms"), dashboard=dashboard)
         session.write_record(head=head, started_by="cluster_utils")
         node = ClusterNode(session, head, node_args)
         if head:

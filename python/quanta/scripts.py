@@ -6,6 +6,11 @@
     quanta status [--address A]      every node: address, resources, usage, store, alive/dead
     quanta memory [--address A]      object store usage, per object
     quanta get-auth-token [--generate]
+    quanta list nodes|actors|jobs|placement-groups|objects|workers [--filter K=V] [--detail] [--format F]
+    quanta get nodes|actors|jobs|placement-groups|objects|workers ID
+    quanta summary actors|objects
+    quanta logs [FILE] [--node-id ID] [--actor-id ID] [--pid PID] [--tail N] [--follow]
+    quanta job submit|status|logs|stop|list|delete ...   (the jobs API of a head's dashboard)
     quanta microbenchmark [...]      the benchmark suite (python -m quanta.bench)
 """
 
@@ -62,8 +67,6 @@ def cmd_start(args) -> int:
         if value:
             return _fail(f"{flag} is not supported yet: the head keeps its tables in memory, so a head "
                          "failure ends the cluster (drivers and nodes fail fast with a clear error)")
-    if args.include_dashboard:
-        return _fail("--include-dashboard true: there is no dashboard yet; leave the flag out")
     try:
         resources = _resources_from(args)
         labels = {str(k): str(v) for k, v in _json_object(args.labels, "--labels").items()}
@@ -85,11 +88,23 @@ def cmd_start(args) -> int:
     base = runtime_dir.root(args.temp_dir)
     session_dir = runtime_dir.new_session(args.temp_dir)
     host = args.node_ip_address or "127.0.0.1"
+    dashboard = None
+    if args.head:
+        from quanta.dashboard import launch
+
+        try:
+            dashboard = launch.options(args.include_dashboard, args.dashboard_host or host, args.dashboard_port,
+                                       token, session_dir)
+        except ValueError as e:
+            return _fail(str(e))
+    elif args.include_dashboard or args.dashboard_port is not None or args.dashboard_host:
+        return _fail("the dashboard runs on the head: --include-dashboard/--dashboard-host/--dashboard-port "
+                     "go with --head")
     try:
         node = services.Session(session_dir).start(
             head=args.head, tied_to_driver=False, resources=resources, store=store,
             control_address=args.address, host=host, port=args.port if args.head else None,
-            labels=labels, token=token, heartbeat_timeout_ms=args.heartbeat_timeout_ms)
+            labels=labels, token=token, heartbeat_timeout_ms=args.heartbeat_timeout_ms, dashboard=dashboard)
     except services.JoinError as e:
         return _fail(str(e), 1)
     node.write_record(head=args.head, started_by="quanta start")
@@ -103,6 +118,9 @@ def cmd_start(args) -> int:
               f"Join another host (with the same token in ~/.quanta/auth_token or QUANTA_AUTH_TOKEN):\n"
               f"  quanta start --address {address} --node-ip-address <that host's IP>\n"
               f"Connect a driver: quanta.init(address='{address}') (or address='auto' on this host).")
+        if node.dashboard_url:
+            print(f"Dashboard and jobs API: {node.dashboard_url} (log in with the cluster token)\n"
+                  f"  quanta job submit --address {node.dashboard_url} -- python script.py")
         if host == "127.0.0.1":
             print("Listening on 127.0.0.1 only: pass --node-ip-address to let other hosts join.")
     else:
@@ -281,7 +299,10 @@ def main(argv=None) -> int:
     p.add_argument("--block", action="store_true", help="stay in the foreground until stopped")
     p.add_argument("--storage", help="persist the head's tables (not supported yet: refused)")
     p.add_argument("--redis-address", help=argparse.SUPPRESS)
-    p.add_argument("--include-dashboard", type=_bool, default=None, help="there is no dashboard yet; only false is accepted")
+    p.add_argument("--include-dashboard", type=_bool, default=None,
+                   help="serve the dashboard and jobs API on the head (default: true when aiohttp is installed)")
+    p.add_argument("--dashboard-host", help="address the dashboard listens on (default: the head's address)")
+    p.add_argument("--dashboard-port", type=int, help="default 8265 (or the next free port); 0: any free port")
     p.set_defaults(func=cmd_start)
     p = sub.add_parser("stop", help="stop what `quanta start` started on this host")
     p.add_argument("--force", action="store_true", help="SIGKILL instead of a clean shutdown")
@@ -300,6 +321,12 @@ def main(argv=None) -> int:
     p.add_argument("--generate", action="store_true")
     p.set_defaults(func=cmd_get_auth_token)
     sub.add_parser("microbenchmark", help="run the benchmark suite (see --help there)")
+    from quanta.util.state import _cli as state_cli
+
+    state_cli.add_parsers(sub)
+    from quanta.job_submission import cli as job_cli
+
+    job_cli.add_parsers(sub)
     args = parser.parse_args(argv)
     from quanta._private.runtime_dir import UnsafePathError
 

@@ -52,5 +52,6 @@ nb::dict NodeToPython(const protocol::NodeInfo& n);
 void BindObjects(nb::class_<CoreClient>& cls);
 void BindTasks(nb::class_<CoreClient>& cls);
 void BindControl(nb::module_& m, nb::class_<CoreClient>& cls);
+void BindState(nb::class_<CoreClient>& cls);
 
 }  // namespace quanta::bindings

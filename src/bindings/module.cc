@@ -1,5 +1,5 @@
 // The `quanta._core` extension module: the CoreClient class, bound in parts by concept
-// (bind_objects.cc, bind_tasks.cc, bind_control.cc). See python/quanta/_core.pyi for the Python signatures.
+// (bind_objects.cc, bind_tasks.cc, bind_control.cc, bind_state.cc). See python/quanta/_core.pyi for the Python signatures.
 #include <nanobind/stl/shared_ptr.h>
 
 #include "bindings/common.h"
@@ -33,10 +33,13 @@ NB_MODULE(_core, m) {
   auto cls = nb::class_<CoreClient>(m, "CoreClient");
   cls.def_static(
          "connect",
-         [](const std::string& socket, bool is_worker, const std::string& worker_token, bool log_to_driver) {
+         [](const std::string& socket, bool is_worker, const std::string& worker_token, bool log_to_driver,
+            bool observer) {
            CoreClient::Options opts;
            opts.node_socket = socket;
-           opts.role = is_worker ? protocol::ClientRole::kWorker : protocol::ClientRole::kDriver;
+           opts.role = is_worker  ? protocol::ClientRole::kWorker
+                       : observer ? protocol::ClientRole::kObserver
+                                  : protocol::ClientRole::kDriver;
            opts.worker_token = worker_token;
            opts.log_to_driver = log_to_driver;
            Result<std::shared_ptr<CoreClient>> client = Status::Internal("unset");
@@ -47,7 +50,7 @@ NB_MODULE(_core, m) {
            return ValueOrThrow(std::move(client));
          },
          nb::arg("socket"), nb::arg("is_worker") = false, nb::arg("worker_token") = "",
-         nb::arg("log_to_driver") = true)
+         nb::arg("log_to_driver") = true, nb::arg("observer") = false)
       .def("disconnect",
            [](CoreClient& c) {
              nb::gil_scoped_release release;
@@ -60,4 +63,5 @@ NB_MODULE(_core, m) {
   BindObjects(cls);
   BindTasks(cls);
   BindControl(m, cls);
+  BindState(cls);
 }

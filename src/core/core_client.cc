@@ -463,6 +463,16 @@ Result<protocol::NodeStats> CoreClient::GetNodeStats(int64_t timeout_ms) {
   return AwaitReply(lock, request_id, &node_stats_replies_, timeout_ms, "a node-stats request");
 }
 
+Result<protocol::NodeStateReply> CoreClient::GetNodeState(protocol::NodeStateQuery query, int64_t timeout_ms) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    query.request_id = next_request_id_++;
+  }
+  QUANTA_RETURN_IF_ERROR(Send(MessageType::kGetNodeState, query));
+  std::unique_lock<std::mutex> lock(mu_);
+  return AwaitReply(lock, query.request_id, &state_replies_, timeout_ms, "a node-state query");
+}
+
 Result<protocol::ControlReply> CoreClient::ControlCall(protocol::ControlRequest request, int64_t timeout_ms) {
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -521,5 +531,6 @@ template Status CoreClient::Send(MessageType, const protocol::IdList&);
 template Status CoreClient::Send(MessageType, const protocol::PlacementGroupSpec&);
 template Status CoreClient::Send(MessageType, const protocol::ControlRequest&);
 template Status CoreClient::Send(MessageType, const protocol::PlacementGroupQuery&);
+template Status CoreClient::Send(MessageType, const protocol::NodeStateQuery&);
 
 }  // namespace quanta

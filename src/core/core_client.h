@@ -31,6 +31,7 @@
 #include "protocol/frame.h"
 #include "protocol/cluster_messages.h"
 #include "protocol/messages.h"
+#include "protocol/state_messages.h"
 
 namespace quanta {
 
@@ -108,6 +109,8 @@ class CoreClient {
   Result<protocol::ActorNameReply> ActorName(protocol::ActorName request, int64_t timeout_ms);
   Result<protocol::ClusterInfo> GetClusterInfo(int64_t timeout_ms);
   Result<protocol::NodeStats> GetNodeStats(int64_t timeout_ms);
+  // An observer's question about a node of the cluster (any node: ours relays it).
+  Result<protocol::NodeStateReply> GetNodeState(protocol::NodeStateQuery query, int64_t timeout_ms);
   // A request the control service answers (names, KV, jobs, actors), forwarded by the node.
   Result<protocol::ControlReply> ControlCall(protocol::ControlRequest request, int64_t timeout_ms);
   // Placement groups (the control service keeps them; the node forwards).
@@ -196,6 +199,7 @@ class CoreClient {
   TaskID running_task_;  // the plain task NextTask handed out and TaskDone has not reported
   std::unordered_map<uint64_t, protocol::ClusterInfo> cluster_replies_;
   std::unordered_map<uint64_t, protocol::NodeStats> node_stats_replies_;
+  std::unordered_map<uint64_t, protocol::NodeStateReply> state_replies_;
   std::unordered_map<uint64_t, protocol::PlacementGroups> group_replies_;
   std::unordered_map<uint64_t, protocol::ControlReply> control_replies_;
   std::unordered_map<uint64_t, protocol::ActorNameReply> name_replies_;

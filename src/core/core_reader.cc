@@ -95,6 +95,9 @@ template Result<protocol::PlacementGroups> CoreClient::AwaitReply(
 template Result<protocol::NodeStats> CoreClient::AwaitReply(
     std::unique_lock<std::mutex>&, uint64_t, std::unordered_map<uint64_t, protocol::NodeStats>*, int64_t,
     const char*);
+template Result<protocol::NodeStateReply> CoreClient::AwaitReply(
+    std::unique_lock<std::mutex>&, uint64_t, std::unordered_map<uint64_t, protocol::NodeStateReply>*, int64_t,
+    const char*);
 template Result<protocol::ClusterInfo> CoreClient::AwaitReply(
     std::unique_lock<std::mutex>&, uint64_t, std::unordered_map<uint64_t, protocol::ClusterInfo>*, int64_t,
     const char*);
@@ -322,6 +325,14 @@ void CoreClient::HandleFrame(const protocol::Frame& frame) {
       if (!protocol::DecodeMessage(frame.body, &msg).ok()) break;
       std::lock_guard<std::mutex> lock(mu_);
       node_stats_replies_[msg.request_id] = std::move(msg);
+      notify_pending_ = true;
+      break;
+    }
+    case MessageType::kNodeState: {
+      protocol::NodeStateReply msg;
+      if (!protocol::DecodeMessage(frame.body, &msg).ok()) break;
+      std::lock_guard<std::mutex> lock(mu_);
+      state_replies_[msg.request_id] = std::move(msg);
       notify_pending_ = true;
       break;
     }

@@ -58,6 +58,7 @@ NodeServer::NodeServer(net::EventLoop* loop, NodeOptions options)
           [this](const protocol::NodeInfo& n) {
             QLOG(kWarning) << "node " << n.node_index << " is dead: " << n.death_reason;
             if (peers_) peers_->Forget(n.node_index);
+            if (state_) state_->OnNodeGone(n.node_index, "it is dead (" + n.death_reason + ")");
             if (pulls_) pulls_->OnNodeDead(n.node_index);
             if (directory_) directory_->OnNodeDead(n.node_index);
             if (task_manager_) task_manager_->OnNodeDead(n.node_index, n.death_reason);
@@ -136,8 +137,9 @@ Status NodeServer::Start() {
       loop_, token_.get(), &view_,
       PeerManager::Callbacks{[this](uint32_t from, const protocol::Frame& f) { OnPeerMessage(from, f); },
                              [this] { directory_->Flush(); },
-                             [](uint32_t peer, const Status& why) {
+                             [this](uint32_t peer, const Status& why) {
                                QLOG(kWarning) << "cannot reach node " << peer << ": " << why.message();
+                               if (state_) state_->OnNodeGone(peer, "unreachable (" + why.message() + ")");
                              },
                              [this](int fd, const std::string& peer) { transfer_->AdoptInbound(fd, peer); }});
   if (!options_.node_ip.empty()) QUANTA_RETURN_IF_ERROR(peers_->Listen(options_.node_ip, 0));
@@ -204,6 +206,7 @@ Status NodeServer::Start() {
     }));
   }
   forwarder_ = std::make_unique<ControlForwarder>(&clients_, control_.get());
+  StartStateService();
   control_->set_on_message([this](const protocol::Frame& f) { OnControlMessage(f); });
   control_->Start();
   return Status::Ok();
@@ -495,6 +498,18 @@ Status NodeServer::DispatchPeer(uint32_t from, const protocol::Frame& frame) {
       pulls_->OnPullFailed(from, m);
       return Status::Ok();
     }
+    case MessageType::kPeerStateQuery: {
+      protocol::NodeStateQuery m;
+      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+      state_->OnPeerQuery(from, m);
+      return Status::Ok();
+    }
+    case MessageType::kPeerStateReply: {
+      protocol::NodeStateReply m;
+      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+      state_->OnPeerReply(from, std::move(m));
+      return Status::Ok();
+    }
     case MessageType::kForwardedLogLines: {
       protocol::ForwardedLogLines m;
       QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
@@ -549,6 +564,51 @@ Status NodeServer::OnHello(LocalClient& client, const protocol::Hello& hello) {
   return Status::Ok();
 }
 
+bool NodeServer::ObserverMay(MessageType type) {
+  switch (type) {
+    case MessageType::kGetClusterInfo:
+    case MessageType::kGetStoreStats:
+    case MessageType::kGetNodeStats:
+    case MessageType::kGetPlacementGroups:
+    case MessageType::kGetNodeState:
+    case MessageType::kControlRequest:  // read-only ops only (checked with the request)
+      return true;
+    default:
+      return false;
+  }
+}
+
+void NodeServer::StartStateService() {
+  state_ = std::make_unique<StateService>(
+      loop_, StateService::Options{options_.session_dir + "/logs"},
+      StateService::Sources{
+          [this] { return view_.local_index(); },
+          [this] { return DescribeProcesses(clients_, *dispatcher_, pool_); },
+          [this] { return objects_->DescribeStore(0); },
+          [this] {
+            std::vector<std::pair<std::string, int64_t>> c;
+            protocol::StoreStatsReply s = objects_->DescribeStore(0);
+            c.emplace_back("store_capacity", static_cast<int64_t>(s.capacity));
+            c.emplace_back("store_used", static_cast<int64_t>(s.used));
+            c.emplace_back("store_spilled_bytes", static_cast<int64_t>(s.spilled_bytes));
+            c.emplace_back("objects", static_cast<int64_t>(s.objects.size()));
+            c.emplace_back("workers", static_cast<int64_t>(dispatcher_->num_workers()));
+            c.emplace_back("clients", static_cast<int64_t>(clients_.size()));
+            return c;
+          },
+          [this](uint32_t node, const protocol::NodeStateQuery& q) {
+            if (!view_.IsAlive(node)) return false;
+            peers_->Send(node, MessageType::kPeerStateQuery, q);
+            return true;
+          },
+          [this](uint32_t node, const protocol::NodeStateReply& r) {
+            peers_->Send(node, MessageType::kPeerStateReply, r);
+          },
+          [this](uint64_t client, const protocol::NodeStateReply& r) {
+            if (LocalClient* c = clients_.Find(client)) c->conn->Send(MessageType::kNodeState, r);
+          }});
+}
+
 void NodeServer::OnClientClosed(const LocalClient& client, const Status& why) {
   if (client.is_worker()) dispatcher_->OnWorkerClosed(client, why);
   // As in Ray: a driver's work ends with it (its detached actors and others' work go on).
@@ -564,6 +624,10 @@ void NodeServer::OnClientClosed(const LocalClient& client, const Status& why) {
 Status NodeServer::Dispatch(LocalClient& client, const protocol::Frame& frame) {
   auto type = static_cast<MessageType>(frame.type);
   if (!client.said_hello && type != MessageType::kHello) return Status::ProtocolError("first message must be Hello");
+  if (client.said_hello && client.role == protocol::ClientRole::kObserver && !ObserverMay(type)) {
+    return Status::ProtocolError(std::string("an observer may only read the cluster's state, not send ") +
+                                 protocol::MessageTypeName(type));
+  }
   Worker* worker = client.is_worker() ? dispatcher_->Find(client.id) : nullptr;
   switch (type) {
     case MessageType::kHello: {
@@ -694,7 +758,16 @@ Status NodeServer::Dispatch(LocalClient& client, const protocol::Frame& frame) {
     case MessageType::kControlRequest: {
       protocol::ControlRequest m;
       QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+      if (client.role == protocol::ClientRole::kObserver && !protocol::IsReadOnly(m.op)) {
+        return Status::ProtocolError("an observer may only read the control service's tables");
+      }
       forwarder_->OnRequest(client, std::move(m));
+      return Status::Ok();
+    }
+    case MessageType::kGetNodeState: {
+      protocol::NodeStateQuery m;
+      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+      state_->OnClientQuery(client.id, m);
       return Status::Ok();
     }
     case MessageType::kGetNodeStats: {

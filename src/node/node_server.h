@@ -15,6 +15,7 @@
 //   ObjectDirectory   borrowers, copies and the reference-counting barrier across nodes
 //   PullManager       bringing objects stored elsewhere here; TransferService moves the bytes
 //   ClusterScheduler  where a ready task runs; RemoteTasks sends and runs tasks across nodes
+//   StateService      what observers see of this node (processes, objects, logs), relayed to peers
 // The NodeServer decodes each frame, checks that the sender may send it, and hands it to the
 // component that owns the concern. Life of a task: SubmitTask -> TaskManager (waits for its
 // arguments) -> WorkerDispatcher (ExecuteTask to a worker) -> TaskDone -> TaskManager seals the
@@ -44,6 +45,7 @@
 #include "node/peer_manager.h"
 #include "node/pull_manager.h"
 #include "node/remote_tasks.h"
+#include "node/state_service.h"
 #include "node/task_manager.h"
 #include "node/worker_dispatcher.h"
 #include "node/worker_pool.h"
@@ -89,6 +91,9 @@ class NodeServer {
   void OnClientMessage(LocalClient& client, const protocol::Frame& frame);
   Status Dispatch(LocalClient& client, const protocol::Frame& frame);
   Status OnHello(LocalClient& client, const protocol::Hello& hello);
+  // Observers only read: the messages they may send (and, for control requests, which ops).
+  static bool ObserverMay(protocol::MessageType type);
+  void StartStateService();
   void OnClientClosed(const LocalClient& client, const Status& why);
   // May `client` write the value of `id`? (a put it minted, or a return of a task sent to it)
   bool MayWrite(uint64_t client, const ObjectID& id) const;
@@ -125,6 +130,7 @@ class NodeServer {
   std::unique_ptr<ClusterScheduler> scheduler_;
   std::unique_ptr<RemoteTasks> remote_;
   std::unique_ptr<GroupResources> groups_;
+  std::unique_ptr<StateService> state_;
   // Placement-group queries forwarded to the control service: our request id -> (client, theirs).
   std::unordered_map<uint64_t, std::pair<uint64_t, uint64_t>> group_queries_;
   uint64_t next_query_ = 1;

@@ -399,8 +399,13 @@ void ObjectManager::OnCreateObject(LocalClient& client, const protocol::CreateOb
 }
 
 void ObjectManager::OnGetStoreStats(LocalClient& client, const protocol::RequestId& msg) {
-  protocol::StoreStatsReply reply;
+  protocol::StoreStatsReply reply = DescribeStore(client.id);
   reply.request_id = msg.request_id;
+  client.conn->Send(MessageType::kStoreStats, reply);
+}
+
+protocol::StoreStatsReply ObjectManager::DescribeStore(uint64_t viewer) const {
+  protocol::StoreStatsReply reply;
   if (store_) {
     StoreStats s = store_->Stats();
     reply.capacity = s.capacity;
@@ -414,7 +419,7 @@ void ObjectManager::OnGetStoreStats(LocalClient& client, const protocol::Request
     reply.total_evicted = s.total_evicted;
     reply.num_secondary = s.num_secondary;
   }
-  auto held = holdings_.find(client.id);
+  auto held = holdings_.find(viewer);
   std::unordered_map<ObjectID, size_t, ObjectIDHash> index;
   table_.ForEach([&](const ObjectID& id, const ObjectTable::Entry& e) {
     protocol::StoreStatsReply::Object o;
@@ -455,7 +460,7 @@ void ObjectManager::OnGetStoreStats(LocalClient& client, const protocol::Request
       if (info.spilled) o.where = 2;
     }
   }
-  client.conn->Send(MessageType::kStoreStats, reply);
+  return reply;
 }
 
 }  // namespace quanta

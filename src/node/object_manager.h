@@ -74,6 +74,9 @@ class ObjectManager {
   void OnPinDeltas(LocalClient& client, const protocol::RefDeltas& msg);
   void OnCreateObject(LocalClient& client, const protocol::CreateObject& msg);
   void OnGetStoreStats(LocalClient& client, const protocol::RequestId& msg);
+  // The store's counters and objects as `viewer` (a client id, 0 for nobody) may see them: ids of
+  // objects still being computed are shown only to their holders.
+  protocol::StoreStatsReply DescribeStore(uint64_t viewer) const;
 
   // The value as sent to `client`: for stored objects the current location, pinned for the
   // client when `pin` is set (an error value if the object cannot be made resident). A stored

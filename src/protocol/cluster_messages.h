@@ -206,6 +206,23 @@ enum class ControlOp : uint8_t {
   kGetFunction = 22,    // value = function id -> blob
 };
 
+// Ops that only read the control service's tables (what an observer may send).
+inline bool IsReadOnly(ControlOp op) {
+  switch (op) {
+    case ControlOp::kLookupName:
+    case ControlOp::kListNamedActors:
+    case ControlOp::kKvGet:
+    case ControlOp::kKvList:
+    case ControlOp::kKvExists:
+    case ControlOp::kGetJobs:
+    case ControlOp::kGetActors:
+    case ControlOp::kGetFunction:
+      return true;
+    default:
+      return false;
+  }
+}
+
 struct ControlRequest {
   uint64_t request_id = 0;
   ControlOp op = ControlOp::kLookupName;

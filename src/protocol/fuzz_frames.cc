@@ -25,6 +25,7 @@
 #include "protocol/frame.h"
 #include "protocol/messages.h"
 #include "protocol/peer_messages.h"
+#include "protocol/state_messages.h"
 
 using namespace quanta::protocol;
 
@@ -99,6 +100,10 @@ void DecodeEveryWay(std::string_view body) {
   DecodeAs<ForwardTask>(body);
   DecodeAs<TaskResult>(body);
   DecodeAs<ForwardedLogLines>(body);
+  DecodeAs<NodeStateQuery>(body);
+  DecodeAs<NodeStateReply>(body);
+  DecodeAs<ProcessList>(body);
+  DecodeAs<LogFileList>(body);
   auto loc = StoredLocation::Decode(body);
   if (loc.ok() && loc.value().Encode() != body) Fail("StoredLocation does not re-encode");
 }

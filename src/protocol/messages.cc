@@ -23,6 +23,8 @@ const char* MessageTypeName(MessageType t) {
     case MessageType::kTasksReturned: return "TasksReturned";
     case MessageType::kGetNodeStats: return "GetNodeStats";
     case MessageType::kFetchObjects: return "FetchObjects";
+    case MessageType::kGetNodeState: return "GetNodeState";
+    case MessageType::kNodeState: return "NodeState";
     case MessageType::kNodeStats: return "NodeStats";
     case MessageType::kReturnTasks: return "ReturnTasks";
     case MessageType::kCreateObjectReply: return "CreateObjectReply";
@@ -58,6 +60,8 @@ const char* MessageTypeName(MessageType t) {
     case MessageType::kJobStarted: return "JobStarted";
     case MessageType::kKillActorRemote: return "KillActorRemote";
     case MessageType::kCancelRemote: return "CancelRemote";
+    case MessageType::kPeerStateQuery: return "PeerStateQuery";
+    case MessageType::kPeerStateReply: return "PeerStateReply";
     case MessageType::kPeerHello: return "PeerHello";
     case MessageType::kForwardTask: return "ForwardTask";
     case MessageType::kTaskResult: return "TaskResult";
@@ -151,7 +155,7 @@ void Hello::Encode(Writer& w) const {
 Status Hello::Decode(Reader& r) {
   uint8_t ro;
   QUANTA_RETURN_IF_ERROR(r.U8(&ro));
-  if (ro != 1 && ro != 2) return Status::ProtocolError("unknown client role " + std::to_string(ro));
+  if (ro < 1 || ro > 3) return Status::ProtocolError("unknown client role " + std::to_string(ro));
   role = static_cast<ClientRole>(ro);
   QUANTA_RETURN_IF_ERROR(r.Bytes(&worker_token));
   if (worker_token.size() > 64) return Status::ProtocolError("worker token too long");

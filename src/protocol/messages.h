@@ -44,6 +44,7 @@ enum class MessageType : uint16_t {
   kTasksReturned = 18,
   kGetNodeStats = 19,
   kFetchObjects = 20,
+  kGetNodeState = 21,          // an observer asks about a node (state_messages.h)
   // node -> client
   kHelloReply = 32,
   kObjectReady = 33,
@@ -56,6 +57,7 @@ enum class MessageType : uint16_t {
   kStoreStats = 40,
   kReturnTasks = 41,
   kNodeStats = 42,
+  kNodeState = 43,
   // node <-> control service (cluster_messages.h)
   kRegisterNode = 64,
   kRegisterNodeReply = 65,
@@ -96,6 +98,8 @@ enum class MessageType : uint16_t {
   kHandOffDone = 110,
   kKillActorRemote = 111,      // a node -> the actor's node
   kCancelRemote = 112,         // a task's owner -> the node running it
+  kPeerStateQuery = 113,       // an observer's node -> the node it asks about (state_messages.h)
+  kPeerStateReply = 114,
 };
 
 const char* MessageTypeName(MessageType t);
@@ -145,7 +149,9 @@ struct ObjectValue {
   Status Decode(Reader& r);
 };
 
-enum class ClientRole : uint8_t { kDriver = 1, kWorker = 2 };
+// kObserver: a tool (the dashboard, `quanta list`) that only reads the cluster's state: it is
+// no job, and the node refuses any message from it that would change something.
+enum class ClientRole : uint8_t { kDriver = 1, kWorker = 2, kObserver = 3 };
 
 struct Hello {
   ClientRole role = ClientRole::kDriver;

@@ -83,8 +83,9 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None, namespac
         "node_flags": sysconf.node_flags(system_config),
     }
     session_dir = runtime_dir.new_session(_temp_dir)
+    dashboard = _dashboard_options(include_dashboard, kwargs, session_dir)
     cluster = services.Session(session_dir).start(
-        head=True, tied_to_driver=True, resources={"CPU": num_cpus, **resources}, store=store)
+        head=True, tied_to_driver=True, resources={"CPU": num_cpus, **resources}, store=store, dashboard=dashboard)
     try:
         cluster.write_record(head=True, started_by="init")
         core = _connect_core(cluster.node_socket, session_dir, log_to_driver)
@@ -93,6 +94,21 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None, namespac
         raise
     session.start_driver(core, cluster, namespace)
     return QuantaContext()
+
+
+def _dashboard_options(include_dashboard, kwargs, session_dir):
+    """The dashboard of a local cluster: on by default, on 127.0.0.1:8265 (or the next free
+    port), behind the cluster token if one is configured, else behind a token made for the
+    session (<session>/dashboard_token; JobSubmissionClient finds it)."""
+    from quanta._private import auth_token
+    from quanta.dashboard import launch
+
+    try:
+        token = auth_token.load()[0]
+    except (auth_token.TokenError, OSError):
+        token = None
+    return launch.options(include_dashboard, kwargs.get("dashboard_host") or "127.0.0.1",
+                          kwargs.get("dashboard_port"), token, session_dir)
 
 
 def _connect_core(sock, session_dir, log_to_driver):
@@ -177,7 +193,11 @@ class QuantaContext(dict):
         record = runtime_dir.read_record(core.session_dir) or {}
         super().__init__(session_dir=core.session_dir, node_id=core.node_id,
                          address=record.get("control_address") or core.session_dir,
-                         node_index=core.node_index)
+                         node_index=core.node_index, dashboard_url=_dashboard_url(record))
+
+    @property
+    def dashboard_url(self):
+        return self.get("dashboard_url")
 
     @property
     def address_info(self):
@@ -188,6 +208,19 @@ class QuantaContext(dict):
 
     def __exit__(self, *exc):
         shutdown()
+
+
+def _dashboard_url(record):
+    """The dashboard of the cluster this driver joined: its own local cluster's, or the head's
+    when the head runs on this host."""
+    if record.get("dashboard_url"):
+        return record["dashboard_url"]
+    address = record.get("control_address")
+    if address and not record.get("head"):
+        head = services.find_local_node(address)
+        if head is not None:
+            return head.get("dashboard_url")
+    return None
 
 
 def _check_amount(name, value):

@@ -3,8 +3,8 @@
 A session is one node daemon (and, on the head, the control service beside it) with its own
 directory under the user's runtime root (runtime_dir.py). Three ways to get one:
 
-* ``quanta.init()``: a local cluster, control service and node on Unix sockets only (no TCP),
-  tied to the driver: both get the read end of a *lifeline* pipe whose write end only the driver
+* ``quanta.init()``: a local cluster, control service and node on Unix sockets only (no TCP
+  but the dashboard's HTTP port, which needs a token), tied to the driver: both get the read end of a *lifeline* pipe whose write end only the driver
   holds, so when the driver exits for any reason, even SIGKILL, they see EOF and shut down (and
   the node kills its workers, which also die with it through PR_SET_PDEATHSIG).
 * ``quanta start --head`` / ``quanta start --address``: daemons that outlive their starter, with
@@ -84,6 +84,7 @@ class Session:
         self.node_index = 0
         self.node_id = ""
         self._procs: list[tuple[str, subprocess.Popen]] = []
+        self.dashboard_url: str | None = None
         self._lifeline_w: int | None = None
 
     # ------------------------------------------------------------------ starting
@@ -91,9 +92,12 @@ class Session:
     def start(self, *, head: bool, tied_to_driver: bool, resources: dict, store: dict,
               control_address: str | None = None, host: str | None = None, port: int | None = None,
               labels: dict | None = None, driver_node: bool = False, token: str | None = None,
-              heartbeat_timeout_ms: int | None = None, prestart: int | None = None) -> "Session":
+              heartbeat_timeout_ms: int | None = None, prestart: int | None = None,
+              dashboard: dict | None = None) -> "Session":
         """Starts the control service (if `head`) and a node. With `host`/`port` (a head) or
-        `control_address` (joining), TCP is used and `token` is required."""
+        `control_address` (joining), TCP is used and `token` is required. On a head,
+        `dashboard` ({"host", "port", "explicit", "token", "required"}) also starts the
+        dashboard (quanta/dashboard), which dies with the head."""
         if store.get("spill_dir"):
             store = dict(store, spill_dir=runtime_dir.private_spill_dir(str(store["spill_dir"])))
         lifeline_r = -1
@@ -138,6 +142,8 @@ class Session:
             args += _worker_env_args(self.session_dir)
             index, self.node_id = self._spawn("node", args, lifeline_r, env)
             self.node_index = int(index)
+            if head and dashboard:
+                self._start_dashboard(dashboard, lifeline_r, env)
         except BaseException:
             self.stop()
             raise
@@ -145,6 +151,46 @@ class Session:
             if lifeline_r >= 0:
                 os.close(lifeline_r)
         return self
+
+    def _start_dashboard(self, options: dict, lifeline_r: int, env: dict) -> None:
+        """Starts the dashboard beside the head's daemons on a socket bound here, so the URL is
+        known at once and nobody waits for the server to come up. A port that cannot be had is
+        an error only if the dashboard was asked for explicitly (else the cluster runs without
+        it, with a warning)."""
+        from quanta.dashboard import launch
+
+        host = options.get("host") or "127.0.0.1"
+        try:
+            sock = launch.bind(host, options["port"], options.get("explicit"))
+        except OSError as e:
+            if options.get("required"):
+                raise JoinError(str(e)) from None
+            print(f"quanta: the cluster runs without its dashboard: {e}", file=sys.stderr)
+            return
+        args = [sys.executable, "-m", "quanta.dashboard", "--session-dir", self.session_dir,
+                "--listen-fd", str(sock.fileno())]
+        for _, proc in self._procs:
+            args += ["--watch-pid", str(proc.pid)]
+        fds = (sock.fileno(),)
+        if lifeline_r >= 0:
+            args += ["--lifeline-fd", str(lifeline_r)]
+            fds += (lifeline_r,)
+        env = dict(env, QUANTA_DASHBOARD_TOKEN=options["token"])
+        if not _on_default_path(_PACKAGE_ROOT):
+            inherited = env.get("PYTHONPATH")
+            env["PYTHONPATH"] = _PACKAGE_ROOT + (os.pathsep + inherited if inherited else "")
+        out_path = os.path.join(self.session_dir, "logs", "dashboard.out")
+        out_fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        try:
+            proc = subprocess.Popen(args, pass_fds=fds, stdout=out_fd, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, close_fds=True, start_new_session=True, env=env)
+        finally:
+            os.close(out_fd)
+            port = sock.getsockname()[1]
+            sock.close()
+        self._procs.append(("dashboard", proc))
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        self.dashboard_url = f"http://{shown}:{port}"
 
     def _spawn(self, role: str, args: list, lifeline_r: int, env: dict, timeout: float = 30.0) -> list:
         """Starts a daemon and waits for its "ready <details...>" line; returns the details."""
@@ -198,12 +244,14 @@ class Session:
     def write_record(self, *, head: bool, started_by: str, driver_node: bool = False) -> None:
         processes = []
         for role, p in self._procs:
+            exe = sys.executable if role == "dashboard" else binary(f"quanta_{role}")
             processes.append({"role": role, "pid": p.pid, "start_time": process_start_time(p.pid),
-                              "exe": os.path.realpath(binary(f"quanta_{role}"))})
+                              "exe": os.path.realpath(exe)})
         record = {"version": 1, "session_dir": self.session_dir, "node_socket": self.node_socket,
                   "control_socket": self.control_socket if head else None,
                   "control_address": self.control_address, "head": head, "driver_node": driver_node,
-                  "node_index": self.node_index, "node_id": self.node_id, "started_by": started_by, "processes": processes}
+                  "node_index": self.node_index, "node_id": self.node_id, "started_by": started_by,
+                  "dashboard_url": self.dashboard_url, "processes": processes}
         runtime_dir.write_private(os.path.join(self.session_dir, "node.json"), json.dumps(record, indent=1))
 
     # ------------------------------------------------------------------ stopping

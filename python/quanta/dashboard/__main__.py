@@ -1,0 +1,5 @@
+import sys
+
+from quanta.dashboard.server import main
+
+sys.exit(main())
