@@ -34,7 +34,8 @@ PORT = 6380
 
 # The driver on host A. Phases are gated by files the test writes into A's private /tmp:
 # /tmp/go holds the monotonic time at which B was killed or unplugged (the clock is the
-# machine's, shared by every namespace), /tmp/go2 says the link is back and B's node is gone.
+# machine's, shared by every namespace), /tmp/go2 says the link is back and B's node is gone,
+# /tmp/go3 that a new node was started on B.
 DRIVER = r'''
 import json, os, sys, threading, time
 import numpy as np
@@ -168,6 +169,11 @@ if sys.argv[3] == "unplug":
     say("AFTER", nodes=[(n["NodeManagerAddress"], n["Alive"], n["NodeIndex"]) for n in quanta.nodes()],
         retried=quanta.get(retried), big_marker=marker_of(quanta.get(big)), again=again,
         actor_host=quanta.get(actor.host.remote(), timeout=60), actor_count=quanta.get(actor.inc.remote(), timeout=60))
+    wait_file("/tmp/go3")  # a new node was started on B
+    fresh = next(n["NodeID"] for n in quanta.nodes() if n["NodeManagerAddress"] == b_ip and n["Alive"])
+    on_fresh = NodeAffinitySchedulingStrategy(fresh, soft=False)
+    say("FRESH", nodes=[(n["NodeManagerAddress"], n["Alive"], n["NodeIndex"]) for n in quanta.nodes()],
+        peeked=quanta.get(peek.options(scheduling_strategy=on_fresh).remote(big), timeout=60))
 '''
 
 
@@ -275,12 +281,31 @@ def test_unplugged_host_is_declared_dead_by_heartbeat_and_refused_when_it_comes_
     leftovers = b.run(["sh", "-c", "ps -eo pid,args | grep -i quanta | grep -v grep; true"])["stdout"]
     assert leftovers.strip() == "", leftovers
     node_log = b.run(["sh", "-c", "cat /tmp/quanta-0/session_*/logs/node*.log"])["stdout"]
-    assert "declared this node dead" in node_log or "refused this node's rejoin" in node_log, node_log[-3000:]
+    control_log = a.run(["sh", "-c", "cat /tmp/quanta-0/session_*/logs/control.log"])["stdout"]
+    assert ("declared this node dead" in node_log or
+            ("refused this node's rejoin" in node_log and f"refused the registration of a node from {b.ip}" in control_log)), \
+        node_log[-3000:]
+    # Still one node alive: B is listed dead under its old index, with the reason, and its
+    # resources are not counted as in use.
+    status = a.quanta("status")["stdout"]
+    assert "1 node(s) alive, 1 dead" in status, status
+    b_line = next(line for line in status.splitlines() if f" {b.ip}:" in line)
+    assert " dead " in b_line and "had 2 CPU" in b_line, status
+    assert "dead: no heartbeat" in status
     a.run(["touch", "/tmp/go2"], check=True)
     after = driver_line(a, "AFTER")
-    # Still one node alive; B is listed dead under its old index and nothing joined instead.
     nodes = sorted(map(tuple, after["nodes"]))
     assert [(ip, alive) for ip, alive, _ in nodes] == [(a.ip, True), (b.ip, False)], nodes
-    assert after["retried"] == f"host-{a.ip}" and after["big_marker"] == f"host-{a.ip}"  # late results ignored
+    # Late results from B were ignored; work meant for it still goes to A.
+    assert after["retried"] == f"host-{a.ip}" and after["big_marker"] == f"host-{a.ip}"
     assert after["again"] == [f"host-{a.ip}", f"host-{a.ip}"]
     assert after["actor_host"] == f"host-{a.ip}" and after["actor_count"] == 3
+
+    # A new node started on B joins under a new index, runs work and reads A's rebuilt copy.
+    out = b.quanta("start", "--address", f"{a.ip}:{PORT}", "--node-ip-address", b.ip, "--num-cpus", "1")
+    assert "Joined" in out["stdout"], out
+    a.run(["touch", "/tmp/go3"], check=True)
+    fresh = driver_line(a, "FRESH")
+    nodes = sorted(map(tuple, fresh["nodes"]), key=lambda n: n[2])
+    assert [(ip, alive) for ip, alive, _ in nodes] == [(a.ip, True), (b.ip, False), (b.ip, True)], nodes
+    assert fresh["peeked"] == [f"host-{b.ip}", f"host-{a.ip}"]
