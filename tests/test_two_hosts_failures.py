@@ -14,7 +14,10 @@ the nodes' counters show the traffic crossed TCP.
 
 After the unplugged host's link comes back, its node — declared dead, its work failed over —
 must not come back: it is told so (or refused when it rejoins), exits with its workers, and
-the head still lists one node alive.
+the head still lists one node alive; a new node started there joins under a new index.
+
+A driver lost with its host takes what it owns with it: an actor on A borrowing its object gets
+OwnerDiedError, and its non-detached actor on A exits.
 """
 
 import json
@@ -309,3 +312,82 @@ def test_unplugged_host_is_declared_dead_by_heartbeat_and_refused_when_it_comes_
     nodes = sorted(map(tuple, fresh["nodes"]), key=lambda n: n[2])
     assert [(ip, alive) for ip, alive, _ in nodes] == [(a.ip, True), (b.ip, False), (b.ip, True)], nodes
     assert fresh["peeked"] == [f"host-{b.ip}", f"host-{a.ip}"]
+
+
+# A driver on B owns objects held by an actor on A, and a non-detached actor living on A.
+B_OWNER = r'''
+import os, sys, time, quanta
+from quanta.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+quanta.init(address=sys.argv[1], namespace="svc", log_to_driver=False)
+a_id = next(n["NodeID"] for n in quanta.nodes() if n["NodeManagerAddress"] == sys.argv[2])
+
+@quanta.remote(num_cpus=0)
+class Owned:
+    def pid(self):
+        return os.getpid()
+
+owned = Owned.options(name="owned", scheduling_strategy=NodeAffinitySchedulingStrategy(a_id, soft=False)).remote()
+holder = quanta.get_actor("holder")
+print("READY", quanta.get(owned.pid.remote()), quanta.get(holder.hold.remote([quanta.put(b"x" * 5_000_000)])), flush=True)
+time.sleep(3600)  # lives until its host dies
+'''
+
+A_HOLDER = r'''
+import json, os, sys, time, quanta
+quanta.init(address=sys.argv[1], namespace="svc", log_to_driver=False)
+
+@quanta.remote(num_cpus=0)
+class Holder:
+    def hold(self, box):
+        self.box = box  # borrowed from B's driver; its value was never asked for here
+        return "held"
+    def read(self):
+        try:
+            return len(quanta.get(self.box[0], timeout=30))
+        except Exception as e:  # noqa: BLE001 - the test looks at which error it is
+            return type(e).__name__
+
+h = Holder.options(name="holder", lifetime="detached").remote()
+print("HOLDER", json.dumps(quanta.get(h.hold.remote([]))), flush=True)
+while not os.path.exists("/tmp/go"):
+    time.sleep(0.01)
+while sum(n["Alive"] for n in quanta.nodes()) != 1:
+    time.sleep(0.01)
+read = quanta.get(h.read.remote(), timeout=60)
+deadline = time.monotonic() + 20
+while time.monotonic() < deadline:
+    try:
+        quanta.get_actor("owned")
+        time.sleep(0.05)
+    except ValueError:
+        break
+print("RESULT", json.dumps({"read": read, "owned_gone": time.monotonic() < deadline}), flush=True)
+'''
+
+
+def test_a_driver_lost_with_its_host_takes_its_objects_and_actors_with_it(net):
+    a, b = net.hosts
+    address = f"{a.ip}:{PORT}"
+    a.quanta("start", "--head", "--node-ip-address", a.ip, "--port", str(PORT), "--num-cpus", "1")
+    b.quanta("start", "--address", address, "--node-ip-address", b.ip, "--num-cpus", "1")
+    a.run(["sh", "-c", "cat > /tmp/driver.py"], input=A_HOLDER, check=True)
+    b.run(["sh", "-c", "cat > /tmp/owner.py"], input=B_OWNER, check=True)
+    a.spawn("driver", [sys.executable, "/tmp/driver.py", address], log="/tmp/driver.log")
+    driver_line(a, "HOLDER")
+    b.spawn("owner", [sys.executable, "/tmp/owner.py", address, a.ip], log="/tmp/owner.log")
+    deadline = time.monotonic() + 60
+    while "READY" not in (log := b.run(["cat", "/tmp/owner.log"])["stdout"]):
+        assert time.monotonic() < deadline and b._call(op="poll", name="owner")["rc"] is None, log
+        time.sleep(0.05)
+    owned_pid = int(log.split("READY ")[1].split()[0])
+    assert a.run(["kill", "-0", str(owned_pid)])["rc"] == 0  # B's driver's actor runs on A
+    kill_host(b)
+    a.run(["touch", "/tmp/go"], check=True)
+    result = driver_line(a, "RESULT")
+    # The borrowed object's owner is gone: OwnerDiedError, not a hang. Its non-detached actor
+    # on A died with its owner's job: its name is free and its process has exited.
+    assert result == {"read": "OwnerDiedError", "owned_gone": True}
+    deadline = time.monotonic() + 10
+    while a.run(["kill", "-0", str(owned_pid)])["rc"] == 0:
+        assert time.monotonic() < deadline, f"the actor process {owned_pid} on A outlived its owner by 10 s"
+        time.sleep(0.05)
