@@ -189,8 +189,10 @@ def _cluster_nodes(address):
     return _core.query_cluster(address, 5000), None
 
 
-def _fmt_resources(total, available):
+def _fmt_resources(total, available, alive=True):
     unit = 10000
+    if not alive:  # its resources left the cluster with it; nothing of them is in use
+        return "had " + (", ".join(f"{amount / unit:g} {name}" for name, amount in total) or "none")
     parts = []
     for name, amount in total:
         free = dict(available).get(name, 0)
@@ -218,7 +220,7 @@ def cmd_status(args) -> int:
         state = "alive" if n["alive"] else "dead"
         kind = " (head)" if n["is_head"] else " (driver)" if n["is_driver_node"] else ""
         print(f"{n['node_index']:>5}  {n['node_id']:32}  {where:21}  {state:5}  "
-              f"{_fmt_resources(n['total'], n['available'])}{kind}")
+              f"{_fmt_resources(n['total'], n['available'], n['alive'])}{kind}")
         if not n["alive"] and n["death_reason"]:
             print(f"{'':>7}dead: {n['death_reason']}")
     if store:
