@@ -19,7 +19,10 @@ are the driver (on the head) or tasks pinned to the head.
     (issue 12's target: cross-node sync latency within 1.5x of same-node);
   * actor_creation_rate: --actors actors with scheduling_strategy="SPREAD" created at once, one
     call got from each (where each ran is recorded), then killed and their processes waited for;
-  * get_actor: latency of get_actor() of a named actor that lives on a non-head node.
+  * get_actor_first / _repeated: get_actor() from the driver of named actors on a non-head node
+    that an actor there created (--lookups of them): the first lookup of each name, and one name
+    looked up again and again (Ray answers that from the cache of its process; so does its
+    creator, which is why the driver does not create them).
 
 Timing is Ray's microbenchmark's (a warm-up fixes a step; each timed run calls the workload step
 times at a stretch until --run-seconds have passed and yields calls/s). Each backend runs in a
@@ -194,6 +197,22 @@ def define(rt):
         def report(self):
             return {"calls": self.calls, "out_of_order": self.out_of_order, "callers": len(self.last)}
 
+    @rt.remote(num_cpus=0)
+    class Creator:
+        """Creates named actors and holds their handles, so that the driver looks them up as a
+        process that did not create them (Ray's creator knows its actors' names already)."""
+
+        def __init__(self):
+            self.held = []
+
+        def make(self, names, node):
+            made = [Actor.options(name=n, **affinity(rt, node)).remote() for n in names]
+            self.held += made
+            return rt.get([a.node.remote() for a in made])
+
+        def node(self):
+            return rt.get_runtime_context().get_node_id(), os.getpid()
+
     @rt.remote(num_cpus=1)
     def call_actors(actors, calls):
         refs = [actors[i % len(actors)].small_value.remote() for i in range(calls)]
@@ -204,7 +223,7 @@ def define(rt):
         rt.get([seq.push.remote(caller, i) for i in range(calls)])
         return rt.get_runtime_context().get_node_id()
 
-    return Actor, AsyncActor, Sequence, call_actors, push_numbered
+    return Actor, AsyncActor, Sequence, Creator, call_actors, push_numbered
 
 
 def affinity(rt, node):
@@ -215,7 +234,7 @@ def affinity(rt, node):
 def measure(rt, head_id, others, args, out, actor_pids):
     """Every figure, on a connected cluster whose head is head_id and other nodes others. The pid
     of every actor process is added to actor_pids."""
-    Actor, AsyncActor, Sequence, call_actors, push_numbered = define(rt)
+    Actor, AsyncActor, Sequence, Creator, call_actors, push_numbered = define(rt)
     on = lambda node: affinity(rt, node)  # noqa: E731
     figures, details = out.setdefault("figures", {}), out.setdefault("details", {})
 
@@ -266,16 +285,24 @@ def measure(rt, head_id, others, args, out, actor_pids):
         record(name, rates(n_n, n * calls, args))
         release(*servers)
 
-    # get_actor of a named actor on another node.
-    named = Actor.options(name="cluster-actors-bench", **on(others[-1])).remote()
-    where, pid = rt.get(named.node.remote())
-    assert where == others[-1]
-    actor_pids.add(pid)
+    # get_actor of named actors on another node, created by another process (an actor there): the
+    # first lookup of each name, then lookups of one name again and again.
+    creator = new(Creator, others[-1])
+    names = [f"cluster-actors-bench-{i}" for i in range(args.lookups + 1)]
+    made = rt.get(creator.make.remote(names, others[-1]))
+    assert [nd for nd, _ in made] == [others[-1]] * len(names)
+    actor_pids.update(pid for _, pid in made)
+    rt.get_actor(names[0])  # the first lookup of all may set up a connection
+    first = []
+    for name in names[1:]:
+        t0 = time.perf_counter()
+        rt.get_actor(name)
+        first.append(1 / (time.perf_counter() - t0))
+    record("get_actor_first", first)
     looked_up = []
-    record("get_actor", rates(lambda: looked_up.append(rt.get_actor("cluster-actors-bench")) or looked_up.clear(),
-                              1, args))
-    assert rt.get(rt.get_actor("cluster-actors-bench").small_value.remote()) == b"ok"
-    release(named)
+    record("get_actor_repeated", rates(lambda: looked_up.append(rt.get_actor(names[1])) or looked_up.clear(), 1, args))
+    assert rt.get(rt.get_actor(names[1]).small_value.remote()) == b"ok"
+    release(*[rt.get_actor(name) for name in names], creator)
 
     # Ordering from several callers on several nodes (untimed).
     seq = new(Sequence, others[0])
@@ -411,10 +438,10 @@ def alive_actors(rt, which):
 ROWS = [
     "1_1_actor_calls_sync", "1_1_actor_calls_async", "1_1_actor_calls_concurrent", "n_n_actor_calls_async",
     "1_1_async_actor_calls_sync", "1_1_async_actor_calls_async", "n_n_async_actor_calls_async",
-    "actor_creation_rate", "get_actor",
+    "actor_creation_rate", "get_actor_first", "get_actor_repeated",
     "1_1_actor_calls_sync_same_node", "1_1_async_actor_calls_sync_same_node",
 ]
-UNITS = {"actor_creation_rate": "actors/s", "get_actor": "lookups/s"}
+UNITS = {"actor_creation_rate": "actors/s", "get_actor_first": "lookups/s", "get_actor_repeated": "lookups/s"}
 
 
 def summary(samples):
@@ -461,10 +488,11 @@ def report(q, r):
             cross_same[f"{backend}:{name}"] = cs
             mark = ("ok" if cs <= TARGET_CROSS_SAME else "MISSED") if backend == "quanta" else ""
             lines.append(f"  {backend:6} {name:36} {latency_us(c):8.0f}  {latency_us(s):9.0f}  {cs:9.2f}x  {mark}")
-    g = q["figures"].get("get_actor")
-    if g:
-        lines.append(f"get_actor latency: quanta {latency_us(summary(g)):.0f} us"
-                     + (f", ray {latency_us(summary(r['figures']['get_actor'])):.0f} us" if r else ""))
+    for name in ("get_actor_first", "get_actor_repeated"):
+        if q["figures"].get(name):
+            lines.append(f"{name} latency (from the median rate): quanta "
+                         f"{1e6 / summary(q['figures'][name])['median']:.0f} us"
+                         + (f", ray {1e6 / summary(r['figures'][name])['median']:.0f} us" if r else ""))
     lines.append("")
     for backend, d in (("quanta", q), ("ray", r)):
         if not d:
@@ -526,6 +554,7 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=1000, help="calls per *_async call")
     p.add_argument("--fanout-calls", type=int, default=2500, help="calls per task in n_n")
     p.add_argument("--order-calls", type=int, default=1000, help="numbered calls per caller in the order check")
+    p.add_argument("--lookups", type=int, default=5, help="named actors whose first get_actor is timed")
     p.add_argument("--actors", type=int, default=40, help="actors per creation batch")
     p.add_argument("--creation-batches", type=int, default=2, help="timed creation batches (after a warm-up one)")
     p.add_argument("--json", default=None)
