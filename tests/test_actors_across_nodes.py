@@ -118,6 +118,15 @@ def test_actor_runs_on_the_node_its_resources_or_strategy_chose(three):
     assert len(nodes) == 3
 
 
+def test_spread_puts_as_many_zero_cpu_actors_on_each_node(three):
+    # Created at once, so the head still waits for the first one's worker when its next turn
+    # comes: that must not hand its turn to the next node.
+    cluster, _ = three
+    spread = [Where.options(num_cpus=0, scheduling_strategy="SPREAD").remote() for _ in range(8)]
+    nodes = [n for n, _, _ in quanta.get([h.where.remote() for h in spread], timeout=60)]
+    assert sorted(nodes.count(n.node_id) for n in cluster.list_all_nodes()) == [2, 2, 2, 2]
+
+
 def test_actor_in_a_placement_group_bundle_runs_there_and_dies_with_the_group(three):
     cluster, (a, b, c) = three
     pg = placement_group([{"CPU": 1, "box_b": 1}, {"CPU": 1, "box_c": 1}], strategy="STRICT_SPREAD")

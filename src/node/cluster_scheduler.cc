@@ -131,6 +131,10 @@ ClusterScheduler::Placement ClusterScheduler::Choose(const Request& request) {
   }
   if (s.kind == SchedulingStrategy::Kind::kSpread) {
     uint32_t start = rotation_++;
+    // A demand of nothing (num_cpus=0 actors) fits every node: the rotation alone decides. The
+    // local "free now" test would skip this node while an earlier one still waits here for its
+    // worker to start, and give its turns to the next node in the rotation.
+    if (demand.IsEmpty()) return pick(candidates[start % candidates.size()]);
     for (size_t i = 0; i < candidates.size(); ++i) {
       const auto* n = candidates[(start + i) % candidates.size()];
       if (FreeNow(*n, demand)) return pick(n);

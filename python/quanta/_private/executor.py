@@ -8,6 +8,7 @@ pool (max_concurrency > 1) or on an asyncio event loop (classes with `async def`
 from __future__ import annotations
 
 import asyncio
+import collections
 import os
 import sys
 import threading
@@ -40,6 +41,8 @@ class _ActorRuntime:
         self.loop = None
         self.semaphores = None
         if is_async:
+            self.inbox = collections.deque()  # calls handed to the loop and not started yet
+            self.draining = False  # a _drain is scheduled on the loop
             self.loop = asyncio.new_event_loop()
             started = threading.Event()
             threading.Thread(target=self._run_loop, args=(started,), name="quanta-actor-loop",
@@ -52,6 +55,23 @@ class _ActorRuntime:
     @property
     def concurrent(self) -> bool:
         return self.pools is not None or self.loop is not None
+
+    def hand_over(self, core, task):
+        """Starts an async call on the loop (from the thread that receives tasks). One wake-up of
+        the loop carries every call that arrives before it runs: waking it once per call (as
+        run_coroutine_threadsafe does) halved the rate of a burst of calls."""
+        self.inbox.append(task)
+        if not self.draining:
+            self.draining = True
+            self.loop.call_soon_threadsafe(self._drain, core)
+
+    def _drain(self, core):
+        # Cleared first: a call appended after this line schedules another drain, and one
+        # appended before it is started by this one.
+        self.draining = False
+        inbox, start = self.inbox, self.loop.create_task
+        while inbox:
+            start(_run_async(core, inbox.popleft()))
 
     def _run_loop(self, started):
         session.set_task_job(self.job_id)
@@ -190,7 +210,7 @@ def _submit_concurrent(core, task):
         # The caller checked the group; an unknown one (an older handle) runs in the default.
         _actor.pools.get(task[13], _actor.pools[""]).submit(run)
         return
-    asyncio.run_coroutine_threadsafe(_run_async(core, task), _actor.loop)
+    _actor.hand_over(core, task)
 
 
 async def _run_async(core, task):
