@@ -613,7 +613,7 @@ TEST(Messages, UnknownActorNameOpRejected) {
 }
 
 TEST(Messages, UnknownClientRoleRejected) {
-  for (int role : {0, 3, 255}) {
+  for (int role : {0, 4, 255}) {
     std::string body = EncodeBody(Hello{});
     body[0] = static_cast<char>(role);
     Hello m;
