@@ -12,6 +12,8 @@ from quanta.exceptions import TaskCancelledError, TaskError, TaskTimeoutError
 
 @pytest.fixture(scope="module", autouse=True)
 def cluster():
+    if quanta.is_initialized():
+        quanta.shutdown()  # the session-wide shared cluster of conftest, if an earlier module left it
     quanta.init(num_cpus=2)
     yield
     quanta.shutdown()

@@ -321,7 +321,8 @@ def test_terminate_stops_the_processes_and_fails_unfinished_work(cluster):
 def test_context_manager_exit_terminates(cluster):
     with Pool(2) as p:
         pids = set(p.map(pid_after, [0.2] * 4, chunksize=1))
-    idents = {process_identity(pid) for pid in pids}
+        idents = {process_identity(pid) for pid in pids}  # while the pool surely still runs
+    assert None not in idents
     with pytest.raises(ValueError, match="Pool not running"):
         p.map(square, [1])
     assert wait_until_gone(idents, timeout=10) == set()
