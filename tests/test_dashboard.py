@@ -114,7 +114,10 @@ def status_of(url, headers=None, method="GET"):
 
 
 def wait(browser, predicate, timeout=20, what="the page"):
-    return WebDriverWait(browser, timeout, poll_frequency=0.1).until(lambda d: predicate(d), message=what)
+    # A page that is being replaced has no body for a moment, and elements of the old one go stale.
+    return WebDriverWait(browser, timeout, poll_frequency=0.1,
+                         ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)).until(
+        lambda d: predicate(d), message=what)
 
 
 def open_page(browser, url, path):
@@ -179,7 +182,8 @@ def test_login_and_every_page(live, browser, shots):
     assert browser.find_elements(By.ID, "token") and not browser.find_elements(By.TAG_NAME, "nav")
     browser.find_element(By.ID, "token").send_keys("not the token")
     browser.find_element(By.ID, "login").click()
-    assert "not this cluster's token" in browser.find_element(By.TAG_NAME, "body").text
+    wait(browser, lambda d: "not this cluster's token" in d.find_element(By.TAG_NAME, "body").text,
+         what="the refusal of a wrong token")  # the page may still be loading after the click
     browser.save_screenshot(os.path.join(shots, "dashboard-login.png"))
     browser.find_element(By.ID, "token").send_keys(TOKEN)
     browser.find_element(By.ID, "login").click()
