@@ -259,10 +259,6 @@ def test_subscribe_flood_from_a_client_that_never_reads_is_bounded(node):
     report("(b) node memory after the flooding client closed", before, node.memory())
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the output bound is per connection (src/net/connection.h: 64 MiB soft / 1.5 GiB hard, "
-    "Connection::UpdateInterest): N local clients that never read each make the node queue ~64 MiB, "
-    "8 of them +515 MiB, with no node-wide budget on queued output"))
 def test_subscribe_flood_from_several_clients_is_bounded_in_total(node):
     clients = [node.client() for _ in range(8)]
     try:

@@ -41,6 +41,7 @@ Connection::Connection(EventLoop* loop, int fd, MessageHandler on_message, Close
     : loop_(loop), fd_(fd), on_message_(std::move(on_message)), on_close_(std::move(on_close)) {}
 
 Connection::~Connection() {
+  if (budget_) budget_->Update(accounted_, 0);
   if (!closed_) {
     loop_->Remove(fd_);
     ::close(fd_);
@@ -113,6 +114,7 @@ void Connection::AfterAppend() {
                                         std::to_string(pending_output() >> 20) + " MiB waiting)"));
     return;
   }
+  Account();
   if (pending_output() >= kEagerFlushBytes) {
     Flush();
   } else if (!flush_scheduled_) {
@@ -147,14 +149,28 @@ void Connection::Flush() {
     out_.erase(0, out_pos_);
     out_pos_ = 0;
   }
+  Account();
   UpdateInterest();
+}
+
+void Connection::Account() {
+  if (!budget_) return;
+  size_t now = (closed_ || closing_) ? 0 : pending_output();
+  budget_->Update(accounted_, now);
+  accounted_ = now;
 }
 
 void Connection::UpdateInterest() {
   if (closed_) return;
   bool want = out_pos_ < out_.size();
   // Back-pressure: stop reading from a peer whose replies pile up; resume once half drained.
-  bool pause = reading_paused_ ? pending_output() > soft_limit_ / 2 : pending_output() > soft_limit_;
+  // In a group (OutputBudget), also while the group is over its limit and this peer holds more
+  // than its fair share: many peers that never read cannot together grow the daemon unbounded.
+  size_t mine = pending_output();
+  bool pause = reading_paused_
+                   ? mine > soft_limit_ / 2 ||
+                         (budget_ && budget_->over_half() && mine > OutputBudget::kFairShareBytes / 2)
+                   : mine > soft_limit_ || (budget_ && budget_->over() && mine > OutputBudget::kFairShareBytes);
   if (want == want_write_ && pause == reading_paused_) return;
   bool resumed = reading_paused_ && !pause;
   want_write_ = want;
@@ -179,6 +195,7 @@ void Connection::CloseSoon(const Status& why) {
   closing_ = true;
   out_.clear();
   out_pos_ = 0;
+  Account();
   std::weak_ptr<Connection> weak = shared_from_this();
   loop_->RunAfter(std::chrono::milliseconds(0), [weak, why] {
     if (auto c = weak.lock()) c->Close(why);
@@ -188,6 +205,7 @@ void Connection::CloseSoon(const Status& why) {
 void Connection::Close(const Status& why) {
   if (closed_) return;
   closed_ = true;
+  Account();
   loop_->Remove(fd_);
   ::close(fd_);
   auto self = shared_from_this();

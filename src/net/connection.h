@@ -9,7 +9,8 @@
 // Output is bounded: while more than the soft limit is waiting to be written, the connection
 // stops reading from the peer (a peer that does not read its replies gets no more service);
 // beyond the hard limit it is closed, with the reason logged. Incoming frames are bounded by
-// SetMaxFrameBody (small until the peer has identified itself).
+// SetMaxFrameBody (small until the peer has identified itself). Connections may also share an
+// OutputBudget, which bounds their total queued output.
 //
 // Ownership: created and owned (via shared_ptr) by the server that accepted or opened it; it
 // owns its fd. Thread-safety: loop thread only.
@@ -20,6 +21,7 @@
 #include <string>
 
 #include "net/event_loop.h"
+#include "net/output_budget.h"
 #include "protocol/frame.h"
 #include "protocol/messages.h"
 
@@ -57,6 +59,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     soft_limit_ = soft;
     hard_limit_ = hard;
   }
+  // Joins a group whose total pending output is bounded (see OutputBudget; shared, so it lives
+  // as long as any member). Call before anything is sent.
+  void SetOutputBudget(std::shared_ptr<OutputBudget> budget) { budget_ = std::move(budget); }
   // Frames may be appended already encoded (e.g. forwarded as they arrived).
   void SendEncoded(std::string_view frames);
 
@@ -71,6 +76,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool DrainFrames();
   void AfterAppend();
   void UpdateInterest();
+  // Reports the current pending output to the group's budget, if any.
+  void Account();
 
   EventLoop* loop_;
   int fd_;
@@ -86,6 +93,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool reading_paused_ = false;  // output over the soft limit: the peer must read first
   size_t soft_limit_ = 64u << 20;
   size_t hard_limit_ = 1536u << 20;
+  std::shared_ptr<OutputBudget> budget_;
+  size_t accounted_ = 0;  // pending output last reported to budget_
 };
 
 }  // namespace quanta::net

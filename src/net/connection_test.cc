@@ -411,6 +411,87 @@ TEST_F(ConnectionTest, FailedCreateLeavesTheFdToTheCaller) {
 
 // ------------------------------------------------------------------ EventLoop basics
 
+// Peers in one OutputBudget group that send requests and never read the (large) replies: each
+// stays far under its own 64 MiB limit, but together they may not queue more than the group's
+// limit plus about a fair share each; a peer of the group that reads its replies keeps being
+// served meanwhile, and the others are served again once they read.
+TEST_F(ConnectionTest, AGroupOfPeersThatDoNotReadIsBoundedInTotal) {
+  constexpr size_t kGroupLimit = 4u << 20;
+  constexpr int kRequests = 300;
+  const std::string reply(256 * 1024, 'r');
+  auto budget = std::make_shared<OutputBudget>(kGroupLimit);
+  size_t peak = 0;
+  std::shared_ptr<Connection> server[3];
+  loop_.AtEndOfIteration([&] {
+    size_t total = 0;
+    for (auto& c : server) total += c ? c->pending_output() : 0;
+    peak = std::max(peak, total);
+    if (done_ && done_()) loop_.Stop();
+  });
+  std::string requests;
+  for (int i = 0; i < kRequests; ++i) {
+    protocol::AppendMessage(&requests, MessageType::kGetClusterInfo, protocol::RequestId{uint64_t(i)});
+  }
+  // Two servers whose peers (raw fds) never read, and a third whose peer is a reading Connection.
+  int handled[3] = {0, 0, 0};
+  int peer_fd[3] = {a_fd_, -1, -1};
+  auto echo_big = [&](int i) {
+    return [&, i](Connection& c, const protocol::Frame&) {
+      ++handled[i];
+      c.Send(MessageType::kWarning, protocol::Warning{reply});
+    };
+  };
+  server[0] = Make(b_fd_, echo_big(0), nullptr);
+  for (int i = 1; i < 3; ++i) {
+    int fds[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
+    peer_fd[i] = fds[0];
+    server[i] = Make(fds[1], echo_big(i), nullptr);
+  }
+  for (auto& c : server) {
+    ASSERT_TRUE(c);
+    c->SetOutputBudget(budget);
+  }
+  int good_got = 0;
+  auto good_peer = Make(peer_fd[2], [&](Connection&, const protocol::Frame&) { ++good_got; }, nullptr);
+  ASSERT_TRUE(good_peer);
+  WriteRaw(peer_fd[0], requests);
+  WriteRaw(peer_fd[1], requests);
+  good_peer->SendEncoded(requests);
+
+  ASSERT_TRUE(RunUntil([&] { return good_got == kRequests; }))
+      << "the reading peer got " << good_got << " of " << kRequests << " replies";
+  EXPECT_LT(handled[0], kRequests) << "a peer that does not read was served on";
+  EXPECT_LT(handled[1], kRequests);
+  EXPECT_LE(peak, kGroupLimit + 2 * (OutputBudget::kFairShareBytes + 2 * reply.size()))
+      << "queued output of the group";
+
+  // Once the two peers read, they are served again until every request has its reply.
+  std::shared_ptr<Connection> readers[2];
+  int read_back[2] = {0, 0};
+  for (int i = 0; i < 2; ++i) {
+    readers[i] = Make(peer_fd[i], [&, i](Connection&, const protocol::Frame&) { ++read_back[i]; }, nullptr);
+    ASSERT_TRUE(readers[i]);
+  }
+  a_fd_ = -1;  // adopted by readers[0]
+  b_fd_ = -1;  // adopted by server[0]
+  bool all = false;
+  done_ = [&] { return all = read_back[0] == kRequests && read_back[1] == kRequests; };
+  auto timed_out = std::make_shared<bool>(false);  // outlives this run, unlike RunUntil's flag
+  loop_.RunAfter(20s, [this, timed_out] {
+    *timed_out = true;
+    loop_.Stop();
+  });
+  loop_.Run();  // a stopped loop may run again (event_loop.h)
+  EXPECT_TRUE(all) << "replies read after resuming: " << read_back[0] << ", " << read_back[1];
+  EXPECT_EQ(handled[0], kRequests);
+  EXPECT_EQ(handled[1], kRequests);
+  for (auto& c : server) c.reset();
+  for (auto& c : readers) c.reset();
+  good_peer.reset();
+  EXPECT_EQ(budget->total(), 0u) << "closed connections give their share back";
+}
+
 TEST(EventLoop, TimersRunInDeadlineOrder) {
   EventLoop loop;
   ASSERT_TRUE(loop.Init().ok());

@@ -54,6 +54,7 @@ void ClientRegistry::OnAccept(int fd) {
   }
   conn.value()->tag = id;
   conn.value()->SetMaxFrameBody(kMaxHelloFrame);
+  conn.value()->SetOutputBudget(output_budget_);
   LocalClient& c = clients_[id];
   c.id = id;
   c.conn = conn.value();

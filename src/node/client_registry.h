@@ -67,6 +67,9 @@ class ClientRegistry {
   MessageHandler on_message_;
   ClosedHandler on_closed_;
   std::unique_ptr<net::Listener> listener_;
+  // All local clients together may have this much output queued before those holding more than
+  // their share stop being read (a single client's own limit is the connection's).
+  std::shared_ptr<net::OutputBudget> output_budget_ = std::make_shared<net::OutputBudget>(64u << 20);
   std::unordered_map<uint64_t, LocalClient> clients_;
 };
 

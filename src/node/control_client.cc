@@ -202,6 +202,11 @@ void ControlClient::OnMessage(const protocol::Frame& frame) {
 void ControlClient::Heartbeat() {
   if (!connected() || shutting_down_) return;
   auto now = std::chrono::steady_clock::now();
+  if (now - last_sent_ > 2 * heartbeat_interval_ + std::chrono::milliseconds(100)) {
+    // This timer ran late: our own loop was held (e.g. by a slow disk), so the control
+    // service's answers may be waiting unread in the socket. Judge its silence from now on.
+    last_heard_ = std::max(last_heard_, now - heartbeat_interval_);
+  }
   if (now - last_heard_ > heartbeat_timeout_) {
     // The control service (or its host, or the network to it) went silent without closing.
     conn_->Close(Status::TimedOut("no answer from the control service for " +
@@ -209,10 +214,23 @@ void ControlClient::Heartbeat() {
     return;
   }
   conn_->Send(MessageType::kHeartbeat, protocol::Heartbeat{node_index_, ++heartbeat_seq_});
+  last_sent_ = now;
   uint64_t gen = generation_;
   loop_->RunAfter(heartbeat_interval_, [this, gen] {
     if (gen == generation_) Heartbeat();
   });
+}
+
+void ControlClient::Pulse() {
+  if (!connected() || shutting_down_) return;
+  auto now = std::chrono::steady_clock::now();
+  // While our caller holds the loop, the control service's answers wait unread in the socket:
+  // its silence cannot be judged over this time.
+  last_heard_ = std::max(last_heard_, now - heartbeat_interval_);
+  if (now - last_sent_ < heartbeat_interval_) return;
+  conn_->Send(MessageType::kHeartbeat, protocol::Heartbeat{node_index_, ++heartbeat_seq_});
+  conn_->Flush();
+  last_sent_ = now;
 }
 
 void ControlClient::ReportResources(const protocol::ResourceMap& available, const protocol::ResourceMap& total) {

@@ -53,6 +53,9 @@ class ControlClient {
   void Send(protocol::MessageType type, const M& msg) {
     if (connected()) conn_->Send(type, msg);
   }
+  // Sends a heartbeat at once if one is due, and writes it out: for code that holds the loop
+  // thread for long (a spill to a slow disk), so the control service does not think us gone.
+  void Pulse();
   // Messages this class does not handle itself (placement groups).
   void set_on_message(std::function<void(const protocol::Frame&)> cb) { on_other_ = std::move(cb); }
   void RegisterFunction(const std::string& id, const std::string& payload);
@@ -85,7 +88,7 @@ class ControlClient {
   uint64_t cluster_id_ = 0;
   std::chrono::milliseconds heartbeat_interval_{500};
   std::chrono::milliseconds heartbeat_timeout_{3000};
-  std::chrono::steady_clock::time_point started_, last_heard_;
+  std::chrono::steady_clock::time_point started_, last_heard_, last_sent_;
   std::chrono::milliseconds backoff_{100};
   uint64_t heartbeat_seq_ = 0;
   uint64_t generation_ = 0;  // connections opened; timers of an old one stand down

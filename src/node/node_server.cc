@@ -205,6 +205,7 @@ Status NodeServer::Start() {
       if (::read(options_.lifeline_fd, buf, sizeof buf) <= 0) Shutdown("the driver that started the cluster exited");
     }));
   }
+  if (SharedStore* store = objects_->store()) store->set_io_progress([this] { control_->Pulse(); });
   forwarder_ = std::make_unique<ControlForwarder>(&clients_, control_.get());
   StartStateService();
   control_->set_on_message([this](const protocol::Frame& f) { OnControlMessage(f); });

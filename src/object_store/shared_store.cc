@@ -1,5 +1,7 @@
 #include "object_store/shared_store.h"
 
+#include <algorithm>
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -18,11 +20,17 @@ std::string Mib(uint64_t bytes) {
   return buf;
 }
 
-Status WriteFile(const std::string& path, const uint8_t* data, uint64_t size) {
+// Spill files are written and read in pieces of this size, with the progress hook called between
+// them: a slow disk must not keep the daemon from its heartbeats for the whole of a large object.
+constexpr uint64_t kIoPiece = 16u << 20;
+
+Status WriteFile(const std::string& path, const uint8_t* data, uint64_t size,
+                 const std::function<void()>& progress) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) return Status::FromErrno("open spill file " + path);
   while (size > 0) {
-    ssize_t n = ::write(fd, data, size);
+    if (progress) progress();
+    ssize_t n = ::write(fd, data, std::min(size, kIoPiece));
     if (n < 0) {
       if (errno == EINTR) continue;
       Status st = Status::FromErrno("write spill file " + path);
@@ -37,11 +45,13 @@ Status WriteFile(const std::string& path, const uint8_t* data, uint64_t size) {
   return Status::Ok();
 }
 
-Status ReadFile(const std::string& path, uint8_t* data, uint64_t size) {
+Status ReadFile(const std::string& path, uint8_t* data, uint64_t size,
+                const std::function<void()>& progress) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) return Status::FromErrno("open spill file " + path);
   while (size > 0) {
-    ssize_t n = ::read(fd, data, size);
+    if (progress) progress();
+    ssize_t n = ::read(fd, data, std::min(size, kIoPiece));
     if (n <= 0) {
       if (n < 0 && errno == EINTR) continue;
       Status st = n == 0 ? Status::IOError("spill file " + path + " is truncated")
@@ -212,7 +222,7 @@ Status SharedStore::Spill(const ObjectID& id, Object& o) {
     spill_dir_made_ = true;
   }
   std::string path = spill_dir_ + "/" + id.Hex();
-  QUANTA_RETURN_IF_ERROR(WriteFile(path, memory_->data() + o.offset, o.size));
+  QUANTA_RETURN_IF_ERROR(WriteFile(path, memory_->data() + o.offset, o.size, io_progress_));
   RemoveFromLru(o);
   allocator_.Free(o.offset);
   o.resident = false;
@@ -226,7 +236,7 @@ Status SharedStore::Spill(const ObjectID& id, Object& o) {
 Status SharedStore::Restore(const ObjectID& id, Object& o) {
   auto offset = AllocateOrSpill(o.size, id);
   if (!offset.ok()) return offset.status();
-  Status st = ReadFile(o.spill_path, memory_->data() + offset.value(), o.size);
+  Status st = ReadFile(o.spill_path, memory_->data() + offset.value(), o.size, io_progress_);
   if (!st.ok()) {
     allocator_.Free(offset.value());
     return st;

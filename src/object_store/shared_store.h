@@ -52,6 +52,9 @@ class SharedStore {
   SharedStore(std::unique_ptr<SharedMemory> memory, std::string spill_dir);
   // Told about secondary copies dropped to make room (so their owners can be told too).
   void set_on_evicted(std::function<void(const ObjectID&)> cb) { on_evicted_ = std::move(cb); }
+  // Called between pieces of a spill or restore (every 16 MiB), on the calling thread: the
+  // daemon keeps its heartbeats going while a slow disk holds its loop.
+  void set_io_progress(std::function<void()> cb) { io_progress_ = std::move(cb); }
 
   const SharedMemory& memory() const { return *memory_; }
 
@@ -123,6 +126,7 @@ class SharedStore {
   std::unique_ptr<SharedMemory> memory_;
   Allocator allocator_;
   std::string spill_dir_;
+  std::function<void()> io_progress_;
   bool spill_dir_made_ = false;
   std::unordered_map<ObjectID, Object, ObjectIDHash> objects_;
   std::list<ObjectID> lru_;  // evictable objects, least recently used first

@@ -341,6 +341,24 @@ TEST_F(SharedStoreTest, RestoreOverwritesWhateverWasAtTheNewOffset) {
   EXPECT_EQ(FirstMismatch(At(*p1), size, 1), -1);
 }
 
+TEST_F(SharedStoreTest, SpillAndRestoreReportProgress) {
+  // The node keeps its heartbeats going through this hook while a slow disk holds its loop.
+  int calls = 0;
+  store_->set_io_progress([&] { ++calls; });
+  const uint64_t size = kMiB + kMiB / 2;
+  Put(1, size);
+  Put(2, size);
+  EXPECT_EQ(calls, 0) << "no disk I/O yet";
+  Put(3, size);  // spills object 1
+  ASSERT_TRUE(Spilled(1));
+  int after_spill = calls;
+  EXPECT_GE(after_spill, 1);
+  auto p1 = store_->Pin(Id(1), 5);  // restores it (and spills another)
+  ASSERT_TRUE(p1.ok()) << p1.status().ToString();
+  EXPECT_FALSE(Spilled(1));
+  EXPECT_GE(calls, after_spill + 2) << "a restore and the spill that made room for it";
+}
+
 TEST_F(SharedStoreTest, PinnedObjectsAreNeverSpilled) {
   const uint64_t size = kMiB;
   Put(1, size);
