@@ -105,7 +105,10 @@ def test_objects_made_on_one_host_are_consumed_on_the_other_and_results_come_bac
         def make_on_b(n):
             return np.full(n // 8, 3.0)
 
-        @quanta.remote(num_cpus=1)
+        from quanta.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+        here = NodeAffinitySchedulingStrategy(quanta.get_runtime_context().get_node_id(), soft=False)
+
+        @quanta.remote(scheduling_strategy=here)  # not where its argument is (B): the bytes come to A
         def on_a(arr):
             return open("/tmp/marker").read().strip(), float(arr[::4096].sum()), arr.nbytes
 
