@@ -19,8 +19,8 @@ Every task is pinned with NodeAffinitySchedulingStrategy.
   * broadcast_100x1mib (MiB/s delivered): the driver puts 100 x 1 MiB arrays; one task on each of
     the 4 nodes reads all 100 (sums a byte of each); 400 MiB delivered per call.
   * multi_client_tasks_async (tasks/s): Ray's workload of that name spread over the 4 nodes: one
-    client actor (no CPU) on each node submits --tasks no-op tasks (which run on its node) and gets
-    them all; the 4 clients run at once.
+    client actor (no CPU) on each node submits --tasks no-op tasks (one CPU each, as Ray's; the
+    head has none, so they run on the 4 nodes) and gets them all; the 4 clients run at once.
   * matrix_dag (DAGs/s): A (1000x1000 float64) made on node 1 and B on node 2; C = A @ B on node 3,
     D = B @ A on node 4, E = C + D on node 1, then the driver gets E's sum.
 
@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import socket
 import statistics
 import subprocess
@@ -84,7 +85,7 @@ class Loopback:
         port = self.listener.getsockname()[1]
         child = subprocess.Popen([sys.executable, "-c", SENDER, str(port), str(self.size)], stdin=subprocess.PIPE)
         conn, _ = self.listener.accept()
-        conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        r0 = resource.getrusage(resource.RUSAGE_THREAD)
         t0 = time.perf_counter()
         child.stdin.write(b"go\n")
         child.stdin.flush()
@@ -95,11 +96,16 @@ class Loopback:
                 raise RuntimeError("the loopback sender stopped early")
             got += n
         took = time.perf_counter() - t0
+        r1 = resource.getrusage(resource.RUSAGE_THREAD)
         conn.sendall(b"x")
         conn.close()
-        child.wait(30)
+        _, status, child_usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
         assert self.buf[0] == 1 and self.buf[-1] == 1
-        return self.size / GiB / took
+        # CPU seconds per GiB: this thread's receiving, and the sender child's whole life (its
+        # start-up included, so the figure is if anything too high).
+        cpu = (r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime) + child_usage.ru_utime + child_usage.ru_stime
+        return self.size / GiB / took, cpu * GiB / self.size
 
 
 # ----------------------------------------------------------------------------- timing
@@ -141,7 +147,7 @@ def define(rt):
     def read_all(*arrays):
         return sum(int(a.view(np.uint8)[-1]) for a in arrays)
 
-    @rt.remote(num_cpus=0)
+    @rt.remote  # one CPU, as Ray's small_value
     def noop():
         return b"ok"
 
@@ -181,7 +187,20 @@ def affinity(rt, node):
     return {"scheduling_strategy": strategies.NodeAffinitySchedulingStrategy(node, soft=False)}
 
 
-def measure(rt, head_id, others, args, out):
+def cpu_seconds(pids):
+    """User + system CPU seconds of these processes (all their threads) so far."""
+    total = 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except OSError:
+            pass
+    return total
+
+
+def measure(rt, head_id, others, args, out, daemons):
     import numpy as np
 
     f = define(rt)
@@ -197,23 +216,30 @@ def measure(rt, head_id, others, args, out):
 
     # 1 GiB from node 1 to the head, interleaved with loopback TCP.
     loop = Loopback(args.big_mib * MiB)
-    transfer, loopback = [], []
+    transfer, loopback, transfer_cpu, loopback_cpu = [], [], [], []
     for i in range(args.big_rounds + 1):
         ref = f["make_ones"].options(**on(others[0])).remote(args.big_mib * MiB)
         rt.wait([ref], fetch_local=False, timeout=300)
+        time.sleep(0.2)  # the maker's node is done with it
+        c0 = cpu_seconds(daemons) + time.process_time()
         t0 = time.perf_counter()
         arr = rt.get(ref, timeout=300)
         took = time.perf_counter() - t0
+        used = cpu_seconds(daemons) + time.process_time() - c0
         assert arr.nbytes == args.big_mib * MiB and arr[-1] == 1.0 and arr[arr.size // 2] == 1.0
         del arr, ref
-        lb = loop.measure()
+        lb, lb_cpu = loop.measure()
         if i:  # the first round is the warm-up (connections, first pages)
             transfer.append(args.big_mib * MiB / GiB / took)
             loopback.append(lb)
+            transfer_cpu.append(used * GiB / (args.big_mib * MiB))
+            loopback_cpu.append(lb_cpu)
         time.sleep(0.5)  # the copies are freed
     del loop
     record("transfer_1gib", transfer)
     record("loopback_tcp", loopback)
+    record("transfer_1gib_cpu_s_per_gib", transfer_cpu)
+    record("loopback_tcp_cpu_s_per_gib", loopback_cpu)
 
     # 100 x 1 MiB to 4 nodes.
     n_objects = args.broadcast
@@ -281,13 +307,20 @@ def child(which, args):
     cluster.wait_for_nodes()
     if which == "quanta":
         rt.init(address=cluster.address)
+        nodes = [cluster.head_node, cluster.worker_nodes[0]]
+        daemons = [proc.pid for node in nodes for role, proc in node._session._procs if role == "node"]
     else:
+        from ray import ray_constants
+
         rt.init(address=cluster.address, log_to_driver=False)
+        nodes = [cluster.head_node, cluster.worker_nodes[0]]
+        daemons = [info.process.pid for node in nodes for info in node.all_processes[ray_constants.PROCESS_TYPE_RAYLET]]
+    out["transfer_daemons"] = len(daemons)
     head_id = cluster.head_node.node_id
     others = [n.node_id for n in cluster.worker_nodes]
     try:
         t0 = time.perf_counter()
-        measure(rt, head_id, others, args, out)
+        measure(rt, head_id, others, args, out, daemons)
         out["measure_s"] = time.perf_counter() - t0
     finally:
         rt.shutdown()
@@ -295,7 +328,8 @@ def child(which, args):
     return out
 
 
-ROWS = [("transfer_1gib", "GiB/s"), ("loopback_tcp", "GiB/s"), ("broadcast_100x1mib", "MiB/s"),
+ROWS = [("transfer_1gib", "GiB/s"), ("loopback_tcp", "GiB/s"), ("transfer_1gib_cpu_s_per_gib", "CPU s/GiB"),
+        ("loopback_tcp_cpu_s_per_gib", "CPU s/GiB"), ("broadcast_100x1mib", "MiB/s"),
         ("multi_client_tasks_async", "tasks/s"), ("matrix_dag", "DAGs/s")]
 
 
@@ -315,7 +349,9 @@ def report(q, r):
         qs = summary(q["figures"][name])
         rs = summary(r["figures"][name]) if r else None
         ratio = qs["mean"] / rs["mean"] if rs else None
-        if ratio is not None and name != "loopback_tcp":
+        if ratio is not None and "cpu" in name:
+            ratio = rs["mean"] / qs["mean"]  # > 1: Quanta needs less CPU per byte
+        if ratio is not None and not name.startswith("loopback"):
             ratios[name] = ratio
         mark = ""
         if name == "multi_client_tasks_async" and ratio is not None:
@@ -330,7 +366,11 @@ def report(q, r):
         share = statistics.fmean(t / lb for t, lb in pairs)
         of_loopback[backend] = share
         mark = ("ok" if share >= TARGET_LOOPBACK else "MISSED") if backend == "quanta" else ""
-        lines.append(f"{backend} 1 GiB transfer / loopback TCP (paired samples): {share * 100:.0f} %  {mark}")
+        cpu_pairs = list(zip(d["figures"]["transfer_1gib_cpu_s_per_gib"], d["figures"]["loopback_tcp_cpu_s_per_gib"]))
+        cpu_share = statistics.fmean(lb / t for t, lb in cpu_pairs)
+        of_loopback[backend + "_cpu"] = cpu_share
+        lines.append(f"{backend} 1 GiB transfer / loopback TCP (paired samples): bandwidth {share * 100:.0f} %  {mark}; "
+                     f"CPU per byte, loopback / transfer {cpu_share * 100:.0f} %")
     for backend, d in (("quanta", q), ("ray", r)):
         if d:
             lines.append(f"{backend} {d['version']}: store bytes used per node before {d['details']['store_used_baseline']}"
