@@ -256,19 +256,6 @@ TEST_F(ClusterSchedulerTest, HardNodeAffinityOnlyThatNode) {
   EXPECT_EQ(Choose(Cpu(1), &s).kind, Placement::kInfeasible);
 }
 
-TEST_F(ClusterSchedulerTest, HardNodeAffinityToADeadNodeIsInfeasible) {
-  ThreeNodes();
-  NodeInfo dead = Node(2, {{"CPU", 4 * kU}});
-  dead.alive = false;
-  Apply({dead});
-  SchedulingStrategy s;
-  s.kind = SchedulingStrategy::Kind::kNodeAffinity;
-  s.node_id = "id-2";
-  auto p = Choose(Cpu(1), &s);
-  EXPECT_EQ(p.kind, Placement::kInfeasible);
-  EXPECT_NE(p.why.find("id-2"), std::string::npos) << p.why;
-}
-
 TEST_F(ClusterSchedulerTest, SoftNodeAffinityPrefersThatNodeElseDefault) {
   ThreeNodes();
   SchedulingStrategy s;
