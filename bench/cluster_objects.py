@@ -302,22 +302,22 @@ def child(which, args):
     out = {"version": getattr(rt, "__version__", "?"), "nodes": args.nodes}
     big = int(2.5 * GiB)
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "object_store_memory": big})
-    for i in range(args.nodes - 1):
-        cluster.add_node(num_cpus=1, object_store_memory=big if i == 0 else 512 * MiB)
+    added = [cluster.add_node(num_cpus=1, object_store_memory=big if i == 0 else 512 * MiB)
+             for i in range(args.nodes - 1)]  # in order (Ray's worker_nodes is a set)
     cluster.wait_for_nodes()
     if which == "quanta":
         rt.init(address=cluster.address)
-        nodes = [cluster.head_node, cluster.worker_nodes[0]]
+        nodes = [cluster.head_node, added[0]]
         daemons = [proc.pid for node in nodes for role, proc in node._session._procs if role == "node"]
     else:
         from ray import ray_constants
 
         rt.init(address=cluster.address, log_to_driver=False)
-        nodes = [cluster.head_node, cluster.worker_nodes[0]]
+        nodes = [cluster.head_node, added[0]]
         daemons = [info.process.pid for node in nodes for info in node.all_processes[ray_constants.PROCESS_TYPE_RAYLET]]
     out["transfer_daemons"] = len(daemons)
     head_id = cluster.head_node.node_id
-    others = [n.node_id for n in cluster.worker_nodes]
+    others = [n.node_id for n in added]
     try:
         t0 = time.perf_counter()
         measure(rt, head_id, others, args, out, daemons)
