@@ -82,6 +82,62 @@ def test_task_routed_by_resource_runs_on_the_other_host(net):
     assert b_stats["peer_bytes_sent"] > 0
 
 
+def test_objects_made_on_one_host_are_consumed_on_the_other_and_results_come_back(net):
+    a, b = net.hosts
+    for h in (a, b):
+        h.run(["sh", "-c", f"echo host-{h.ip} > /tmp/marker"], check=True)
+    address = start_head(a)
+    b.quanta("start", "--address", address, "--node-ip-address", b.ip, "--num-cpus", "2",
+             "--resources", '{"host_b": 1}')
+    b_before = stats_of(b)
+    size = 16 << 20
+    output = a.python(f"""
+        import json, numpy as np, quanta
+        quanta.init(address="{address}")
+        before = quanta._private.api.node_stats()
+
+        @quanta.remote(resources={{"host_b": 1}})
+        def on_b(arr):
+            # The argument was put on host A; the result is made here and stays here until read.
+            return open("/tmp/marker").read().strip(), float(arr[::4096].sum()), arr * 2
+
+        @quanta.remote(resources={{"host_b": 1}})
+        def make_on_b(n):
+            return np.full(n // 8, 3.0)
+
+        from quanta.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+        here = NodeAffinitySchedulingStrategy(quanta.get_runtime_context().get_node_id(), soft=False)
+
+        @quanta.remote(scheduling_strategy=here)  # not where its argument is (B): the bytes come to A
+        def on_a(arr):
+            return open("/tmp/marker").read().strip(), float(arr[::4096].sum()), arr.nbytes
+
+        arg = quanta.put(np.arange({size} // 8, dtype=np.float64))
+        host, seen, doubled = quanta.get(on_b.remote(arg))
+        made = make_on_b.remote({size})
+        print(json.dumps({{"b_host": host, "b_saw": seen,
+                          "expected": float(np.arange({size} // 8, dtype=np.float64)[::4096].sum()),
+                          "doubled_ok": bool((doubled == np.arange({size} // 8, dtype=np.float64) * 2).all()),
+                          "a_task": quanta.get(on_a.remote(made)),
+                          "expected_a": float(np.full({size} // 8, 3.0)[::4096].sum()),
+                          "before": before, "after": quanta._private.api.node_stats()}}))
+    """)
+    r = json.loads(output.strip().splitlines()[-1])
+    assert r["b_host"] == f"host-{b.ip}"
+    assert r["b_saw"] == r["expected"] and r["doubled_ok"]
+    assert r["a_task"] == [f"host-{a.ip}", r["expected_a"], size]
+    before, after = r["before"], r["after"]
+    b_after = stats_of(b)
+    # A's put crossed to B, and B's two results (the doubled array, the made one) crossed back,
+    # on the data channels between the two network stacks.
+    assert after["transfer_bytes_sent"] - before["transfer_bytes_sent"] >= size
+    assert after["transfer_bytes_received"] - before["transfer_bytes_received"] >= 2 * size
+    assert after["pulls_done"] - before["pulls_done"] == 2
+    assert b_after["transfer_bytes_received"] - b_before["transfer_bytes_received"] >= size
+    assert b_after["transfer_bytes_sent"] - b_before["transfer_bytes_sent"] >= 2 * size
+    assert b_after["objects_served"] - b_before["objects_served"] == 2
+
+
 def test_status_from_both_hosts_and_stop(net):
     a, b = net.hosts
     address = start_head(a)

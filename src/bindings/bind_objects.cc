@@ -134,10 +134,10 @@ void BindObjects(nb::class_<CoreClient>& cls) {
              d["total_evicted"] = s.total_evicted;
              d["num_secondary"] = s.num_secondary;
              static const char* kWhere[] = {"inline", "shared_memory", "spilled", "pending",
-                                            "primary_for_other_node", "secondary_copy"};
+                                            "primary_for_other_node", "secondary_copy", "on_other_nodes"};
              nb::list objects;
              for (const auto& o : s.objects) {
-               objects.append(nb::make_tuple(o.id.Hex(), o.size, kWhere[o.where % 6], o.refs, o.pins));
+               objects.append(nb::make_tuple(o.id.Hex(), o.size, kWhere[o.where % 7], o.refs, o.pins));
              }
              d["objects"] = objects;
              return d;

@@ -64,13 +64,13 @@ nb::object ObjectsToPython(const std::string& body) {
   d["num_inline"] = s.num_inline;
   d["inline_bytes"] = s.inline_bytes;
   static const char* kWhere[] = {"inline", "shared_memory", "spilled", "pending", "primary_for_other_node",
-                                 "secondary_copy"};
+                                 "secondary_copy", "on_other_nodes"};
   nb::list objects;
   for (const auto& o : s.objects) {
     nb::dict e;
     e["object_id"] = o.id.Hex();
     e["size"] = o.size;
-    e["where"] = kWhere[o.where % 6];
+    e["where"] = kWhere[o.where % 7];
     e["references"] = o.refs;
     e["readers"] = o.pins;
     objects.append(e);

@@ -1,5 +1,6 @@
 // CRC-32C (Castagnoli) of a byte range: the checksum on every chunk of an object transfer.
-// Uses the SSE4.2 crc32 instruction when the CPU has it (several GB/s), a table otherwise.
+// Uses the SSE4.2 crc32 instruction when the CPU has it (three interleaved streams, over
+// 10 GB/s on large buffers), a table otherwise.
 // An integrity check against corrupted or truncated chunks, not a cryptographic MAC.
 // Thread-safety: pure function.
 #pragma once

@@ -128,6 +128,21 @@ TEST(Crc32c, DetectsEverySingleBitFlip) {
   EXPECT_NE(Crc32c(longer.data(), longer.size()), good);
 }
 
+TEST(Crc32c, LengthsAroundTheInterleavedBlocksMatchReference) {
+  // 3 x 256 and 3 x 8192 bytes are where the three-stream paths start; 4 MiB is a chunk.
+  std::vector<uint8_t> data = Pattern((4u << 20) + 3 * 8192 + 17, 11);
+  for (size_t n : {767u, 768u, 769u, 1543u, 24575u, 24576u, 24577u, 24576u + 768u + 9u, 49152u + 7u, 1u << 20,
+                   (4u << 20) + 3}) {
+    for (size_t offset : {0u, 1u, 5u}) {
+      EXPECT_EQ(Crc32c(data.data() + offset, n), Reference(data.data() + offset, n)) << n << " at " << offset;
+    }
+  }
+  // Streaming across the block boundaries equals one shot.
+  uint32_t crc = Crc32c(data.data(), 24577);
+  crc = Crc32c(data.data() + 24577, 1000, crc);
+  EXPECT_EQ(crc, Crc32c(data.data(), 25577));
+}
+
 TEST(Crc32c, LargeBufferMatchesReference) {
   std::vector<uint8_t> data = Pattern((1u << 20) + 5, 9);
   EXPECT_EQ(Crc32c(data.data(), data.size()), Reference(data.data(), data.size()));

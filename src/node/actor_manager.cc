@@ -72,7 +72,7 @@ bool ActorManager::OnCallSubmitted(const TaskID& id) {
   Actor* actor = actors_.Find(task.spec.actor_id);
   if (actor == nullptr || actor->state == Actor::State::kDead) {
     std::string reason = actor ? actor->death_reason : "the actor does not exist on this node";
-    callbacks_.fail_task(id, SystemError(ObjectKind::kActorDied, reason));
+    callbacks_.fail_task(id, SystemError(actor ? actor->death_kind : ObjectKind::kActorDied, reason));
     return false;
   }
   actor->queue.push_back(id);
@@ -98,7 +98,7 @@ void ActorManager::Pump(const ObjectID& actor_id) {
       TaskID id = actor->queue.front();
       actor->queue.pop_front();
       callbacks_.unqueue(id);
-      callbacks_.fail_task(id, SystemError(ObjectKind::kActorDied, actor->death_reason));
+      callbacks_.fail_task(id, SystemError(actor->death_kind, actor->death_reason));
     }
     return;
   }
@@ -315,11 +315,12 @@ void ActorManager::CancelCall(Task& task, const protocol::CancelTask& msg) {
   Pump(actor->id);
 }
 
-void ActorManager::OnCreationFailed(const ObjectID& actor_id, const std::string& reason) {
+void ActorManager::OnCreationFailed(const ObjectID& actor_id, const std::string& reason, ObjectKind kind) {
   Actor* actor = actors_.Find(actor_id);
   if (actor == nullptr || actor->state == Actor::State::kDead || actor->state == Actor::State::kAlive) return;
   if (dispatcher_->Find(actor->worker) != nullptr) return;  // its process reports how it ended
   actor->restarts_left = 0;
+  if (kind == ObjectKind::kUnschedulable) actor->death_kind = kind;
   MarkDead(*actor, reason);
 }
 

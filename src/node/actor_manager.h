@@ -68,7 +68,8 @@ class ActorManager {
   void CancelCall(Task& task, const protocol::CancelTask& msg);
   // The actor's creation failed before it was placed (lost argument, unschedulable, its node
   // died): it is dead, and so are the calls waiting for it.
-  void OnCreationFailed(const ObjectID& actor_id, const std::string& reason);
+  void OnCreationFailed(const ObjectID& actor_id, const std::string& reason,
+                        protocol::ObjectKind kind = protocol::ObjectKind::kActorDied);
 
   size_t size() const { return actors_.size(); }
 

@@ -38,6 +38,9 @@ struct Actor {
   uint64_t worker = 0;          // client id of its worker while placed
   int restarts_left = 0;
   std::string death_reason;
+  // What its calls fail with once it is dead: kActorDied, or kUnschedulable when its creation
+  // could never be placed (Ray's ActorUnschedulableError).
+  protocol::ObjectKind death_kind = protocol::ObjectKind::kActorDied;
   std::deque<TaskID> queue;             // calls not yet sent to the worker, in order
   std::unordered_set<TaskID, ObjectIDHash> in_flight;
   std::string name, name_space;         // if named

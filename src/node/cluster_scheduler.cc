@@ -58,6 +58,12 @@ int64_t ClusterScheduler::FreeSlots(uint32_t node, const ResourceSet& demand) co
   const protocol::NodeInfo* n = view_->Find(node);
   if (n == nullptr || !n->alive) return 0;
   ResourceSet free(n->available);
+  auto c = credited_.find(node);
+  if (c != credited_.end()) {
+    free.Add(c->second);
+    ResourceSet total(n->total);
+    for (const auto& [name, amount] : total.amounts()) free.Set(name, std::min(free.Get(name), amount));
+  }
   auto d = debited_.find(node);
   if (d != debited_.end()) free.Subtract(d->second);
   if (demand.IsEmpty()) return free.Contains(demand) ? 1 << 20 : 0;
@@ -67,6 +73,15 @@ int64_t ClusterScheduler::FreeSlots(uint32_t node, const ResourceSet& demand) co
     slots = std::min<int64_t>(slots, std::max<int64_t>(0, free.Get(name)) / amount);
   }
   return slots;
+}
+
+void ClusterScheduler::NoteReturned(uint32_t node, const ResourceSet& demand) {
+  auto d = debited_.find(node);
+  if (d != debited_.end() && d->second.Contains(demand)) {
+    d->second.Subtract(demand);
+    return;
+  }
+  credited_[node].Add(demand);
 }
 
 std::vector<uint32_t> ClusterScheduler::NodesWithRoom(const ResourceSet& demand) const {
@@ -101,6 +116,11 @@ ClusterScheduler::Placement ClusterScheduler::Choose(const Request& request) {
   if (!local_seen && local_->IsFeasible(demand)) return {Placement::kLocal, 0, ""};
   if (candidates.empty()) {
     std::string why = "no node of the cluster has " + demand.ToString();
+    if (s.kind == SchedulingStrategy::Kind::kNodeAffinity && !s.soft && view_->IsDeadNodeId(s.node_id)) {
+      // As in Ray: a hard affinity to a dead node fails at once (node ids are never reused).
+      return {Placement::kUnschedulable, 0,
+              "node " + s.node_id + " (NodeAffinitySchedulingStrategy, soft=False) is dead"};
+    }
     if (s.kind == SchedulingStrategy::Kind::kNodeAffinity && !s.soft) {
       why = "node " + s.node_id + " (NodeAffinitySchedulingStrategy, soft=False) is not an alive node with " +
             demand.ToString();

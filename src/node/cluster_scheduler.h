@@ -32,10 +32,11 @@ namespace quanta {
 class ClusterScheduler {
  public:
   struct Placement {
-    enum Kind { kLocal, kRemote, kInfeasible };
+    // kUnschedulable: it can never run (a hard affinity to a node that died): fail it now.
+    enum Kind { kLocal, kRemote, kInfeasible, kUnschedulable };
     Kind kind = kLocal;
     uint32_t node = 0;
-    std::string why;  // kInfeasible: what no node offers
+    std::string why;  // kInfeasible, kUnschedulable: what no node offers
   };
   struct Request {
     const ResourceSet* demand = nullptr;
@@ -53,8 +54,17 @@ class ClusterScheduler {
   // The other nodes whose free resources fit `demand` now, most free first.
   std::vector<uint32_t> NodesWithRoom(const ResourceSet& demand) const;
   void NoteSent(uint32_t node, const ResourceSet& demand) { debited_[node].Add(demand); }
-  // A fresh resource report replaces what was debited.
-  void OnViewUpdated() { debited_.clear(); }
+  // A task sent to `node` finished there (its result came back): its demand is free again. If
+  // no report came since it was sent, its debit goes; otherwise the last report may still show
+  // it running, so it is credited until the next report (never beyond the node's totals).
+  // Without this, short tasks sent one after another to the node holding their data see it
+  // busy in a report older than the last result and go elsewhere.
+  void NoteReturned(uint32_t node, const ResourceSet& demand);
+  // A fresh resource report replaces what was debited and credited.
+  void OnViewUpdated() {
+    debited_.clear();
+    credited_.clear();
+  }
   // "node 3 with {CPU: 8, GPU: 1}" — the largest node, for infeasible-demand messages.
   std::string LargestNode() const;
   // Does a label expression ("in:a,b", "!in:a,b", "exists", "!exists") hold for these labels?
@@ -68,7 +78,8 @@ class ClusterScheduler {
 
   const ClusterView* view_;
   const TaskQueue* local_;
-  std::unordered_map<uint32_t, ResourceSet> debited_;  // sent since the node's last report
+  std::unordered_map<uint32_t, ResourceSet> debited_;   // sent since the node's last report
+  std::unordered_map<uint32_t, ResourceSet> credited_;  // finished since then (see NoteReturned)
   uint32_t rotation_ = 0;
 };
 

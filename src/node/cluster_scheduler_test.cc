@@ -120,6 +120,40 @@ TEST_F(ClusterSchedulerTest, WhatWasSentIsDebitedUntilTheNextReport) {
   EXPECT_EQ(Where(Choose(Cpu(1))), 2u);
 }
 
+TEST_F(ClusterSchedulerTest, HardAffinityToADeadNodeIsUnschedulableAndToAnUnknownOneInfeasible) {
+  ThreeNodes();
+  SchedulingStrategy hard;
+  hard.kind = SchedulingStrategy::Kind::kNodeAffinity;
+  hard.node_id = "id-2";
+  EXPECT_EQ(Where(Choose(Cpu(1), &hard)), 2u);
+  view_.ApplyNodeTable({false, {[] { NodeInfo n = Node(2, {{"CPU", 4 * kU}}); n.alive = false; return n; }()}});
+  auto p = Choose(Cpu(1), &hard);
+  EXPECT_EQ(p.kind, Placement::kUnschedulable);
+  EXPECT_NE(p.why.find("id-2"), std::string::npos) << p.why;
+  hard.node_id = "id-not-yet-seen";  // may be a node whose join has not reached this view yet
+  EXPECT_EQ(Choose(Cpu(1), &hard).kind, Placement::kInfeasible);
+  hard.soft = true;
+  hard.node_id = "id-2";
+  EXPECT_NE(Choose(Cpu(1), &hard).kind, Placement::kUnschedulable) << "soft goes elsewhere";
+}
+
+TEST_F(ClusterSchedulerTest, AFinishedTaskFreesItsResourcesBeforeTheNextReport) {
+  ThreeNodes();
+  SetAvailable(2, {{"CPU", 3 * kU}});  // a report taken while one task of ours ran there
+  scheduler_.NoteReturned(2, Cpu(1));  // its result came back: that CPU is free again
+  EXPECT_EQ(scheduler_.FreeSlots(2, Cpu(1)), 4);
+  scheduler_.NoteReturned(2, Cpu(1));  // never more than the node has
+  EXPECT_EQ(scheduler_.FreeSlots(2, Cpu(1)), 4);
+  // Sent and finished before any report: the debit goes, the report's figure stands.
+  SetAvailable(2, {{"CPU", 4 * kU}});
+  scheduler_.NoteSent(2, Cpu(1));
+  EXPECT_EQ(scheduler_.FreeSlots(2, Cpu(1)), 3);
+  scheduler_.NoteReturned(2, Cpu(1));
+  EXPECT_EQ(scheduler_.FreeSlots(2, Cpu(1)), 4);
+  SetAvailable(2, {{"CPU", 2 * kU}});  // a report replaces the credits
+  EXPECT_EQ(scheduler_.FreeSlots(2, Cpu(1)), 2);
+}
+
 TEST_F(ClusterSchedulerTest, FreeSlots) {
   ThreeNodes();
   EXPECT_EQ(scheduler_.FreeSlots(2, Cpu(1)), 4);
@@ -220,19 +254,6 @@ TEST_F(ClusterSchedulerTest, HardNodeAffinityOnlyThatNode) {
   EXPECT_NE(gpu_there.why.find("soft=False"), std::string::npos) << gpu_there.why;
   s.node_id = "no-such-node";
   EXPECT_EQ(Choose(Cpu(1), &s).kind, Placement::kInfeasible);
-}
-
-TEST_F(ClusterSchedulerTest, HardNodeAffinityToADeadNodeIsInfeasible) {
-  ThreeNodes();
-  NodeInfo dead = Node(2, {{"CPU", 4 * kU}});
-  dead.alive = false;
-  Apply({dead});
-  SchedulingStrategy s;
-  s.kind = SchedulingStrategy::Kind::kNodeAffinity;
-  s.node_id = "id-2";
-  auto p = Choose(Cpu(1), &s);
-  EXPECT_EQ(p.kind, Placement::kInfeasible);
-  EXPECT_NE(p.why.find("id-2"), std::string::npos) << p.why;
 }
 
 TEST_F(ClusterSchedulerTest, SoftNodeAffinityPrefersThatNodeElseDefault) {

@@ -41,6 +41,13 @@ class ClusterView {
     }
   }
   size_t size() const { return nodes_.size(); }
+  // A node with this id was part of the cluster and is dead (node ids are never reused).
+  bool IsDeadNodeId(const std::string& node_id) const {
+    for (const auto& [index, n] : nodes_) {
+      if (n.node_id == node_id) return !n.alive;
+    }
+    return false;
+  }
 
  private:
   uint32_t local_index_ = 0;

@@ -437,6 +437,10 @@ Status NodeServer::DispatchPeer(uint32_t from, const protocol::Frame& frame) {
     case MessageType::kTaskResult: {
       protocol::TaskResult m;
       QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+      auto t = tasks_.find(m.task_id);
+      if (t != tasks_.end() && t->second.forwarded_to == from && t->second.spec.kind == protocol::TaskKind::kNormal) {
+        scheduler_->NoteReturned(from, ResourceSet(t->second.spec.resources));  // its resources are free there again
+      }
       return remote_->OnTaskResult(from, std::move(m));
     }
     case MessageType::kKillActorRemote: {

@@ -432,8 +432,13 @@ protocol::StoreStatsReply ObjectManager::DescribeStore(uint64_t viewer) const {
       bool holds = held != holdings_.end() && held->second.count(id);
       if (!holds) o.id = ObjectID::Make(id.Creator(), 0, 0);
     } else if (e.value.kind == ObjectKind::kStored && store_) {
-      o.size = store_->SizeOf(id);
-      o.where = 1;
+      if (store_->Contains(id)) {
+        o.size = store_->SizeOf(id);
+        o.where = store_->IsSecondary(id) ? 5 : 1;  // a copy pulled from another node is secondary
+      } else {
+        o.size = StoredSize(e.value);
+        o.where = 6;  // known here, its bytes only on other nodes (not fetched)
+      }
     } else {
       o.size = e.value.data.size();
       ++reply.num_inline;

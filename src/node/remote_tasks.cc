@@ -75,12 +75,11 @@ Status RemoteTasks::OnForwardTask(uint32_t from, protocol::ForwardTask msg) {
     Arrived(id);
     return Status::Ok();
   }
-  auto fail = [this, id](const std::string& why) {
+  auto fail = [this, id](const std::string& why, ObjectKind kind = ObjectKind::kObjectLost) {
     auto it = tasks_->find(id);
     if (it == tasks_->end() || it->second.fetching == 0) return;
     it->second.fetching = 0;
-    callbacks_.finish(id, std::vector<protocol::ObjectValue>(it->second.spec.num_returns,
-                                                             SystemError(ObjectKind::kObjectLost, why)));
+    callbacks_.finish(id, std::vector<protocol::ObjectValue>(it->second.spec.num_returns, SystemError(kind, why)));
   };
   auto one_more = [this, id] {
     auto it = tasks_->find(id);
@@ -104,8 +103,10 @@ Status RemoteTasks::OnForwardTask(uint32_t from, protocol::ForwardTask msg) {
     objects_->FetchCopy(arg, size, msg.arg_locations[i], [this, id, arg, fail, one_more](const Status& st) {
       if (!st.ok()) {
         if (st.code() == StatusCode::kNotFound) args_lost_.insert(id);  // its owner may rebuild it
+        // No room in this node's store is ObjectStoreFullError, as on the owner's own node.
         fail("argument object " + arg.Hex() + " could not be brought to node " + std::to_string(view_->local_index()) +
-             ": " + st.message());
+                 ": " + st.message(),
+             st.code() == StatusCode::kResourceExhausted ? ObjectKind::kStoreFull : ObjectKind::kObjectLost);
         return;
       }
       objects_->PinCopyFor(SharedStore::kNodePin, arg);  // held until the task ends

@@ -274,6 +274,11 @@ bool TaskManager::PlaceRemotely(Task& task) {
     ParkInfeasible(task, placement.why);
     return true;
   }
+  if (placement.kind == ClusterScheduler::Placement::kUnschedulable) {
+    const char* what = task.spec.kind == TaskKind::kActorCreation ? "actor " : "task ";
+    Fail(task.spec.task_id, SystemError(ObjectKind::kUnschedulable, what + task.spec.name + " cannot run: " + placement.why));
+    return true;
+  }
   if (!remote_->Forward(task, placement.node)) return false;
   scheduler_->NoteSent(placement.node, demand);
   if (task.spec.kind == TaskKind::kActorCreation) {
@@ -320,12 +325,15 @@ void TaskManager::ParkInfeasible(Task& task, const std::string& why) {
   if (!warned_.insert(why).second) return;
   std::string timeout = options_.infeasible_timeout.count() == 0
                             ? "it waits until a node that can run it joins"
-                            : "it waits until a node that can run it joins, and fails with "
-                              "TaskUnschedulableError after " +
+                            : std::string("it waits until a node that can run it joins, and fails with ") +
+                                  (task.spec.kind == TaskKind::kActorCreation ? "ActorUnschedulableError"
+                                                                               : "TaskUnschedulableError") +
+                                  " after " +
                                   std::to_string(options_.infeasible_timeout.count() / 1000) +
                                   " s (_system_config infeasible_task_timeout_s; 0 waits forever)";
-  std::string text = "task " + task.spec.name + " cannot run yet: " + why + " (" + scheduler_->LargestNode() + "); " +
-                     timeout + ". Other tasks are not affected.";
+  std::string text = (task.spec.kind == TaskKind::kActorCreation ? "actor " : "task ") + task.spec.name +
+                     " cannot run yet: " + why + " (" + scheduler_->LargestNode() + "); " + timeout +
+                     ". Other tasks are not affected.";
   QLOG(kWarning) << text;
   clients_->WarnDrivers(text);
 }
@@ -362,8 +370,10 @@ void TaskManager::ExpireInfeasible() {
     if (it == tasks_->end()) continue;
     ResourceSet demand(it->second.spec.resources);
     auto placement = scheduler_->Choose(RequestFor(it->second, demand));
+    // "actor ..." makes it ActorUnschedulableError (for the creation and the actor's calls).
+    const char* what = it->second.spec.kind == TaskKind::kActorCreation ? "actor " : "task ";
     Fail(id, SystemError(ObjectKind::kUnschedulable,
-                         "task " + it->second.spec.name + " could not be scheduled: " + placement.why +
+                         what + it->second.spec.name + " could not be scheduled: " + placement.why +
                              ", and no such node joined within " +
                              std::to_string(options_.infeasible_timeout.count() / 1000) + " s (" +
                              scheduler_->LargestNode() + ")"));
@@ -488,7 +498,7 @@ void TaskManager::Fail(const TaskID& id, const ObjectValue& error) {
   auto it = tasks_->find(id);
   if (it == tasks_->end()) return;
   if (it->second.spec.kind == TaskKind::kActorCreation && !it->second.is_remote()) {
-    actors_->OnCreationFailed(it->second.spec.actor_id, error.data);
+    actors_->OnCreationFailed(it->second.spec.actor_id, error.data, error.kind);
   }
   std::vector<ObjectValue> returns(it->second.spec.num_returns, error);
   for (auto& v : returns) v.nested_refs.clear();

@@ -324,7 +324,8 @@ struct StoreStatsReply {
     ObjectID id;
     uint64_t size = 0;
     uint8_t where = 0;  // 0 inline, 1 shared memory, 2 spilled, 3 pending, 4 primary copy kept
-                        // for another node's owner, 5 secondary copy (owned elsewhere)
+                        // for another node's owner, 5 secondary copy (pulled from another node),
+                        // 6 on other nodes only (known here, not fetched)
     int64_t refs = 0;
     int64_t pins = 0;
   };
