@@ -262,7 +262,9 @@ def test_chaos(no_cluster, tmp_path):
 
         # The stores go back to their baseline once nothing references the objects.
         del kept, calls, a, b, c, ref  # ref: the last kept intermediate
+        t_store = time.monotonic()
         used, over = wait_for_store_baseline(baseline, 30)
+        print(f"store back to baseline in {time.monotonic() - t_store:.1f} s")
         assert not over, f"store use above baseline {baseline} after the run: {used}"
 
         # Every process of a removed node is gone (workers do not outlive their node).
