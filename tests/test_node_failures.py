@@ -184,6 +184,22 @@ def test_lost_chain_is_rebuilt_recursively_through_its_arguments(cluster):
     assert int(quanta.get(first, timeout=60)[-1]) == 1
 
 
+def test_lost_object_whose_argument_was_freed_is_rebuilt_with_it(cluster):
+    # The argument's ref is dropped (and the object freed) once the task that used it is done;
+    # its lineage is kept for the task that still has a referenced return (found by test_chaos).
+    doomed = cluster.add_node(num_cpus=1, resources={"spot": 1})
+    cluster.connect()
+    first = make.options(**_only_on("spot")).remote(3_000_000, 4)
+    second = plus_one.options(**_only_on("spot")).remote(first)
+    quanta.wait([second], fetch_local=False)
+    del first
+    time.sleep(0.5)  # the driver's release of `first` reaches its node
+    cluster.add_node(num_cpus=1, resources={"spot": 1})
+    cluster.remove_node(doomed, allow_graceful=False)
+    value = quanta.get(second, timeout=60)
+    assert value.size == 3_000_000 and int(value[0]) == 5 and int(value[-1]) == 5
+
+
 def test_lost_object_read_by_a_task_on_another_node_is_rebuilt(cluster):
     doomed = cluster.add_node(num_cpus=1, resources={"spot": 1})
     reader = cluster.add_node(num_cpus=1, resources={"reader": 1})

@@ -135,14 +135,20 @@ bool TaskManager::Rebuild(const ObjectID& id) {
   }
   protocol::TaskSpec spec = entry->spec;
   int retries_left = entry->retries_left > 0 ? entry->retries_left - 1 : entry->retries_left;
-  std::vector<ObjectID> pinned, missing;
+  // An argument freed since is made again from its own lineage while that is kept (as in Ray).
   for (const auto& arg : spec.arg_refs) {
-    if (!objects_->Pin(arg)) {
-      objects_->Release(pinned);
+    bool gone = objects_->Find(arg) == nullptr && !objects_->table().IsForeign(arg);
+    if (gone && (arg.Index() == ObjectID::kPutIndex || arg.Index() == 0 || lineage_->Find(arg.TaskId()) == nullptr)) {
       return fail(ObjectKind::kLineageEvicted, "its task's argument " + arg.Hex() + " was freed");
     }
+  }
+  std::vector<ObjectID> pinned, missing, remake;
+  for (const auto& arg : spec.arg_refs) {
+    if (!objects_->Pin(arg)) {
+      objects_->Recreate(arg);  // pending, pinned by this task
+      remake.push_back(arg);
+    }
     pinned.push_back(arg);
-    if (!objects_->IsSealed(arg)) missing.push_back(arg);
   }
   // Every return of the task whose bytes are gone waits for the new run (the others keep theirs).
   for (uint32_t i = 0; i < spec.num_returns; ++i) {
@@ -153,6 +159,12 @@ bool TaskManager::Rebuild(const ObjectID& id) {
   Task& task = (*tasks_)[task_id];
   task.retries_left = retries_left;
   task.spec = std::move(spec);
+  for (const auto& arg : remake) {
+    if (!tasks_->count(arg.TaskId())) Rebuild(arg);  // seals it with an error if it cannot be made
+  }
+  for (const auto& arg : pinned) {
+    if (!objects_->IsSealed(arg)) missing.push_back(arg);
+  }
   for (const auto& arg : missing) objects_->RequestValue(arg);
   if (missing.empty()) {
     MakeReady(task_id);
