@@ -1,5 +1,6 @@
 #include "node/task_manager.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "common/logging.h"
@@ -262,13 +263,34 @@ void TaskManager::RunHere(const TaskID& id) {
         if (actor_call) actors_->Pump(actor_id);
         return;
       }
+      HoldCopy(it->second, arg);
       if (--it->second.fetching == 0) Queue(id);
     });
   }
 }
 
+void TaskManager::HoldCopy(Task& task, const ObjectID& arg) {
+  SharedStore* store = objects_->store();
+  // Only pulled copies can vanish (evicted); primaries spill and come back when pinned.
+  if (store == nullptr || task.is_remote() || !objects_->HasLocalCopy(arg) || !store->IsSecondary(arg)) return;
+  if (std::find(task.held_copies.begin(), task.held_copies.end(), arg) != task.held_copies.end()) return;
+  if (store->Pin(arg, SharedStore::kNodePin).ok()) task.held_copies.push_back(arg);
+}
+
+void TaskManager::ReleaseCopies(Task& task) {
+  SharedStore* store = objects_->store();
+  if (store != nullptr) {
+    for (const auto& arg : task.held_copies) store->Unpin(arg, SharedStore::kNodePin, 1);
+  }
+  task.held_copies.clear();
+}
+
 void TaskManager::Queue(const TaskID& id) {
   Task& task = tasks_->at(id);
+  for (const auto& arg : task.spec.arg_refs) {
+    const ObjectTable::Entry* e = objects_->Find(arg);
+    if (e != nullptr && e->sealed && e->value.kind == ObjectKind::kStored) HoldCopy(task, arg);
+  }
   task.deps_ready = true;
   if (task.spec.kind == TaskKind::kActorMethod) {
     actors_->Pump(task.spec.actor_id);
@@ -479,6 +501,7 @@ void TaskManager::Finish(const TaskID& id, std::vector<ObjectValue> returns) {
   if (it == tasks_->end()) return;
   Task task = std::move(it->second);
   tasks_->erase(it);
+  ReleaseCopies(task);
   if (task.is_remote()) {  // its owner seals the returns and holds the pins
     remote_->SendResult(task, std::move(returns));
     return;
