@@ -184,6 +184,60 @@ def test_lost_chain_is_rebuilt_recursively_through_its_arguments(cluster):
     assert int(quanta.get(first, timeout=60)[-1]) == 1
 
 
+def test_lost_object_whose_argument_was_freed_is_rebuilt_with_it(cluster):
+    # The argument's ref is dropped (and the object freed) once the task that used it is done;
+    # its lineage is kept for the task that still has a referenced return (found by test_chaos).
+    doomed = cluster.add_node(num_cpus=1, resources={"spot": 1})
+    cluster.connect()
+    first = make.options(**_only_on("spot")).remote(3_000_000, 4)
+    second = plus_one.options(**_only_on("spot")).remote(first)
+    quanta.wait([second], fetch_local=False)
+    del first
+    time.sleep(0.5)  # the driver's release of `first` reaches its node
+    cluster.add_node(num_cpus=1, resources={"spot": 1})
+    cluster.remove_node(doomed, allow_graceful=False)
+    value = quanta.get(second, timeout=60)
+    assert value.size == 3_000_000 and int(value[0]) == 5 and int(value[-1]) == 5
+
+
+@quanta.remote
+def sleeper(seconds):
+    time.sleep(seconds)
+
+
+@quanta.remote
+def first_byte(a):
+    return int(a[0]), a.size
+
+
+def test_pulled_argument_of_a_queued_task_is_not_evicted_before_it_runs(no_cluster):
+    # The head's small store: a task queued there (its CPU busy) has its argument pulled from
+    # another node; more pulls then fill the store and evict secondary copies. The queued
+    # task's copy must stay until its worker has it (found by test_chaos: ObjectLostError
+    # "is not on this node" raised inside a task).
+    c = Cluster(initialize_head=True, shutdown_at_exit=False,
+                head_node_args={"num_cpus": 1, "object_store_memory": 48 << 20})
+    try:
+        c.add_node(num_cpus=1, resources={"spot": 1}, object_store_memory=128 << 20)
+        c.connect()
+        head = NodeAffinitySchedulingStrategy(c.head_node.node_id, soft=False)
+        x = make.options(**_only_on("spot")).remote(15_000_000, 7)
+        quanta.wait([x], fetch_local=False)
+        busy = sleeper.options(scheduling_strategy=head).remote(3)
+        queued = first_byte.options(scheduling_strategy=head).remote(x)
+        time.sleep(0.5)  # x is pulled to the head while its task waits for the CPU
+        others = [make.options(**_only_on("spot")).remote(15_000_000, i) for i in range(4)]
+        for i, ref in enumerate(others):  # each read makes room by evicting the oldest pulled copy
+            v = quanta.get(ref, timeout=60)
+            assert int(v[0]) == i
+            del v
+        assert quanta.memory_summary(stats_only=True)["total_evicted"] >= 2
+        quanta.get(busy, timeout=60)
+        assert quanta.get(queued, timeout=60) == (7, 15_000_000)
+    finally:
+        c.shutdown()
+
+
 def test_lost_object_read_by_a_task_on_another_node_is_rebuilt(cluster):
     doomed = cluster.add_node(num_cpus=1, resources={"spot": 1})
     reader = cluster.add_node(num_cpus=1, resources={"reader": 1})

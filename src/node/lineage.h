@@ -2,10 +2,12 @@
 // still be read, so that a return lost with the node holding its only copy can be rebuilt by
 // running its task again (docs/fault-tolerance.md, "Objects").
 //
-// An entry is kept from the task's completion until every return of it is freed, within a byte
-// budget (the specs' sizes): past it the oldest entries go first, and their objects can then no
-// longer be rebuilt (ObjectReconstructionFailedLineageEvictedError). Each entry carries the
-// retries its task had left; every rebuild spends one.
+// An entry is kept from the task's completion until every return of it is freed and no kept
+// entry names one of its returns as an argument (so that an argument freed since can be made
+// again when a later object is rebuilt, as Ray does), within a byte budget (the specs' sizes):
+// past it the oldest entries go first, and their objects can then no longer be rebuilt
+// (ObjectReconstructionFailedLineageEvictedError). Each entry carries the retries its task had
+// left; every rebuild spends one.
 //
 // Ownership: owned by the NodeServer, used by the TaskManager. Thread-safety: loop thread only.
 #pragma once
@@ -31,6 +33,7 @@ class Lineage {
     protocol::TaskSpec spec;
     int retries_left = 0;
     uint32_t live_returns = 0;
+    uint32_t dependents = 0;  // kept entries with an argument among this task's returns
     size_t bytes = 0;
   };
   // The entry for a task, or null (never kept, evicted, or every return freed).
@@ -46,6 +49,8 @@ class Lineage {
  private:
   static size_t SizeOf(const protocol::TaskSpec& spec);
   void Evict();
+  // Erases an entry; the entries of its arguments lose a dependent (and go too once unused).
+  void Erase(const TaskID& task, bool evicted);
 
   size_t budget_;
   size_t bytes_ = 0;

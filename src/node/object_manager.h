@@ -96,6 +96,11 @@ class ObjectManager {
   bool NeedsFetch(const ObjectID& id) const;  // stored, sealed, bytes not here
   // Lineage: the object is being rebuilt; readers wait for it to be sealed again.
   void Unseal(const ObjectID& id);
+  // Lineage: an owned return freed since is made again (pending, one reference for the caller).
+  void Recreate(const ObjectID& id) {
+    table_.CreatePending(id);
+    table_.AddRef(id);
+  }
   // An owned object whose bytes are on no node any more is rebuilt (true: it will be sealed
   // again; false: not lost, or it cannot be).
   bool RebuildIfLost(const ObjectID& id);

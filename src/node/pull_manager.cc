@@ -15,6 +15,10 @@ constexpr int kMaxWaitsForSpace = 300;  // x 100 ms
 constexpr auto kWaitForSpace = std::chrono::milliseconds(100);
 // A transfer that makes no progress for this long (plus size / 50 MB/s) is abandoned.
 constexpr auto kBaseDeadline = std::chrono::milliseconds(10000);
+// A source whose attempt broke while it still counts as alive is asked again after this pause,
+// at most this many times (about twice the default heartbeat timeout in all).
+constexpr auto kBrokenPause = std::chrono::milliseconds(250);
+constexpr int kMaxBrokenRounds = 24;
 }  // namespace
 
 PullManager::PullManager(net::EventLoop* loop, SharedStore* store, ObjectDirectory* directory, PeerManager* peers,
@@ -62,7 +66,21 @@ void PullManager::Attempt(const ObjectID& id) {
       }
     }
     if (source != 0) break;
-    if (pull.refreshed) break;
+    if (pull.refreshed) {
+      // Sources whose attempt broke but that still count as alive: ask them again after a
+      // pause rather than report the object lost while its holder's death is not yet known.
+      std::vector<uint32_t> again;
+      for (uint32_t n : pull.broken) {
+        if (view_->IsAlive(n) && std::find(again.begin(), again.end(), n) == again.end()) again.push_back(n);
+      }
+      pull.broken.clear();
+      if (again.empty() || ++pull.broken_rounds > kMaxBrokenRounds) break;
+      pull.candidates = std::move(again);
+      pull.next = 0;
+      pull.refreshed = false;  // the directory may know of new copies by then
+      loop_->RunAfter(kBrokenPause, [this, id] { Attempt(id); });
+      return;
+    }
     pull.refreshed = true;
     for (uint32_t n : directory_->LocationsOf(id)) {
       if (std::find(pull.candidates.begin(), pull.candidates.end(), n) == pull.candidates.end()) pull.candidates.push_back(n);
@@ -133,6 +151,8 @@ void PullManager::OnReceived(uint64_t transfer_id, const Status& result) {
   pull.last_error = "from node " + std::to_string(pull.source) + ": " +
                     (pull.abandon_reason.empty() ? result.message() : pull.abandon_reason);
   pull.abandon_reason.clear();
+  if (!pull.refused && view_->IsAlive(pull.source)) pull.broken.push_back(pull.source);
+  pull.refused = false;
   QLOG(kWarning) << "pull of " << id.Hex() << " " << pull.last_error << "; trying another copy";
   Attempt(id);
 }
@@ -156,6 +176,7 @@ void PullManager::OnPullFailed(uint32_t from, const protocol::PullFailed& msg) {
   auto it = pulls_.find(t->second);
   if (it != pulls_.end() && it->second.source == from) {
     it->second.abandon_reason = msg.reason;
+    it->second.refused = true;
     transfer_->Abandon(msg.transfer_id);
   }
 }

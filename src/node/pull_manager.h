@@ -5,7 +5,11 @@
 // out the copy is sealed (a secondary copy: evictable under memory pressure) and the owner is
 // told where it is. There is at most one pull per object, however many readers wait for it. A
 // location that fails (no copy any more, a broken channel, a bad checksum, silence past the
-// deadline) is replaced by the next one; with none left the readers get ObjectLostError. A pull
+// deadline) is replaced by the next one; with none left the readers get ObjectLostError. A
+// location whose attempt broke without a refusal (its channel closed, it fell silent) while the
+// cluster still counts it alive is asked again after a pause, for a bounded time: most often it
+// is dying, and the pull must not report the object lost before this node has heard of the
+// death (until then its owner still lists that copy and would not rebuild the object). A pull
 // that finds the store full waits for space for a while, then fails with the store's reason.
 //
 // The other half: a PullObject from a peer pins the local copy (restoring it if spilled) and
@@ -66,6 +70,9 @@ class PullManager {
     int waits_for_space = 0;
     std::string last_error;
     std::string abandon_reason;  // why this node abandoned the attempt in flight (its real cause)
+    bool refused = false;        // the attempt in flight was refused by its source (PullFailed)
+    std::vector<uint32_t> broken;  // sources whose attempt broke while the view counted them alive
+    int broken_rounds = 0;         // pauses spent waiting for a verdict on them
     std::vector<Done> waiters;
   };
   void Attempt(const ObjectID& id);

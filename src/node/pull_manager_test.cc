@@ -168,6 +168,31 @@ TEST(PullManager, ALocationThatDiesMidPullIsReplaced) {
   EXPECT_EQ(reader.pulls->stats().retries, 1u);
 }
 
+TEST(PullManager, NoCopyIsReportedLostBeforeTheDeathOfItsBrokenSourceIsKnown) {
+  // The only holder crashes mid-transfer (its channel closes) a moment before the cluster
+  // declares it dead. Failing the pull at once would report the object lost while its owner
+  // still lists that copy, so the owner would not rebuild it (found by tests/test_chaos.py).
+  // The pull waits for the verdict, then fails with the death as its reason.
+  TestCluster c(2, 512 * kMiB);
+  TestNode &holder = c.node(1), &reader = c.node(2);
+  const uint64_t size = 384 * kMiB;  // long enough on loopback to be cut off mid-way
+  ObjectID id = ObjectID::Make((1ull << 32) | 5, 1, ObjectID::kPutIndex);
+  holder.PlaceCopy(id, size, 3);
+  Outcome o;
+  reader.pulls->EnsureLocal(id, size, {1}, Record(&o));
+  ASSERT_TRUE(c.RunUntil([&] { return reader.transfer->stats().bytes_received > 0; }));
+  ASSERT_FALSE(o.done) << "the whole object came through before the crash: make it larger";
+  c.Crash(1);
+  c.RunFor(600ms);
+  EXPECT_FALSE(o.done) << "the holder still counts as alive: the pull must not give up yet ("
+                       << o.status.ToString() << ")";
+  EXPECT_GE(reader.pulls->stats().retries, 1u) << "its channel broke";
+  c.DeclareDead(1, "crashed");
+  ASSERT_TRUE(c.RunUntil([&] { return o.done; }, 5s));
+  EXPECT_EQ(o.status.code(), StatusCode::kNotFound) << o.status.ToString();
+  EXPECT_FALSE(reader.objects->store()->Contains(id)) << "the space reserved for it is given back";
+}
+
 TEST(PullManager, InFlightPullsReserveTheirSpaceAndAnotherWaitsForRoom) {
   // The reader's store holds 8 MiB. A 5 MiB pull in flight (from a node that does not answer)
   // holds 5 MiB of it, so a second 5 MiB pull waits instead of overcommitting the store;

@@ -29,6 +29,9 @@ struct Task {
   uint32_t forwarded_to = 0;  // owner: the node running it (0: not forwarded)
   std::vector<protocol::ObjectValue> remote_args;  // executing node: argument values from the owner
   int fetching = 0;           // arguments whose bytes are being brought to this node
+  // Owner-run task: local copies of its stored arguments, pinned (SharedStore::kNodePin) from
+  // the moment they are here until it ends, so that none is evicted before its worker gets it.
+  std::vector<ObjectID> held_copies;
   std::string kill_reason;    // set when the node kills its worker on purpose (no retry)
   bool timed_out = false;     // ran past spec.timeout_ms; being stopped
   bool is_remote() const { return owner != 0; }

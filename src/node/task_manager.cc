@@ -1,5 +1,6 @@
 #include "node/task_manager.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "common/logging.h"
@@ -135,14 +136,20 @@ bool TaskManager::Rebuild(const ObjectID& id) {
   }
   protocol::TaskSpec spec = entry->spec;
   int retries_left = entry->retries_left > 0 ? entry->retries_left - 1 : entry->retries_left;
-  std::vector<ObjectID> pinned, missing;
+  // An argument freed since is made again from its own lineage while that is kept (as in Ray).
   for (const auto& arg : spec.arg_refs) {
-    if (!objects_->Pin(arg)) {
-      objects_->Release(pinned);
+    bool gone = objects_->Find(arg) == nullptr && !objects_->table().IsForeign(arg);
+    if (gone && (arg.Index() == ObjectID::kPutIndex || arg.Index() == 0 || lineage_->Find(arg.TaskId()) == nullptr)) {
       return fail(ObjectKind::kLineageEvicted, "its task's argument " + arg.Hex() + " was freed");
     }
+  }
+  std::vector<ObjectID> pinned, missing, remake;
+  for (const auto& arg : spec.arg_refs) {
+    if (!objects_->Pin(arg)) {
+      objects_->Recreate(arg);  // pending, pinned by this task
+      remake.push_back(arg);
+    }
     pinned.push_back(arg);
-    if (!objects_->IsSealed(arg)) missing.push_back(arg);
   }
   // Every return of the task whose bytes are gone waits for the new run (the others keep theirs).
   for (uint32_t i = 0; i < spec.num_returns; ++i) {
@@ -153,6 +160,12 @@ bool TaskManager::Rebuild(const ObjectID& id) {
   Task& task = (*tasks_)[task_id];
   task.retries_left = retries_left;
   task.spec = std::move(spec);
+  for (const auto& arg : remake) {
+    if (!tasks_->count(arg.TaskId())) Rebuild(arg);  // seals it with an error if it cannot be made
+  }
+  for (const auto& arg : pinned) {
+    if (!objects_->IsSealed(arg)) missing.push_back(arg);
+  }
   for (const auto& arg : missing) objects_->RequestValue(arg);
   if (missing.empty()) {
     MakeReady(task_id);
@@ -250,13 +263,34 @@ void TaskManager::RunHere(const TaskID& id) {
         if (actor_call) actors_->Pump(actor_id);
         return;
       }
+      HoldCopy(it->second, arg);
       if (--it->second.fetching == 0) Queue(id);
     });
   }
 }
 
+void TaskManager::HoldCopy(Task& task, const ObjectID& arg) {
+  SharedStore* store = objects_->store();
+  // Only pulled copies can vanish (evicted); primaries spill and come back when pinned.
+  if (store == nullptr || task.is_remote() || !objects_->HasLocalCopy(arg) || !store->IsSecondary(arg)) return;
+  if (std::find(task.held_copies.begin(), task.held_copies.end(), arg) != task.held_copies.end()) return;
+  if (store->Pin(arg, SharedStore::kNodePin).ok()) task.held_copies.push_back(arg);
+}
+
+void TaskManager::ReleaseCopies(Task& task) {
+  SharedStore* store = objects_->store();
+  if (store != nullptr) {
+    for (const auto& arg : task.held_copies) store->Unpin(arg, SharedStore::kNodePin, 1);
+  }
+  task.held_copies.clear();
+}
+
 void TaskManager::Queue(const TaskID& id) {
   Task& task = tasks_->at(id);
+  for (const auto& arg : task.spec.arg_refs) {
+    const ObjectTable::Entry* e = objects_->Find(arg);
+    if (e != nullptr && e->sealed && e->value.kind == ObjectKind::kStored) HoldCopy(task, arg);
+  }
   task.deps_ready = true;
   if (task.spec.kind == TaskKind::kActorMethod) {
     actors_->Pump(task.spec.actor_id);
@@ -477,6 +511,7 @@ void TaskManager::Finish(const TaskID& id, std::vector<ObjectValue> returns) {
   if (it == tasks_->end()) return;
   Task task = std::move(it->second);
   tasks_->erase(it);
+  ReleaseCopies(task);
   if (task.is_remote()) {  // its owner seals the returns and holds the pins
     remote_->SendResult(task, std::move(returns));
     return;

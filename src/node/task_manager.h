@@ -98,6 +98,9 @@ class TaskManager {
   // Runs here: brings stored arguments to this node first, then queues it (or its actor's FIFO).
   void RunHere(const TaskID& id);
   void Queue(const TaskID& id);
+  // Pins a pulled local copy of a stored argument for the task (until ReleaseCopies, at its end).
+  void HoldCopy(Task& task, const ObjectID& arg);
+  void ReleaseCopies(Task& task);
   // A timed-out task stopped: retried if its retry_exceptions covers TaskTimeoutError, else failed.
   void FinishTimedOut(const TaskID& id);
 

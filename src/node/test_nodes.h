@@ -55,11 +55,15 @@ struct TestNode {
     directory = std::make_unique<ObjectDirectory>(objects.get(), peers.get(), &view);
     transfer = std::make_unique<TransferService>(
         loop, token, index,
-        TransferService::Callbacks{[this](uint64_t id, const Status& st) { pulls->OnReceived(id, st); },
-                                   [this](uint64_t id, const Status& st) { pulls->OnSent(id, st); }});
+        // Guarded: a crashed node's transfer threads may post results after its pulls are gone.
+        TransferService::Callbacks{[this](uint64_t id, const Status& st) { if (pulls) pulls->OnReceived(id, st); },
+                                   [this](uint64_t id, const Status& st) { if (pulls) pulls->OnSent(id, st); }});
     pulls = std::make_unique<PullManager>(loop, objects->store(), directory.get(), peers.get(), transfer.get(), &view);
   }
-  ~TestNode() {
+  ~TestNode() { Down(); }
+  // What a crash leaves: no components (sockets closed, objects gone); the struct stays, so that
+  // results its threads posted to the shared loop find it.
+  void Down() {
     pulls.reset();
     transfer.reset();  // joins its threads before what they call back into goes
     directory.reset();
@@ -231,7 +235,10 @@ class TestCluster {
       }
     });
   }
-  ~TestCluster() { nodes_.clear(); }
+  ~TestCluster() {
+    nodes_.clear();
+    crashed_.clear();
+  }
 
   TestNode& node(uint32_t index) { return *nodes_.at(index - 1); }
 
@@ -239,7 +246,16 @@ class TestCluster {
   // process is gone (its sockets close; its objects are destroyed). Kill only a node with no
   // pull of its own in progress: its pull timers would outlive it on the shared loop.
   void Kill(uint32_t index, const std::string& reason = "killed by the test") {
-    nodes_.at(index - 1).reset();
+    Crash(index);
+    DeclareDead(index, reason);
+  }
+  // Only the process goes (its sockets close); the others still count it alive until
+  // DeclareDead, as in the moment between a crash and its detection.
+  void Crash(uint32_t index) {
+    nodes_.at(index - 1)->Down();
+    crashed_.push_back(std::move(nodes_.at(index - 1)));
+  }
+  void DeclareDead(uint32_t index, const std::string& reason = "killed by the test") {
     protocol::NodeInfo dead;
     dead.node_index = index;
     dead.node_id = "node-" + std::to_string(index);
@@ -277,6 +293,7 @@ class TestCluster {
   net::EventLoop loop_;
   net::ClusterToken token_;
   std::vector<std::unique_ptr<TestNode>> nodes_;
+  std::vector<std::unique_ptr<TestNode>> crashed_;  // Down(), kept until the cluster goes
 };
 
 }  // namespace quanta::testing
