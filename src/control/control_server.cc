@@ -26,10 +26,12 @@ uint64_t NowMs() {
 }
 }  // namespace
 
-ControlServer::ControlServer(net::EventLoop* loop, ControlOptions options)
+ControlServer::ControlServer(net::EventLoop* loop, ControlOptions options, std::unique_ptr<TableStore> store)
     : loop_(loop),
       options_(std::move(options)),
       cluster_id_(RandomUniqueId()),
+      store_(std::move(store)),
+      nodes_(store_.get()),
       groups_(&nodes_,
               PlacementGroupManager::Callbacks{
                   [this](uint32_t node, const protocol::BundleReservation& r) {
@@ -40,9 +42,44 @@ ControlServer::ControlServer(net::EventLoop* loop, ControlOptions options)
                   },
                   [this](const ObjectID& group, bool removed) {
                     BroadcastToNodes(MessageType::kReturnBundles, protocol::BundleReservation{group, {}, removed});
-                  }}) {}
+                  }}),
+      actors_(store_.get()),
+      kv_(store_.get()),
+      jobs_(store_.get()) {}
+
+Status ControlServer::Restore() {
+  if (!store_) return Status::Ok();
+  auto meta = store_->Load("meta");
+  if (!meta.ok()) return meta.status();
+  bool found = false;
+  for (const auto& [key, value] : meta.value()) {
+    if (key == "cluster_id" && value.size() == 8) {
+      cluster_id_ = KeyU64(value);
+      found = true;
+    }
+  }
+  if (!found) {
+    // A new cluster: its id must be durable before any node hears it.
+    QUANTA_RETURN_IF_ERROR(store_->Put("meta", "cluster_id", U64Key(cluster_id_)));
+    QLOG(kInfo) << "tables persisted to " << store_->Describe() << " (empty: a new cluster)";
+    return Status::Ok();
+  }
+  auto waiting = nodes_.Restore(NodeTable::Clock::now() + options_.rejoin_grace);
+  if (!waiting.ok()) return waiting.status();
+  auto actors = actors_.Restore();
+  if (!actors.ok()) return actors.status();
+  auto keys = kv_.Restore();
+  if (!keys.ok()) return keys.status();
+  auto jobs = jobs_.Restore();
+  if (!jobs.ok()) return jobs.status();
+  QLOG(kInfo) << "restarted from " << store_->Describe() << ": " << nodes_.All().size() << " nodes ("
+              << waiting.value() << " alive, given " << options_.rejoin_grace.count() << " ms to reconnect), "
+              << actors.value() << " actors, " << keys.value() << " KV keys, " << jobs.value() << " jobs";
+  return Status::Ok();
+}
 
 Status ControlServer::Start() {
+  QUANTA_RETURN_IF_ERROR(Restore());
   auto unix_listener = net::Listener::Unix(loop_, options_.socket_path, 0600, [this](int fd) {
     ucred cred{};
     socklen_t len = sizeof cred;
@@ -158,6 +195,7 @@ Status ControlServer::Handle(Peer& peer, const protocol::Frame& frame) {
       reply.cluster_id = cluster_id_;
       reply.heartbeat_interval_ms = static_cast<uint32_t>(options_.heartbeat_interval.count());
       reply.heartbeat_timeout_ms = static_cast<uint32_t>(options_.heartbeat_timeout.count());
+      reply.reconnect_timeout_ms = store_ ? static_cast<uint32_t>(options_.node_reconnect_timeout.count()) : 0;
       if (m.node.start_time_ms == 0) m.node.start_time_ms = NowMs();
       auto registered = nodes_.Register(std::move(m.node), NodeTable::Clock::now());
       if (!registered.ok()) {
