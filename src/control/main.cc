@@ -71,6 +71,7 @@ int main(int argc, char** argv) {
   ControlServer server(&loop, opts, std::move(store));
   if (st.ok()) st = server.Start();
   ::unsetenv("QUANTA_AUTH_TOKEN");  // read by Start(); nothing this process starts needs it
+  ::unsetenv("QUANTA_REDIS_PASSWORD");  // kept by the store
   if (!st.ok()) {
     QLOG(kError) << "start failed: " << st.ToString();
     std::fprintf(stderr, "quanta_control: %s\n", st.message().c_str());
