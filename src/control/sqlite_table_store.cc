@@ -16,6 +16,11 @@ Result<std::unique_ptr<SqliteTableStore>> SqliteTableStore::Open(const std::stri
     return Status::InvalidArgument("--storage " + path + " is in use by another running control service "
                                    "(one head per storage file)");
   }
+  // The tables hold KV values and actor handles: only this user may read them (SQLite gives its
+  // -wal and -shm files the database file's mode).
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return Status::FromErrno("--storage " + path + ": cannot open the file");
+  ::close(fd);
   int rc = sqlite3_open_v2(path.c_str(), &s->db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                            nullptr);
   if (rc != SQLITE_OK) return s->Error("cannot open the file");

@@ -4,6 +4,7 @@
 // write is its own transaction, committed before Put returns, and survives the head process
 // being killed at any point (SIGKILL, OOM); a power cut may lose the last few commits but never
 // corrupts the file. Two heads on one file are refused (an exclusive lock is taken at open).
+// The file is created mode 0600.
 //
 // Ownership: owns its connection. Thread-safety: one thread at a time.
 #pragma once

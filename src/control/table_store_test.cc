@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -72,6 +73,9 @@ TEST(SqliteTableStore, StoresDeletesAndReloadsAfterReopening) {
     auto s = OpenTableStore(path);
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     EXPECT_EQ(s.value()->Describe(), "sqlite:" + path);
+    struct stat st{};
+    ASSERT_EQ(::stat(path.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u) << "the tables hold KV values: this user's only";
     ExerciseStore(*s.value());
   }
   auto again = OpenTableStore(path);
