@@ -42,7 +42,8 @@ ControlServer::ControlServer(net::EventLoop* loop, ControlOptions options, std::
                   },
                   [this](const ObjectID& group, bool removed) {
                     BroadcastToNodes(MessageType::kReturnBundles, protocol::BundleReservation{group, {}, removed});
-                  }}),
+                  }},
+              store_.get()),
       actors_(store_.get()),
       kv_(store_.get()),
       jobs_(store_.get()) {}
@@ -72,9 +73,12 @@ Status ControlServer::Restore() {
   if (!keys.ok()) return keys.status();
   auto jobs = jobs_.Restore();
   if (!jobs.ok()) return jobs.status();
+  auto groups = groups_.Restore();
+  if (!groups.ok()) return groups.status();
   QLOG(kInfo) << "restarted from " << store_->Describe() << ": " << nodes_.All().size() << " nodes ("
               << waiting.value() << " alive, given " << options_.rejoin_grace.count() << " ms to reconnect), "
-              << actors.value() << " actors, " << keys.value() << " KV keys, " << jobs.value() << " jobs";
+              << actors.value() << " actors, " << keys.value() << " KV keys, " << jobs.value() << " jobs, "
+              << groups.value() << " placement groups";
   return Status::Ok();
 }
 
@@ -197,6 +201,7 @@ Status ControlServer::Handle(Peer& peer, const protocol::Frame& frame) {
       reply.heartbeat_timeout_ms = static_cast<uint32_t>(options_.heartbeat_timeout.count());
       reply.reconnect_timeout_ms = store_ ? static_cast<uint32_t>(options_.node_reconnect_timeout.count()) : 0;
       if (m.node.start_time_ms == 0) m.node.start_time_ms = NowMs();
+      bool rejoin = m.node.node_index != 0;
       auto registered = nodes_.Register(std::move(m.node), NodeTable::Clock::now());
       if (!registered.ok()) {
         reply.error = registered.status().message();
@@ -223,6 +228,12 @@ Status ControlServer::Handle(Peer& peer, const protocol::Frame& frame) {
       QLOG(kInfo) << "node " << info.node_id << " (index " << info.node_index << ") registered from " << peer.name
                   << " at " << info.address << ":" << info.port;
       peer.conn->Send(MessageType::kRegisterNodeReply, reply);
+      if (rejoin) {
+        // Bundles it may hold of groups that were being placed when the head went down.
+        for (const ObjectID& group : groups_.StaleGroups()) {
+          peer.conn->Send(MessageType::kReturnBundles, protocol::BundleReservation{group, {}, false});
+        }
+      }
       protocol::NodeTable full{true, nodes_.All()};
       peer.conn->Send(MessageType::kNodeTable, full);
       BroadcastToNodes(MessageType::kNodeTable, protocol::NodeTable{false, {info}}, info.node_index);

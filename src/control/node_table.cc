@@ -106,6 +106,11 @@ std::vector<uint32_t> NodeTable::Silent(Clock::time_point now, std::chrono::mill
   return out;
 }
 
+bool NodeTable::AwaitingRejoin(uint32_t index) const {
+  auto it = nodes_.find(index);
+  return it != nodes_.end() && it->second.info.alive && it->second.rejoin_by != Clock::time_point{};
+}
+
 const protocol::NodeInfo* NodeTable::Find(uint32_t index) const {
   auto it = nodes_.find(index);
   return it == nodes_.end() ? nullptr : &it->second.info;

@@ -43,6 +43,8 @@ class NodeTable {
   // Alive nodes not heard from within `timeout`.
   std::vector<uint32_t> Silent(Clock::time_point now, std::chrono::milliseconds timeout) const;
 
+  // Restored as alive after a head restart, and not rejoined (nor declared dead) yet.
+  bool AwaitingRejoin(uint32_t index) const;
   const protocol::NodeInfo* Find(uint32_t index) const;
   const protocol::NodeInfo* FindById(const std::string& node_id) const;
   std::vector<protocol::NodeInfo> All() const;

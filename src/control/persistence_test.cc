@@ -11,6 +11,7 @@
 #include "control/job_table.h"
 #include "control/kv_store.h"
 #include "control/node_table.h"
+#include "control/placement_groups.h"
 #include "control/table_store.h"
 
 namespace quanta {
@@ -190,6 +191,67 @@ TEST_F(Persistence, JobsSurviveWithTheirStatus) {
   EXPECT_EQ(all[1].end_time_ms, 200u);
   // The running one ends when its node is found dead after the restart.
   EXPECT_EQ(jobs.OnNodeDead(1, 300).size(), 1u);
+}
+
+TEST_F(Persistence, CreatedGroupsStayCreatedAndOnesBeingPlacedWaitForTheirNodesToReturnBundles) {
+  using protocol::PlacementGroupInfo;
+  auto cpu = [](int64_t n) { return protocol::ResourceMap{{"CPU", n * protocol::kResourceUnit}}; };
+  auto spec = [&](uint32_t seq) {
+    protocol::PlacementGroupSpec s;
+    s.id = ObjectID::Make(0xABCD, seq, ObjectID::kPutIndex);
+    s.strategy = protocol::PlacementStrategy::kStrictSpread;
+    s.bundles = {cpu(1), cpu(1)};
+    return s;
+  };
+  std::vector<std::pair<uint32_t, protocol::BundleReservation>> reserved;
+  PlacementGroupManager::Callbacks cb{
+      [&](uint32_t node, const protocol::BundleReservation& r) { reserved.push_back({node, r}); },
+      [](const ObjectID&, bool) {}};
+  auto now = Clock::now();
+  auto created = spec(1), placing = spec(2), removed = spec(3);
+  {
+    NodeTable nodes(store_.get());
+    nodes.Register(Info("aaaa"), now).value();
+    nodes.Register(Info("bbbb"), now).value();
+    PlacementGroupManager m(&nodes, cb, store_.get());
+    ASSERT_TRUE(m.Create(created).ok());
+    for (const auto& [node, r] : reserved) m.OnReserved(node, protocol::BundlesReserved{r.group, true, ""});
+    reserved.clear();
+    ASSERT_TRUE(m.Create(placing).ok());  // asked, not answered: the head dies now
+    ASSERT_EQ(reserved.size(), 2u);
+    reserved.clear();
+    ASSERT_TRUE(m.Create(removed).ok());
+    m.Remove(removed.id, "by the test");
+  }
+  reserved.clear();
+  Reopen();
+  NodeTable nodes(store_.get());
+  ASSERT_TRUE(nodes.Restore(now + 10s).ok());
+  PlacementGroupManager m(&nodes, cb, store_.get());
+  auto n = m.Restore();
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(n.value(), 3u);
+  auto state = [&](const ObjectID& id) {
+    protocol::PlacementGroupQuery q;
+    q.id = id;
+    return m.Query(q).at(0).state;
+  };
+  EXPECT_EQ(state(created.id), PlacementGroupInfo::State::kCreated);
+  EXPECT_EQ(state(removed.id), PlacementGroupInfo::State::kRemoved);
+  EXPECT_EQ(state(placing.id), PlacementGroupInfo::State::kPending);
+  EXPECT_EQ(m.StaleGroups(), (std::vector<ObjectID>{placing.id}));
+  // Not placed again while a node that may hold its bundles has not rejoined.
+  protocol::NodeInfo a = Info("aaaa");
+  a.node_index = 1;
+  ASSERT_TRUE(nodes.Register(a, now + 1s).ok());
+  m.Retry();
+  EXPECT_TRUE(reserved.empty());
+  protocol::NodeInfo b = Info("bbbb");
+  b.node_index = 2;
+  ASSERT_TRUE(nodes.Register(b, now + 1s).ok());
+  m.Retry();
+  EXPECT_EQ(reserved.size(), 2u) << "placed again once both rejoined (and were told to return its bundles)";
+  EXPECT_TRUE(m.StaleGroups().empty());
 }
 
 TEST_F(Persistence, ACorruptRowIsAClearErrorNotAPartialTable) {
