@@ -22,6 +22,8 @@ import pytest
 
 import quanta
 import quanta.experimental.internal_kv as kv
+from quanta.util.placement_group import get_placement_group, placement_group
+from quanta.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 from quanta._private import services
 from test_cli_cluster import Host, free_port
 
@@ -138,7 +140,7 @@ class Counter:
 def test_a_killed_head_restarted_with_the_same_command_brings_the_cluster_back(host, kind):
     storage = storage_for(host, kind)
     address, head_cmd = start_cluster(host, ["--storage", storage])
-    quanta.init(address=address)
+    quanta.init(address=address, namespace="hr")
     before = alive_nodes()
     assert len(before) == 2
     keeper = Counter.options(name="keeper", namespace="hr", lifetime="detached",
@@ -146,6 +148,8 @@ def test_a_killed_head_restarted_with_the_same_command_brings_the_cluster_back(h
     assert quanta.get([keeper.incr.remote() for _ in range(3)], timeout=60) == [1, 2, 3]
     kv._internal_kv_put(b"survivor", b"value-1")
     kv._internal_kv_put(b"other", b"x", namespace="ns2")
+    group = placement_group([{"CPU": 1}], name="group", lifetime="detached")
+    assert group.wait(30)
     in_flight = keeper.slow_incr.remote(3)  # runs on the second node while the head goes away
     time.sleep(0.5)
 
@@ -197,6 +201,12 @@ def test_a_killed_head_restarted_with_the_same_command_brings_the_cluster_back(h
     again = quanta.get_actor("keeper", namespace="hr")
     assert quanta.get(again.incr.remote(), timeout=30) == 5
     assert quanta.get(answers["actor"].incr.remote(), timeout=30) == 6
+    # The detached placement group is still there, its bundle still reserved and usable.
+    found = get_placement_group("group")
+    assert found.id == group.id
+    in_group = made_while_down.options(
+        resources={}, scheduling_strategy=PlacementGroupSchedulingStrategy(found, placement_group_bundle_index=0))
+    assert quanta.get(in_group.remote(1), timeout=30) == 7
     assert kv._internal_kv_get(b"other", namespace="ns2") == b"x"
     assert sorted(kv._internal_kv_list(b"", namespace="ns2")) == [b"other"]
     # New work needing the head goes on: a new named actor, a new KV key.
