@@ -280,7 +280,8 @@ def test_join_with_nothing_listening_fails_clearly(make_host):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--storage", "/tmp/x.db"], "--storage is not supported yet"),
+    (["--storage", "/nonexistent-dir/x.db"], "its directory does not exist"),
+    (["--redis-address", "127.0.0.1:6379"], "--storage redis://HOST:PORT"),
     (["--dashboard-port", "70000"], "dashboard_port must be a port number"),
     (["--resources", '{"CPU": 2}'], "use --num-cpus"),
     (["--resources", "[1]"], "must be a JSON object"),

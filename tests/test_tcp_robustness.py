@@ -170,10 +170,11 @@ def parse_cluster_info(body):
 
 def parse_register_reply(body):
     p = Parser(body)
-    ok, index, cluster_id, incarnation, hb_interval, hb_timeout = p.take("BIQQII")
+    ok, index, cluster_id, incarnation, hb_interval, hb_timeout, reconnect_timeout = p.take("BIQQIII")
     error = p.bytes().decode()
     p.end()
-    return {"ok": ok, "index": index, "cluster_id": cluster_id, "incarnation": incarnation, "error": error}
+    return {"ok": ok, "index": index, "cluster_id": cluster_id, "incarnation": incarnation,
+            "reconnect_timeout_ms": reconnect_timeout, "error": error}
 
 
 def wait_closed_by_peer(sock, timeout=10.0):

@@ -58,16 +58,90 @@ def _resources_from(args) -> dict:
     return out
 
 
+def _storage_from(args):
+    """Where a head persists its tables: --storage, or Ray's RAY_REDIS_ADDRESS (QUANTA_REDIS_ADDRESS)
+    as redis://HOST:PORT with RAY_external_storage_namespace as its key prefix. None: in memory."""
+    if args.redis_address:
+        raise ValueError("--redis-address is not a flag of Ray's `ray start` any more (it named an old-style "
+                         "cluster's Redis); persist the head's tables with --storage redis://HOST:PORT (or "
+                         "RAY_REDIS_ADDRESS=HOST:PORT, as Ray's GCS fault tolerance), or --storage FILE for SQLite")
+    storage = args.storage
+    env_name = next((n for n in ("QUANTA_REDIS_ADDRESS", "RAY_REDIS_ADDRESS") if os.environ.get(n)), None)
+    if args.head and env_name:
+        addr = os.environ[env_name].strip()
+        if addr.startswith("rediss://") or "," in addr:
+            raise ValueError(f"{env_name}={addr}: only one plain redis://HOST:PORT (no TLS, no cluster) is supported")
+        url = addr if addr.startswith("redis://") else "redis://" + addr
+        prefix = os.environ.get("QUANTA_EXTERNAL_STORAGE_NAMESPACE") or os.environ.get("RAY_external_storage_namespace")
+        if prefix and "/" not in url[len("redis://"):]:
+            url += "/" + prefix
+        if storage and storage != url:
+            raise ValueError(f"--storage {storage} and {env_name}={addr} disagree: pass one")
+        storage = url
+    if storage and not args.head:
+        raise ValueError("--storage (and RAY_REDIS_ADDRESS) go with --head: the head persists the cluster's tables")
+    if args.redis_username not in (None, "", "default"):
+        raise ValueError("--redis-username: only Redis's default user is supported; pass --redis-password alone")
+    if args.redis_password and not (storage or "").startswith("redis://"):
+        raise ValueError("--redis-password goes with --storage redis://HOST:PORT (or RAY_REDIS_ADDRESS)")
+    if storage and not storage.startswith("redis://"):
+        if "://" in storage:
+            raise ValueError(f"--storage {storage}: use a file path (SQLite) or redis://HOST:PORT[/PREFIX]")
+        storage = os.path.abspath(os.path.expanduser(storage))
+        if not os.path.isdir(os.path.dirname(storage)):
+            raise ValueError(f"--storage {storage}: its directory does not exist")
+    return storage
+
+
+def _control_flags(args) -> list:
+    flags = []
+    if (args.rejoin_grace_ms is not None or args.node_reconnect_timeout_ms is not None) and not args.storage_:
+        raise ValueError("--rejoin-grace-ms and --node-reconnect-timeout-ms go with --storage: without it a "
+                         "restarted head has no tables to take its nodes back with")
+    if (args.rejoin_grace_ms or 0) < 0 or (args.node_reconnect_timeout_ms is not None and
+                                           not 1 <= args.node_reconnect_timeout_ms <= 86400000):
+        raise ValueError("--rejoin-grace-ms must be >= 0 and --node-reconnect-timeout-ms 1..86400000")
+    if args.rejoin_grace_ms is not None:
+        flags += ["--rejoin-grace-ms", str(args.rejoin_grace_ms)]
+    if args.node_reconnect_timeout_ms is not None:
+        flags += ["--node-reconnect-timeout-ms", str(args.node_reconnect_timeout_ms)]
+    return flags
+
+
+def _restart_head(args, storage, token):
+    """With --storage: if this host runs the head of that storage and only its control service
+    died, start that again (the same command restarts a failed head). None: no such head."""
+    from quanta._private import runtime_dir, services
+
+    for record in services.running_sessions(base=runtime_dir.root(args.temp_dir)):
+        if not record.get("head") or record.get("storage") != storage or not record.get("control_args"):
+            continue
+        control = [e for e in record.get("processes") or [] if e.get("role") == "control"]
+        if control and services.alive(control[0], record["session_dir"]):
+            return _fail(f"the head of --storage {storage} runs already on this host (session "
+                         f"{record['session_dir']}); stop it with `quanta stop` first", 1)
+        env = dict(os.environ, QUANTA_AUTH_TOKEN=token)
+        if args.redis_password:
+            env["QUANTA_REDIS_PASSWORD"] = args.redis_password
+        try:
+            pid = services.restart_control(record, env)
+        except services.JoinError as e:
+            return _fail(str(e), 1)
+        print(f"Restarted the control service of the head at {record['control_address']} (pid {pid}) from "
+              f"{storage}.\n  Its nodes rejoin under their ids; drivers' waiting requests go on.\n"
+              f"  session: {record['session_dir']}")
+        return 0
+    return None
+
+
 def cmd_start(args) -> int:
     from quanta._private import auth_token, runtime_dir, services
 
     if args.head == bool(args.address):
         return _fail("pass either --head (start a cluster) or --address HEAD_IP:PORT (join one)")
-    for flag, value in (("--storage", args.storage), ("--redis-address", args.redis_address)):
-        if value:
-            return _fail(f"{flag} is not supported yet: the head keeps its tables in memory, so a head "
-                         "failure ends the cluster (drivers and nodes fail fast with a clear error)")
     try:
+        storage = args.storage_ = _storage_from(args)
+        control_flags = _control_flags(args)
         resources = _resources_from(args)
         labels = {str(k): str(v) for k, v in _json_object(args.labels, "--labels").items()}
     except ValueError as e:
@@ -83,6 +157,10 @@ def cmd_start(args) -> int:
         except auth_token.TokenError as e:
             return _fail(f"cannot join {args.address}: {e}")
         generated = False
+    if storage:
+        restarted = _restart_head(args, storage, token)
+        if restarted is not None:
+            return restarted
     store = {"object_store_memory": args.object_store_memory or services.default_object_store_memory(),
              "spill_dir": args.object_spilling_directory}
     base = runtime_dir.root(args.temp_dir)
@@ -104,7 +182,9 @@ def cmd_start(args) -> int:
         node = services.Session(session_dir).start(
             head=args.head, tied_to_driver=False, resources=resources, store=store,
             control_address=args.address, host=host, port=args.port if args.head else None,
-            labels=labels, token=token, heartbeat_timeout_ms=args.heartbeat_timeout_ms, dashboard=dashboard)
+            labels=labels, token=token, heartbeat_timeout_ms=args.heartbeat_timeout_ms, dashboard=dashboard,
+            storage=storage, control_flags=control_flags,
+            control_env={"QUANTA_REDIS_PASSWORD": args.redis_password} if args.redis_password else None)
     except services.JoinError as e:
         return _fail(str(e), 1)
     node.write_record(head=args.head, started_by="quanta start")
@@ -112,7 +192,10 @@ def cmd_start(args) -> int:
     address = node.control_address
     if args.head:
         note = " (generated now)" if generated else ""
+        kept = (f"  tables:        persisted to {storage} (run this command again to restart a failed head)\n"
+                if storage else "  tables:        in memory (pass --storage FILE|redis://HOST:PORT to survive a head restart)\n")
         print(f"Started the head of a Quanta cluster at {address} (node {node.node_index}).\n"
+              f"{kept}"
               f"  cluster token: {source}{note}\n"
               f"  session:       {session_dir}\n"
               f"Join another host (with the same token in ~/.quanta/auth_token or QUANTA_AUTH_TOKEN):\n"
@@ -299,7 +382,14 @@ def main(argv=None) -> int:
     p.add_argument("--temp-dir", help="root for the runtime directory (default: the system temp dir)")
     p.add_argument("--heartbeat-timeout-ms", type=int, help="declare a silent node dead after this (head; default 3000)")
     p.add_argument("--block", action="store_true", help="stay in the foreground until stopped")
-    p.add_argument("--storage", help="persist the head's tables (not supported yet: refused)")
+    p.add_argument("--storage", help="persist the head's tables to FILE (SQLite) or redis://HOST:PORT[/PREFIX], so "
+                   "that a failed head restarts with them (run the same command again); also RAY_REDIS_ADDRESS")
+    p.add_argument("--redis-password", help="the password of --storage redis://... (as Ray's, for RAY_REDIS_ADDRESS)")
+    p.add_argument("--redis-username", help="Redis's user (only 'default' is supported)")
+    p.add_argument("--rejoin-grace-ms", type=int,
+                   help="with --storage: how long a restarted head waits for its nodes to rejoin (default 10000)")
+    p.add_argument("--node-reconnect-timeout-ms", type=int,
+                   help="with --storage: how long nodes wait for a head that went away (default 60000)")
     p.add_argument("--redis-address", help=argparse.SUPPRESS)
     p.add_argument("--include-dashboard", type=_bool, default=None,
                    help="serve the dashboard and jobs API on the head (default: true when aiohttp is installed)")

@@ -6,6 +6,9 @@
 // per namespace: the first registration wins, later ones are refused (the caller then looks the
 // winner up when it asked get_if_exists), and the name is freed when its actor dies.
 //
+// With a TableStore, every change is written through — entries with their subscribers ("actors",
+// by id) and names ("names") — and Restore reloads them after a head restart.
+//
 // Ownership: owned by the ControlServer. Thread-safety: loop thread only.
 #pragma once
 
@@ -18,12 +21,16 @@
 #include <vector>
 
 #include "common/status.h"
+#include "control/table_store.h"
 #include "protocol/cluster_messages.h"
 
 namespace quanta {
 
 class ActorDirectory {
  public:
+  explicit ActorDirectory(TableStore* store = nullptr) : store_(store) {}
+  // Reloads the directory from the store; returns how many actors.
+  Result<size_t> Restore();
   // Records a report; returns the nodes to forward it to (its subscribers).
   std::vector<uint32_t> Update(const protocol::ActorInfo& info);
   // Subscribes `node`; returns what is known now (state kUnknown if nothing).
@@ -55,7 +62,13 @@ class ActorDirectory {
     std::string handle;
   };
   bool IsLive(const ObjectID& actor) const;
+  void Persist(const ObjectID& id, const Entry& e);
+  void DropNamesOf(const ObjectID& actor);
+  // OnNodeDead for one entry; true if its state changed.
+  bool OnNodeDeadOne(const ObjectID& id, Entry& e, uint32_t node, const std::string& reason,
+                     const std::function<bool(uint32_t)>& owner_alive);
 
+  TableStore* store_;
   std::unordered_map<ObjectID, Entry, ObjectIDHash> actors_;
   std::map<std::pair<std::string, std::string>, Name> names_;
 };

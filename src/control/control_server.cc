@@ -26,10 +26,12 @@ uint64_t NowMs() {
 }
 }  // namespace
 
-ControlServer::ControlServer(net::EventLoop* loop, ControlOptions options)
+ControlServer::ControlServer(net::EventLoop* loop, ControlOptions options, std::unique_ptr<TableStore> store)
     : loop_(loop),
       options_(std::move(options)),
       cluster_id_(RandomUniqueId()),
+      store_(std::move(store)),
+      nodes_(store_.get()),
       groups_(&nodes_,
               PlacementGroupManager::Callbacks{
                   [this](uint32_t node, const protocol::BundleReservation& r) {
@@ -40,9 +42,48 @@ ControlServer::ControlServer(net::EventLoop* loop, ControlOptions options)
                   },
                   [this](const ObjectID& group, bool removed) {
                     BroadcastToNodes(MessageType::kReturnBundles, protocol::BundleReservation{group, {}, removed});
-                  }}) {}
+                  }},
+              store_.get()),
+      actors_(store_.get()),
+      kv_(store_.get()),
+      jobs_(store_.get()) {}
+
+Status ControlServer::Restore() {
+  if (!store_) return Status::Ok();
+  auto meta = store_->Load("meta");
+  if (!meta.ok()) return meta.status();
+  bool found = false;
+  for (const auto& [key, value] : meta.value()) {
+    if (key == "cluster_id" && value.size() == 8) {
+      cluster_id_ = KeyU64(value);
+      found = true;
+    }
+  }
+  if (!found) {
+    // A new cluster: its id must be durable before any node hears it.
+    QUANTA_RETURN_IF_ERROR(store_->Put("meta", "cluster_id", U64Key(cluster_id_)));
+    QLOG(kInfo) << "tables persisted to " << store_->Describe() << " (empty: a new cluster)";
+    return Status::Ok();
+  }
+  auto waiting = nodes_.Restore(NodeTable::Clock::now() + options_.rejoin_grace);
+  if (!waiting.ok()) return waiting.status();
+  auto actors = actors_.Restore();
+  if (!actors.ok()) return actors.status();
+  auto keys = kv_.Restore();
+  if (!keys.ok()) return keys.status();
+  auto jobs = jobs_.Restore();
+  if (!jobs.ok()) return jobs.status();
+  auto groups = groups_.Restore();
+  if (!groups.ok()) return groups.status();
+  QLOG(kInfo) << "restarted from " << store_->Describe() << ": " << nodes_.All().size() << " nodes ("
+              << waiting.value() << " alive, given " << options_.rejoin_grace.count() << " ms to reconnect), "
+              << actors.value() << " actors, " << keys.value() << " KV keys, " << jobs.value() << " jobs, "
+              << groups.value() << " placement groups";
+  return Status::Ok();
+}
 
 Status ControlServer::Start() {
+  QUANTA_RETURN_IF_ERROR(Restore());
   auto unix_listener = net::Listener::Unix(loop_, options_.socket_path, 0600, [this](int fd) {
     ucred cred{};
     socklen_t len = sizeof cred;
@@ -158,7 +199,9 @@ Status ControlServer::Handle(Peer& peer, const protocol::Frame& frame) {
       reply.cluster_id = cluster_id_;
       reply.heartbeat_interval_ms = static_cast<uint32_t>(options_.heartbeat_interval.count());
       reply.heartbeat_timeout_ms = static_cast<uint32_t>(options_.heartbeat_timeout.count());
+      reply.reconnect_timeout_ms = store_ ? static_cast<uint32_t>(options_.node_reconnect_timeout.count()) : 0;
       if (m.node.start_time_ms == 0) m.node.start_time_ms = NowMs();
+      bool rejoin = m.node.node_index != 0;
       auto registered = nodes_.Register(std::move(m.node), NodeTable::Clock::now());
       if (!registered.ok()) {
         reply.error = registered.status().message();
@@ -185,6 +228,12 @@ Status ControlServer::Handle(Peer& peer, const protocol::Frame& frame) {
       QLOG(kInfo) << "node " << info.node_id << " (index " << info.node_index << ") registered from " << peer.name
                   << " at " << info.address << ":" << info.port;
       peer.conn->Send(MessageType::kRegisterNodeReply, reply);
+      if (rejoin) {
+        // Bundles it may hold of groups that were being placed when the head went down.
+        for (const ObjectID& group : groups_.StaleGroups()) {
+          peer.conn->Send(MessageType::kReturnBundles, protocol::BundleReservation{group, {}, false});
+        }
+      }
       protocol::NodeTable full{true, nodes_.All()};
       peer.conn->Send(MessageType::kNodeTable, full);
       BroadcastToNodes(MessageType::kNodeTable, protocol::NodeTable{false, {info}}, info.node_index);

@@ -7,7 +7,12 @@
 // batches; it declares a node dead when its connection closes or when it has been silent for
 // the heartbeat timeout. Tools (quanta status) may connect on the tool channel and only read.
 //
-// Ownership: owns its listeners, connections and tables. Thread-safety: loop thread only.
+// With a TableStore (`--storage`), its tables are written through and reloaded at start: the
+// nodes that were alive then get `rejoin_grace` to reconnect under their index before they are
+// declared dead, and nodes are told (RegisterNodeReply.reconnect_timeout_ms) to wait that long for
+// a head that went away, queueing what needs it (docs/cluster-design.md §11).
+//
+// Ownership: owns its listeners, connections, tables and store. Thread-safety: loop thread only.
 #pragma once
 
 #include <chrono>
@@ -21,6 +26,7 @@
 #include "control/kv_store.h"
 #include "control/node_table.h"
 #include "control/placement_groups.h"
+#include "control/table_store.h"
 #include "net/auth.h"
 #include "net/connection.h"
 #include "net/event_loop.h"
@@ -37,11 +43,14 @@ struct ControlOptions {
   int lifeline_fd = -1;
   std::chrono::milliseconds heartbeat_interval{500};
   std::chrono::milliseconds heartbeat_timeout{3000};
+  std::chrono::milliseconds rejoin_grace{10000};            // with a store: for nodes after a restart
+  std::chrono::milliseconds node_reconnect_timeout{60000};  // with a store: how long nodes wait for us
 };
 
 class ControlServer {
  public:
-  ControlServer(net::EventLoop* loop, ControlOptions options);
+  // `store` may be null: the tables live in memory only.
+  ControlServer(net::EventLoop* loop, ControlOptions options, std::unique_ptr<TableStore> store = nullptr);
   Status Start();
   void Shutdown(const std::string& why);
 
@@ -67,6 +76,7 @@ class ControlServer {
   void SendToNode(uint32_t node, protocol::MessageType type, const std::string& frame);
   void EndJob(uint64_t job_id);
   void EverySecond();
+  Status Restore();
 
   net::EventLoop* loop_;
   ControlOptions options_;
@@ -78,6 +88,7 @@ class ControlServer {
   uint64_t next_conn_id_ = 1;
   std::unordered_map<uint64_t, Peer> peers_;
   std::unordered_map<uint32_t, uint64_t> node_conn_;  // node index -> connection id
+  std::unique_ptr<TableStore> store_;  // before the tables, which hold a pointer to it
   NodeTable nodes_;
   PlacementGroupManager groups_;
   ActorDirectory actors_;

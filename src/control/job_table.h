@@ -1,5 +1,6 @@
 // The cluster's jobs: one per driver (id, node, entrypoint, start and end time, status).
 // Finished jobs beyond the 10,000 that finished last are dropped. The one place the table changes.
+// With a TableStore, every change is written through (table "jobs", by id) and Restore reloads it.
 // Ownership: owned by the ControlServer. Thread-safety: loop thread only.
 #pragma once
 
@@ -8,12 +9,16 @@
 #include <map>
 #include <vector>
 
+#include "control/table_store.h"
 #include "protocol/cluster_messages.h"
 
 namespace quanta {
 
 class JobTable {
  public:
+  explicit JobTable(TableStore* store = nullptr) : store_(store) {}
+  // Reloads the table from the store; returns how many jobs.
+  Result<size_t> Restore();
   void Started(protocol::JobInfo info);
   // The driver disconnected (succeeded) or its node died (failed).
   void Finished(uint64_t job_id, uint64_t now_ms, bool failed = false);
@@ -22,6 +27,9 @@ class JobTable {
   std::vector<protocol::JobInfo> All() const;
 
  private:
+  void Persist(const protocol::JobInfo& j);
+
+  TableStore* store_;
   std::map<uint64_t, protocol::JobInfo> jobs_;  // by id
   std::deque<uint64_t> finished_;  // finished jobs' ids, in the order they finished
 };

@@ -1,6 +1,42 @@
 #include "control/node_table.h"
 
+#include <algorithm>
+
+#include "control/rows.h"
+
 namespace quanta {
+
+namespace {
+constexpr const char* kTable = "nodes";
+}
+
+Result<size_t> NodeTable::Restore(Clock::time_point rejoin_by) {
+  if (store_ == nullptr) return size_t{0};
+  auto rows = store_->Load(kTable);
+  if (!rows.ok()) return rows.status();
+  size_t waiting = 0;
+  for (const auto& [key, value] : rows.value()) {
+    Entry e;
+    Status st = DecodeRow(value, &e.info);
+    if (!st.ok() || e.info.node_index == 0) {
+      return Status::InvalidArgument("a corrupt row in table nodes of " + store_->Describe() + ": " + st.message());
+    }
+    if (e.info.alive) {
+      e.rejoin_by = rejoin_by;
+      e.last_heard = rejoin_by;
+      e.info.available.clear();  // unknown until it reports again
+      ++waiting;
+    }
+    next_index_ = std::max(next_index_, e.info.node_index + 1);
+    next_incarnation_ = std::max(next_incarnation_, e.info.incarnation + 1);
+    nodes_[e.info.node_index] = std::move(e);
+  }
+  return waiting;
+}
+
+void NodeTable::Persist(const Entry& e) {
+  if (store_ != nullptr) store_->Write(kTable, U32Key(e.info.node_index), EncodeRow(e.info));
+}
 
 Result<const protocol::NodeInfo*> NodeTable::Register(protocol::NodeInfo info, Clock::time_point now) {
   if (info.node_id.empty() || info.node_id.size() > 64) return Status::InvalidArgument("a node id of 1-64 bytes is required");
@@ -20,6 +56,8 @@ Result<const protocol::NodeInfo*> NodeTable::Register(protocol::NodeInfo info, C
     info.alive = true;
     it->second.info = std::move(info);
     it->second.last_heard = now;
+    it->second.rejoin_by = {};
+    Persist(it->second);
     return &it->second.info;
   }
   if (FindById(info.node_id) != nullptr) return Status::InvalidArgument("node id " + info.node_id + " is already registered");
@@ -30,6 +68,7 @@ Result<const protocol::NodeInfo*> NodeTable::Register(protocol::NodeInfo info, C
   Entry& e = nodes_[info.node_index];
   e.info = std::move(info);
   e.last_heard = now;
+  Persist(e);
   return &e.info;
 }
 
@@ -52,15 +91,24 @@ bool NodeTable::MarkDead(uint32_t index, std::string reason) {
   it->second.info.alive = false;
   it->second.info.available.clear();
   it->second.info.death_reason = std::move(reason);
+  it->second.rejoin_by = {};
+  Persist(it->second);
   return true;
 }
 
 std::vector<uint32_t> NodeTable::Silent(Clock::time_point now, std::chrono::milliseconds timeout) const {
   std::vector<uint32_t> out;
   for (const auto& [index, e] : nodes_) {
-    if (e.info.alive && now - e.last_heard > timeout) out.push_back(index);
+    if (!e.info.alive) continue;
+    bool silent = e.rejoin_by != Clock::time_point{} ? now > e.rejoin_by : now - e.last_heard > timeout;
+    if (silent) out.push_back(index);
   }
   return out;
+}
+
+bool NodeTable::AwaitingRejoin(uint32_t index) const {
+  auto it = nodes_.find(index);
+  return it != nodes_.end() && it->second.info.alive && it->second.rejoin_by != Clock::time_point{};
 }
 
 const protocol::NodeInfo* NodeTable::Find(uint32_t index) const {

@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include "common/logging.h"
+#include "control/rows.h"
 #include "scheduler/resource_set.h"
 
 namespace quanta {
@@ -12,6 +13,34 @@ namespace quanta {
 using protocol::PlacementGroupInfo;
 using protocol::PlacementStrategy;
 using State = PlacementGroupInfo::State;
+
+namespace {
+constexpr const char* kTable = "placement_groups";
+}
+
+Result<size_t> PlacementGroupManager::Restore() {
+  if (store_ == nullptr) return size_t{0};
+  auto rows = store_->Load(kTable);
+  if (!rows.ok()) return rows.status();
+  for (const auto& [key, value] : rows.value()) {
+    Group g;
+    Status st = DecodeRow(value, &g.info);
+    if (!st.ok()) {
+      return Status::InvalidArgument("a corrupt row in table placement_groups of " + store_->Describe() + ": " +
+                                     st.message());
+    }
+    if (g.info.state == State::kPending || g.info.state == State::kRescheduling) {
+      stale_.insert(g.info.spec.id);
+      g.info.message = "pending: the head restarted while it was being placed";
+    }
+    groups_[g.info.spec.id] = std::move(g);
+  }
+  return groups_.size();
+}
+
+void PlacementGroupManager::Persist(const Group& g) {
+  if (store_ != nullptr) store_->Write(kTable, g.info.spec.id.Binary(), EncodeRow(g.info));
+}
 
 Status PlacementGroupManager::Create(protocol::PlacementGroupSpec spec) {
   if (groups_.count(spec.id)) return Status::InvalidArgument("placement group " + spec.id.Hex() + " exists");
@@ -37,6 +66,7 @@ Status PlacementGroupManager::Create(protocol::PlacementGroupSpec spec) {
   Group& g = groups_[spec.id];
   g.info.spec = std::move(spec);
   g.info.state = State::kPending;
+  Persist(g);
   TryPlace(g);
   return Status::Ok();
 }
@@ -165,6 +195,14 @@ std::vector<uint32_t> PlacementGroupManager::Plan(const protocol::PlacementGroup
 
 void PlacementGroupManager::TryPlace(Group& g) {
   if (g.in_flight || (g.info.state != State::kPending && g.info.state != State::kRescheduling)) return;
+  // Not before every node that may hold some of its bundles from before a head restart has
+  // rejoined (and returned them) or been declared dead.
+  if (stale_.count(g.info.spec.id)) {
+    for (const auto& n : nodes_->All()) {
+      if (n.alive && nodes_->AwaitingRejoin(n.node_index)) return;
+    }
+    stale_.erase(g.info.spec.id);
+  }
   std::vector<std::pair<uint32_t, protocol::ResourceMap>> free;
   for (const auto& n : nodes_->All()) {
     if (!n.alive || (n.flags & protocol::NodeInfo::kDriverNode)) continue;
@@ -186,6 +224,7 @@ void PlacementGroupManager::TryPlace(Group& g) {
     g.awaiting[plan[i]] = 1;
   }
   g.in_flight = true;
+  Persist(g);
   for (const auto& [node, r] : per_node) callbacks_.reserve(node, r);
 }
 
@@ -210,6 +249,7 @@ void PlacementGroupManager::Conclude(Group& g) {
   if (all) {
     g.info.state = State::kCreated;
     g.info.message = "created";
+    Persist(g);
     QLOG(kInfo) << "placement group " << g.info.spec.id.Hex() << " created";
     return;
   }
@@ -222,6 +262,8 @@ void PlacementGroupManager::Remove(const ObjectID& id, const std::string& why) {
   if (it == groups_.end() || it->second.info.state == State::kRemoved) return;
   it->second.info.state = State::kRemoved;
   it->second.info.message = "removed: " + why;
+  Persist(it->second);
+  stale_.erase(id);
   callbacks_.release_everywhere(id, true);
 }
 
@@ -239,6 +281,7 @@ void PlacementGroupManager::OnNodeDead(uint32_t node) {
       // Its bundles there are gone: take the rest back and place the whole group again.
       g.info.state = State::kRescheduling;
       g.info.message = "rescheduling: node " + std::to_string(node) + " died";
+      Persist(g);
       callbacks_.release_everywhere(id, false);
     }
   }

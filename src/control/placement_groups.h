@@ -12,18 +12,26 @@
 // ordinary scheduler places them. Removing a group (or its job ending, unless it is detached)
 // returns the bundles; a dead node's bundles make the group reschedule them.
 //
+// With a TableStore, every change of a group is written through ("placement_groups", by id).
+// After a head restart (Restore), created groups stay created (their nodes still hold the
+// bundles); a group that was being placed may have bundles reserved on some nodes, so it goes
+// back to pending and each node, when it rejoins, is told to return that group's bundles
+// (StaleOn) before the group is placed again.
+//
 // Ownership: owned by the ControlServer; the one place that changes the group table.
 // Thread-safety: loop thread only.
 #pragma once
 
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "common/status.h"
 #include "control/node_table.h"
+#include "control/table_store.h"
 #include "protocol/cluster_messages.h"
 
 namespace quanta {
@@ -36,7 +44,14 @@ class PlacementGroupManager {
     std::function<void(const ObjectID& group, bool removed)> release_everywhere;
   };
 
-  PlacementGroupManager(const NodeTable* nodes, Callbacks callbacks) : nodes_(nodes), callbacks_(std::move(callbacks)) {}
+  PlacementGroupManager(const NodeTable* nodes, Callbacks callbacks, TableStore* store = nullptr)
+      : nodes_(nodes), callbacks_(std::move(callbacks)), store_(store) {}
+
+  // Reloads the groups from the store; returns how many.
+  Result<size_t> Restore();
+  // Groups that were being placed when the head went down: a rejoining node must return their
+  // bundles (it may hold some) before they are placed again.
+  std::vector<ObjectID> StaleGroups() const { return {stale_.begin(), stale_.end()}; }
 
   Status Create(protocol::PlacementGroupSpec spec);
   void Remove(const ObjectID& id, const std::string& why);
@@ -61,10 +76,13 @@ class PlacementGroupManager {
   };
   void TryPlace(Group& g);
   void Conclude(Group& g);
+  void Persist(const Group& g);
 
   const NodeTable* nodes_;
   Callbacks callbacks_;
+  TableStore* store_;
   std::unordered_map<ObjectID, Group, ObjectIDHash> groups_;
+  std::set<ObjectID> stale_;
 };
 
 }  // namespace quanta

@@ -13,7 +13,32 @@ namespace {
 constexpr auto kHandshakeTimeout = std::chrono::milliseconds(5000);
 constexpr auto kMaxBackoff = std::chrono::milliseconds(2000);
 constexpr auto kReportEvery = std::chrono::milliseconds(50);
+constexpr size_t kMaxOutboxBytes = 64u << 20;
 }  // namespace
+
+void ControlClient::Queue(std::string frame) {
+  if (outbox_bytes_ + frame.size() > kMaxOutboxBytes) {
+    if (!outbox_full_logged_) {
+      QLOG(kWarning) << "dropping messages for the control service: 64 MiB already wait for it to come back";
+      outbox_full_logged_ = true;
+    }
+    return;
+  }
+  outbox_bytes_ += frame.size();
+  outbox_.push_back(std::move(frame));
+}
+
+void ControlClient::GiveUpWaiting(uint64_t loss) {
+  if (loss != losses_ || !waiting_ || connected() || shutting_down_) return;
+  waiting_ = false;
+  outbox_.clear();
+  outbox_bytes_ = 0;
+  std::string why = "the head's control service at " + address() + " has been unreachable for " +
+                    std::to_string(reconnect_timeout_.count()) + " ms; restart it with the same --storage, "
+                    "or start a new cluster";
+  QLOG(kError) << why << " (this node keeps serving local work and keeps trying to reconnect)";
+  if (on_head_gone_) on_head_gone_(why);
+}
 
 ControlClient::ControlClient(net::EventLoop* loop, Options options, const net::ClusterToken* token, ClusterView* view,
                              const FunctionTable* functions, Callbacks callbacks)
@@ -115,7 +140,15 @@ void ControlClient::OnLost(const std::string& why) {
     OnConnectFailed(Status::IOError("the control service closed the connection: " + why));
     return;
   }
-  if (was_registered) QLOG(kWarning) << "lost the control service at " << address() << ": " << why << "; reconnecting";
+  if (was_registered) {
+    QLOG(kWarning) << "lost the control service at " << address() << ": " << why << "; reconnecting";
+    if (reconnect_timeout_.count() > 0) {
+      // The head keeps its tables: wait for it, bounded, queueing what needs it.
+      waiting_ = true;
+      uint64_t loss = ++losses_;
+      loop_->RunAfter(reconnect_timeout_, [this, loss] { GiveUpWaiting(loss); });
+    }
+  }
   backoff_ = std::chrono::milliseconds(100);
   loop_->RunAfter(backoff_, [this] { Connect(); });
 }
@@ -144,6 +177,7 @@ void ControlClient::OnMessage(const protocol::Frame& frame) {
       cluster_id_ = m.cluster_id;
       heartbeat_interval_ = std::chrono::milliseconds(m.heartbeat_interval_ms);
       heartbeat_timeout_ = std::chrono::milliseconds(m.heartbeat_timeout_ms);
+      reconnect_timeout_ = std::chrono::milliseconds(m.reconnect_timeout_ms);
       view_->set_local_index(node_index_);
       functions_->ForEach([this](const std::string& id, const std::string& payload) {
         conn_->Send(MessageType::kRegisterFunction, protocol::RegisterFunction{id, payload});
@@ -154,7 +188,14 @@ void ControlClient::OnMessage(const protocol::Frame& frame) {
         joined_once_ = true;
         callbacks_.on_joined(m);
       } else {
-        QLOG(kInfo) << "rejoined the cluster at " << address() << " as node index " << node_index_;
+        QLOG(kInfo) << "rejoined the cluster at " << address() << " as node index " << node_index_ << "; sending "
+                    << outbox_.size() << " queued messages";
+        for (const auto& f : outbox_) conn_->SendEncoded(f);
+        outbox_.clear();
+        outbox_bytes_ = 0;
+        outbox_full_logged_ = false;
+        waiting_ = false;
+        if (on_rejoined_) on_rejoined_();
       }
       Heartbeat();
       break;

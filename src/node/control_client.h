@@ -9,6 +9,12 @@
 // and rejoins under the node's index. Told that it was declared dead (DrainNode), or refused a
 // rejoin, the node must stop (on_drain).
 //
+// A head that persists its tables (RegisterNodeReply.reconnect_timeout_ms > 0) can take the node
+// back after it restarts: for that long after losing it, messages sent are queued (at most
+// 64 MiB; beyond that they are dropped, with a warning) and sent once the node rejoined, then
+// on_rejoined runs. If the head is not back by then, on_head_gone runs (and queueing stops until
+// it is back). Without persistence, messages sent while disconnected are dropped.
+//
 // Ownership: owned by the NodeServer; owns its connection. Thread-safety: loop thread only.
 #pragma once
 
@@ -16,6 +22,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "net/auth.h"
 #include "net/connection.h"
@@ -51,11 +58,21 @@ class ControlClient {
   // Sends a message to the control service (dropped while disconnected).
   template <typename M>
   void Send(protocol::MessageType type, const M& msg) {
-    if (connected()) conn_->Send(type, msg);
+    if (connected()) {
+      conn_->Send(type, msg);
+    } else if (waiting_for_head()) {
+      std::string frame;
+      protocol::AppendMessage(&frame, type, msg);
+      Queue(std::move(frame));
+    }
   }
   // Sends a heartbeat at once if one is due, and writes it out: for code that holds the loop
   // thread for long (a spill to a slow disk), so the control service does not think us gone.
   void Pulse();
+  // Lost a head that persists its tables, and still within the time to wait for it.
+  bool waiting_for_head() const { return !connected() && waiting_; }
+  void set_on_rejoined(std::function<void()> cb) { on_rejoined_ = std::move(cb); }
+  void set_on_head_gone(std::function<void(const std::string&)> cb) { on_head_gone_ = std::move(cb); }
   // Messages this class does not handle itself (placement groups).
   void set_on_message(std::function<void(const protocol::Frame&)> cb) { on_other_ = std::move(cb); }
   void RegisterFunction(const std::string& id, const std::string& payload);
@@ -72,6 +89,8 @@ class ControlClient {
   void OnLost(const std::string& why);
   void Heartbeat();
   void FlushResources();
+  void Queue(std::string frame);
+  void GiveUpWaiting(uint64_t loss);
 
   net::EventLoop* loop_;
   Options options_;
@@ -94,6 +113,14 @@ class ControlClient {
   uint64_t generation_ = 0;  // connections opened; timers of an old one stand down
   protocol::ResourceMap last_reported_, pending_report_, last_total_, pending_total_;
   std::function<void(const protocol::Frame&)> on_other_;
+  std::function<void()> on_rejoined_;
+  std::function<void(const std::string&)> on_head_gone_;
+  std::chrono::milliseconds reconnect_timeout_{0};  // from the head; 0: it keeps no tables
+  bool waiting_ = false;                            // queueing for a head we lost
+  uint64_t losses_ = 0;                             // times the head was lost
+  std::vector<std::string> outbox_;                 // encoded frames queued while waiting
+  size_t outbox_bytes_ = 0;
+  bool outbox_full_logged_ = false;
   bool report_scheduled_ = false;
 };
 

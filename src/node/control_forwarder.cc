@@ -5,21 +5,45 @@ namespace quanta {
 using protocol::ControlOp;
 using protocol::MessageType;
 
+namespace {
+constexpr size_t kMaxWaiting = 10000;
+}
+
 void ControlForwarder::Send(protocol::ControlRequest msg, Pending pending) {
-  if (!control_->connected()) {
-    protocol::ControlReply reply;
-    reply.request_id = 0;
-    reply.error = "the control service is unreachable right now (the head may be down); try again";
-    uint64_t ours = next_id_++;
+  uint64_t ours = next_id_++;
+  msg.request_id = ours;
+  bool connected = control_->connected();
+  if (!connected && !control_->waiting_for_head()) {
     pending_[ours] = std::move(pending);
-    reply.request_id = ours;
-    OnReply(std::move(reply));
+    Fail(ours, "the control service is unreachable right now (the head may be down; started without --storage "
+               "it keeps no tables and cannot come back); try again");
     return;
   }
-  uint64_t ours = next_id_++;
+  if (!connected && pending_.size() >= kMaxWaiting) {
+    pending_[ours] = std::move(pending);
+    Fail(ours, "the control service is unreachable right now and 10000 requests already wait for it; try again");
+    return;
+  }
+  if (connected) control_->Send(MessageType::kControlRequest, msg);
+  pending.request = std::move(msg);
   pending_[ours] = std::move(pending);
-  msg.request_id = ours;
-  control_->Send(MessageType::kControlRequest, msg);
+}
+
+void ControlForwarder::Fail(uint64_t ours, const std::string& why) {
+  protocol::ControlReply reply;
+  reply.request_id = ours;
+  reply.error = why;
+  OnReply(std::move(reply));
+}
+
+void ControlForwarder::OnRejoined() {
+  for (const auto& [ours, p] : pending_) control_->Send(MessageType::kControlRequest, p.request);
+}
+
+void ControlForwarder::OnHeadGone(const std::string& why) {
+  std::vector<uint64_t> ids;
+  for (const auto& [ours, p] : pending_) ids.push_back(ours);
+  for (uint64_t id : ids) Fail(id, "the control service is unreachable: " + why);
 }
 
 void ControlForwarder::OnActorName(LocalClient& client, const protocol::ActorName& msg) {
@@ -33,19 +57,19 @@ void ControlForwarder::OnActorName(LocalClient& client, const protocol::ActorNam
   req.value = msg.name;
   req.arg = msg.actor_id.Binary();
   req.blob = msg.handle_blob;
-  Send(std::move(req), Pending{client.id, msg.request_id, true, nullptr});
+  Send(std::move(req), Pending{client.id, msg.request_id, true, nullptr, {}});
 }
 
 void ControlForwarder::OnRequest(LocalClient& client, protocol::ControlRequest msg) {
   uint64_t theirs = msg.request_id;
-  Send(std::move(msg), Pending{client.id, theirs, false, nullptr});
+  Send(std::move(msg), Pending{client.id, theirs, false, nullptr, {}});
 }
 
 void ControlForwarder::FetchFunction(const std::string& function_id, FunctionDone done) {
   protocol::ControlRequest req;
   req.op = ControlOp::kGetFunction;
   req.value = function_id;
-  Send(std::move(req), Pending{0, 0, false, std::move(done)});
+  Send(std::move(req), Pending{0, 0, false, std::move(done), {}});
 }
 
 void ControlForwarder::OnReply(protocol::ControlReply reply) {

@@ -1,7 +1,11 @@
 // Client requests the control service answers (named actors, the KV store, jobs, the actor
 // directory): the node forwards them under its own request ids and routes each reply back to
 // the client that asked, in the form it asked in (ActorName requests get ActorNameReply).
-// A request made while the control service is unreachable is answered at once with an error.
+// A request made while the control service is unreachable is answered at once with an error —
+// unless the head persists its tables and may come back (ControlClient::waiting_for_head): then
+// it waits (at most 10,000 requests), and every request not answered yet, including those sent
+// to the head that went away, is sent again once the node rejoined (so one may be applied twice:
+// at least once). If the head does not come back in time, they fail with the reason.
 // Ownership: owned by the NodeServer. Thread-safety: loop thread only.
 #pragma once
 
@@ -21,6 +25,10 @@ class ControlForwarder {
   void OnActorName(LocalClient& client, const protocol::ActorName& msg);
   void OnRequest(LocalClient& client, protocol::ControlRequest msg);
   void OnReply(protocol::ControlReply reply);
+  // The node rejoined a restarted head: send every unanswered request again.
+  void OnRejoined();
+  // The head did not come back in time: fail every unanswered request with `why`.
+  void OnHeadGone(const std::string& why);
   // Fetches a function definition for the node itself (a forwarded task without its payload).
   using FunctionDone = std::function<void(const std::string* payload)>;
   void FetchFunction(const std::string& function_id, FunctionDone done);
@@ -31,8 +39,10 @@ class ControlForwarder {
     uint64_t their_id = 0;
     bool actor_name = false;
     FunctionDone node_callback;  // set for the node's own requests
+    protocol::ControlRequest request;  // kept to send again after a head restart
   };
   void Send(protocol::ControlRequest msg, Pending pending);
+  void Fail(uint64_t ours, const std::string& why);
 
   ClientRegistry* clients_;
   ControlClient* control_;

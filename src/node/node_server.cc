@@ -207,6 +207,8 @@ Status NodeServer::Start() {
   }
   if (SharedStore* store = objects_->store()) store->set_io_progress([this] { control_->Pulse(); });
   forwarder_ = std::make_unique<ControlForwarder>(&clients_, control_.get());
+  control_->set_on_rejoined([this] { forwarder_->OnRejoined(); });
+  control_->set_on_head_gone([this](const std::string& why) { forwarder_->OnHeadGone(why); });
   StartStateService();
   control_->set_on_message([this](const protocol::Frame& f) { OnControlMessage(f); });
   control_->Start();
@@ -274,7 +276,7 @@ Status NodeServer::OnPlacementGroupRequest(LocalClient& client, MessageType type
   protocol::PlacementGroupQuery m;
   QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
   if (type == MessageType::kGetPlacementGroups) {
-    if (!control_->connected()) {
+    if (!control_->connected() && !control_->waiting_for_head()) {
       // Answer at once (empty) rather than leave the caller waiting for a reconnection.
       client.conn->Send(MessageType::kPlacementGroups, protocol::PlacementGroups{m.request_id, {}});
       return Status::Ok();

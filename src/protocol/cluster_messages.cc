@@ -94,6 +94,7 @@ void RegisterNodeReply::Encode(Writer& w) const {
   w.U64(incarnation);
   w.U32(heartbeat_interval_ms);
   w.U32(heartbeat_timeout_ms);
+  w.U32(reconnect_timeout_ms);
   w.Bytes(error);
 }
 
@@ -104,6 +105,7 @@ Status RegisterNodeReply::Decode(Reader& r) {
   QUANTA_RETURN_IF_ERROR(r.U64(&incarnation));
   QUANTA_RETURN_IF_ERROR(r.U32(&heartbeat_interval_ms));
   QUANTA_RETURN_IF_ERROR(r.U32(&heartbeat_timeout_ms));
+  QUANTA_RETURN_IF_ERROR(r.U32(&reconnect_timeout_ms));
   return r.Bytes(&error);
 }
 

@@ -61,6 +61,9 @@ struct RegisterNodeReply {
   uint64_t incarnation = 0;
   uint32_t heartbeat_interval_ms = 500;
   uint32_t heartbeat_timeout_ms = 3000;
+  // How long the node waits for a control service that went away, queueing what needs it:
+  // > 0 only when the head persists its tables (--storage) and so can take the node back.
+  uint32_t reconnect_timeout_ms = 0;
   std::string error;  // why the registration was refused
   void Encode(Writer& w) const;
   Status Decode(Reader& r);

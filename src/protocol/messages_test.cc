@@ -463,8 +463,10 @@ TEST(Messages, RegisterNodeReply) {
   m.incarnation = 3;
   m.heartbeat_interval_ms = 250;
   m.heartbeat_timeout_ms = 2000;
+  m.reconnect_timeout_ms = 60000;
   m.error = "";
   RegisterNodeReply out = RoundTrip(MessageType::kRegisterNodeReply, m);
+  EXPECT_EQ(out.reconnect_timeout_ms, 60000u);
   EXPECT_EQ(out.ok, m.ok);
   EXPECT_EQ(out.node_index, m.node_index);
   EXPECT_EQ(out.cluster_id, m.cluster_id);

@@ -86,6 +86,8 @@ class Session:
         self._procs: list[tuple[str, subprocess.Popen]] = []
         self.dashboard_url: str | None = None
         self._lifeline_w: int | None = None
+        self.storage: str | None = None  # where the head persists its tables (--storage)
+        self.control_args: list | None = None  # the control service's command line (to restart it)
 
     # ------------------------------------------------------------------ starting
 
@@ -93,11 +95,13 @@ class Session:
               control_address: str | None = None, host: str | None = None, port: int | None = None,
               labels: dict | None = None, driver_node: bool = False, token: str | None = None,
               heartbeat_timeout_ms: int | None = None, prestart: int | None = None,
-              dashboard: dict | None = None) -> "Session":
+              dashboard: dict | None = None, storage: str | None = None,
+              control_flags: list | None = None, control_env: dict | None = None) -> "Session":
         """Starts the control service (if `head`) and a node. With `host`/`port` (a head) or
         `control_address` (joining), TCP is used and `token` is required. On a head,
         `dashboard` ({"host", "port", "explicit", "token", "required"}) also starts the
-        dashboard (quanta/dashboard), which dies with the head."""
+        dashboard (quanta/dashboard), which dies with the head. `storage` (a head's): the SQLite
+        file or redis://HOST:PORT its control service persists its tables to."""
         if store.get("spill_dir"):
             store = dict(store, spill_dir=runtime_dir.private_spill_dir(str(store["spill_dir"])))
         lifeline_r = -1
@@ -113,7 +117,12 @@ class Session:
                     args += ["--host", host or "127.0.0.1", "--port", str(port)]
                 if heartbeat_timeout_ms:
                     args += ["--heartbeat-timeout-ms", str(int(heartbeat_timeout_ms))]
-                bound = self._spawn("control", args, lifeline_r, env)
+                if storage:
+                    args += ["--storage", storage]
+                    self.storage = storage
+                args += list(control_flags or ())
+                self.control_args = list(args)
+                bound = self._spawn("control", args, lifeline_r, dict(env, **(control_env or {})))
                 if port is not None:
                     self.control_address = f"{host or '127.0.0.1'}:{bound[0]}"
             else:
@@ -251,7 +260,8 @@ class Session:
                   "control_socket": self.control_socket if head else None,
                   "control_address": self.control_address, "head": head, "driver_node": driver_node,
                   "node_index": self.node_index, "node_id": self.node_id, "started_by": started_by,
-                  "dashboard_url": self.dashboard_url, "processes": processes}
+                  "dashboard_url": self.dashboard_url, "processes": processes,
+                  "storage": self.storage, "control_args": self.control_args}
         runtime_dir.write_private(os.path.join(self.session_dir, "node.json"), json.dumps(record, indent=1))
 
     # ------------------------------------------------------------------ stopping
@@ -368,6 +378,21 @@ def _state(pid: int):
             return f.read().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
         return None
+
+
+def restart_control(record: dict, env: dict) -> int:
+    """Starts the control service of a running head session again, with the command line it
+    had (same socket, port and --storage: it reloads its tables and the session's nodes rejoin),
+    and records its new pid. Returns the pid; raises JoinError if it does not start."""
+    session = Session(record["session_dir"])
+    session._spawn("control", list(record["control_args"]), -1, env)
+    proc = session._procs[-1][1]
+    record = dict(record)
+    record["processes"] = [e for e in record.get("processes") or [] if e.get("role") != "control"] + [
+        {"role": "control", "pid": proc.pid, "start_time": process_start_time(proc.pid),
+         "exe": os.path.realpath(binary("quanta_control"))}]
+    runtime_dir.write_private(os.path.join(record["session_dir"], "node.json"), json.dumps(record, indent=1))
+    return proc.pid
 
 
 # ---------------------------------------------------------------------- finding sessions
