@@ -171,6 +171,23 @@ Status NodeServer::Start() {
   task_manager_->cancel_remote = [this](uint32_t node, const protocol::CancelTask& msg) {
     peers_->Send(node, MessageType::kCancelRemote, msg);
   };
+  auto to_client = [this](uint64_t client, const protocol::GeneratorAck& ack) {
+    if (LocalClient* c = clients_.Find(client)) c->conn->Send(MessageType::kGeneratorAck, ack);
+  };
+  generators_ = std::make_unique<GeneratorStreams>(&tasks_, objects_.get(), GeneratorStreams::Callbacks{
+      [this](uint64_t client) { return clients_.Find(client) != nullptr; }, to_client,
+      [this](uint32_t node, const protocol::GeneratorAck& ack) { peers_->Send(node, MessageType::kGeneratorAckRemote, ack); },
+      [this](uint32_t owner, protocol::GeneratorItem item) {  // after our borrow registrations (rule 2)
+        directory_->DeferRelease([this, owner, item = std::move(item)] {
+          if (view_.IsAlive(owner)) peers_->Send(owner, MessageType::kGeneratorItemRemote, item);
+        });
+      },
+      [this](uint32_t owner, std::vector<ObjectID> refs) { return remote_->HoldForOwner(owner, std::move(refs)); },
+      [this](uint32_t node, uint64_t handoff) {
+        directory_->DeferRelease([this, node, handoff] { peers_->Send(node, MessageType::kHandOffDone, protocol::HandOff{handoff}); });
+      },
+      [this](const ObjectID& id, uint32_t node) { directory_->SetPrimary(id, node); },
+      [this](uint32_t node, const ObjectID& id) { peers_->Send(node, MessageType::kFreeObject, protocol::IdList{{id}}); }});
   view_.set_on_resources([this] {
     scheduler_->OnViewUpdated();
     if (task_manager_->has_infeasible()) task_manager_->ReplaceInfeasible();  // totals may have grown
@@ -357,6 +374,7 @@ protocol::NodeStats NodeServer::NodeStatsReply(uint64_t request_id) const {
   auto add = [&](const char* name, uint64_t v) { s.counters.emplace_back(name, static_cast<int64_t>(v)); };
   add("node_index", view_.local_index());
   add("tasks_forwarded", remote_->forwarded());
+  add("generator_items_sealed", generators_->items_sealed());
   add("tasks_executed_for_other_nodes", remote_->executed_for_others());
   const PeerManager::Stats& p = peers_->stats();
   add("peer_bytes_sent", p.bytes_sent);
@@ -396,7 +414,7 @@ bool NodeServer::MayWrite(uint64_t client, const ObjectID& id) const {
   if (id.Index() == ObjectID::kPutIndex) return id.Creator() == client;
   auto it = tasks_.find(id.TaskId());
   return it != tasks_.end() && it->second.worker == client && id.Index() >= 1 &&
-         id.Index() <= it->second.spec.num_returns;
+         (id.Index() <= it->second.spec.num_returns || it->second.is_streaming());  // or a generator item
 }
 
 void NodeServer::OnWorkerOutput(const std::string& token, bool is_stderr, std::string text) {
@@ -448,6 +466,17 @@ Status NodeServer::DispatchPeer(uint32_t from, const protocol::Frame& frame) {
       protocol::CancelTask m;
       QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
       task_manager_->OnCancelFromOwner(from, m);
+      return Status::Ok();
+    }
+    case MessageType::kGeneratorItemRemote: {
+      protocol::GeneratorItem m;
+      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+      return generators_->OnRemoteItem(from, std::move(m));
+    }
+    case MessageType::kGeneratorAckRemote: {
+      protocol::GeneratorAck m;
+      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+      generators_->OnRemoteAck(from, m);
       return Status::Ok();
     }
     case MessageType::kHandOffDone: {
@@ -725,6 +754,18 @@ Status NodeServer::Dispatch(LocalClient& client, const protocol::Frame& frame) {
         return Status::Ok();
       }
       return dispatcher_->OnTaskDone(*worker, std::move(m));
+    }
+    case MessageType::kGeneratorItem: {
+      if (worker == nullptr) return Status::ProtocolError("GeneratorItem from a non-worker");
+      protocol::GeneratorItem m;
+      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+      return generators_->OnWorkerItem(client.id, std::move(m));
+    }
+    case MessageType::kGeneratorAck: {
+      protocol::GeneratorAck m;
+      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+      generators_->OnAck(client.id, m);
+      return Status::Ok();
     }
     case MessageType::kTasksReturned: {
       if (worker == nullptr) return Status::ProtocolError("TasksReturned from a non-worker");
