@@ -113,14 +113,21 @@ class ObjectRefGenerator:
     async def __anext__(self) -> ObjectRef:
         if self._done:
             raise StopAsyncIteration
-        loop = asyncio.get_running_loop()
         received, finished = self._core.generator_state(self._task)
+        if received > self._next or finished:  # no need to wait: no thread hop
+            ref = self._next_or_none()
+        else:
+            ref = await asyncio.get_running_loop().run_in_executor(None, self._next_or_none)
+        if ref is None:
+            raise StopAsyncIteration
+        return ref
+
+    def _next_or_none(self):
+        # StopIteration cannot cross a Future: the end is None here.
         try:
-            if received > self._next:  # here already: no thread hop
-                return self._next_sync()
-            return await loop.run_in_executor(None, self._next_sync)
+            return self._next_sync()
         except StopIteration:
-            raise StopAsyncIteration from None
+            return None
 
     def completed(self) -> ObjectRef:
         """A ref that is ready when the generator task has finished (raises its error, if any)."""

@@ -377,8 +377,9 @@ Result<std::vector<bool>> CoreClient::Wait(const std::vector<ObjectID>& ids, siz
     size_t n = 0;
     for (size_t i = 0; i < ids.size(); ++i) {
       auto it = objects_.find(ids[i]);
-      ready[i] = (it != objects_.end() && it->second.value != nullptr) || GeneratorItemReady(ids[i]);
-      if (ready[i] && fetch_local && it->second.value->kind == protocol::ObjectKind::kStored) {
+      bool here = it != objects_.end() && it->second.value != nullptr;
+      ready[i] = here || GeneratorItemReady(ids[i]);  // a generator's next item, or its end
+      if (here && fetch_local && it->second.value->kind == protocol::ObjectKind::kStored) {
         auto loc = protocol::StoredLocation::Decode(it->second.value->data);
         if (loc.ok() && !loc->local) {
           ready[i] = false;

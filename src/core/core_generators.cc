@@ -18,12 +18,22 @@ bool CoreClient::OnGeneratorItemPushed(const ObjectID& id) {
   Stream& stream = s->second;
   if (index == 1) {  // the completion object: every item came before it
     stream.finished = true;
-    if (stream.dropped) streams_.erase(s);
-    return true;
+    if (!stream.dropped) return true;
+    streams_.erase(s);
+    // GeneratorRelease kept a reference to it so that this push comes: drop it now.
+    auto it = objects_.find(id);
+    if (it != objects_.end() && --it->second.refs == 0) {
+      if (it->second.Unused()) objects_.erase(it);
+      pending_deltas_[id] -= 1;
+    }
+    return false;
   }
   uint64_t k = index - 2;
-  if (stream.dropped || k < stream.received) {
-    // The node counted us as a holder; nobody here will use it.
+  // A later delivery of an item we have (a pinned location), or had and released: as for any id.
+  if (k < stream.received || objects_.count(id)) return true;
+  stream.received = k + 1;
+  if (stream.dropped) {
+    // A new item: the node counted us as a holder, but nobody here will use it.
     bool wake = pending_deltas_.empty();
     pending_deltas_[id] -= 1;
     if (wake) {
@@ -33,7 +43,6 @@ bool CoreClient::OnGeneratorItemPushed(const ObjectID& id) {
     }
     return false;
   }
-  stream.received = k + 1;
   Local& l = objects_[id];
   l.refs += 1;  // the node's count for us; the ObjectRef that next() makes adopts it
   l.subscribed = true;
@@ -100,7 +109,10 @@ void CoreClient::GeneratorRelease(const TaskID& task, uint64_t next_index) {
     if (stream.finished) {
       streams_.erase(s);
     } else {
+      // Later items are released as they come; the completion's push ends the stream (we keep
+      // a reference to it until then, so that it does come).
       stream.dropped = true;
+      objects_[task.ReturnId(0)].refs += 1;
     }
     for (const auto& id : unused) {
       auto it = objects_.find(id);
