@@ -331,6 +331,21 @@ def test_dropping_a_generator_frees_its_items(cluster):
     assert core.store_stats(10000)["used"] - before <= 1024 * 1024
 
 
+def test_items_may_hold_refs_and_tasks_may_consume_generators(cluster):
+    @quanta.remote
+    def refs(n):
+        for i in range(n):
+            yield [quanta.put(i * 7)]  # a ref the worker made, inside the item
+
+    @quanta.remote
+    def total(n):
+        return sum(quanta.get(r) for r in count_to.remote(n))  # a worker consuming a stream
+
+    got = [quanta.get(quanta.get(r)[0]) for r in refs.remote(5)]
+    assert got == [0, 7, 14, 21, 28]
+    assert quanta.get(total.remote(100), timeout=60) == sum(range(100))
+
+
 def test_a_dying_worker_is_retried_without_duplicates(cluster, tmp_path):
     marker = tmp_path / "died"
 
@@ -400,6 +415,14 @@ def test_a_generator_on_another_node(two_nodes):
     assert after["tasks_forwarded"] - here["tasks_forwarded"] >= 1
     assert after["generator_items_sealed"] - here["generator_items_sealed"] == 10
     assert after["transfer_bytes_received"] - here["transfer_bytes_received"] >= 5 * 8 * 1024 * 1024
+
+    @quanta.remote(resources={"far": 1}, num_cpus=0)
+    def far_refs(n):
+        for i in range(n):
+            yield {"ref": quanta.put(np.full(200000, i))}  # a stored object of the far node inside
+
+    for i, r in enumerate(far_refs.remote(3)):
+        assert quanta.get(quanta.get(r)["ref"], timeout=30)[0] == i
 
     far = FarStreams.remote()
     assert quanta.get(far.node.remote()) != here["node_index"]
