@@ -22,7 +22,7 @@ using protocol::ObjectValue;
 constexpr uint64_t kSubmitter = (1ull << 32) | 7;
 constexpr uint64_t kWorker = (1ull << 32) | 9;
 
-struct Fixture : ::testing::Test {
+struct GeneratorStreamsTest : ::testing::Test {
   net::EventLoop loop;
   ClientRegistry clients{&loop, (1ull << 32) | 1, nullptr, nullptr};
   ObjectManager objects{&clients, nullptr, ObjectManager::Callbacks{}};
@@ -64,7 +64,7 @@ struct Fixture : ::testing::Test {
 
 TaskID MakeTask(uint32_t seq) { return ObjectID::Make(kSubmitter, seq, 0); }
 
-TEST_F(Fixture, ItemsAreSealedInOrderAndHeldByTheSubmitter) {
+TEST_F(GeneratorStreamsTest, ItemsAreSealedInOrderAndHeldByTheSubmitter) {
   TaskID id = MakeTask(1);
   Task& t = AddTask(id);
   ASSERT_TRUE(streams.OnWorkerItem(kWorker, Item(id, 0, "a")).ok());
@@ -82,7 +82,7 @@ TEST_F(Fixture, ItemsAreSealedInOrderAndHeldByTheSubmitter) {
   EXPECT_FALSE(streams.OnWorkerItem(kWorker, Item(id, 2, "x")).ok());
 }
 
-TEST_F(Fixture, ARerunsDuplicatesAreDroppedAndItsWorkerIsToldTheCount) {
+TEST_F(GeneratorStreamsTest, ARerunsDuplicatesAreDroppedAndItsWorkerIsToldTheCount) {
   TaskID id = MakeTask(2);
   Task& t = AddTask(id);
   for (uint64_t k = 0; k < 3; ++k) ASSERT_TRUE(streams.OnWorkerItem(kWorker, Item(id, k, "first")).ok());
@@ -105,7 +105,7 @@ TEST_F(Fixture, ARerunsDuplicatesAreDroppedAndItsWorkerIsToldTheCount) {
   EXPECT_EQ(t.generator_consumed, 2u);
 }
 
-TEST_F(Fixture, ItemsOfARemoteTaskGoToTheOwnerWhichSealsThem) {
+TEST_F(GeneratorStreamsTest, ItemsOfARemoteTaskGoToTheOwnerWhichSealsThem) {
   TaskID id = ObjectID::Make((3ull << 32) | 5, 1, 0);  // owned by node 3
   Task& t = AddTask(id, /*owner=*/3);
   GeneratorItem item = Item(id, 0, "v");
@@ -139,7 +139,7 @@ TEST_F(Fixture, ItemsOfARemoteTaskGoToTheOwnerWhichSealsThem) {
   EXPECT_EQ(handoffs_done.size(), 2u);
 }
 
-TEST_F(Fixture, ItemsForAGoneSubmitterAreNotKept) {
+TEST_F(GeneratorStreamsTest, ItemsForAGoneSubmitterAreNotKept) {
   TaskID id = MakeTask(4);
   Task& t = AddTask(id);
   submitter_alive = false;
