@@ -427,3 +427,25 @@ def test_a_generator_on_another_node(two_nodes):
     far = FarStreams.remote()
     assert quanta.get(far.node.remote()) != here["node_index"]
     assert [quanta.get(r) for r in far.words.remote(200)] == [f"w{i}" for i in range(200)]
+
+
+def test_a_generator_whose_node_dies_is_retried_elsewhere_without_duplicates(two_nodes):
+    from quanta.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    doomed = two_nodes.add_node(num_cpus=1)
+    two_nodes.wait_for_nodes()
+
+    @quanta.remote
+    def paced(n):
+        for i in range(n):
+            time.sleep(0.1)
+            yield (i, quanta.get_runtime_context().get_node_id())
+
+    strategy = NodeAffinitySchedulingStrategy(doomed.node_id, soft=True)
+    gen = paced.options(max_retries=1, scheduling_strategy=strategy).remote(30)
+    got = [quanta.get(next(gen)) for _ in range(5)]
+    assert all(node == doomed.node_id for _, node in got)
+    two_nodes.remove_node(doomed, allow_graceful=False)
+    got += [quanta.get(r, timeout=30) for r in gen]
+    assert [i for i, _ in got] == list(range(30))  # each index once, in order
+    assert got[-1][1] != doomed.node_id  # the end came from the re-run on another node
