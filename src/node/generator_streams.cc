@@ -2,8 +2,14 @@
 
 #include <algorithm>
 
+#include "node/client_registry.h"
+#include "node/cluster_view.h"
+#include "node/peer_manager.h"
+#include "node/remote_tasks.h"
+
 namespace quanta {
 
+using protocol::MessageType;
 using protocol::ObjectKind;
 
 GeneratorStreams::GeneratorStreams(TaskTable* tasks, ObjectManager* objects, Callbacks callbacks)
@@ -104,6 +110,64 @@ void GeneratorStreams::TellProducer(Task& task) {
     task.generator_told = task.worker;
     callbacks_.to_worker(task.worker, ack);
   }
+}
+
+Status GeneratorStreams::OnClientFrame(uint64_t client, bool is_worker, const protocol::Frame& frame) {
+  if (static_cast<MessageType>(frame.type) == MessageType::kGeneratorAck) {
+    protocol::GeneratorAck m;
+    QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+    OnAck(client, m);
+    return Status::Ok();
+  }
+  if (!is_worker) return Status::ProtocolError("GeneratorItem from a non-worker");
+  protocol::GeneratorItem m;
+  QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+  return OnWorkerItem(client, std::move(m));
+}
+
+Status GeneratorStreams::OnPeerFrame(uint32_t from, const protocol::Frame& frame) {
+  if (static_cast<MessageType>(frame.type) == MessageType::kGeneratorAckRemote) {
+    protocol::GeneratorAck m;
+    QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+    OnRemoteAck(from, m);
+    return Status::Ok();
+  }
+  protocol::GeneratorItem m;
+  QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+  return OnRemoteItem(from, std::move(m));
+}
+
+std::unique_ptr<GeneratorStreams> MakeGeneratorStreams(TaskTable* tasks, ObjectManager* objects,
+                                                       ClientRegistry* clients, PeerManager* peers,
+                                                       ObjectDirectory* directory, RemoteTasks* remote,
+                                                       const ClusterView* view) {
+  GeneratorStreams::Callbacks cb;
+  cb.client_alive = [clients](uint64_t client) { return clients->Find(client) != nullptr; };
+  cb.to_worker = [clients](uint64_t client, const protocol::GeneratorAck& ack) {
+    if (LocalClient* c = clients->Find(client)) c->conn->Send(MessageType::kGeneratorAck, ack);
+  };
+  cb.ack_to_node = [peers](uint32_t node, const protocol::GeneratorAck& ack) {
+    peers->Send(node, MessageType::kGeneratorAckRemote, ack);
+  };
+  cb.item_to_owner = [peers, directory, view](uint32_t owner, protocol::GeneratorItem item) {
+    // After this node's borrow registrations are acknowledged (rule 2), in order with results.
+    directory->DeferRelease([peers, view, owner, item = std::move(item)] {
+      if (view->IsAlive(owner)) peers->Send(owner, MessageType::kGeneratorItemRemote, item);
+    });
+  };
+  cb.hold_for_owner = [remote](uint32_t owner, std::vector<ObjectID> refs) {
+    return remote->HoldForOwner(owner, std::move(refs));
+  };
+  cb.handoff_done = [peers, directory](uint32_t node, uint64_t handoff) {
+    directory->DeferRelease([peers, node, handoff] {
+      peers->Send(node, MessageType::kHandOffDone, protocol::HandOff{handoff});
+    });
+  };
+  cb.set_primary = [directory](const ObjectID& id, uint32_t node) { directory->SetPrimary(id, node); };
+  cb.free_copy = [peers](uint32_t node, const ObjectID& id) {
+    peers->Send(node, MessageType::kFreeObject, protocol::IdList{{id}});
+  };
+  return std::make_unique<GeneratorStreams>(tasks, objects, std::move(cb));
 }
 
 }  // namespace quanta

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <vector>
 
 #include "common/status.h"
@@ -49,6 +50,11 @@ class GeneratorStreams {
   void OnAck(uint64_t client, const protocol::GeneratorAck& msg);
   void OnRemoteAck(uint32_t from, const protocol::GeneratorAck& msg);
 
+  // Decodes and handles kGeneratorItem / kGeneratorAck from a local client (items only from
+  // workers), and kGeneratorItemRemote / kGeneratorAckRemote from a peer.
+  Status OnClientFrame(uint64_t client, bool is_worker, const protocol::Frame& frame);
+  Status OnPeerFrame(uint32_t from, const protocol::Frame& frame);
+
   uint64_t items_sealed() const { return sealed_; }
 
  private:
@@ -60,5 +66,16 @@ class GeneratorStreams {
   Callbacks callbacks_;
   uint64_t sealed_ = 0;
 };
+
+class ClientRegistry;
+class PeerManager;
+class RemoteTasks;
+class ClusterView;
+// The GeneratorStreams of a node, wired to its clients, peers, directory and remote tasks as the
+// NodeServer uses it.
+std::unique_ptr<GeneratorStreams> MakeGeneratorStreams(TaskTable* tasks, ObjectManager* objects,
+                                                       ClientRegistry* clients, PeerManager* peers,
+                                                       ObjectDirectory* directory, RemoteTasks* remote,
+                                                       const ClusterView* view);
 
 }  // namespace quanta

@@ -171,23 +171,8 @@ Status NodeServer::Start() {
   task_manager_->cancel_remote = [this](uint32_t node, const protocol::CancelTask& msg) {
     peers_->Send(node, MessageType::kCancelRemote, msg);
   };
-  auto to_client = [this](uint64_t client, const protocol::GeneratorAck& ack) {
-    if (LocalClient* c = clients_.Find(client)) c->conn->Send(MessageType::kGeneratorAck, ack);
-  };
-  generators_ = std::make_unique<GeneratorStreams>(&tasks_, objects_.get(), GeneratorStreams::Callbacks{
-      [this](uint64_t client) { return clients_.Find(client) != nullptr; }, to_client,
-      [this](uint32_t node, const protocol::GeneratorAck& ack) { peers_->Send(node, MessageType::kGeneratorAckRemote, ack); },
-      [this](uint32_t owner, protocol::GeneratorItem item) {  // after our borrow registrations (rule 2)
-        directory_->DeferRelease([this, owner, item = std::move(item)] {
-          if (view_.IsAlive(owner)) peers_->Send(owner, MessageType::kGeneratorItemRemote, item);
-        });
-      },
-      [this](uint32_t owner, std::vector<ObjectID> refs) { return remote_->HoldForOwner(owner, std::move(refs)); },
-      [this](uint32_t node, uint64_t handoff) {
-        directory_->DeferRelease([this, node, handoff] { peers_->Send(node, MessageType::kHandOffDone, protocol::HandOff{handoff}); });
-      },
-      [this](const ObjectID& id, uint32_t node) { directory_->SetPrimary(id, node); },
-      [this](uint32_t node, const ObjectID& id) { peers_->Send(node, MessageType::kFreeObject, protocol::IdList{{id}}); }});
+  generators_ = MakeGeneratorStreams(&tasks_, objects_.get(), &clients_, peers_.get(), directory_.get(),
+                                     remote_.get(), &view_);
   view_.set_on_resources([this] {
     scheduler_->OnViewUpdated();
     if (task_manager_->has_infeasible()) task_manager_->ReplaceInfeasible();  // totals may have grown
@@ -468,17 +453,9 @@ Status NodeServer::DispatchPeer(uint32_t from, const protocol::Frame& frame) {
       task_manager_->OnCancelFromOwner(from, m);
       return Status::Ok();
     }
-    case MessageType::kGeneratorItemRemote: {
-      protocol::GeneratorItem m;
-      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
-      return generators_->OnRemoteItem(from, std::move(m));
-    }
-    case MessageType::kGeneratorAckRemote: {
-      protocol::GeneratorAck m;
-      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
-      generators_->OnRemoteAck(from, m);
-      return Status::Ok();
-    }
+    case MessageType::kGeneratorItemRemote:
+    case MessageType::kGeneratorAckRemote:
+      return generators_->OnPeerFrame(from, frame);
     case MessageType::kHandOffDone: {
       protocol::HandOff m;
       QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
@@ -755,18 +732,9 @@ Status NodeServer::Dispatch(LocalClient& client, const protocol::Frame& frame) {
       }
       return dispatcher_->OnTaskDone(*worker, std::move(m));
     }
-    case MessageType::kGeneratorItem: {
-      if (worker == nullptr) return Status::ProtocolError("GeneratorItem from a non-worker");
-      protocol::GeneratorItem m;
-      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
-      return generators_->OnWorkerItem(client.id, std::move(m));
-    }
-    case MessageType::kGeneratorAck: {
-      protocol::GeneratorAck m;
-      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
-      generators_->OnAck(client.id, m);
-      return Status::Ok();
-    }
+    case MessageType::kGeneratorItem:
+    case MessageType::kGeneratorAck:
+      return generators_->OnClientFrame(client.id, worker != nullptr, frame);
     case MessageType::kTasksReturned: {
       if (worker == nullptr) return Status::ProtocolError("TasksReturned from a non-worker");
       protocol::IdList m;
