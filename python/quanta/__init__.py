@@ -18,6 +18,7 @@ from quanta._private.api import (available_resources, cancel, cluster_resources,
                                  put, shutdown, wait)
 from quanta.actor import ActorClass, ActorHandle, exit_actor, get_actor, kill, method
 from quanta.object_ref import ObjectRef
+from quanta.generator import DynamicObjectRefGenerator, ObjectRefGenerator
 from quanta.remote_function import RemoteFunction
 from quanta import util  # cheap: its names are imported on first use
 
@@ -47,7 +48,7 @@ def _make_remote(target, options):
     return RemoteFunction(target, options)
 
 
-__all__ = ["init", "shutdown", "is_initialized", "remote", "get", "put", "wait", "cancel",
+__all__ = ["ObjectRefGenerator", "DynamicObjectRefGenerator", "init", "shutdown", "is_initialized", "remote", "get", "put", "wait", "cancel",
            "cluster_resources", "available_resources", "nodes", "get_runtime_context", "memory_summary",
            "ObjectRef", "exceptions", "RemoteFunction", "get_actor", "kill", "method",
            "ActorClass", "ActorHandle", "actor", "util"]

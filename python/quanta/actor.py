@@ -17,6 +17,7 @@ import cloudpickle
 
 from quanta import exceptions
 from quanta._private import api, options as opts, serialization, session
+from quanta import generator
 from quanta.object_ref import ObjectRef
 
 ACTOR_OPTIONS = {"num_cpus", "num_gpus", "resources", "memory", "name", "namespace", "lifetime",
@@ -26,7 +27,8 @@ ACTOR_OPTIONS = {"num_cpus", "num_gpus", "resources", "memory", "name", "namespa
                  "placement_group_capture_child_tasks", "label_selector", "_metadata",
                  "enable_task_events", "allow_out_of_order_execution"}
 METHOD_OPTIONS = {"num_returns", "max_task_retries", "retry_exceptions", "name",
-                  "concurrency_group", "enable_task_events", "_metadata"}
+                  "concurrency_group", "enable_task_events", "_metadata",
+                  "_generator_backpressure_num_objects"}
 
 KIND_CREATION = 1
 KIND_METHOD = 2
@@ -76,8 +78,11 @@ def _method_table(cls) -> dict:
             sig = tuple((p.name, int(p.kind), p.default is not p.empty) for p in params)
         except (TypeError, ValueError):
             sig = None
-        extra = {k: options[k] for k in ("max_task_retries", "retry_exceptions") if k in options}
-        table[name] = (options.get("num_returns", 1), sig, options.get("concurrency_group"), extra)
+        extra = {k: options[k] for k in ("max_task_retries", "retry_exceptions", generator.BACKPRESSURE_OPTION)
+                 if k in options}
+        is_gen = inspect.isgeneratorfunction(member) or inspect.isasyncgenfunction(member)
+        table[name] = (options.get("num_returns", "streaming" if is_gen else 1), sig,
+                       options.get("concurrency_group"), extra)
     return table
 
 
@@ -347,7 +352,8 @@ class ActorMethod:
             args, kwargs, ObjectRef, None, api.put, core.inline_threshold)
         if h._actor_ref is not None:
             nested.append(h._actor_ref._id)  # the call keeps the actor alive until it ran
-        num_returns = self._num_returns
+        num_returns, mode = generator.mode_of(self._num_returns, False, True)
+        backpressure = generator.backpressure_for(self._options, mode, f"{h._class_name}.{self._name}")
         retries = self._options.get("max_task_retries", h._max_task_retries)
         group = self._options.get("concurrency_group") or ""
         if group and group not in h._groups:
@@ -357,11 +363,8 @@ class ActorMethod:
         retry, retry_types = opts.retry_policy(self._options.get("retry_exceptions", False))
         ids = core.submit_task(core.next_task_id(), session.job_id(), b"",
                                f"{h._class_name}.{self._name}", blob, arg_refs, nested,
-                               num_returns, [], retries, retry, actor, None, retry_types)
-        refs = [ObjectRef._adopt(core, i) for i in ids]
-        if num_returns == 1:
-            return refs[0]
-        return refs if num_returns else None
+                               num_returns, [], retries, retry, actor, None, retry_types, 0, mode, backpressure)
+        return generator.wrap_returns(core, ids, num_returns, mode)
 
 
 __all__ = ["ActorClass", "ActorHandle", "ActorMethod", "method", "exit_actor", "get_actor", "kill",

@@ -6,6 +6,7 @@ import hashlib
 import inspect
 
 
+from quanta import generator as gen
 from quanta._private import api, options as opts, serialization, session
 from quanta.object_ref import ObjectRef
 
@@ -28,6 +29,11 @@ class RemoteFunction:
         self._demand = opts.demand_for(self._options, 1, group)
         self._retry = opts.retry_policy(self._options["retry_exceptions"])
         self._timeout_ms = opts.timeout_ms(self._options)
+        self._is_generator = inspect.isgeneratorfunction(function)
+        if inspect.isasyncgenfunction(function):
+            raise TypeError(f"{self._name}: async generator functions can run as methods of async actors, "
+                            "not as tasks; make it a plain generator (def with yield)")
+        self._explicit_returns = "num_returns" in options
         self.__doc__ = getattr(function, "__doc__", None)
         self.__name__ = self._name
         self.__wrapped__ = function
@@ -47,6 +53,7 @@ class RemoteFunction:
         clone._demand = opts.demand_for(merged, 1, group)
         clone._retry = opts.retry_policy(merged["retry_exceptions"])
         clone._timeout_ms = opts.timeout_ms(merged)
+        clone._explicit_returns = self._explicit_returns or "num_returns" in options
         return clone
 
     def _export(self, core):
@@ -71,7 +78,8 @@ class RemoteFunction:
                 raise TypeError(f"{self._name}.remote(): {e}") from None
 
     def remote(self, *args, **kwargs):
-        """Submits the task; returns an ObjectRef (a list of them if num_returns > 1)."""
+        """Submits the task; returns an ObjectRef (a list of them if num_returns > 1; an
+        ObjectRefGenerator for a generator function)."""
         self._check_arguments(args, kwargs)
         core = api.ensure_core()
         fid = self._export(core)
@@ -81,14 +89,13 @@ class RemoteFunction:
         blob, arg_refs, nested, keep = serialization.serialize_args(
             args, kwargs, ObjectRef, self._signature, api.put, core.inline_threshold)
         o = self._options
-        num_returns = o["num_returns"]
+        num_returns, mode = gen.mode_of(o["num_returns"], self._is_generator, self._explicit_returns)
+        backpressure = gen.backpressure_for(o, mode, self._name)
         ids = core.submit_task(core.next_task_id(), session.job_id(), fid, self._name, blob,
                                arg_refs, nested, num_returns, self._demand, o["max_retries"],
-                               self._retry[0], None, self._scheduling, self._retry[1], self._timeout_ms)
-        refs = [ObjectRef._adopt(core, i) for i in ids]
-        if num_returns == 1:
-            return refs[0]
-        return refs if num_returns else None
+                               self._retry[0], None, self._scheduling, self._retry[1], self._timeout_ms,
+                               mode, backpressure)
+        return gen.wrap_returns(core, ids, num_returns, mode)
 
     def __repr__(self):
         return f"<quanta remote function {self._name}>"

@@ -40,7 +40,8 @@ void BindTasks(nb::class_<CoreClient>& cls) {
               const std::string& name, const nb::bytes& args_blob, const nb::list& arg_refs,
               const nb::list& nested_refs, uint32_t num_returns, const nb::list& resources,
               int32_t max_retries, bool retry_exceptions, const nb::object& actor,
-              const nb::object& scheduling, const std::string& retry_exception_types, uint32_t timeout_ms) {
+              const nb::object& scheduling, const std::string& retry_exception_types, uint32_t timeout_ms,
+              int generator, uint32_t backpressure) {
              protocol::TaskSpec spec;
              if (!scheduling.is_none()) {
                // (kind, node_id, soft, hard labels [(k, expr)], soft labels [(k, expr)])
@@ -91,6 +92,9 @@ void BindTasks(nb::class_<CoreClient>& cls) {
              spec.retry_exceptions = retry_exceptions;
              spec.retry_exception_types = retry_exception_types;
              spec.timeout_ms = timeout_ms;
+             if (generator < 0 || generator > protocol::TaskSpec::kDynamic) throw nb::value_error("unknown generator mode");
+             spec.generator = static_cast<uint8_t>(generator);
+             spec.generator_backpressure = backpressure;
              if (spec.kind == protocol::TaskKind::kActorCreation) spec.actor_id = spec.task_id;
              nb::list returns;
              for (uint32_t i = 0; i < num_returns; ++i) returns.append(FromId(spec.ReturnId(i)));
@@ -108,7 +112,8 @@ void BindTasks(nb::class_<CoreClient>& cls) {
            nb::arg("args_blob"), nb::arg("arg_refs"), nb::arg("nested_refs"),
            nb::arg("num_returns"), nb::arg("resources"), nb::arg("max_retries"),
            nb::arg("retry_exceptions"), nb::arg("actor").none(), nb::arg("scheduling").none() = nb::none(),
-           nb::arg("retry_exception_types") = "", nb::arg("timeout_ms") = 0)
+           nb::arg("retry_exception_types") = "", nb::arg("timeout_ms") = 0,
+           nb::arg("generator") = 0, nb::arg("backpressure") = 0)
       .def("kill_actor",
            [](CoreClient& c, const nb::bytes& actor_id, bool no_restart) {
              ObjectID id = ToId(actor_id);
@@ -270,7 +275,8 @@ void BindTasks(nb::class_<CoreClient>& cls) {
                                    // retry policy: None (no), "" (every exception) or '\n'-separated names
                                    t.spec.retry_exceptions ? nb::object(nb::str(t.spec.retry_exception_types.data(),
                                                                                 t.spec.retry_exception_types.size()))
-                                                           : nb::none());
+                                                           : nb::none(),
+                                   static_cast<int>(t.spec.generator), t.spec.generator_backpressure);
            })
       .def("task_done", [](CoreClient& c, const nb::bytes& task_id, const nb::list& returns, bool retryable) {
         protocol::TaskDone msg;

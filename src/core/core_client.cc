@@ -194,6 +194,9 @@ Status CoreClient::SubmitTask(const protocol::TaskSpec& spec) {
       l.refs += 1;
       l.subscribed = true;  // the node pushes returns to the submitter
     }
+    if (spec.generator == protocol::TaskSpec::kStreaming) {
+      streams_[spec.task_id].backpressure = spec.generator_backpressure > 0;
+    }
   }
   return Send(MessageType::kSubmitTask, spec);
 }
@@ -243,6 +246,7 @@ size_t CoreClient::NumLocalRefs() {
 std::vector<ObjectID> CoreClient::CollectMissing(const std::vector<ObjectID>& ids) {
   std::vector<ObjectID> subscribe;
   for (const auto& id : ids) {
+    if (id.Index() >= 2 && streams_.count(id.TaskId()) && !objects_.count(id)) continue;  // pushed to us
     Local& l = objects_[id];
     if (!l.value && !l.subscribed) {
       l.subscribed = true;
@@ -373,8 +377,9 @@ Result<std::vector<bool>> CoreClient::Wait(const std::vector<ObjectID>& ids, siz
     size_t n = 0;
     for (size_t i = 0; i < ids.size(); ++i) {
       auto it = objects_.find(ids[i]);
-      ready[i] = it != objects_.end() && it->second.value != nullptr;
-      if (ready[i] && fetch_local && it->second.value->kind == protocol::ObjectKind::kStored) {
+      bool here = it != objects_.end() && it->second.value != nullptr;
+      ready[i] = here || GeneratorItemReady(ids[i]);  // a generator's next item, or its end
+      if (here && fetch_local && it->second.value->kind == protocol::ObjectKind::kStored) {
         auto loc = protocol::StoredLocation::Decode(it->second.value->data);
         if (loc.ok() && !loc->local) {
           ready[i] = false;
@@ -518,6 +523,7 @@ Status CoreClient::TaskDone(const protocol::TaskDone& msg) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (running_task_ == msg.task_id) running_task_ = TaskID();
+    generator_acks_.erase(msg.task_id);
   }
   return Send(MessageType::kTaskDone, msg);
 }
@@ -528,6 +534,8 @@ template Status CoreClient::Send(MessageType, const protocol::PutObject&);
 template Status CoreClient::Send(MessageType, const protocol::RequestId&);
 template Status CoreClient::Send(MessageType, const protocol::TaskDone&);
 template Status CoreClient::Send(MessageType, const protocol::IdList&);
+template Status CoreClient::Send(MessageType, const protocol::GeneratorItem&);
+template Status CoreClient::Send(MessageType, const protocol::GeneratorAck&);
 template Status CoreClient::Send(MessageType, const protocol::PlacementGroupSpec&);
 template Status CoreClient::Send(MessageType, const protocol::ControlRequest&);
 template Status CoreClient::Send(MessageType, const protocol::PlacementGroupQuery&);

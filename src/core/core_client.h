@@ -118,6 +118,22 @@ class CoreClient {
   Status RemovePlacementGroup(const ObjectID& id);
   Result<protocol::PlacementGroups> GetPlacementGroups(protocol::PlacementGroupQuery query, int64_t timeout_ms);
 
+  // Streaming generators, consumer side (core_generators.cc). A generator task's items are
+  // pushed to its submitter, which holds one reference to each item it was sent until the
+  // Python generator hands the item out (the ObjectRef adopts it) or is dropped (released).
+  enum class NextItem { kReady, kEnded, kTimedOut };
+  // Waits until item `index` is here (kReady: one reference is now the caller's) or the stream
+  // ended before it.
+  Result<NextItem> GeneratorNext(const TaskID& task, uint64_t index, int64_t timeout_ms);
+  // The generator object is gone: items from `next_index` on are released, and so are later ones.
+  void GeneratorRelease(const TaskID& task, uint64_t next_index);
+  // (items received, stream ended)
+  std::pair<uint64_t, bool> GeneratorState(const TaskID& task);
+  // Producer side: sends one item; waits (up to timeout_ms) until fewer than `threshold` of the
+  // `produced` items are unconsumed; false if that did not happen in time.
+  Status SendGeneratorItem(const protocol::GeneratorItem& msg);
+  bool GeneratorWait(const TaskID& task, uint64_t produced, uint32_t threshold, int64_t timeout_ms);
+
   // Worker side: blocks for the next task the node assigns; Cancelled on disconnect.
   Result<protocol::ExecuteTask> NextTask();
   Status TaskDone(const protocol::TaskDone& msg);
@@ -137,6 +153,18 @@ class CoreClient {
     std::string pin_error;
     bool Unused() const { return refs == 0 && uses == 0 && node_pins == 0; }
   };
+
+  struct Stream {
+    uint64_t received = 0;  // items pushed to us (they arrive in order)
+    uint64_t taken = 0;     // items handed out
+    bool finished = false;  // its completion object is here
+    bool dropped = false;   // the generator object is gone
+    bool backpressure = false;
+  };
+  // Requires mu_. A pushed item of a stream of ours (false: not one).
+  bool OnGeneratorItemPushed(const ObjectID& id);
+  bool GeneratorItemReady(const ObjectID& id) const;  // for Wait; requires mu_
+  void OnGeneratorAck(const protocol::GeneratorAck& msg);
 
   CoreClient() = default;
   template <typename M>
@@ -196,6 +224,8 @@ class CoreClient {
   uint64_t cluster_id_ = 0;
   std::unordered_set<std::string> functions_;
   std::deque<protocol::ExecuteTask> tasks_;
+  std::unordered_map<TaskID, Stream, ObjectIDHash> streams_;           // generators we consume
+  std::unordered_map<TaskID, uint64_t, ObjectIDHash> generator_acks_;  // generators we run: items taken
   TaskID running_task_;  // the plain task NextTask handed out and TaskDone has not reported
   std::unordered_map<uint64_t, protocol::ClusterInfo> cluster_replies_;
   std::unordered_map<uint64_t, protocol::NodeStats> node_stats_replies_;

@@ -194,6 +194,11 @@ void CoreClient::HandleFrame(const protocol::Frame& frame) {
       if (protocol::DecodeMessage(frame.body, &msg).ok()) OnObjectReady(std::move(msg));
       break;
     }
+    case MessageType::kGeneratorAck: {
+      protocol::GeneratorAck msg;
+      if (protocol::DecodeMessage(frame.body, &msg).ok()) OnGeneratorAck(msg);
+      break;
+    }
     case MessageType::kCreateObjectReply: {
       protocol::CreateObjectReply msg;
       if (!protocol::DecodeMessage(frame.body, &msg).ok()) break;

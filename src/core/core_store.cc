@@ -102,6 +102,7 @@ Result<protocol::StoreStatsReply> CoreClient::GetStoreStats(int64_t timeout_ms) 
 
 void CoreClient::OnObjectReady(protocol::ObjectReady msg) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (!streams_.empty() && !OnGeneratorItemPushed(msg.object_id)) return;  // an item nobody wants
   auto it = objects_.find(msg.object_id);
   bool stored = msg.value.kind == protocol::ObjectKind::kStored;
   std::optional<protocol::StoredLocation> loc;

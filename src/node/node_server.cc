@@ -171,6 +171,8 @@ Status NodeServer::Start() {
   task_manager_->cancel_remote = [this](uint32_t node, const protocol::CancelTask& msg) {
     peers_->Send(node, MessageType::kCancelRemote, msg);
   };
+  generators_ = MakeGeneratorStreams(&tasks_, objects_.get(), &clients_, peers_.get(), directory_.get(),
+                                     remote_.get(), &view_);
   view_.set_on_resources([this] {
     scheduler_->OnViewUpdated();
     if (task_manager_->has_infeasible()) task_manager_->ReplaceInfeasible();  // totals may have grown
@@ -360,6 +362,7 @@ protocol::NodeStats NodeServer::NodeStatsReply(uint64_t request_id) const {
   auto add = [&](const char* name, uint64_t v) { s.counters.emplace_back(name, static_cast<int64_t>(v)); };
   add("node_index", view_.local_index());
   add("tasks_forwarded", remote_->forwarded());
+  add("generator_items_sealed", generators_->items_sealed());
   add("tasks_executed_for_other_nodes", remote_->executed_for_others());
   const PeerManager::Stats& p = peers_->stats();
   add("peer_bytes_sent", p.bytes_sent);
@@ -399,7 +402,7 @@ bool NodeServer::MayWrite(uint64_t client, const ObjectID& id) const {
   if (id.Index() == ObjectID::kPutIndex) return id.Creator() == client;
   auto it = tasks_.find(id.TaskId());
   return it != tasks_.end() && it->second.worker == client && id.Index() >= 1 &&
-         id.Index() <= it->second.spec.num_returns;
+         (id.Index() <= it->second.spec.num_returns || it->second.is_streaming());  // or a generator item
 }
 
 void NodeServer::OnWorkerOutput(const std::string& token, bool is_stderr, std::string text) {
@@ -457,6 +460,9 @@ Status NodeServer::DispatchPeer(uint32_t from, const protocol::Frame& frame) {
       task_manager_->OnCancelFromOwner(from, m);
       return Status::Ok();
     }
+    case MessageType::kGeneratorItemRemote:
+    case MessageType::kGeneratorAckRemote:
+      return generators_->OnPeerFrame(from, frame);
     case MessageType::kHandOffDone: {
       protocol::HandOff m;
       QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
@@ -733,6 +739,9 @@ Status NodeServer::Dispatch(LocalClient& client, const protocol::Frame& frame) {
       }
       return dispatcher_->OnTaskDone(*worker, std::move(m));
     }
+    case MessageType::kGeneratorItem:
+    case MessageType::kGeneratorAck:
+      return generators_->OnClientFrame(client.id, worker != nullptr, frame);
     case MessageType::kTasksReturned: {
       if (worker == nullptr) return Status::ProtocolError("TasksReturned from a non-worker");
       protocol::IdList m;

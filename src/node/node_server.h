@@ -38,6 +38,7 @@
 #include "node/control_client.h"
 #include "node/control_forwarder.h"
 #include "node/function_table.h"
+#include "node/generator_streams.h"
 #include "node/group_resources.h"
 #include "node/log_forwarder.h"
 #include "node/object_manager.h"
@@ -129,6 +130,7 @@ class NodeServer {
   std::unique_ptr<PullManager> pulls_;
   std::unique_ptr<ClusterScheduler> scheduler_;
   std::unique_ptr<RemoteTasks> remote_;
+  std::unique_ptr<GeneratorStreams> generators_;
   std::unique_ptr<GroupResources> groups_;
   std::unique_ptr<StateService> state_;
   // Placement-group queries forwarded to the control service: our request id -> (client, theirs).

@@ -116,6 +116,11 @@ class ObjectManager {
   // A primary copy this node made for another owner: kept until the owner frees it.
   void KeepForOwner(const ObjectID& id) { held_for_owners_.insert(id); }
   void OnFreeCopies(const std::vector<ObjectID>& ids);
+  // A stored copy nobody will read (a generator item yielded twice): deleted unless the table or
+  // an owner elsewhere still uses it.
+  void DiscardCopy(const ObjectID& id) {
+    if (store_ && table_.Find(id) == nullptr && !held_for_owners_.count(id)) store_->Delete(id);
+  }
   size_t num_held_for_owners() const { return held_for_owners_.size(); }
 
  private:

@@ -59,6 +59,13 @@ class RemoteTasks {
   void SendResult(const Task& task, std::vector<protocol::ObjectValue> returns);
   // The owner holds the refs a result carried: release our hold on them.
   void OnHandOffDone(uint32_t from, uint64_t handoff);
+  // Holds refs (already pinned) that a message to `owner` carries until it answers HandOffDone
+  // with the returned id (generator items use this like results do).
+  uint64_t HoldForOwner(uint32_t owner, std::vector<ObjectID> refs) {
+    uint64_t id = next_handoff_++;
+    handoffs_[id] = {owner, std::move(refs)};
+    return id;
+  }
 
   uint64_t forwarded() const { return forwarded_; }
   uint64_t executed_for_others() const { return executed_; }

@@ -34,6 +34,14 @@ struct Task {
   std::vector<ObjectID> held_copies;
   std::string kill_reason;    // set when the node kills its worker on purpose (no retry)
   bool timed_out = false;     // ran past spec.timeout_ms; being stopped
+  // Streaming generators (GeneratorStreams): items accepted (owner: sealed; executing node: sent
+  // on), items the consumer took, and the producer (worker client id, or kToNode | node) last
+  // told that count.
+  uint64_t generator_items = 0;
+  uint64_t generator_consumed = 0;
+  uint64_t generator_told = 0;
+  static constexpr uint64_t kToNode = 1ull << 63;
+  bool is_streaming() const { return spec.generator == protocol::TaskSpec::kStreaming; }
   bool is_remote() const { return owner != 0; }
 };
 

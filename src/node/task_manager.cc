@@ -112,6 +112,9 @@ void TaskManager::Recreate(protocol::TaskSpec spec) {
 bool TaskManager::Rebuild(const ObjectID& id) {
   if (id.Index() == ObjectID::kPutIndex || id.Index() == 0) return false;  // a put is not rebuilt
   TaskID task_id = id.TaskId();
+  if (auto t = tasks_->find(task_id); t != tasks_->end() && t->second.is_streaming() && id.Index() >= 2) {
+    return false;  // a generator's item: a re-run would not yield it again (it is a duplicate)
+  }
   if (tasks_->count(task_id)) {  // running again already (or still): its returns come with it
     if (objects_->IsSealed(id)) objects_->Unseal(id);
     return true;

@@ -85,6 +85,8 @@ void DecodeEveryWay(std::string_view body) {
   DecodeAs<ActorName>(body);
   DecodeAs<ActorNameReply>(body);
   DecodeAs<ObjectReady>(body);
+  DecodeAs<GeneratorItem>(body);
+  DecodeAs<GeneratorAck>(body);
   DecodeAs<ExecuteTask>(body);
   DecodeAs<LogLines>(body);
   DecodeAs<Warning>(body);

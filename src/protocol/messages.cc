@@ -24,6 +24,8 @@ const char* MessageTypeName(MessageType t) {
     case MessageType::kGetNodeStats: return "GetNodeStats";
     case MessageType::kFetchObjects: return "FetchObjects";
     case MessageType::kGetNodeState: return "GetNodeState";
+    case MessageType::kGeneratorItem: return "GeneratorItem";
+    case MessageType::kGeneratorAck: return "GeneratorAck";
     case MessageType::kNodeState: return "NodeState";
     case MessageType::kNodeStats: return "NodeStats";
     case MessageType::kReturnTasks: return "ReturnTasks";
@@ -62,6 +64,8 @@ const char* MessageTypeName(MessageType t) {
     case MessageType::kCancelRemote: return "CancelRemote";
     case MessageType::kPeerStateQuery: return "PeerStateQuery";
     case MessageType::kPeerStateReply: return "PeerStateReply";
+    case MessageType::kGeneratorItemRemote: return "GeneratorItemRemote";
+    case MessageType::kGeneratorAckRemote: return "GeneratorAckRemote";
     case MessageType::kPeerHello: return "PeerHello";
     case MessageType::kForwardTask: return "ForwardTask";
     case MessageType::kTaskResult: return "TaskResult";
@@ -307,6 +311,23 @@ void TaskSpec::Encode(Writer& w) const {
   w.Bytes(retry_exception_types);
   w.U32(timeout_ms);
   scheduling.Encode(w);
+  w.U8(generator);
+  w.U32(generator_backpressure);
+}
+
+void GeneratorItem::Encode(Writer& w) const {
+  w.Id(task_id);
+  w.U64(index);
+  value.Encode(w);
+  w.U64(handoff);
+}
+
+Status GeneratorItem::Decode(Reader& r) {
+  QUANTA_RETURN_IF_ERROR(r.Id(&task_id));
+  QUANTA_RETURN_IF_ERROR(r.U64(&index));
+  if (index >= kMaxItems) return Status::ProtocolError("generator item index out of range");
+  QUANTA_RETURN_IF_ERROR(value.Decode(r));
+  return r.U64(&handoff);
 }
 
 namespace {
@@ -375,7 +396,12 @@ Status TaskSpec::Decode(Reader& r) {
   QUANTA_RETURN_IF_ERROR(r.Bool(&retry_exceptions));
   QUANTA_RETURN_IF_ERROR(r.Bytes(&retry_exception_types));
   QUANTA_RETURN_IF_ERROR(r.U32(&timeout_ms));
-  return scheduling.Decode(r);
+  QUANTA_RETURN_IF_ERROR(scheduling.Decode(r));
+  QUANTA_RETURN_IF_ERROR(r.U8(&generator));
+  if (generator > kDynamic) return Status::ProtocolError("unknown generator mode " + std::to_string(generator));
+  QUANTA_RETURN_IF_ERROR(r.U32(&generator_backpressure));
+  if (generator != kNoGenerator && num_returns != 1) return Status::ProtocolError("a streaming generator task has one return");
+  return Status::Ok();
 }
 
 void PutObject::Encode(Writer& w) const {

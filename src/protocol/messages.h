@@ -45,6 +45,8 @@ enum class MessageType : uint16_t {
   kGetNodeStats = 19,
   kFetchObjects = 20,
   kGetNodeState = 21,          // an observer asks about a node (state_messages.h)
+  kGeneratorItem = 22,         // worker -> node: one value a streaming generator yielded
+  kGeneratorAck = 23,          // consumer -> node (and node -> worker): items taken so far
   // node -> client
   kHelloReply = 32,
   kObjectReady = 33,
@@ -100,6 +102,8 @@ enum class MessageType : uint16_t {
   kCancelRemote = 112,         // a task's owner -> the node running it
   kPeerStateQuery = 113,       // an observer's node -> the node it asks about (state_messages.h)
   kPeerStateReply = 114,
+  kGeneratorItemRemote = 115,  // executing node -> owner: a generator item (GeneratorItem)
+  kGeneratorAckRemote = 116,   // owner -> executing node: items taken so far (GeneratorAck)
 };
 
 const char* MessageTypeName(MessageType t);
@@ -238,7 +242,14 @@ struct TaskSpec {
   std::string retry_exception_types;
   uint32_t timeout_ms = 0;  // beyond Ray: stop the task if it runs longer than this (0: no limit)
   SchedulingStrategy scheduling;
+  // Streaming generator (Ray's num_returns="streaming"): the task yields items, item k is
+  // ReturnId(k + 1); its only return (ReturnId(0)) is sealed when the stream ends (the item
+  // count, or the error that ended it). num_returns must be 1.
+  enum Generator : uint8_t { kNoGenerator = 0, kStreaming = 1, kDynamic = 2 };  // kDynamic: the worker's concern
+  uint8_t generator = kNoGenerator;
+  uint32_t generator_backpressure = 0;  // the worker pauses with this many items unconsumed (0: never)
   ObjectID ReturnId(uint32_t i) const { return task_id.ReturnId(i); }
+  ObjectID ItemId(uint64_t k) const { return task_id.ReturnId(static_cast<uint32_t>(k + 1)); }
   void Encode(Writer& w) const;
   Status Decode(Reader& r);
 };
@@ -370,6 +381,33 @@ struct ActorNameReply {
   std::string error;
   void Encode(Writer& w) const;
   Status Decode(Reader& r);
+};
+
+// Streaming generators. Item `index` (from 0) of task `task_id` is its ReturnId(index + 1).
+// Worker -> node (kGeneratorItem, handoff 0) and executing node -> owner (kGeneratorItemRemote,
+// handoff as in TaskResult). Items arrive in order; a re-run's items the owner has are dropped.
+struct GeneratorItem {
+  TaskID task_id;
+  uint64_t index = 0;
+  ObjectValue value;
+  uint64_t handoff = 0;
+  static constexpr uint64_t kMaxItems = 0xFFFFFFF0ull;  // item ids use the 32-bit return index
+  void Encode(Writer& w) const;
+  Status Decode(Reader& r);
+};
+
+// The consumer has taken `consumed` items (kMaxItems+: it dropped the generator): backpressure.
+struct GeneratorAck {
+  TaskID task_id;
+  uint64_t consumed = 0;
+  void Encode(Writer& w) const {
+    w.Id(task_id);
+    w.U64(consumed);
+  }
+  Status Decode(Reader& r) {
+    QUANTA_RETURN_IF_ERROR(r.Id(&task_id));
+    return r.U64(&consumed);
+  }
 };
 
 struct ObjectReady {

@@ -64,7 +64,8 @@ bool operator==(const TaskSpec& a, const TaskSpec& b) {
          a.nested_refs == b.nested_refs && a.num_returns == b.num_returns &&
          a.resources == b.resources && a.max_retries == b.max_retries &&
          a.retry_exceptions == b.retry_exceptions && a.retry_exception_types == b.retry_exception_types &&
-         a.timeout_ms == b.timeout_ms;
+         a.timeout_ms == b.timeout_ms && a.generator == b.generator &&
+         a.generator_backpressure == b.generator_backpressure;
 }
 bool operator==(const NodeInfo& a, const NodeInfo& b) {
   return a.node_id == b.node_id && a.node_index == b.node_index && a.address == b.address && a.port == b.port &&
@@ -246,6 +247,47 @@ TEST(Messages, SubmitTask) {
   TaskSpec out = RoundTrip(MessageType::kSubmitTask, m);
   EXPECT_EQ(out, m);
   EXPECT_EQ(out.ReturnId(2), Id(0x1122334455667788ull, 42, 3));
+}
+
+TEST(Messages, StreamingGeneratorTask) {
+  TaskSpec m = SampleSpec();
+  m.num_returns = 1;
+  m.generator = TaskSpec::kStreaming;
+  m.generator_backpressure = 7;
+  TaskSpec out = RoundTrip(MessageType::kSubmitTask, m);
+  EXPECT_EQ(out, m);
+  EXPECT_EQ(out.ItemId(0), Id(0x1122334455667788ull, 42, 2));  // item k is return index k + 2
+  // A generator has exactly one return; an unknown mode is refused.
+  m.num_returns = 2;
+  TaskSpec bad;
+  EXPECT_FALSE(DecodeMessage(EncodeBody(m), &bad).ok());
+  m.num_returns = 1;
+  m.generator = 3;
+  EXPECT_FALSE(DecodeMessage(EncodeBody(m), &bad).ok());
+}
+
+TEST(Messages, GeneratorItemAndAck) {
+  GeneratorItem m;
+  m.task_id = Id(5, 6, 0);
+  m.index = 12345;
+  m.value = SampleValue(ObjectKind::kStored);
+  m.handoff = 99;
+  for (MessageType t : {MessageType::kGeneratorItem, MessageType::kGeneratorItemRemote}) {
+    GeneratorItem out = RoundTrip(t, m);
+    EXPECT_EQ(out.task_id, m.task_id);
+    EXPECT_EQ(out.index, m.index);
+    EXPECT_EQ(out.value, m.value);
+    EXPECT_EQ(out.handoff, 99u);
+  }
+  m.index = GeneratorItem::kMaxItems;  // item ids use the 32-bit return index
+  GeneratorItem bad;
+  EXPECT_FALSE(DecodeMessage(EncodeBody(m), &bad).ok());
+  GeneratorAck a{Id(5, 6, 0), 77};
+  for (MessageType t : {MessageType::kGeneratorAck, MessageType::kGeneratorAckRemote}) {
+    GeneratorAck out = RoundTrip(t, a);
+    EXPECT_EQ(out.task_id, a.task_id);
+    EXPECT_EQ(out.consumed, 77u);
+  }
 }
 
 TEST(Messages, SubmitActorCreationTask) {

@@ -322,13 +322,14 @@ def wait(object_refs, *, num_returns=1, timeout=None, fetch_local=True):
     """Waits until `num_returns` of the refs are ready or `timeout` seconds pass.
 
     Returns (ready, not_ready), both in the order of the input list."""
+    from quanta.generator import ObjectRefGenerator
     from quanta.object_ref import ObjectRef
 
-    if isinstance(object_refs, ObjectRef) or not isinstance(object_refs, (list, tuple)):
+    if isinstance(object_refs, (ObjectRef, ObjectRefGenerator)) or not isinstance(object_refs, (list, tuple)):
         raise TypeError("quanta.wait() takes a list of ObjectRefs, got "
                         f"{type(object_refs).__name__}; wrap a single ref in a list")
     for r in object_refs:
-        if type(r) is not ObjectRef:
+        if type(r) is not ObjectRef and type(r) is not ObjectRefGenerator:
             raise TypeError(f"quanta.wait() takes a list of ObjectRefs; the list contains "
                             f"{type(r).__name__} {r!r:.80}")
     if len(set(object_refs)) != len(object_refs):
@@ -344,9 +345,12 @@ def wait(object_refs, *, num_returns=1, timeout=None, fetch_local=True):
                          f"({len(object_refs)})")
     core = ensure_core()
     for r in object_refs:
-        _check_ref_session(r, core)
+        if type(r) is ObjectRef:
+            _check_ref_session(r, core)
+    # A generator is ready when its next item (or its end) is here.
+    ids = [r._id if type(r) is ObjectRef else r._next_ready_id() for r in object_refs]
     try:
-        flags = core.wait([r._id for r in object_refs], num_returns, _timeout_ms(timeout), bool(fetch_local))
+        flags = core.wait(ids, num_returns, _timeout_ms(timeout), bool(fetch_local))
     except ConnectionError as e:
         raise exceptions.QuantaSystemError(str(e)) from None
     ready, not_ready = [], []
@@ -358,8 +362,11 @@ def wait(object_refs, *, num_returns=1, timeout=None, fetch_local=True):
 def cancel(object_ref, *, force=False, recursive=True):
     """Cancels the task that produces `object_ref`: a queued task never runs; a running one gets
     KeyboardInterrupt (force=True kills its worker). get() then raises TaskCancelledError."""
+    from quanta.generator import ObjectRefGenerator
     from quanta.object_ref import ObjectRef
 
+    if type(object_ref) is ObjectRefGenerator:  # stops the generator task; later items never come
+        object_ref = object_ref.completed()
     if type(object_ref) is not ObjectRef:
         raise TypeError(f"quanta.cancel() takes an ObjectRef, got {type(object_ref).__name__}")
     core = ensure_core()

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import inspect
 import os
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from quanta import exceptions
-from quanta._private import serialization, session
+from quanta._private import generators, serialization, session
 from quanta._private.serialization import (KIND_ACTOR_DIED, KIND_CANCELLED, KIND_PICKLED,
                                            KIND_TASK_ERROR)
 
@@ -133,7 +134,7 @@ def execute(task) -> tuple:
     """Runs one task: (returns, retryable), retryable when it raised an exception that its
     retry_exceptions allows re-running."""
     (task_id, job_id, fid, name, blob, arg_values, num_returns, payload, kind, method,
-     max_concurrency, is_async, groups, _group, retry_policy) = task
+     max_concurrency, is_async, groups, _group, retry_policy, gen_mode, backpressure) = task
     session.set_task_job(job_id)
     session._task_context.task_id = task_id
     try:
@@ -147,7 +148,7 @@ def execute(task) -> tuple:
         args, kwargs = serialization.deserialize_args(blob, values)
         if kind == KIND_CREATION:
             return _create_actor(fn, name, args, kwargs, max_concurrency, is_async, job_id, groups), False
-        return _call(fn, args, kwargs, num_returns, name, retry_policy)
+        return _call(fn, args, kwargs, num_returns, name, retry_policy, (task_id, gen_mode, backpressure))
     except Exception as e:  # noqa: BLE001 - argument decoding failed
         return [(KIND_TASK_ERROR, serialization.serialize_task_error(e, name, _PID), [])] * num_returns, False
     finally:
@@ -163,12 +164,16 @@ def _load(fid, payload, name):
     return fn
 
 
-def _call(fn, args, kwargs, num_returns, name, retry_policy) -> tuple:
+def _call(fn, args, kwargs, num_returns, name, retry_policy, gen=None) -> tuple:
     global _exiting
     try:
         result = fn(*args, **kwargs)
-        if asyncio.iscoroutine(result):  # an async method called on a non-async path
+        if inspect.iscoroutine(result):  # an async method called on a non-async path
             result = asyncio.run(result)
+        if gen is not None and gen[1] != generators.NO_GENERATOR:
+            result = generators.run_sync(session.current_core(), gen, result, name)
+            if gen[1] == generators.STREAMING:
+                return result, False
         return pack_returns(result, num_returns, name), False
     except KeyboardInterrupt:
         return [(KIND_CANCELLED, f"task {name} was cancelled while running".encode(), [])] * num_returns, False
@@ -215,7 +220,7 @@ def _submit_concurrent(core, task):
 
 async def _run_async(core, task):
     (task_id, job_id, fid, name, blob, arg_values, num_returns, payload, kind, method,
-     max_concurrency, is_async, _groups, group, retry_policy) = task
+     max_concurrency, is_async, _groups, group, retry_policy, gen_mode, backpressure) = task
     retryable = False
     async with _actor.semaphores.get(group, _actor.semaphores[""]):
         try:
@@ -223,9 +228,11 @@ async def _run_async(core, task):
             args, kwargs = serialization.deserialize_args(blob, values)
             fn = getattr(_actor.instance, method)
             result = fn(*args, **kwargs)
-            if asyncio.iscoroutine(result):
+            if inspect.iscoroutine(result):
                 result = await result
-            returns = pack_returns(result, num_returns, name)
+            if gen_mode != generators.NO_GENERATOR:
+                result = await generators.run_async(core, (task_id, gen_mode, backpressure), result, name)
+            returns = result if gen_mode == generators.STREAMING else pack_returns(result, num_returns, name)
         except Exception as e:  # noqa: BLE001
             returns = [(KIND_TASK_ERROR, serialization.serialize_task_error(e, name, _PID), [])] * num_returns
             retryable = _retryable(e, retry_policy)
@@ -257,6 +264,15 @@ def _store_large(core, task_id, returns):
 
 
 def pack_returns(result, num_returns: int, name: str) -> list:
+    if inspect.isgenerator(result) and num_returns >= 1:
+        # num_returns=N with a generator: its values are the N returns (as in Ray).
+        result = list(result)
+        if len(result) != num_returns:
+            raise ValueError(f"task {name} returned {len(result)} objects, but num_returns={num_returns}; "
+                             f"a generator with num_returns=N must yield exactly N values (or use "
+                             f"num_returns=\"streaming\")")
+        if num_returns == 1:
+            result = result[0]
     if num_returns == 1:
         values = (result,)
     elif num_returns == 0:

@@ -10,7 +10,7 @@ TASK_OPTIONS = {"num_cpus", "num_gpus", "resources", "num_returns", "max_retries
                 "retry_exceptions", "name", "memory", "scheduling_strategy", "runtime_env",
                 "accelerator_type", "placement_group", "placement_group_bundle_index",
                 "placement_group_capture_child_tasks", "label_selector", "_metadata",
-                "max_calls", "enable_task_events", "timeout_s"}
+                "max_calls", "enable_task_events", "timeout_s", "_generator_backpressure_num_objects"}
 
 
 def _check_number(name, value, allow_none=True):
@@ -61,11 +61,13 @@ def validate(options: dict, allowed: set, kind: str) -> dict:
                 raise ValueError(f"use num_cpus/num_gpus instead of resources={{'{k}': ...}}")
             _check_number(f"resources[{k!r}]", v, allow_none=False)
     if "num_returns" in options:
-        n = options["num_returns"]
-        if isinstance(n, bool) or not isinstance(n, int):
-            raise TypeError(f"option num_returns must be an int, got {n!r}")
-        if n < 0:
-            raise ValueError(f"option num_returns must be >= 0, got {n}")
+        from quanta import generator
+
+        generator.check_num_returns(options["num_returns"])
+    if "_generator_backpressure_num_objects" in options:
+        from quanta import generator
+
+        generator.check_backpressure(options["_generator_backpressure_num_objects"])
     if "retry_exceptions" in options:
         retry_policy(options["retry_exceptions"])
     if "timeout_s" in options:

@@ -42,6 +42,11 @@ def _define(rt):
     def call_actors(actors, calls):
         rt.get([actors[i % len(actors)].small_value.remote() for i in range(calls)])
 
+    @rt.remote(num_returns="streaming")
+    def stream_items(n):
+        for i in range(n):
+            yield i
+
     @rt.remote
     def mat_f(m):
         return m + 1.0
@@ -53,6 +58,7 @@ def _define(rt):
     return dict(
         small_value=small_value, put_small=put_small, put_large=put_large,
         object_with_refs=object_with_refs, call_actors=call_actors, mat_f=mat_f, mat_g=mat_g,
+        stream_items=stream_items,
     )
 
 
@@ -223,6 +229,19 @@ class RayLikeBackend(Backend, TaskWorkloads, ObjectWorkloads, ActorWorkloads, Po
                     kw = {"fetch_local": False}
 
         return self.m.rates(fn), {"fetch_local_passed": self._wait_fetch_local}
+
+    @workload("streaming_generator_items")
+    def streaming_generator(self):
+        rt, stream_items, n = self.rt, self.r.stream_items, self.sizes.stream_items
+
+        def fn():
+            got = 0
+            for ref in stream_items.remote(n):
+                rt.get(ref)
+                got += 1
+            assert got == n, f"the generator yielded {got} of {n} items"
+
+        return self.m.rates(fn, n), {"items_per_run": n}
 
     @workload("multi_client_tasks_async")
     def multi_client_tasks(self):

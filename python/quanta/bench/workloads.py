@@ -74,6 +74,9 @@ CATALOGUE = (
              from_ray=False),
     _w("throughput_10k_noop_tasks", "tasks", "tasks/s", "submit 10,000 no-op tasks, then gather them",
        from_ray=False),
+    _w("streaming_generator_items", "tasks", "items/s",
+       "one streaming generator task yielding 10,000 small ints, each ref taken and got as it comes",
+       from_ray=False),
     _w("matrix_1000x1000_two_task_dag", "tasks", "ms",
        "a 1000x1000 float64 matrix through f then g (g takes f's result), result got",
        LOWER, from_ray=False),
@@ -165,6 +168,7 @@ class Sizes:
     big_bytes: int = _size(GIB, GIB, "issue", "bytes", "put_1GiB_numpy", "get_1GiB_numpy")
     throughput_tasks: int = _size(10000, 10000, "issue", "tasks", "throughput_10k_noop_tasks")
     matrix_n: int = _size(1000, 1000, "issue", "matrix side", "matrix_1000x1000_two_task_dag")
+    stream_items: int = _size(10000, 10000, "issue", "items yielded", "streaming_generator_items")
     latency_calls: int = _size(500, 500, "suite", "calls per run", "sync_task_latency")
     pool_items: int = _size(100000, 100000, "issue", "items per map", "pool_map_throughput")
     store_bytes: int = _size(4 * GIB, 4 * GIB, "suite", "object store bytes", )
@@ -178,7 +182,7 @@ SIZES = {
                    multi_put_gb_tasks=2, multi_put_gb_each=2, multi_put_gb_elems=1 << 12,
                    refs_in_object=50, mc_clients=2, mc_tasks=10, fanout=2, fanout_calls=10,
                    n_n_tasks=2, arg_calls=10, max_concurrency=4, actors=3, big_bytes=1 << 20,
-                   throughput_tasks=20, matrix_n=20, latency_calls=10, store_bytes=256 << 20,
+                   throughput_tasks=20, matrix_n=20, stream_items=20, latency_calls=10, store_bytes=256 << 20,
                    pool_items=100),
 }
 
