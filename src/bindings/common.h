@@ -53,5 +53,6 @@ void BindObjects(nb::class_<CoreClient>& cls);
 void BindTasks(nb::class_<CoreClient>& cls);
 void BindControl(nb::module_& m, nb::class_<CoreClient>& cls);
 void BindState(nb::class_<CoreClient>& cls);
+void BindTaskEvents(nb::class_<CoreClient>& cls);
 
 }  // namespace quanta::bindings

@@ -64,4 +64,5 @@ NB_MODULE(_core, m) {
   BindTasks(cls);
   BindControl(m, cls);
   BindState(cls);
+  BindTaskEvents(cls);
 }

@@ -40,7 +40,8 @@ ControlServer::ControlServer(net::EventLoop* loop, ControlOptions options)
                   },
                   [this](const ObjectID& group, bool removed) {
                     BroadcastToNodes(MessageType::kReturnBundles, protocol::BundleReservation{group, {}, removed});
-                  }}) {}
+                  }}),
+      tasks_(options_.max_task_rows) {}
 
 Status ControlServer::Start() {
   auto unix_listener = net::Listener::Unix(loop_, options_.socket_path, 0600, [this](int fd) {
@@ -309,6 +310,14 @@ Status ControlServer::Handle(Peer& peer, const protocol::Frame& frame) {
       }
       return Status::Ok();
     }
+    case MessageType::kTaskEvents: {
+      if (peer.node_index == 0) return Status::ProtocolError("task events from an unregistered connection");
+      protocol::TaskEventBatch m;
+      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+      m.node = peer.node_index;  // a node reports for itself only
+      tasks_.Apply(m);
+      return Status::Ok();
+    }
     case MessageType::kControlRequest: {
       protocol::ControlRequest m;
       QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
@@ -414,6 +423,22 @@ protocol::ControlReply ControlServer::Serve(const protocol::ControlRequest& req)
         a.Encode(w);
         r.items.push_back(std::move(enc));
       }
+      break;
+    case ControlOp::kGetTasks: {
+      protocol::TaskQuery q;
+      Status st = protocol::DecodeValue(req.arg, &q);
+      if (!st.ok()) {
+        r.ok = false;
+        r.error = "bad task query: " + st.message();
+        break;
+      }
+      for (const protocol::TaskRecord* t : tasks_.Query(q, &r.count)) r.items.push_back(protocol::EncodeValue(*t));
+      r.blob = protocol::EncodeValue(tasks_.Stats());
+      break;
+    }
+    case ControlOp::kSummarizeTasks:
+      for (const auto& row : tasks_.Summarize()) r.items.push_back(protocol::EncodeValue(row));
+      r.blob = protocol::EncodeValue(tasks_.Stats());
       break;
     case ControlOp::kGetFunction: {
       auto it = functions_.find(req.value);

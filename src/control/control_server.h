@@ -21,6 +21,7 @@
 #include "control/kv_store.h"
 #include "control/node_table.h"
 #include "control/placement_groups.h"
+#include "control/task_event_table.h"
 #include "net/auth.h"
 #include "net/connection.h"
 #include "net/event_loop.h"
@@ -37,6 +38,7 @@ struct ControlOptions {
   int lifeline_fd = -1;
   std::chrono::milliseconds heartbeat_interval{500};
   std::chrono::milliseconds heartbeat_timeout{3000};
+  size_t max_task_rows = 100000;  // rows of the task table (QUANTA_TASK_EVENTS_MAX_TASKS)
 };
 
 class ControlServer {
@@ -83,6 +85,7 @@ class ControlServer {
   ActorDirectory actors_;
   KvStore kv_;
   JobTable jobs_;
+  TaskEventTable tasks_;
   std::set<uint32_t> view_changed_;  // nodes whose resources changed since the last broadcast
   bool view_flush_scheduled_ = false;
   std::unordered_map<std::string, std::string> functions_;

@@ -31,6 +31,7 @@ struct Task {
   int fetching = 0;           // arguments whose bytes are being brought to this node
   std::string kill_reason;    // set when the node kills its worker on purpose (no retry)
   bool timed_out = false;     // ran past spec.timeout_ms; being stopped
+  std::string error_text;     // the traceback its worker sent with a raised exception (task events)
   bool is_remote() const { return owner != 0; }
 };
 

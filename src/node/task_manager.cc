@@ -58,6 +58,7 @@ void TaskManager::OnSubmit(LocalClient& client, protocol::TaskSpec spec) {
   task.retries_left = spec.max_retries;
   task.submitter = client.id;
   task.spec = std::move(spec);
+  if (options_.events) options_.events->Submitted(task.spec, 0);
   if (task.spec.kind == TaskKind::kActorCreation) actors_->OnCreationSubmitted(id);
   if (task.spec.kind == TaskKind::kActorMethod) {
     if (actors_->Hosts(task.spec.actor_id)) {
@@ -153,6 +154,7 @@ bool TaskManager::Rebuild(const ObjectID& id) {
   Task& task = (*tasks_)[task_id];
   task.retries_left = retries_left;
   task.spec = std::move(spec);
+  if (options_.events) options_.events->Submitted(task.spec, TaskAttempt(task.spec, task.retries_left, false));
   for (const auto& arg : missing) objects_->RequestValue(arg);
   if (missing.empty()) {
     MakeReady(task_id);
@@ -262,6 +264,10 @@ void TaskManager::Queue(const TaskID& id) {
     actors_->Pump(task.spec.actor_id);
     return;
   }
+  if (options_.events) {
+    options_.events->Scheduled(task.spec, TaskAttempt(task.spec, task.retries_left, task.is_remote()),
+                               directory_->local_index());
+  }
   dispatcher_->Enqueue(id, ResourceSet(task.spec.resources));
 }
 
@@ -274,7 +280,10 @@ bool TaskManager::PlaceRemotely(Task& task) {
     ParkInfeasible(task, placement.why);
     return true;
   }
+  uint32_t attempt = TaskAttempt(task.spec, task.retries_left, false);
+  task.spec.attempt = attempt;  // the node running it records its events under this attempt
   if (!remote_->Forward(task, placement.node)) return false;
+  if (options_.events) options_.events->Scheduled(task.spec, attempt, placement.node);
   scheduler_->NoteSent(placement.node, demand);
   if (task.spec.kind == TaskKind::kActorCreation) {
     // The actor will live there: calls queued here so far follow it, later ones go straight.
@@ -388,7 +397,10 @@ void TaskManager::Spill() {
                 t.spec.scheduling.kind == protocol::SchedulingStrategy::Kind::kSpread || t.spec.scheduling.soft);
       });
       for (const auto& id : moved) {
-        if (remote_->Forward(tasks_->at(id), node)) {
+        Task& t = tasks_->at(id);
+        t.spec.attempt = TaskAttempt(t.spec, t.retries_left, false);
+        if (remote_->Forward(t, node)) {
+          if (options_.events) options_.events->Scheduled(t.spec, t.spec.attempt, node);
           scheduler_->NoteSent(node, demand);
         } else {
           dispatcher_->Enqueue(id, demand);
@@ -467,6 +479,11 @@ void TaskManager::Finish(const TaskID& id, std::vector<ObjectValue> returns) {
   if (it == tasks_->end()) return;
   Task task = std::move(it->second);
   tasks_->erase(it);
+  if (options_.events && task.forwarded_to == 0) {  // else the node that ran it records the end
+    const ObjectValue* error = !returns.empty() && returns[0].IsError() ? &returns[0] : nullptr;
+    options_.events->Ended(task.spec, TaskAttempt(task.spec, task.retries_left, task.is_remote()), error,
+                           task.error_text);
+  }
   if (task.is_remote()) {  // its owner seals the returns and holds the pins
     remote_->SendResult(task, std::move(returns));
     return;

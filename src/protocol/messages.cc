@@ -58,6 +58,7 @@ const char* MessageTypeName(MessageType t) {
     case MessageType::kControlRequest: return "ControlRequest";
     case MessageType::kControlReply: return "ControlReply";
     case MessageType::kJobStarted: return "JobStarted";
+    case MessageType::kTaskEvents: return "TaskEvents";
     case MessageType::kKillActorRemote: return "KillActorRemote";
     case MessageType::kCancelRemote: return "CancelRemote";
     case MessageType::kPeerStateQuery: return "PeerStateQuery";
@@ -307,6 +308,7 @@ void TaskSpec::Encode(Writer& w) const {
   w.Bytes(retry_exception_types);
   w.U32(timeout_ms);
   scheduling.Encode(w);
+  w.U32(attempt);
 }
 
 namespace {
@@ -375,7 +377,8 @@ Status TaskSpec::Decode(Reader& r) {
   QUANTA_RETURN_IF_ERROR(r.Bool(&retry_exceptions));
   QUANTA_RETURN_IF_ERROR(r.Bytes(&retry_exception_types));
   QUANTA_RETURN_IF_ERROR(r.U32(&timeout_ms));
-  return scheduling.Decode(r);
+  QUANTA_RETURN_IF_ERROR(scheduling.Decode(r));
+  return r.U32(&attempt);
 }
 
 void PutObject::Encode(Writer& w) const {
@@ -412,6 +415,7 @@ void TaskDone::Encode(Writer& w) const {
   w.U32(static_cast<uint32_t>(returns.size()));
   for (const auto& v : returns) v.Encode(w);
   w.U8(retryable);
+  w.Bytes(error);
 }
 
 Status TaskDone::Decode(Reader& r) {
@@ -420,7 +424,10 @@ Status TaskDone::Decode(Reader& r) {
   QUANTA_RETURN_IF_ERROR(r.Count(&n, 9));
   returns.resize(n);
   for (auto& v : returns) QUANTA_RETURN_IF_ERROR(v.Decode(r));
-  return r.Bool(&retryable);
+  QUANTA_RETURN_IF_ERROR(r.Bool(&retryable));
+  QUANTA_RETURN_IF_ERROR(r.Bytes(&error));
+  if (error.size() > (64u << 10)) return Status::ProtocolError("TaskDone error text too long");
+  return Status::Ok();
 }
 
 void CancelTask::Encode(Writer& w) const {

@@ -80,6 +80,7 @@ enum class MessageType : uint16_t {
   kControlRequest = 82,        // client -> node -> control: names, KV, jobs, functions
   kControlReply = 83,          // control -> node -> client
   kJobStarted = 84,            // node -> control: a driver connected
+  kTaskEvents = 85,            // node -> control: a batch of task events (task_event_messages.h)
   // node <-> node (peer_messages.h)
   kPeerHello = 96,
   kForwardTask = 97,
@@ -238,6 +239,9 @@ struct TaskSpec {
   std::string retry_exception_types;
   uint32_t timeout_ms = 0;  // beyond Ray: stop the task if it runs longer than this (0: no limit)
   SchedulingStrategy scheduling;
+  // Set by the owner's node when it forwards the task: which execution this is (0 first), so
+  // the node running it records its events under the same attempt (node/task_events.h).
+  uint32_t attempt = 0;
   ObjectID ReturnId(uint32_t i) const { return task_id.ReturnId(i); }
   void Encode(Writer& w) const;
   Status Decode(Reader& r);
@@ -279,6 +283,7 @@ struct TaskDone {
   TaskID task_id;
   std::vector<ObjectValue> returns;
   bool retryable = false;  // the task raised an exception its retry_exceptions allows retrying
+  std::string error;       // when it raised: the traceback as text (for task events), clipped
   void Encode(Writer& w) const;
   Status Decode(Reader& r);
 };
