@@ -69,14 +69,14 @@ def cluster():
     if quanta.is_initialized():
         quanta.shutdown()
     os.environ["QUANTA_TASK_EVENTS_FLUSH_MS"] = "200"  # quick to show up (the default is 1 s)
-    c = Cluster(initialize_head=True, shutdown_at_exit=False, head_node_args={"num_cpus": 1})
+    c = Cluster(initialize_head=True, shutdown_at_exit=False, head_node_args={"num_cpus": 1, "resources": {"h": 4}})
     a = c.add_node(num_cpus=1, resources={"a": 4})
     b = c.add_node(num_cpus=1, resources={"b": 4})
     quanta.init(address=c.address)
     yield c, a, b
     quanta.shutdown()
     c.shutdown()
-    del os.environ["QUANTA_TASK_EVENTS_FLUSH_MS"]
+    os.environ.pop("QUANTA_TASK_EVENTS_FLUSH_MS", None)
 
 
 def tasks_where(**eq):
@@ -85,7 +85,7 @@ def tasks_where(**eq):
 
 def test_tasks_on_several_nodes_are_listed_with_their_node_worker_and_state(cluster):
     c, a, b = cluster
-    refs = {"head": [where.remote("head") for _ in range(3)],
+    refs = {"head": [where.options(resources={"h": 1}).remote("head") for _ in range(3)],
             "a": [where.options(resources={"a": 1}).remote("a") for _ in range(3)],
             "b": [where.options(resources={"b": 1}).remote("b") for _ in range(3)]}
     ran = {r.task_id().hex(): quanta.get(r) for rs in refs.values() for r in rs}
@@ -98,7 +98,7 @@ def test_tasks_on_several_nodes_are_listed_with_their_node_worker_and_state(clus
     for t in rows:
         tag, pid, node_id = ran[t["task_id"]]
         assert node_id == expect_node[tag]
-        assert t["node_id"] == node_id, t  # where it ran, not where it was submitted
+        assert t["node_id"] == node_id, (tag, dict(t), expect_node)  # where it ran, not where it was submitted
         assert t["worker_pid"] == pid
         assert t["type"] == "NORMAL_TASK" and t["func_or_class_name"] == "where" and t["language"] == "PYTHON"
         assert t["error_type"] is None and t["error_message"] is None
@@ -164,7 +164,7 @@ def test_actor_tasks_and_the_summary(cluster):
         what="three finished actor calls")
     assert {r["worker_pid"] for r in calls} == {actor_pid}
     assert {r["node_id"] for r in calls} == {cluster[2].node_id}
-    assert all(r["name"].endswith("add") for r in calls)
+    assert all(r["name"].endswith("add") for r in calls), [r["name"] for r in calls]
     s = state.summarize_tasks()["cluster"]
     assert s["summary"]["where"]["state_counts"]["FINISHED"] >= 9
     assert s["summary"]["explode"]["state_counts"]["FAILED"] >= 1
@@ -267,6 +267,7 @@ def test_ring_buffer_and_head_table_stay_bounded_and_report_drops():
         quanta.shutdown()
     env = {"QUANTA_TASK_EVENTS_BUFFER": "40", "QUANTA_TASK_EVENTS_FLUSH_MS": "4000",
            "QUANTA_TASK_EVENTS_MAX_TASKS": "10"}
+    saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     c = Cluster(initialize_head=True, shutdown_at_exit=False, head_node_args={"num_cpus": 2})
     try:
@@ -291,5 +292,8 @@ def test_ring_buffer_and_head_table_stay_bounded_and_report_drops():
     finally:
         quanta.shutdown()
         c.shutdown()
-        for k in env:
-            del os.environ[k]
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

@@ -55,17 +55,22 @@ TaskEvent& TaskEventBuffer::Add(const protocol::TaskSpec& spec, TaskEventKind ki
   return *e;
 }
 
+// The name rows show: the function, or Class.method (Class.__init__ for an actor's creation).
+static void SetName(const protocol::TaskSpec& spec, std::string* name) {
+  if (spec.kind == protocol::TaskKind::kActorMethod) {
+    *name = spec.name;
+    if (!spec.method.empty() && spec.name.find(spec.method) == std::string::npos) *name += "." + spec.method;
+  } else if (spec.kind == protocol::TaskKind::kActorCreation && !spec.actor.class_name.empty()) {
+    *name = spec.actor.class_name + ".__init__";
+  } else {
+    *name = spec.name;
+  }
+}
+
 void TaskEventBuffer::Submitted(const protocol::TaskSpec& spec, uint32_t attempt) {
   if (!enabled()) return;
   TaskEvent& e = Add(spec, TaskEventKind::kSubmitted, attempt);
-  if (spec.kind == protocol::TaskKind::kActorMethod) {
-    e.name = spec.name;
-    if (!spec.method.empty() && spec.name.find(spec.method) == std::string::npos) e.name += "." + spec.method;
-  } else if (spec.kind == protocol::TaskKind::kActorCreation && !spec.actor.class_name.empty()) {
-    e.name = spec.actor.class_name + ".__init__";
-  } else {
-    e.name = spec.name;
-  }
+  SetName(spec, &e.name);
   e.resources = spec.resources;
 }
 
@@ -78,6 +83,7 @@ void TaskEventBuffer::Running(const protocol::TaskSpec& spec, uint32_t attempt, 
                               uint64_t worker_id) {
   if (!enabled()) return;
   TaskEvent& e = Add(spec, TaskEventKind::kRunning, attempt);
+  SetName(spec, &e.name);  // the owner's submission may reach the head later (or not at all)
   e.worker_pid = worker_pid;
   e.worker_id = worker_id;
 }

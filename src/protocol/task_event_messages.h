@@ -36,7 +36,7 @@ struct TaskEvent {
   int64_t time_us = 0;     // wall clock of the recording node, microseconds since the epoch
   uint64_t job_id = 0;
   ObjectID actor_id;       // actor tasks
-  std::string name;        // kSubmitted, kRunning
+  std::string name;        // kSubmitted, kRunning: the function, or Class.method
   ResourceMap resources;   // kSubmitted
   uint32_t worker_pid = 0;  // kRunning
   uint64_t worker_id = 0;   // kRunning: the worker's client id
