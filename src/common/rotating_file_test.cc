@@ -117,6 +117,13 @@ TEST_F(RotatingFileTest, LimitsComeFromTheEnvironment) {
   l = RotatingFile::Limits::FromEnvironment();
   EXPECT_EQ(l.max_bytes, 64ull << 20);
   EXPECT_EQ(l.backups, 5);
+  ::setenv("QUANTA_LOG_MAX_BYTES", "12k", 1);  // not a number: the default, with a warning
+  ::setenv("QUANTA_LOG_BACKUPS", "-2", 1);
+  l = RotatingFile::Limits::FromEnvironment();
+  EXPECT_EQ(l.max_bytes, 64ull << 20);
+  EXPECT_EQ(l.backups, 5);
+  ::unsetenv("QUANTA_LOG_MAX_BYTES");
+  ::unsetenv("QUANTA_LOG_BACKUPS");
 }
 
 }  // namespace
