@@ -297,3 +297,22 @@ def test_ring_buffer_and_head_table_stay_bounded_and_report_drops():
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+@pytest.mark.parametrize("var,value", [("QUANTA_TASK_EVENTS_BUFFER", "lots"), ("QUANTA_TASK_EVENTS_FLUSH_MS", "0"),
+                                       ("QUANTA_TASK_EVENTS_MAX_TASKS", "-5")])
+def test_a_bad_setting_is_refused_with_its_name(var, value):
+    if quanta.is_initialized():
+        quanta.shutdown()
+    saved = os.environ.get(var)
+    os.environ[var] = value
+    try:
+        with pytest.raises(Exception, match=var):
+            quanta.init(num_cpus=1, include_dashboard=False)
+    finally:
+        if quanta.is_initialized():
+            quanta.shutdown()
+        if saved is None:
+            os.environ.pop(var, None)
+        else:
+            os.environ[var] = saved

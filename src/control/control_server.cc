@@ -312,11 +312,7 @@ Status ControlServer::Handle(Peer& peer, const protocol::Frame& frame) {
     }
     case MessageType::kTaskEvents: {
       if (peer.node_index == 0) return Status::ProtocolError("task events from an unregistered connection");
-      protocol::TaskEventBatch m;
-      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
-      m.node = peer.node_index;  // a node reports for itself only
-      tasks_.Apply(m);
-      return Status::Ok();
+      return tasks_.ApplyEncoded(frame.body, peer.node_index);
     }
     case MessageType::kControlRequest: {
       protocol::ControlRequest m;

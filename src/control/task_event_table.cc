@@ -1,25 +1,57 @@
 #include "control/task_event_table.h"
 
+#include <map>
+
 namespace quanta {
 
 using protocol::TaskEvent;
 using protocol::TaskEventKind;
 using protocol::TaskRecord;
 
+void TaskEventTable::NoteDropped(uint32_t node, uint64_t dropped) {
+  uint64_t& d = node_dropped_[node];
+  if (dropped > d) d = dropped;
+}
+
 void TaskEventTable::Apply(const protocol::TaskEventBatch& batch) {
-  uint64_t& d = node_dropped_[batch.node];
-  if (batch.dropped > d) d = batch.dropped;
+  NoteDropped(batch.node, batch.dropped);
   for (const auto& e : batch.events) Apply(e);
 }
 
-void TaskEventTable::SetTerminal(Row& row, bool terminal) {
-  if (row.finished != 0) {
-    finished_.erase(row.finished);
-    row.finished = 0;
+Status TaskEventTable::ApplyEncoded(std::string_view body, uint32_t node) {
+  protocol::Reader r(body);
+  uint32_t claimed, n;
+  uint64_t dropped;
+  QUANTA_RETURN_IF_ERROR(r.U32(&claimed));
+  QUANTA_RETURN_IF_ERROR(r.U64(&dropped));
+  QUANTA_RETURN_IF_ERROR(r.Count(&n, 60));
+  NoteDropped(node, dropped);  // a node reports for itself only, whatever it claims
+  for (uint32_t i = 0; i < n; ++i) {
+    QUANTA_RETURN_IF_ERROR(scratch_.Decode(r));
+    Apply(scratch_);
   }
+  return r.ExpectEnd();
+}
+
+bool TaskEventTable::Live(const Queue::value_type& entry, bool finished) const {
+  auto it = rows_.find(entry.second);
+  return it != rows_.end() && (finished ? it->second.finished : it->second.order) == entry.first;
+}
+
+void TaskEventTable::Compact(Queue& q, bool finished) {
+  Queue kept;
+  for (const auto& e : q) {
+    if (Live(e, finished)) kept.push_back(e);
+  }
+  q.swap(kept);
+}
+
+void TaskEventTable::SetTerminal(Row& row, bool terminal) {
+  row.finished = 0;  // its old entry, if any, is stale now
   if (terminal) {
     row.finished = next_finished_++;
-    finished_.emplace(row.finished, row.record.task_id);
+    finished_.emplace_back(row.finished, row.record.task_id);
+    if (finished_.size() > 2 * capacity_ + 16) Compact(finished_, true);
   }
 }
 
@@ -29,7 +61,7 @@ void TaskEventTable::Apply(const TaskEvent& e) {
   TaskRecord& r = row.record;
   if (added) {
     row.order = next_order_++;
-    order_.emplace(row.order, e.task_id);
+    order_.emplace_back(row.order, e.task_id);
     r.task_id = e.task_id;
     r.attempt = e.attempt;
     r.state = e.kind;
@@ -84,18 +116,15 @@ void TaskEventTable::Apply(const TaskEvent& e) {
 
 void TaskEventTable::Evict() {
   while (rows_.size() > capacity_) {
-    std::map<uint64_t, TaskID>& from = finished_.empty() ? order_ : finished_;
-    TaskID id = from.begin()->second;
-    auto it = rows_.find(id);
-    if (it != rows_.end()) {
-      order_.erase(it->second.order);
-      if (it->second.finished != 0) finished_.erase(it->second.finished);
-      rows_.erase(it);
-    } else {
-      from.erase(from.begin());
-    }
+    while (!finished_.empty() && !Live(finished_.front(), true)) finished_.pop_front();
+    while (!order_.empty() && !Live(order_.front(), false)) order_.pop_front();
+    Queue& from = finished_.empty() ? order_ : finished_;
+    if (from.empty()) break;  // cannot happen: every row has an order entry
+    rows_.erase(from.front().second);
+    from.pop_front();
     ++dropped_;
   }
+  if (order_.size() > 2 * capacity_ + 16) Compact(order_, false);
 }
 
 static bool Matches(const TaskRecord& r, const protocol::TaskQuery& q) {
@@ -118,8 +147,10 @@ std::vector<const TaskRecord*> TaskEventTable::Query(const protocol::TaskQuery& 
       n = 1;
     }
   } else {
-    for (const auto& [order, id] : order_) {
-      const TaskRecord& r = rows_.at(id).record;
+    for (const auto& entry : order_) {
+      auto it = rows_.find(entry.second);
+      if (it == rows_.end() || it->second.order != entry.first) continue;  // stale
+      const TaskRecord& r = it->second.record;
       if (!Matches(r, q)) continue;
       ++n;
       if (q.limit == 0 || out.size() < q.limit) out.push_back(&r);

@@ -11,7 +11,8 @@
 #pragma once
 
 #include <cstdint>
-#include <map>
+#include <deque>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -25,6 +26,9 @@ class TaskEventTable {
 
   void Apply(const protocol::TaskEventBatch& batch);
   void Apply(const protocol::TaskEvent& event);
+  // A TaskEvents frame body from `node`, applied event by event as it is decoded (no batch is
+  // built); an error if the body is malformed (the events before it stay applied).
+  Status ApplyEncoded(std::string_view body, uint32_t node);
 
   // Rows matching the query, oldest submitted first, at most query.limit (0: all); *matched
   // gets how many matched in all.
@@ -37,16 +41,24 @@ class TaskEventTable {
  private:
   struct Row {
     protocol::TaskRecord record;
-    uint64_t order = 0;     // key in order_
-    uint64_t finished = 0;  // key in finished_ (0: not terminal)
+    uint64_t order = 0;     // its entry in order_
+    uint64_t finished = 0;  // its entry in finished_ (0: not terminal)
   };
+  // Queues of (sequence, task) with lazy deletion: an entry whose row is gone or carries
+  // another sequence is stale and skipped (and dropped when it reaches the front, or when the
+  // queue is compacted at twice the capacity).
+  using Queue = std::deque<std::pair<uint64_t, TaskID>>;
+  bool Live(const Queue::value_type& entry, bool finished) const;
+  void NoteDropped(uint32_t node, uint64_t dropped);
   void SetTerminal(Row& row, bool terminal);
   void Evict();
+  void Compact(Queue& q, bool finished);
 
   size_t capacity_;
   std::unordered_map<TaskID, Row, ObjectIDHash> rows_;
-  std::map<uint64_t, TaskID> order_;     // rows by first sight
-  std::map<uint64_t, TaskID> finished_;  // terminal rows by when they ended
+  Queue order_;     // rows by first sight
+  Queue finished_;  // terminal rows by when they ended
+  protocol::TaskEvent scratch_;  // decoding target reused across events (keeps its strings)
   uint64_t next_order_ = 1;
   uint64_t next_finished_ = 1;
   uint64_t dropped_ = 0;

@@ -165,6 +165,39 @@ TEST(TaskEventTable, NodeDropReportsAreSummed) {
   EXPECT_EQ(t.Stats().dropped_on_nodes, 10u);
 }
 
+TEST(TaskEventTable, AppliesAnEncodedBatchAndRefusesAMalformedOne) {
+  TaskEventTable t;
+  protocol::TaskEventBatch b;
+  b.node = 9;  // claimed: the connection's node counts
+  b.dropped = 4;
+  b.events = {Ev(1, TaskEventKind::kSubmitted), Ev(1, TaskEventKind::kFinished), Ev(2, TaskEventKind::kSubmitted)};
+  std::string body = protocol::EncodeValue(b);
+  ASSERT_TRUE(t.ApplyEncoded(body, 3).ok());
+  EXPECT_EQ(t.size(), 2u);
+  EXPECT_EQ(t.Find(Tid(1))->state, TaskEventKind::kFinished);
+  EXPECT_EQ(t.Stats().dropped_on_nodes, 4u);
+  EXPECT_FALSE(t.ApplyEncoded(body.substr(0, body.size() - 3), 3).ok());
+  EXPECT_FALSE(t.ApplyEncoded(body + "x", 3).ok());
+  EXPECT_FALSE(t.ApplyEncoded("", 3).ok());
+}
+
+TEST(TaskEventTable, RetriedAndEvictedRowsLeaveNoStaleOrder) {
+  TaskEventTable t(50);
+  // Rows that finish, are retried (no longer finished) and finish again, many times over.
+  for (uint32_t round = 0; round < 200; ++round) {
+    for (uint32_t i = 1; i <= 40; ++i) {
+      t.Apply(Ev(i + 1000 * (round % 3), TaskEventKind::kSubmitted, 1, round));
+      t.Apply(Ev(i + 1000 * (round % 3), TaskEventKind::kFinished, 1, round));
+    }
+  }
+  EXPECT_EQ(t.size(), 50u);
+  protocol::TaskQuery q;
+  uint64_t matched = 0;
+  auto rows = t.Query(q, &matched);
+  EXPECT_EQ(matched, 50u);
+  EXPECT_EQ(rows.size(), 50u);
+}
+
 TEST(TaskEventMessages, RoundTripAndRejectsBadInput) {
   protocol::TaskEventBatch b;
   b.node = 4;

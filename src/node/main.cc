@@ -107,7 +107,7 @@ int main(int argc, char** argv) {
     return *end == '\0' && *out >= lo && *out <= hi;
   };
   long long events_buffer = 0, events_flush = 0;
-  if (!env_int("QUANTA_TASK_EVENTS_BUFFER", 200000, 0, 100000000, &events_buffer)) {
+  if (!env_int("QUANTA_TASK_EVENTS_BUFFER", 100000, 0, 100000000, &events_buffer)) {
     return Fail("QUANTA_TASK_EVENTS_BUFFER must be a whole number of events from 0 (off) to 100000000");
   }
   if (!env_int("QUANTA_TASK_EVENTS_FLUSH_MS", 1000, 10, 3600000, &events_flush)) {

@@ -329,7 +329,7 @@ void NodeServer::OnJoined(const protocol::RegisterNodeReply& reply) {
 }
 
 void NodeServer::FlushTaskEvents() {
-  task_events_.Flush([this](const protocol::TaskEventBatch& batch) {
+  task_events_.Flush([this](const TaskEventBuffer::Batch& batch) {
     if (!control_->connected()) return false;  // kept (bounded) until the head is back
     control_->Send(MessageType::kTaskEvents, batch);
     return true;

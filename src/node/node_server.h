@@ -75,7 +75,7 @@ struct NodeOptions {
   std::string spill_dir;
   int lifeline_fd = -1;  // EOF on this fd (the starting driver died) shuts the node down
   std::vector<std::string> worker_env;
-  size_t task_events_buffer = 200000;  // task events kept until shipped (0: none recorded)
+  size_t task_events_buffer = 100000;  // task events kept until shipped (0: none recorded)
   std::chrono::milliseconds task_events_flush{1000};  // how often they are shipped to the head
 };
 

@@ -46,7 +46,7 @@ TaskEvent& TaskEventBuffer::Add(const protocol::TaskSpec& spec, TaskEventKind ki
   e->time_us = NowUs();
   e->job_id = spec.job_id;
   e->actor_id = spec.actor_id;
-  e->name.clear();
+  e->name.clear();  // a reused slot keeps its strings' capacity
   e->resources.clear();
   e->worker_pid = 0;
   e->worker_id = 0;
@@ -106,23 +106,28 @@ void TaskEventBuffer::Ended(const protocol::TaskSpec& spec, uint32_t attempt, co
   }
 }
 
+void TaskEventBuffer::Batch::Encode(protocol::Writer& w) const {
+  w.U32(buffer->node_);
+  w.U64(buffer->dropped_);
+  w.U32(static_cast<uint32_t>(count));
+  const auto& ring = buffer->ring_;
+  for (size_t i = 0; i < count; ++i) {
+    const TaskEvent& e = ring[(first + i) % ring.size()];
+    if (e.node != 0) {
+      e.Encode(w);
+    } else {  // recorded before the node knew its index
+      TaskEvent copy = e;
+      copy.node = buffer->node_;
+      copy.Encode(w);
+    }
+  }
+}
+
 size_t TaskEventBuffer::Flush(const Sender& send) {
   size_t sent = 0;
   while (size_ > 0) {
-    protocol::TaskEventBatch batch;
-    batch.node = node_;
-    batch.dropped = dropped_;
     size_t n = std::min(size_, options_.max_batch);
-    batch.events.reserve(n);
-    for (size_t i = 0; i < n; ++i) {
-      TaskEvent& e = ring_[(head_ + i) % ring_.size()];
-      if (e.node == 0) e.node = node_;
-      batch.events.push_back(std::move(e));
-    }
-    if (!send(batch)) {  // kept for the next flush
-      for (size_t i = 0; i < n; ++i) ring_[(head_ + i) % ring_.size()] = std::move(batch.events[i]);
-      break;
-    }
+    if (!send(Batch{this, head_, n})) break;  // kept for the next flush
     head_ = (head_ + n) % ring_.size();
     size_ -= n;
     sent += n;

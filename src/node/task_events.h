@@ -3,9 +3,11 @@
 // TaskEventTable (control/task_event_table.h) merges them into the rows `quanta list tasks`
 // shows. Protocol: protocol/task_event_messages.h.
 //
-// Recording is cheap (a wall-clock read and a move into a preallocated slot); nothing is sent
-// per event. Flush() takes up to max_batch of the oldest events and hands them to the sender;
-// a sender that cannot send (the control service is not reachable) leaves them in the buffer.
+// Recording is cheap (a wall-clock read and a copy into a slot of the ring, whose strings keep
+// their capacity); nothing is sent per event. Flush() hands the sender up to max_batch of the
+// oldest events as a Batch that encodes them straight from the ring into the outgoing frame (a
+// TaskEventBatch on the wire); a sender that cannot send (the control service is not
+// reachable) leaves them in the buffer.
 // When the buffer is full the oldest event is dropped and counted; every batch carries the
 // count, so the head can report the loss. capacity 0 turns recording off.
 //
@@ -26,11 +28,17 @@ class TaskEventBuffer {
  public:
   static constexpr size_t kMaxErrorBytes = 8 << 10;  // an error's text is clipped to this
   struct Options {
-    size_t capacity = 200000;  // events held at most (0: record nothing)
-    size_t max_batch = 20000;  // events per batch
+    size_t capacity = 100000;  // events held at most (0: record nothing)
+    size_t max_batch = 10000;  // events per batch
+  };
+  // Up to max_batch consecutive events of the ring, encoded as a protocol::TaskEventBatch.
+  struct Batch {
+    const TaskEventBuffer* buffer;
+    size_t first, count;  // ring positions
+    void Encode(protocol::Writer& w) const;
   };
   // Sends one batch; false if it could not (the events stay, in order).
-  using Sender = std::function<bool(const protocol::TaskEventBatch&)>;
+  using Sender = std::function<bool(const Batch&)>;
 
   explicit TaskEventBuffer(Options options);
 

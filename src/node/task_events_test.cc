@@ -9,6 +9,15 @@ using protocol::TaskEvent;
 using protocol::TaskEventBatch;
 using protocol::TaskEventKind;
 
+// The batch as the head receives it (encoded from the ring, decoded).
+TaskEventBuffer::Sender Decoded(std::function<bool(const TaskEventBatch&)> f) {
+  return [f](const TaskEventBuffer::Batch& view) {
+    TaskEventBatch b;
+    EXPECT_TRUE(protocol::DecodeValue(protocol::EncodeValue(view), &b).ok());
+    return f(b);
+  };
+}
+
 protocol::TaskSpec Spec(uint32_t seq, const std::string& name = "f") {
   protocol::TaskSpec s;
   s.task_id = ObjectID::Make((uint64_t{1} << 32) | 1, seq, 0);
@@ -25,10 +34,10 @@ TEST(TaskEventBuffer, RecordsEveryStageWithItsFields) {
   buf.Submitted(spec, 0);
   buf.Scheduled(spec, 0, 2);
   buf.Running(spec, 0, 4242, 99);
-  protocol::ObjectValue error{protocol::ObjectKind::kWorkerCrashed, "the worker died"};
+  protocol::ObjectValue error{protocol::ObjectKind::kWorkerCrashed, "the worker died", {}};
   buf.Ended(spec, 0, &error, "");
   std::vector<TaskEventBatch> sent;
-  EXPECT_EQ(buf.Flush([&](const TaskEventBatch& b) { sent.push_back(b); return true; }), 4u);
+  EXPECT_EQ(buf.Flush(Decoded([&](const TaskEventBatch& b) { sent.push_back(b); return true; })), 4u);
   ASSERT_EQ(sent.size(), 1u);
   const auto& e = sent[0].events;
   ASSERT_EQ(e.size(), 4u);
@@ -53,14 +62,14 @@ TEST(TaskEventBuffer, RecordsEveryStageWithItsFields) {
 
 TEST(TaskEventBuffer, ATaskErrorKeepsTheWorkersTracebackAndLongTextIsClipped) {
   TaskEventBuffer buf({100, 10});
-  protocol::ObjectValue raised{protocol::ObjectKind::kTaskError, std::string("\x80\x05pickle", 8)};
+  protocol::ObjectValue raised{protocol::ObjectKind::kTaskError, std::string("\x80\x05pickle", 8), {}};
   buf.Ended(Spec(1), 0, &raised, "Traceback: ValueError: boom");
   buf.Ended(Spec(2), 0, &raised, "");  // no text sent: no pickle bytes either
   std::string huge(100000, 'x');
   huge += "ValueError: the last line";
   buf.Ended(Spec(3), 0, &raised, huge);
   std::vector<TaskEvent> got;
-  buf.Flush([&](const TaskEventBatch& b) { got = b.events; return true; });
+  buf.Flush(Decoded([&](const TaskEventBatch& b) { got = b.events; return true; }));
   ASSERT_EQ(got.size(), 3u);
   EXPECT_EQ(got[0].error, "Traceback: ValueError: boom");
   EXPECT_EQ(got[1].error.find("pickle"), std::string::npos);
@@ -74,7 +83,7 @@ TEST(TaskEventBuffer, FullBufferDropsTheOldestAndCountsThem) {
   EXPECT_EQ(buf.size(), 5u);
   EXPECT_EQ(buf.dropped(), 7u);
   std::vector<TaskEventBatch> sent;
-  buf.Flush([&](const TaskEventBatch& b) { sent.push_back(b); return true; });
+  buf.Flush(Decoded([&](const TaskEventBatch& b) { sent.push_back(b); return true; }));
   ASSERT_EQ(sent.size(), 1u);
   EXPECT_EQ(sent[0].dropped, 7u);
   ASSERT_EQ(sent[0].events.size(), 5u);
@@ -82,17 +91,29 @@ TEST(TaskEventBuffer, FullBufferDropsTheOldestAndCountsThem) {
 }
 
 TEST(TaskEventBuffer, RingKeepsOrderAcrossWrapsAndGrowth) {
-  TaskEventBuffer buf({8, 3});
+  TaskEventBuffer buf({6, 2});
   std::vector<uint32_t> seen;
-  auto take = [&](const TaskEventBatch& b) {
+  int budget = 0;  // batches the sender takes before it fails (the head went away)
+  auto take = Decoded([&](const TaskEventBatch& b) {
+    if (budget-- <= 0) return false;
     for (const auto& e : b.events) seen.push_back(e.task_id.Sequence());
     return true;
-  };
-  uint32_t next = 1;
-  for (int round = 0; round < 20; ++round) {
-    for (int i = 0; i < 1 + round % 5; ++i) buf.Submitted(Spec(next++), 0);
-    if (round % 3 == 0) buf.Flush(take);
+  });
+  for (uint32_t i = 1; i <= 4; ++i) buf.Submitted(Spec(i), 0);
+  budget = 1;
+  EXPECT_EQ(buf.Flush(take), 2u);  // 1, 2 sent; 3, 4 wait in the middle of the ring
+  for (uint32_t i = 5; i <= 7; ++i) buf.Submitted(Spec(i), 0);  // wraps, then grows past the wrap
+  EXPECT_EQ(buf.size(), 5u);
+  budget = 100;
+  EXPECT_EQ(buf.Flush(take), 5u);
+  // Many more rounds of partial flushes over a full ring.
+  uint32_t next = 8;
+  for (int round = 0; round < 50; ++round) {
+    for (int i = 0; i < 1 + round % 3; ++i) buf.Submitted(Spec(next++), 0);
+    budget = 1;
+    buf.Flush(take);
   }
+  budget = 100;
   buf.Flush(take);
   EXPECT_EQ(buf.dropped(), 0u);
   ASSERT_EQ(seen.size(), next - 1);
@@ -103,20 +124,20 @@ TEST(TaskEventBuffer, BatchesAreBoundedAndAFailedSendKeepsTheEvents) {
   TaskEventBuffer buf({100, 4});
   for (uint32_t i = 1; i <= 10; ++i) buf.Submitted(Spec(i), 0);
   EXPECT_TRUE(buf.batch_ready());
-  EXPECT_EQ(buf.Flush([](const TaskEventBatch&) { return false; }), 0u);  // head unreachable
+  EXPECT_EQ(buf.Flush(Decoded([](const TaskEventBatch&) { return false; })), 0u);  // head unreachable
   EXPECT_EQ(buf.size(), 10u);
   std::vector<size_t> sizes;
   std::vector<uint32_t> seqs;
-  buf.Flush([&](const TaskEventBatch& b) {
+  buf.Flush(Decoded([&](const TaskEventBatch& b) {
     sizes.push_back(b.events.size());
     for (const auto& e : b.events) seqs.push_back(e.task_id.Sequence());
     return true;
-  });
+  }));
   EXPECT_EQ(sizes, (std::vector<size_t>{4, 4, 2}));
   ASSERT_EQ(seqs.size(), 10u);
   EXPECT_EQ(seqs.front(), 1u);
   EXPECT_EQ(seqs.back(), 10u);
-  EXPECT_EQ(buf.Flush([](const TaskEventBatch&) { return true; }), 0u);
+  EXPECT_EQ(buf.Flush(Decoded([](const TaskEventBatch&) { return true; })), 0u);
 }
 
 TEST(TaskEventBuffer, CapacityZeroRecordsNothing) {

@@ -283,7 +283,7 @@ struct TaskDone {
   TaskID task_id;
   std::vector<ObjectValue> returns;
   bool retryable = false;  // the task raised an exception its retry_exceptions allows retrying
-  std::string error;       // when it raised: the traceback as text (for task events), clipped
+  std::string error = {};  // when it raised: the traceback as text (for task events), clipped
   void Encode(Writer& w) const;
   Status Decode(Reader& r);
 };

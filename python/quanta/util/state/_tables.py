@@ -342,7 +342,7 @@ def task_rows(source, timeout, filters=None, limit=0) -> tuple[list, int, dict]:
             query["node"] = match[0]
         else:
             rest.append(f)
-    pushed_limit = limit if not rest else 0
+    pushed_limit = min(limit, 0xFFFFFFFF) if not rest else 0
     raw, matched, stats = source.core.task_rows(limit=pushed_limit, timeout_ms=max(1, int(timeout * 1000)), **query)
     rows = [task_row(t, by_index) for t in raw]
     return rows, (matched if not rest else None), stats
