@@ -24,7 +24,7 @@ Status TaskEventTable::ApplyEncoded(std::string_view body, uint32_t node) {
   uint64_t dropped;
   QUANTA_RETURN_IF_ERROR(r.U32(&claimed));
   QUANTA_RETURN_IF_ERROR(r.U64(&dropped));
-  QUANTA_RETURN_IF_ERROR(r.Count(&n, 60));
+  QUANTA_RETURN_IF_ERROR(r.Count(&n, 100));
   NoteDropped(node, dropped);  // a node reports for itself only, whatever it claims
   for (uint32_t i = 0; i < n; ++i) {
     QUANTA_RETURN_IF_ERROR(scratch_.Decode(r));
@@ -81,33 +81,30 @@ void TaskEventTable::Apply(const TaskEvent& e) {
   r.task_kind = e.task_kind;
   if (e.job_id != 0) r.job_id = e.job_id;
   if (!e.actor_id.IsNil()) r.actor_id = e.actor_id;
-  switch (e.kind) {
-    case TaskEventKind::kSubmitted:
-      if (r.submitted_us == 0) r.submitted_us = e.time_us;
-      r.owner_node = e.node;
-      if (!e.name.empty()) r.name = e.name;
-      r.resources = e.resources;
-      break;
-    case TaskEventKind::kScheduled:
-      r.scheduled_us = e.time_us;
-      if (r.running_us == 0) r.node = e.node;  // where it runs wins over where it was sent
-      break;
-    case TaskEventKind::kRunning:
-      r.running_us = e.time_us;
-      r.node = e.node;
-      r.worker_pid = e.worker_pid;
-      r.worker_id = e.worker_id;
-      if (!e.name.empty() && r.name.empty()) r.name = e.name;
-      break;
-    case TaskEventKind::kFinished:
-    case TaskEventKind::kFailed:
-      r.end_us = e.time_us;
-      if (r.node == 0) r.node = e.node;
-      if (e.kind == TaskEventKind::kFailed) {
-        r.error_kind = e.error_kind;
-        r.error = e.error;
-      }
-      break;
+  if (e.submitted_us != 0) {  // the owner's node
+    if (r.submitted_us == 0 || e.submitted_us < r.submitted_us) r.submitted_us = e.submitted_us;
+    r.owner_node = e.node;
+    if (!e.name.empty()) r.name = e.name;
+    r.resources = e.resources;
+  }
+  if (e.scheduled_us != 0) {
+    r.scheduled_us = e.scheduled_us;
+    if (r.running_us == 0) r.node = e.placed_on;  // where it runs wins over where it was sent
+  }
+  if (e.running_us != 0) {
+    r.running_us = e.running_us;
+    r.node = e.node;
+    r.worker_pid = e.worker_pid;
+    r.worker_id = e.worker_id;
+    if (r.name.empty()) r.name = e.name;
+  }
+  if (e.end_us != 0) {
+    r.end_us = e.end_us;
+    if (r.node == 0) r.node = e.node;
+    if (e.kind == TaskEventKind::kFailed) {
+      r.error_kind = e.error_kind;
+      r.error = e.error;
+    }
   }
   bool terminal = r.terminal();
   if (terminal != (row.finished != 0)) SetTerminal(row, terminal);
@@ -115,13 +112,18 @@ void TaskEventTable::Apply(const TaskEvent& e) {
 }
 
 void TaskEventTable::Evict() {
+  // One hash lookup per evicted row: the front entry's row is found, checked and erased at once.
+  // (order_ keeps the entries of rows evicted as finished until they reach its front or it is
+  // compacted; only a Query or an eviction by age walks it.)
   while (rows_.size() > capacity_) {
-    while (!finished_.empty() && !Live(finished_.front(), true)) finished_.pop_front();
-    while (!order_.empty() && !Live(order_.front(), false)) order_.pop_front();
     Queue& from = finished_.empty() ? order_ : finished_;
+    bool finished = &from == &finished_;
     if (from.empty()) break;  // cannot happen: every row has an order entry
-    rows_.erase(from.front().second);
+    auto [seq, id] = from.front();
     from.pop_front();
+    auto it = rows_.find(id);
+    if (it == rows_.end() || (finished ? it->second.finished : it->second.order) != seq) continue;  // stale
+    rows_.erase(it);
     ++dropped_;
   }
   if (order_.size() > 2 * capacity_ + 16) Compact(order_, false);

@@ -16,9 +16,15 @@ TaskEvent Ev(uint32_t seq, TaskEventKind kind, uint32_t node = 1, uint32_t attem
   e.kind = kind;
   e.node = node;
   e.attempt = attempt;
-  e.time_us = t ? t : 1000 * seq + static_cast<int64_t>(kind);
+  int64_t when = t ? t : 1000 * seq + static_cast<int64_t>(kind);
+  switch (kind) {
+    case TaskEventKind::kSubmitted: e.submitted_us = when; e.name = "f" + std::to_string(seq % 2); break;
+    case TaskEventKind::kScheduled: e.scheduled_us = when; e.placed_on = node; break;
+    case TaskEventKind::kRunning: e.running_us = when; break;
+    case TaskEventKind::kFinished:
+    case TaskEventKind::kFailed: e.end_us = when; break;
+  }
   e.job_id = 5;
-  if (kind == TaskEventKind::kSubmitted) e.name = "f" + std::to_string(seq % 2);
   return e;
 }
 

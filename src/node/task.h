@@ -32,6 +32,7 @@ struct Task {
   std::string kill_reason;    // set when the node kills its worker on purpose (no retry)
   bool timed_out = false;     // ran past spec.timeout_ms; being stopped
   std::string error_text;     // the traceback its worker sent with a raised exception (task events)
+  uint64_t event_seq = 0;     // its entry in the node's TaskEventBuffer (0: none yet)
   bool is_remote() const { return owner != 0; }
 };
 

@@ -13,50 +13,9 @@ int64_t NowUs() {
   return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
-}  // namespace
-
-TaskEventBuffer::TaskEventBuffer(Options options) : options_(options) {
-  if (options_.max_batch == 0) options_.max_batch = 1;
-}
-
-TaskEvent& TaskEventBuffer::Add(const protocol::TaskSpec& spec, TaskEventKind kind, uint32_t attempt) {
-  ++recorded_;
-  TaskEvent* e;
-  if (size_ < ring_.size()) {  // a free slot (after a flush) in the allocated ring
-    e = &ring_[(head_ + size_) % ring_.size()];
-    ++size_;
-  } else if (ring_.size() < options_.capacity) {  // still growing: made contiguous first
-    if (head_ != 0) {
-      std::rotate(ring_.begin(), ring_.begin() + static_cast<std::ptrdiff_t>(head_), ring_.end());
-      head_ = 0;
-    }
-    ring_.emplace_back();
-    e = &ring_.back();
-    ++size_;
-  } else {  // full: the oldest goes
-    e = &ring_[head_];
-    head_ = (head_ + 1) % ring_.size();
-    ++dropped_;
-  }
-  e->task_id = spec.task_id;
-  e->kind = kind;
-  e->task_kind = static_cast<uint8_t>(spec.kind);
-  e->attempt = attempt;
-  e->node = node_;
-  e->time_us = NowUs();
-  e->job_id = spec.job_id;
-  e->actor_id = spec.actor_id;
-  e->name.clear();  // a reused slot keeps its strings' capacity
-  e->resources.clear();
-  e->worker_pid = 0;
-  e->worker_id = 0;
-  e->error_kind = 0;
-  e->error.clear();
-  return *e;
-}
 
 // The name rows show: the function, or Class.method (Class.__init__ for an actor's creation).
-static void SetName(const protocol::TaskSpec& spec, std::string* name) {
+void SetName(const protocol::TaskSpec& spec, std::string* name) {
   if (spec.kind == protocol::TaskKind::kActorMethod) {
     *name = spec.name;
     if (!spec.method.empty() && spec.name.find(spec.method) == std::string::npos) *name += "." + spec.method;
@@ -66,37 +25,75 @@ static void SetName(const protocol::TaskSpec& spec, std::string* name) {
     *name = spec.name;
   }
 }
+}  // namespace
 
-void TaskEventBuffer::Submitted(const protocol::TaskSpec& spec, uint32_t attempt) {
-  if (!enabled()) return;
-  TaskEvent& e = Add(spec, TaskEventKind::kSubmitted, attempt);
-  SetName(spec, &e.name);
-  e.resources = spec.resources;
+TaskEventBuffer::TaskEventBuffer(Options options) : options_(options) {
+  if (options_.max_batch == 0) options_.max_batch = 1;
 }
 
-void TaskEventBuffer::Scheduled(const protocol::TaskSpec& spec, uint32_t attempt, uint32_t node) {
-  if (!enabled()) return;
-  Add(spec, TaskEventKind::kScheduled, attempt).node = node;
+TaskEvent& TaskEventBuffer::EntryFor(Task& task, TaskEventKind kind) {
+  ++recorded_;
+  uint32_t attempt = TaskAttempt(task.spec, task.retries_left, task.is_remote());
+  uint64_t seq = task.event_seq;
+  if (seq >= first_seq_ && seq < first_seq_ + entries_.size()) {
+    TaskEvent& e = entries_[seq - first_seq_];
+    if (e.task_id == task.spec.task_id && e.attempt == attempt) {
+      if (static_cast<uint8_t>(kind) > static_cast<uint8_t>(e.kind)) e.kind = kind;
+      return e;
+    }
+  }
+  if (entries_.size() >= options_.capacity) {  // full: the oldest goes
+    entries_.pop_front();
+    ++first_seq_;
+    ++dropped_;
+  }
+  task.event_seq = first_seq_ + entries_.size();
+  TaskEvent& e = entries_.emplace_back();
+  e.task_id = task.spec.task_id;
+  e.kind = kind;
+  e.task_kind = static_cast<uint8_t>(task.spec.kind);
+  e.attempt = attempt;
+  e.node = node_;
+  e.job_id = task.spec.job_id;
+  e.actor_id = task.spec.actor_id;
+  return e;
 }
 
-void TaskEventBuffer::Running(const protocol::TaskSpec& spec, uint32_t attempt, uint32_t worker_pid,
-                              uint64_t worker_id) {
+void TaskEventBuffer::Submitted(Task& task) {
   if (!enabled()) return;
-  TaskEvent& e = Add(spec, TaskEventKind::kRunning, attempt);
-  SetName(spec, &e.name);  // the owner's submission may reach the head later (or not at all)
+  TaskEvent& e = EntryFor(task, TaskEventKind::kSubmitted);
+  e.submitted_us = NowUs();
+  SetName(task.spec, &e.name);
+  e.resources = task.spec.resources;
+}
+
+void TaskEventBuffer::Scheduled(Task& task, uint32_t node) {
+  if (!enabled()) return;
+  TaskEvent& e = EntryFor(task, TaskEventKind::kScheduled);
+  e.scheduled_us = NowUs();
+  e.placed_on = node;
+}
+
+void TaskEventBuffer::Running(Task& task, uint32_t worker_pid, uint64_t worker_id) {
+  if (!enabled()) return;
+  TaskEvent& e = EntryFor(task, TaskEventKind::kRunning);
+  e.running_us = NowUs();
+  if (e.name.empty()) SetName(task.spec, &e.name);  // the owner's submission may reach the head later
   e.worker_pid = worker_pid;
   e.worker_id = worker_id;
 }
 
-void TaskEventBuffer::Ended(const protocol::TaskSpec& spec, uint32_t attempt, const protocol::ObjectValue* error,
-                            const std::string& text) {
+void TaskEventBuffer::Ended(Task& task, const protocol::ObjectValue* error) {
   if (!enabled()) return;
-  TaskEvent& e = Add(spec, error ? TaskEventKind::kFailed : TaskEventKind::kFinished, attempt);
+  TaskEvent& e = EntryFor(task, error ? TaskEventKind::kFailed : TaskEventKind::kFinished);
+  e.end_us = NowUs();
   if (error == nullptr) return;
   e.error_kind = static_cast<uint8_t>(error->kind);
   static const std::string kRaised = "the task raised an exception";
-  // A task error's value is a pickle: its text comes from the worker (`text`).
-  const std::string& t = !text.empty() ? text : error->kind == protocol::ObjectKind::kTaskError ? kRaised : error->data;
+  // A task error's value is a pickle: its text comes from the worker (task.error_text).
+  const std::string& t = !task.error_text.empty()                   ? task.error_text
+                         : error->kind == protocol::ObjectKind::kTaskError ? kRaised
+                                                                           : error->data;
   // The end of a traceback says the most: keep the head's line and the tail.
   if (t.size() <= kMaxErrorBytes) {
     e.error = t;
@@ -110,9 +107,8 @@ void TaskEventBuffer::Batch::Encode(protocol::Writer& w) const {
   w.U32(buffer->node_);
   w.U64(buffer->dropped_);
   w.U32(static_cast<uint32_t>(count));
-  const auto& ring = buffer->ring_;
   for (size_t i = 0; i < count; ++i) {
-    const TaskEvent& e = ring[(first + i) % ring.size()];
+    const TaskEvent& e = buffer->entries_[i];
     if (e.node != 0) {
       e.Encode(w);
     } else {  // recorded before the node knew its index
@@ -125,14 +121,13 @@ void TaskEventBuffer::Batch::Encode(protocol::Writer& w) const {
 
 size_t TaskEventBuffer::Flush(const Sender& send) {
   size_t sent = 0;
-  while (size_ > 0) {
-    size_t n = std::min(size_, options_.max_batch);
-    if (!send(Batch{this, head_, n})) break;  // kept for the next flush
-    head_ = (head_ + n) % ring_.size();
-    size_ -= n;
+  while (!entries_.empty()) {
+    size_t n = std::min(entries_.size(), options_.max_batch);
+    if (!send(Batch{this, n})) break;  // kept for the next flush
+    entries_.erase(entries_.begin(), entries_.begin() + static_cast<std::ptrdiff_t>(n));
+    first_seq_ += n;
     sent += n;
   }
-  if (size_ == 0) head_ = 0;
   return sent;
 }
 

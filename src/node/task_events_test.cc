@@ -9,7 +9,7 @@ using protocol::TaskEvent;
 using protocol::TaskEventBatch;
 using protocol::TaskEventKind;
 
-// The batch as the head receives it (encoded from the ring, decoded).
+// The batch as the head receives it (encoded from the buffer, decoded).
 TaskEventBuffer::Sender Decoded(std::function<bool(const TaskEventBatch&)> f) {
   return [f](const TaskEventBuffer::Batch& view) {
     TaskEventBatch b;
@@ -18,58 +18,92 @@ TaskEventBuffer::Sender Decoded(std::function<bool(const TaskEventBatch&)> f) {
   };
 }
 
-protocol::TaskSpec Spec(uint32_t seq, const std::string& name = "f") {
-  protocol::TaskSpec s;
-  s.task_id = ObjectID::Make((uint64_t{1} << 32) | 1, seq, 0);
-  s.name = name;
-  s.job_id = 7;
-  s.resources = {{"CPU", protocol::kResourceUnit}};
-  return s;
+Task MakeTask(uint32_t seq, const std::string& name = "f") {
+  Task t;
+  t.spec.task_id = ObjectID::Make((uint64_t{1} << 32) | 1, seq, 0);
+  t.spec.name = name;
+  t.spec.job_id = 7;
+  t.spec.resources = {{"CPU", protocol::kResourceUnit}};
+  t.spec.max_retries = 3;
+  t.retries_left = 3;
+  return t;
 }
 
-TEST(TaskEventBuffer, RecordsEveryStageWithItsFields) {
+std::vector<TaskEvent> FlushAll(TaskEventBuffer& buf, uint64_t* dropped = nullptr) {
+  std::vector<TaskEvent> out;
+  buf.Flush(Decoded([&](const TaskEventBatch& b) {
+    out.insert(out.end(), b.events.begin(), b.events.end());
+    if (dropped) *dropped = b.dropped;
+    return true;
+  }));
+  return out;
+}
+
+TEST(TaskEventBuffer, ATaskBetweenTwoFlushesIsOneEntryWithEveryStage) {
   TaskEventBuffer buf({100, 10});
   buf.set_node(3);
-  auto spec = Spec(1, "mod.f");
-  buf.Submitted(spec, 0);
-  buf.Scheduled(spec, 0, 2);
-  buf.Running(spec, 0, 4242, 99);
+  Task t = MakeTask(1, "mod.f");
+  buf.Submitted(t);
+  buf.Scheduled(t, 3);
+  buf.Running(t, 4242, 99);
   protocol::ObjectValue error{protocol::ObjectKind::kWorkerCrashed, "the worker died", {}};
-  buf.Ended(spec, 0, &error, "");
-  std::vector<TaskEventBatch> sent;
-  EXPECT_EQ(buf.Flush(Decoded([&](const TaskEventBatch& b) { sent.push_back(b); return true; })), 4u);
-  ASSERT_EQ(sent.size(), 1u);
-  const auto& e = sent[0].events;
-  ASSERT_EQ(e.size(), 4u);
-  EXPECT_EQ(sent[0].node, 3u);
-  EXPECT_EQ(e[0].kind, TaskEventKind::kSubmitted);
+  buf.Ended(t, &error);
+  EXPECT_EQ(buf.size(), 1u);
+  EXPECT_EQ(buf.recorded(), 4u);
+  auto e = FlushAll(buf);
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(e[0].kind, TaskEventKind::kFailed);
+  EXPECT_EQ(e[0].node, 3u);
+  EXPECT_EQ(e[0].placed_on, 3u);
   EXPECT_EQ(e[0].name, "mod.f");
-  EXPECT_EQ(e[0].resources, spec.resources);
+  EXPECT_EQ(e[0].resources, t.spec.resources);
   EXPECT_EQ(e[0].job_id, 7u);
-  EXPECT_EQ(e[1].kind, TaskEventKind::kScheduled);
-  EXPECT_EQ(e[1].node, 2u);  // where it was placed
-  EXPECT_EQ(e[2].kind, TaskEventKind::kRunning);
-  EXPECT_EQ(e[2].worker_pid, 4242u);
-  EXPECT_EQ(e[2].worker_id, 99u);
-  EXPECT_EQ(e[2].node, 3u);
-  EXPECT_EQ(e[3].kind, TaskEventKind::kFailed);
-  EXPECT_EQ(e[3].error, "the worker died");
-  EXPECT_EQ(e[3].error_kind, static_cast<uint8_t>(protocol::ObjectKind::kWorkerCrashed));
-  for (size_t i = 1; i < e.size(); ++i) EXPECT_GE(e[i].time_us, e[i - 1].time_us);
-  EXPECT_GT(e[0].time_us, 1700000000000000);  // wall clock, microseconds
+  EXPECT_EQ(e[0].worker_pid, 4242u);
+  EXPECT_EQ(e[0].worker_id, 99u);
+  EXPECT_EQ(e[0].error, "the worker died");
+  EXPECT_EQ(e[0].error_kind, static_cast<uint8_t>(protocol::ObjectKind::kWorkerCrashed));
+  EXPECT_GT(e[0].submitted_us, 1700000000000000);  // wall clock, microseconds
+  EXPECT_LE(e[0].submitted_us, e[0].scheduled_us);
+  EXPECT_LE(e[0].scheduled_us, e[0].running_us);
+  EXPECT_LE(e[0].running_us, e[0].end_us);
   EXPECT_EQ(buf.size(), 0u);
+}
+
+TEST(TaskEventBuffer, StagesAfterAFlushGoInANewEntryAndAnotherAttemptInItsOwn) {
+  TaskEventBuffer buf({100, 10});
+  buf.set_node(1);
+  Task t = MakeTask(1);
+  buf.Submitted(t);
+  buf.Running(t, 10, 11);
+  ASSERT_EQ(FlushAll(buf).size(), 1u);
+  buf.Ended(t, nullptr);  // the running entry was shipped: a new one, with the end only
+  auto e = FlushAll(buf);
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(e[0].kind, TaskEventKind::kFinished);
+  EXPECT_EQ(e[0].submitted_us, 0);
+  EXPECT_NE(e[0].end_us, 0);
+  // A retry (one retry used) is attempt 1, in an entry of its own even before a flush.
+  Task r = MakeTask(2);
+  buf.Running(r, 10, 11);
+  r.retries_left = 2;
+  buf.Running(r, 12, 13);
+  e = FlushAll(buf);
+  ASSERT_EQ(e.size(), 2u);
+  EXPECT_EQ(e[0].attempt, 0u);
+  EXPECT_EQ(e[1].attempt, 1u);
+  EXPECT_EQ(e[1].worker_pid, 12u);
 }
 
 TEST(TaskEventBuffer, ATaskErrorKeepsTheWorkersTracebackAndLongTextIsClipped) {
   TaskEventBuffer buf({100, 10});
   protocol::ObjectValue raised{protocol::ObjectKind::kTaskError, std::string("\x80\x05pickle", 8), {}};
-  buf.Ended(Spec(1), 0, &raised, "Traceback: ValueError: boom");
-  buf.Ended(Spec(2), 0, &raised, "");  // no text sent: no pickle bytes either
-  std::string huge(100000, 'x');
-  huge += "ValueError: the last line";
-  buf.Ended(Spec(3), 0, &raised, huge);
-  std::vector<TaskEvent> got;
-  buf.Flush(Decoded([&](const TaskEventBatch& b) { got = b.events; return true; }));
+  Task a = MakeTask(1), b = MakeTask(2), c = MakeTask(3);
+  a.error_text = "Traceback: ValueError: boom";
+  buf.Ended(a, &raised);
+  buf.Ended(b, &raised);  // no text sent: no pickle bytes either
+  c.error_text = std::string(100000, 'x') + "ValueError: the last line";
+  buf.Ended(c, &raised);
+  auto got = FlushAll(buf);
   ASSERT_EQ(got.size(), 3u);
   EXPECT_EQ(got[0].error, "Traceback: ValueError: boom");
   EXPECT_EQ(got[1].error.find("pickle"), std::string::npos);
@@ -79,19 +113,24 @@ TEST(TaskEventBuffer, ATaskErrorKeepsTheWorkersTracebackAndLongTextIsClipped) {
 
 TEST(TaskEventBuffer, FullBufferDropsTheOldestAndCountsThem) {
   TaskEventBuffer buf({5, 100});
-  for (uint32_t i = 1; i <= 12; ++i) buf.Submitted(Spec(i), 0);
+  std::vector<Task> tasks;
+  for (uint32_t i = 1; i <= 12; ++i) tasks.push_back(MakeTask(i));
+  for (auto& t : tasks) buf.Submitted(t);
   EXPECT_EQ(buf.size(), 5u);
   EXPECT_EQ(buf.dropped(), 7u);
-  std::vector<TaskEventBatch> sent;
-  buf.Flush(Decoded([&](const TaskEventBatch& b) { sent.push_back(b); return true; }));
-  ASSERT_EQ(sent.size(), 1u);
-  EXPECT_EQ(sent[0].dropped, 7u);
-  ASSERT_EQ(sent[0].events.size(), 5u);
-  for (uint32_t i = 0; i < 5; ++i) EXPECT_EQ(sent[0].events[i].task_id.Sequence(), 8 + i);  // the newest, in order
+  buf.Running(tasks[0], 1, 1);  // its entry was dropped: a new one (dropping the next oldest)
+  EXPECT_EQ(buf.dropped(), 8u);
+  uint64_t dropped = 0;
+  auto e = FlushAll(buf, &dropped);
+  EXPECT_EQ(dropped, 8u);
+  ASSERT_EQ(e.size(), 5u);
+  for (uint32_t i = 0; i < 4; ++i) EXPECT_EQ(e[i].task_id.Sequence(), 9 + i);  // the newest, in order
+  EXPECT_EQ(e[4].task_id.Sequence(), 1u);
+  EXPECT_EQ(e[4].kind, TaskEventKind::kRunning);
 }
 
-TEST(TaskEventBuffer, RingKeepsOrderAcrossWrapsAndGrowth) {
-  TaskEventBuffer buf({6, 2});
+TEST(TaskEventBuffer, OrderIsKeptAcrossPartialFlushes) {
+  TaskEventBuffer buf({1000, 2});
   std::vector<uint32_t> seen;
   int budget = 0;  // batches the sender takes before it fails (the head went away)
   auto take = Decoded([&](const TaskEventBatch& b) {
@@ -99,58 +138,57 @@ TEST(TaskEventBuffer, RingKeepsOrderAcrossWrapsAndGrowth) {
     for (const auto& e : b.events) seen.push_back(e.task_id.Sequence());
     return true;
   });
-  for (uint32_t i = 1; i <= 4; ++i) buf.Submitted(Spec(i), 0);
-  budget = 1;
-  EXPECT_EQ(buf.Flush(take), 2u);  // 1, 2 sent; 3, 4 wait in the middle of the ring
-  for (uint32_t i = 5; i <= 7; ++i) buf.Submitted(Spec(i), 0);  // wraps, then grows past the wrap
-  EXPECT_EQ(buf.size(), 5u);
-  budget = 100;
-  EXPECT_EQ(buf.Flush(take), 5u);
-  // Many more rounds of partial flushes over a full ring.
-  uint32_t next = 8;
+  std::vector<Task> tasks;
+  for (uint32_t i = 1; i <= 200; ++i) tasks.push_back(MakeTask(i));
+  uint32_t next = 0;
   for (int round = 0; round < 50; ++round) {
-    for (int i = 0; i < 1 + round % 3; ++i) buf.Submitted(Spec(next++), 0);
+    for (int i = 0; i < 1 + round % 4 && next < tasks.size(); ++i) buf.Submitted(tasks[next++]);
     budget = 1;
     buf.Flush(take);
   }
-  budget = 100;
+  budget = 1000;
   buf.Flush(take);
   EXPECT_EQ(buf.dropped(), 0u);
-  ASSERT_EQ(seen.size(), next - 1);
+  ASSERT_EQ(seen.size(), next);
   for (uint32_t i = 0; i < seen.size(); ++i) EXPECT_EQ(seen[i], i + 1);
 }
 
-TEST(TaskEventBuffer, BatchesAreBoundedAndAFailedSendKeepsTheEvents) {
+TEST(TaskEventBuffer, BatchesAreBoundedAndAFailedSendKeepsTheEntries) {
   TaskEventBuffer buf({100, 4});
-  for (uint32_t i = 1; i <= 10; ++i) buf.Submitted(Spec(i), 0);
+  std::vector<Task> tasks;
+  for (uint32_t i = 1; i <= 10; ++i) tasks.push_back(MakeTask(i));
+  for (auto& t : tasks) buf.Submitted(t);
   EXPECT_TRUE(buf.batch_ready());
   EXPECT_EQ(buf.Flush(Decoded([](const TaskEventBatch&) { return false; })), 0u);  // head unreachable
   EXPECT_EQ(buf.size(), 10u);
+  buf.Running(tasks[9], 5, 5);  // still waiting: updated in place
+  EXPECT_EQ(buf.size(), 10u);
   std::vector<size_t> sizes;
-  std::vector<uint32_t> seqs;
+  std::vector<TaskEvent> all;
   buf.Flush(Decoded([&](const TaskEventBatch& b) {
     sizes.push_back(b.events.size());
-    for (const auto& e : b.events) seqs.push_back(e.task_id.Sequence());
+    all.insert(all.end(), b.events.begin(), b.events.end());
     return true;
   }));
   EXPECT_EQ(sizes, (std::vector<size_t>{4, 4, 2}));
-  ASSERT_EQ(seqs.size(), 10u);
-  EXPECT_EQ(seqs.front(), 1u);
-  EXPECT_EQ(seqs.back(), 10u);
+  ASSERT_EQ(all.size(), 10u);
+  EXPECT_EQ(all.front().task_id.Sequence(), 1u);
+  EXPECT_EQ(all.back().kind, TaskEventKind::kRunning);
   EXPECT_EQ(buf.Flush(Decoded([](const TaskEventBatch&) { return true; })), 0u);
 }
 
 TEST(TaskEventBuffer, CapacityZeroRecordsNothing) {
   TaskEventBuffer buf({0, 10});
   EXPECT_FALSE(buf.enabled());
-  buf.Submitted(Spec(1), 0);
+  Task t = MakeTask(1);
+  buf.Submitted(t);
   EXPECT_EQ(buf.size(), 0u);
   EXPECT_EQ(buf.recorded(), 0u);
 }
 
 TEST(TaskEventBuffer, AttemptsCountRetriesAcrossNodes) {
-  auto spec = Spec(1);
-  spec.max_retries = 3;
+  Task t = MakeTask(1);
+  auto& spec = t.spec;
   EXPECT_EQ(TaskAttempt(spec, 3, false), 0u);
   EXPECT_EQ(TaskAttempt(spec, 1, false), 2u);
   spec.attempt = 2;  // the owner forwarded its third attempt

@@ -58,7 +58,7 @@ void TaskManager::OnSubmit(LocalClient& client, protocol::TaskSpec spec) {
   task.retries_left = spec.max_retries;
   task.submitter = client.id;
   task.spec = std::move(spec);
-  if (options_.events) options_.events->Submitted(task.spec, 0);
+  if (options_.events) options_.events->Submitted(task);
   if (task.spec.kind == TaskKind::kActorCreation) actors_->OnCreationSubmitted(id);
   if (task.spec.kind == TaskKind::kActorMethod) {
     if (actors_->Hosts(task.spec.actor_id)) {
@@ -154,7 +154,7 @@ bool TaskManager::Rebuild(const ObjectID& id) {
   Task& task = (*tasks_)[task_id];
   task.retries_left = retries_left;
   task.spec = std::move(spec);
-  if (options_.events) options_.events->Submitted(task.spec, TaskAttempt(task.spec, task.retries_left, false));
+  if (options_.events) options_.events->Submitted(task);
   for (const auto& arg : missing) objects_->RequestValue(arg);
   if (missing.empty()) {
     MakeReady(task_id);
@@ -265,8 +265,7 @@ void TaskManager::Queue(const TaskID& id) {
     return;
   }
   if (options_.events) {
-    options_.events->Scheduled(task.spec, TaskAttempt(task.spec, task.retries_left, task.is_remote()),
-                               directory_->local_index());
+    options_.events->Scheduled(task, directory_->local_index());
   }
   dispatcher_->Enqueue(id, ResourceSet(task.spec.resources));
 }
@@ -280,10 +279,9 @@ bool TaskManager::PlaceRemotely(Task& task) {
     ParkInfeasible(task, placement.why);
     return true;
   }
-  uint32_t attempt = TaskAttempt(task.spec, task.retries_left, false);
-  task.spec.attempt = attempt;  // the node running it records its events under this attempt
+  task.spec.attempt = TaskAttempt(task.spec, task.retries_left, false);  // the node running it records under it
   if (!remote_->Forward(task, placement.node)) return false;
-  if (options_.events) options_.events->Scheduled(task.spec, attempt, placement.node);
+  if (options_.events) options_.events->Scheduled(task, placement.node);
   scheduler_->NoteSent(placement.node, demand);
   if (task.spec.kind == TaskKind::kActorCreation) {
     // The actor will live there: calls queued here so far follow it, later ones go straight.
@@ -400,7 +398,7 @@ void TaskManager::Spill() {
         Task& t = tasks_->at(id);
         t.spec.attempt = TaskAttempt(t.spec, t.retries_left, false);
         if (remote_->Forward(t, node)) {
-          if (options_.events) options_.events->Scheduled(t.spec, t.spec.attempt, node);
+          if (options_.events) options_.events->Scheduled(t, node);
           scheduler_->NoteSent(node, demand);
         } else {
           dispatcher_->Enqueue(id, demand);
@@ -481,8 +479,7 @@ void TaskManager::Finish(const TaskID& id, std::vector<ObjectValue> returns) {
   tasks_->erase(it);
   if (options_.events && task.forwarded_to == 0) {  // else the node that ran it records the end
     const ObjectValue* error = !returns.empty() && returns[0].IsError() ? &returns[0] : nullptr;
-    options_.events->Ended(task.spec, TaskAttempt(task.spec, task.retries_left, task.is_remote()), error,
-                           task.error_text);
+    options_.events->Ended(task, error);
   }
   if (task.is_remote()) {  // its owner seals the returns and holds the pins
     remote_->SendResult(task, std::move(returns));

@@ -242,8 +242,7 @@ void WorkerDispatcher::SendExecute(Worker& worker, const TaskID& id) {
   }
   task.worker = worker.client;
   if (options_.events && task.spec.kind == protocol::TaskKind::kActorMethod) {  // others: when they start
-    options_.events->Running(task.spec, TaskAttempt(task.spec, task.retries_left, task.is_remote()),
-                             static_cast<uint32_t>(worker.pid), worker.client);
+    options_.events->Running(task, static_cast<uint32_t>(worker.pid), worker.client);
   }
   if (client != nullptr) client->conn->Send(MessageType::kExecuteTask, msg);
 }
@@ -256,8 +255,7 @@ void WorkerDispatcher::MakeCurrent(Worker& worker, const TaskID& id) {
   worker.last_job = it->second.spec.job_id;  // its output goes to this job's driver
   worker.last_task_name = it->second.spec.name;
   if (options_.events) {
-    options_.events->Running(it->second.spec, TaskAttempt(it->second.spec, it->second.retries_left, it->second.is_remote()),
-                             static_cast<uint32_t>(worker.pid), worker.client);
+    options_.events->Running(it->second, static_cast<uint32_t>(worker.pid), worker.client);
   }
   if (uint32_t ms = it->second.spec.timeout_ms; ms != 0) {
     loop_->RunAfter(std::chrono::milliseconds(ms), [this, id, started] {

@@ -29,7 +29,11 @@ void TaskEvent::Encode(Writer& w) const {
   w.U8(task_kind);
   w.U32(attempt);
   w.U32(node);
-  w.I64(time_us);
+  w.U32(placed_on);
+  w.I64(submitted_us);
+  w.I64(scheduled_us);
+  w.I64(running_us);
+  w.I64(end_us);
   w.U64(job_id);
   w.Id(actor_id);
   w.Bytes(name);
@@ -47,7 +51,11 @@ Status TaskEvent::Decode(Reader& r) {
   if (task_kind > 2) return Status::ProtocolError("unknown task kind in a task event");
   QUANTA_RETURN_IF_ERROR(r.U32(&attempt));
   QUANTA_RETURN_IF_ERROR(r.U32(&node));
-  QUANTA_RETURN_IF_ERROR(r.I64(&time_us));
+  QUANTA_RETURN_IF_ERROR(r.U32(&placed_on));
+  QUANTA_RETURN_IF_ERROR(r.I64(&submitted_us));
+  QUANTA_RETURN_IF_ERROR(r.I64(&scheduled_us));
+  QUANTA_RETURN_IF_ERROR(r.I64(&running_us));
+  QUANTA_RETURN_IF_ERROR(r.I64(&end_us));
   QUANTA_RETURN_IF_ERROR(r.U64(&job_id));
   QUANTA_RETURN_IF_ERROR(r.Id(&actor_id));
   QUANTA_RETURN_IF_ERROR(Clipped(r, &name, kMaxName, "name"));
@@ -69,7 +77,7 @@ Status TaskEventBatch::Decode(Reader& r) {
   QUANTA_RETURN_IF_ERROR(r.U32(&node));
   QUANTA_RETURN_IF_ERROR(r.U64(&dropped));
   uint32_t n;
-  QUANTA_RETURN_IF_ERROR(r.Count(&n, 60));
+  QUANTA_RETURN_IF_ERROR(r.Count(&n, 100));
   events.resize(n);
   for (auto& e : events) QUANTA_RETURN_IF_ERROR(e.Decode(r));
   return Status::Ok();

@@ -27,21 +27,25 @@ enum class TaskEventKind : uint8_t {
 };
 inline constexpr uint8_t kTaskEventKindMax = 5;
 
+// What one node saw of one attempt of a task: the stages it recorded (a time each, 0: not
+// seen) and what they told. `kind` is the latest of them.
 struct TaskEvent {
   TaskID task_id;
   TaskEventKind kind = TaskEventKind::kSubmitted;
   uint8_t task_kind = 0;   // TaskKind
   uint32_t attempt = 0;    // 0 for the first execution, +1 for each retry
-  uint32_t node = 0;       // kScheduled: the node chosen; else the node that recorded it
-  int64_t time_us = 0;     // wall clock of the recording node, microseconds since the epoch
+  uint32_t node = 0;       // the node that recorded it
+  uint32_t placed_on = 0;  // scheduled: the node chosen
+  // Wall clock of the recording node, microseconds since the epoch.
+  int64_t submitted_us = 0, scheduled_us = 0, running_us = 0, end_us = 0;
   uint64_t job_id = 0;
   ObjectID actor_id;       // actor tasks
-  std::string name;        // kSubmitted, kRunning: the function, or Class.method
-  ResourceMap resources;   // kSubmitted
-  uint32_t worker_pid = 0;  // kRunning
-  uint64_t worker_id = 0;   // kRunning: the worker's client id
-  uint8_t error_kind = 0;   // kFailed
-  std::string error;        // kFailed: the error's text (a traceback for exceptions), clipped
+  std::string name;        // submitted, running: the function, or Class.method
+  ResourceMap resources;   // submitted
+  uint32_t worker_pid = 0;  // running
+  uint64_t worker_id = 0;   // running: the worker's client id
+  uint8_t error_kind = 0;   // failed
+  std::string error;        // failed: the error's text (a traceback for exceptions), clipped
   void Encode(Writer& w) const;
   Status Decode(Reader& r);
 };
