@@ -7,10 +7,11 @@
 //   g++ -O2 -std=c++20 -Isrc bench/task_events_cost.cc BUILD/libquanta_node_lib.a \
 //       BUILD/libquanta_control_lib.a BUILD/libquanta_net.a BUILD/libquanta_object_store.a \
 //       BUILD/libquanta_scheduler.a BUILD/libquanta_protocol.a BUILD/libquanta_common.a \
-//       -lcrypto -lpthread -o /tmp/task_events_cost && /tmp/task_events_cost
+//       -lcrypto -lpthread -o /tmp/task_events_cost && /tmp/task_events_cost [ROWS]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "control/task_event_table.h"
@@ -19,14 +20,15 @@
 
 using namespace quanta;
 
-int main() {
+int main(int argc, char** argv) {
   constexpr int kTasks = 200000, kReps = 15;
   Task task;
   protocol::TaskSpec& spec = task.spec;
   spec.name = "noop";
   spec.job_id = (uint64_t{1} << 32) | 1;
   spec.resources = {{"CPU", protocol::kResourceUnit}};
-  TaskEventTable table(100000);
+  size_t rows = argc > 1 ? std::strtoul(argv[1], nullptr, 10) : 100000;
+  TaskEventTable table(rows);
   double best_node = 1e18, best_head = 1e18;
   uint32_t seq = 1;
   for (int rep = 0; rep < kReps; ++rep) {
