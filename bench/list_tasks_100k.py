@@ -40,7 +40,13 @@ def timed(cmd, env=None, repeat=5) -> dict:
         if r.returncode != 0:
             return {"error": (r.stderr or r.stdout)[-800:]}
     return {"median_s": round(statistics.median(times), 3), "samples_s": [round(x, 3) for x in times],
-            "stdout_bytes": len(r.stdout)}
+            "stdout_bytes": len(r.stdout), "stdout_head": r.stdout[:400] if len(r.stdout) < 2000 else None}
+
+
+def _finished(summary) -> int:
+    """FINISHED tasks in a summarize_tasks() answer, whatever the function is called there."""
+    entries = summary["cluster"]["summary"].values()
+    return sum(e.get("state_counts", {}).get("FINISHED", 0) for e in entries)
 
 
 def run_quanta(n: int) -> dict:
@@ -59,11 +65,11 @@ def run_quanta(n: int) -> dict:
     submit_s = time.perf_counter() - t
     deadline = time.monotonic() + 300
     while True:
-        s = state.summarize_tasks()["cluster"]["summary"].get("noop", {}).get("state_counts", {})
-        if s.get("FINISHED", 0) >= n or time.monotonic() > deadline:
+        finished = _finished(state.summarize_tasks())
+        if finished >= n or time.monotonic() > deadline:
             break
         time.sleep(0.5)
-    out = {"tasks_run_s": round(submit_s, 2), "finished_in_table": s.get("FINISHED", 0)}
+    out = {"tasks_run_s": round(submit_s, 2), "finished_in_table": finished}
     session = info["session_dir"] if isinstance(info, dict) and "session_dir" in info else None
     base = [sys.executable, "-m", "quanta.scripts"]
     env = dict(os.environ)
@@ -94,17 +100,18 @@ def run_ray(n: int) -> dict:
     submit_s = time.perf_counter() - t
     url = "http://" + ctx.dashboard_url if ctx.dashboard_url and "://" not in ctx.dashboard_url else ctx.dashboard_url
     deadline = time.monotonic() + 300
-    finished = 0
+    finished, error = 0, None
     while time.monotonic() < deadline:
         try:
-            s = state.summarize_tasks(address=url)
-            finished = s["cluster"]["summary"].get("noop", {}).get("state_counts", {}).get("FINISHED", 0)
-        except Exception:  # noqa: BLE001 - the dashboard may still be starting
-            finished = 0
+            finished, error = _finished(state.summarize_tasks(address=url)), None
+        except Exception as e:  # noqa: BLE001 - the dashboard may still be starting
+            finished, error = 0, repr(e)[:300]
         if finished >= n:
             break
-        time.sleep(1)
+        time.sleep(2)
     out = {"tasks_run_s": round(submit_s, 2), "finished_in_table": finished, "dashboard": url}
+    if error:
+        out["summary_error"] = error
     base = [sys.executable, "-m", "ray.scripts.scripts"]
     for key, args in COMMANDS.items():
         out[key] = timed(base + args + ["--address", url])
