@@ -116,7 +116,7 @@ def task_spec_body(client_id, *, tid=None, kind=TASK_NORMAL, actor_id=None, meth
     body += struct.pack("<iB", 0, 0)  # max_retries, retry_exceptions
     body += wire_bytes(b"") + struct.pack("<I", 0)  # retry exception types, timeout_ms
     body += struct.pack("<B", 0)  # scheduling strategy: default
-    body += struct.pack("<BI", 0, 0)  # generator: none, backpressure: none
+    body += struct.pack("<BII", 0, 0, 0)  # generator: none, backpressure: none; attempt (set by an owner's node when it forwards the task)
     return body
 
 

@@ -38,6 +38,14 @@ def remote(*args, **options):
     return lambda target: _make_remote(target, options)
 
 
+def timeline(filename=None):
+    """Chrome-trace events of the tasks the cluster ran (one per task, per worker per node):
+    written to `filename` as JSON, or returned as a list. See quanta.util.state._timeline."""
+    from quanta.util.state._timeline import timeline as _timeline
+
+    return _timeline(filename)
+
+
 def _make_remote(target, options):
     import inspect
 
@@ -51,4 +59,4 @@ def _make_remote(target, options):
 __all__ = ["ObjectRefGenerator", "DynamicObjectRefGenerator", "init", "shutdown", "is_initialized", "remote", "get", "put", "wait", "cancel",
            "cluster_resources", "available_resources", "nodes", "get_runtime_context", "memory_summary",
            "ObjectRef", "exceptions", "RemoteFunction", "get_actor", "kill", "method",
-           "ActorClass", "ActorHandle", "actor", "util"]
+           "ActorClass", "ActorHandle", "actor", "util", "timeline"]

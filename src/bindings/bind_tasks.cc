@@ -278,10 +278,12 @@ void BindTasks(nb::class_<CoreClient>& cls) {
                                                            : nb::none(),
                                    static_cast<int>(t.spec.generator), t.spec.generator_backpressure);
            })
-      .def("task_done", [](CoreClient& c, const nb::bytes& task_id, const nb::list& returns, bool retryable) {
+      .def("task_done", [](CoreClient& c, const nb::bytes& task_id, const nb::list& returns, bool retryable,
+                           const std::string& error) {
         protocol::TaskDone msg;
         msg.task_id = ToId(task_id);
         msg.retryable = retryable;
+        msg.error = error.substr(0, 32u << 10);  // the traceback, for task events (clipped)
         for (nb::handle h : returns) {
           auto t = nb::borrow<nb::tuple>(h);
           msg.returns.push_back(ValueFromPython(nb::cast<int>(t[0]), nb::borrow<nb::bytes>(t[1]),
@@ -293,7 +295,7 @@ void BindTasks(nb::class_<CoreClient>& cls) {
           st = c.TaskDone(msg);
         }
         ThrowIfError(st);
-      }, nb::arg("task_id"), nb::arg("returns"), nb::arg("retryable") = false);
+      }, nb::arg("task_id"), nb::arg("returns"), nb::arg("retryable") = false, nb::arg("error") = "");
 }
 
 }  // namespace quanta::bindings

@@ -54,5 +54,6 @@ void BindTasks(nb::class_<CoreClient>& cls);
 void BindControl(nb::module_& m, nb::class_<CoreClient>& cls);
 void BindState(nb::class_<CoreClient>& cls);
 void BindGenerators(nb::class_<CoreClient>& cls);
+void BindTaskEvents(nb::class_<CoreClient>& cls);
 
 }  // namespace quanta::bindings

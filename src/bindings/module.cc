@@ -65,4 +65,5 @@ NB_MODULE(_core, m) {
   BindControl(m, cls);
   BindState(cls);
   BindGenerators(cls);
+  BindTaskEvents(cls);
 }

@@ -9,16 +9,32 @@
 
 namespace quanta {
 
+namespace {
+// A whole number in [lo, hi] from the environment; a value that is not one is reported (once per
+// process, on stderr, which the daemons' launcher keeps) and the default used.
+bool EnvNumber(const char* name, long long lo, long long hi, long long* out) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return false;
+  char* end = nullptr;
+  long long n = std::strtoll(v, &end, 10);
+  if (*end != '\0' || n < lo || n > hi) {
+    static bool warned = false;
+    if (!warned) {
+      std::fprintf(stderr, "quanta: ignoring %s='%s': it must be a whole number from %lld to %lld\n", name, v, lo, hi);
+      warned = true;
+    }
+    return false;
+  }
+  *out = n;
+  return true;
+}
+}  // namespace
+
 RotatingFile::Limits RotatingFile::Limits::FromEnvironment() {
   Limits l;
-  if (const char* v = std::getenv("QUANTA_LOG_MAX_BYTES")) {
-    long long n = std::atoll(v);
-    if (n > 0) l.max_bytes = static_cast<uint64_t>(n);
-  }
-  if (const char* v = std::getenv("QUANTA_LOG_BACKUPS")) {
-    int n = std::atoi(v);
-    if (n >= 0) l.backups = n;
-  }
+  long long n = 0;
+  if (EnvNumber("QUANTA_LOG_MAX_BYTES", 1, 1ll << 50, &n)) l.max_bytes = static_cast<uint64_t>(n);
+  if (EnvNumber("QUANTA_LOG_BACKUPS", 0, 1000, &n)) l.backups = static_cast<int>(n);
   return l;
 }
 

@@ -46,7 +46,8 @@ ControlServer::ControlServer(net::EventLoop* loop, ControlOptions options, std::
               store_.get()),
       actors_(store_.get()),
       kv_(store_.get()),
-      jobs_(store_.get()) {}
+      jobs_(store_.get()),
+      tasks_(options_.max_task_rows) {}
 
 Status ControlServer::Restore() {
   if (!store_) return Status::Ok();
@@ -358,6 +359,10 @@ Status ControlServer::Handle(Peer& peer, const protocol::Frame& frame) {
       }
       return Status::Ok();
     }
+    case MessageType::kTaskEvents: {
+      if (peer.node_index == 0) return Status::ProtocolError("task events from an unregistered connection");
+      return tasks_.ApplyEncoded(frame.body, peer.node_index);
+    }
     case MessageType::kControlRequest: {
       protocol::ControlRequest m;
       QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
@@ -463,6 +468,22 @@ protocol::ControlReply ControlServer::Serve(const protocol::ControlRequest& req)
         a.Encode(w);
         r.items.push_back(std::move(enc));
       }
+      break;
+    case ControlOp::kGetTasks: {
+      protocol::TaskQuery q;
+      Status st = protocol::DecodeValue(req.arg, &q);
+      if (!st.ok()) {
+        r.ok = false;
+        r.error = "bad task query: " + st.message();
+        break;
+      }
+      for (const protocol::TaskRecord* t : tasks_.Query(q, &r.count)) r.items.push_back(protocol::EncodeValue(*t));
+      r.blob = protocol::EncodeValue(tasks_.Stats());
+      break;
+    }
+    case ControlOp::kSummarizeTasks:
+      for (const auto& row : tasks_.Summarize()) r.items.push_back(protocol::EncodeValue(row));
+      r.blob = protocol::EncodeValue(tasks_.Stats());
       break;
     case ControlOp::kGetFunction: {
       auto it = functions_.find(req.value);

@@ -27,6 +27,7 @@
 #include "control/node_table.h"
 #include "control/placement_groups.h"
 #include "control/table_store.h"
+#include "control/task_event_table.h"
 #include "net/auth.h"
 #include "net/connection.h"
 #include "net/event_loop.h"
@@ -45,6 +46,7 @@ struct ControlOptions {
   std::chrono::milliseconds heartbeat_timeout{3000};
   std::chrono::milliseconds rejoin_grace{10000};            // with a store: for nodes after a restart
   std::chrono::milliseconds node_reconnect_timeout{60000};  // with a store: how long nodes wait for us
+  size_t max_task_rows = 100000;  // rows of the task table (QUANTA_TASK_EVENTS_MAX_TASKS)
 };
 
 class ControlServer {
@@ -94,6 +96,7 @@ class ControlServer {
   ActorDirectory actors_;
   KvStore kv_;
   JobTable jobs_;
+  TaskEventTable tasks_;
   std::set<uint32_t> view_changed_;  // nodes whose resources changed since the last broadcast
   bool view_flush_scheduled_ = false;
   std::unordered_map<std::string, std::string> functions_;

@@ -53,6 +53,16 @@ int main(int argc, char** argv) {
   opts.heartbeat_interval = std::chrono::milliseconds(hb_interval.value());
   opts.rejoin_grace = std::chrono::milliseconds(grace.value());
   opts.node_reconnect_timeout = std::chrono::milliseconds(reconnect.value());
+  if (const char* rows = std::getenv("QUANTA_TASK_EVENTS_MAX_TASKS"); rows != nullptr && *rows != '\0') {
+    char* end = nullptr;
+    long long n = std::strtoll(rows, &end, 10);
+    if (*end != '\0' || n < 1 || n > 100000000) {
+      std::fprintf(stderr, "quanta_control: QUANTA_TASK_EVENTS_MAX_TASKS must be a whole number of rows from 1 to "
+                           "100000000, got '%s'\n", rows);
+      return 2;
+    }
+    opts.max_task_rows = static_cast<size_t>(n);
+  }
   InitLogging("control", opts.session_dir + "/logs/control.log", LogLevel::kInfo);
   net::CloseOnExec({lifeline.value(), ready.value()});
   net::RaiseFileLimit();

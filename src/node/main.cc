@@ -94,6 +94,27 @@ int main(int argc, char** argv) {
   opts.store_capacity = static_cast<uint64_t>(store.value());
   opts.inline_threshold = static_cast<uint64_t>(inline_threshold.value());
   opts.spill_dir = flags->Get("spill-dir");
+  // Task events (node/task_events.h): QUANTA_TASK_EVENTS_BUFFER events kept until shipped (0
+  // records none), shipped every QUANTA_TASK_EVENTS_FLUSH_MS.
+  auto env_int = [](const char* name, long long fallback, long long lo, long long hi, long long* out) {
+    const char* v = std::getenv(name);
+    if (v == nullptr || *v == '\0') {
+      *out = fallback;
+      return true;
+    }
+    char* end = nullptr;
+    *out = std::strtoll(v, &end, 10);
+    return *end == '\0' && *out >= lo && *out <= hi;
+  };
+  long long events_buffer = 0, events_flush = 0;
+  if (!env_int("QUANTA_TASK_EVENTS_BUFFER", 100000, 0, 100000000, &events_buffer)) {
+    return Fail("QUANTA_TASK_EVENTS_BUFFER must be a whole number of events from 0 (off) to 100000000");
+  }
+  if (!env_int("QUANTA_TASK_EVENTS_FLUSH_MS", 1000, 10, 3600000, &events_flush)) {
+    return Fail("QUANTA_TASK_EVENTS_FLUSH_MS must be a whole number of milliseconds from 10 to 3600000");
+  }
+  opts.task_events_buffer = static_cast<size_t>(events_buffer);
+  opts.task_events_flush = std::chrono::milliseconds(events_flush);
 
   net::CloseOnExec({lifeline.value(), ready.value()});
   net::RaiseFileLimit();

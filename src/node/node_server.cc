@@ -36,6 +36,7 @@ NodeServer::NodeServer(net::EventLoop* loop, NodeOptions options)
     : loop_(loop),
       options_(std::move(options)),
       node_id_(RandomHex(16)),
+      task_events_(TaskEventBuffer::Options{options_.task_events_buffer}),
       clients_(
           loop, 0,
           [this](LocalClient& c, const protocol::Frame& f) { OnClientMessage(c, f); },
@@ -89,7 +90,7 @@ Status NodeServer::Start() {
           [this](uint64_t client, const ObjectID& id) { return MayWrite(client, id); },
           [this](const ObjectID& id) { return task_manager_->Rebuild(id); }});
   dispatcher_ = std::make_unique<WorkerDispatcher>(
-      loop_, WorkerDispatcher::Options{options_.prestart_workers, options_.session_dir + "/logs"},
+      loop_, WorkerDispatcher::Options{options_.prestart_workers, options_.session_dir + "/logs", &task_events_},
       options_.resources, &pool_, &tasks_, objects_.get(), &clients_,
       WorkerDispatcher::Callbacks{
           [this](const TaskID& id, std::vector<protocol::ObjectValue> returns, bool retryable) {
@@ -167,7 +168,7 @@ Status NodeServer::Start() {
           }});
   task_manager_ = std::make_unique<TaskManager>(&tasks_, objects_.get(), directory_.get(), dispatcher_.get(),
                                                 actors_.get(), router_.get(), scheduler_.get(), remote_.get(),
-                                                &clients_, lineage_.get(), TaskManager::Options{options_.infeasible_timeout});
+                                                &clients_, lineage_.get(), TaskManager::Options{options_.infeasible_timeout, &task_events_});
   task_manager_->cancel_remote = [this](uint32_t node, const protocol::CancelTask& msg) {
     peers_->Send(node, MessageType::kCancelRemote, msg);
   };
@@ -312,13 +313,32 @@ void NodeServer::OnJoined(const protocol::RegisterNodeReply& reply) {
     directory_->Flush();
     control_->ReportResources(dispatcher_->queue().available().ToMap(), dispatcher_->queue().total().ToMap());
     logs_.SendPendingNotes();
+    if (task_events_.batch_ready()) FlushTaskEvents();
   });
+  task_events_.set_node(reply.node_index);
+  if (task_events_.enabled()) {
+    auto tick = std::make_shared<std::function<void()>>();
+    *tick = [this, tick] {
+      if (shutting_down_) return;
+      FlushTaskEvents();
+      loop_->RunAfter(options_.task_events_flush, *tick);
+    };
+    loop_->RunAfter(options_.task_events_flush, *tick);
+  }
   QLOG(kInfo) << "node " << node_id_ << " joined the cluster at " << control_->address() << " as node index "
               << reply.node_index << "; listening on " << options_.socket_path << " with resources "
               << options_.resources.ToString();
   net::SignalReady(options_.ready_fd, std::to_string(reply.node_index) + " " + node_id_);
   options_.ready_fd = -1;
   EverySecond();
+}
+
+void NodeServer::FlushTaskEvents() {
+  task_events_.Flush([this](const TaskEventBuffer::Batch& batch) {
+    if (!control_->connected()) return false;  // kept (bounded) until the head is back
+    control_->Send(MessageType::kTaskEvents, batch);
+    return true;
+  });
 }
 
 void NodeServer::EverySecond() {
@@ -733,6 +753,7 @@ Status NodeServer::Dispatch(LocalClient& client, const protocol::Frame& frame) {
       for (uint32_t i = 0; i < m.returns.size(); ++i) {
         QUANTA_RETURN_IF_ERROR(objects_->AcceptStoredValue(client.id, m.task_id.ReturnId(i), m.returns[i]));
       }
+      if (!m.error.empty() && task != tasks_.end()) task->second.error_text = std::move(m.error);
       if (worker->is_actor()) {
         actors_->OnTaskDone(*worker, std::move(m));
         return Status::Ok();

@@ -50,6 +50,7 @@
 #include "node/task_manager.h"
 #include "node/worker_dispatcher.h"
 #include "node/worker_pool.h"
+#include "node/task_events.h"
 #include "transfer/transfer_service.h"
 
 namespace quanta {
@@ -75,6 +76,8 @@ struct NodeOptions {
   std::string spill_dir;
   int lifeline_fd = -1;  // EOF on this fd (the starting driver died) shuts the node down
   std::vector<std::string> worker_env;
+  size_t task_events_buffer = 100000;  // task events kept until shipped (0: none recorded)
+  std::chrono::milliseconds task_events_flush{1000};  // how often they are shipped to the head
 };
 
 class NodeServer {
@@ -89,6 +92,7 @@ class NodeServer {
  private:
   void OnJoined(const protocol::RegisterNodeReply& reply);
   void EverySecond();
+  void FlushTaskEvents();  // ships the recorded task events to the control service
   void OnClientMessage(LocalClient& client, const protocol::Frame& frame);
   Status Dispatch(LocalClient& client, const protocol::Frame& frame);
   Status OnHello(LocalClient& client, const protocol::Hello& hello);
@@ -110,6 +114,7 @@ class NodeServer {
   NodeOptions options_;
   std::string node_id_;
   TaskTable tasks_;
+  TaskEventBuffer task_events_;
   FunctionTable functions_;
   ClientRegistry clients_;
   std::unique_ptr<ObjectManager> objects_;

@@ -42,6 +42,8 @@ struct Task {
   uint64_t generator_told = 0;
   static constexpr uint64_t kToNode = 1ull << 63;
   bool is_streaming() const { return spec.generator == protocol::TaskSpec::kStreaming; }
+  std::string error_text;     // the traceback its worker sent with a raised exception (task events)
+  uint64_t event_seq = 0;     // its entry in the node's TaskEventBuffer (0: none yet)
   bool is_remote() const { return owner != 0; }
 };
 

@@ -59,6 +59,7 @@ void TaskManager::OnSubmit(LocalClient& client, protocol::TaskSpec spec) {
   task.retries_left = spec.max_retries;
   task.submitter = client.id;
   task.spec = std::move(spec);
+  if (options_.events) options_.events->Submitted(task);
   if (task.spec.kind == TaskKind::kActorCreation) actors_->OnCreationSubmitted(id);
   if (task.spec.kind == TaskKind::kActorMethod) {
     if (actors_->Hosts(task.spec.actor_id)) {
@@ -169,6 +170,7 @@ bool TaskManager::Rebuild(const ObjectID& id) {
   for (const auto& arg : pinned) {
     if (!objects_->IsSealed(arg)) missing.push_back(arg);
   }
+  if (options_.events) options_.events->Submitted(task);
   for (const auto& arg : missing) objects_->RequestValue(arg);
   if (missing.empty()) {
     MakeReady(task_id);
@@ -299,6 +301,9 @@ void TaskManager::Queue(const TaskID& id) {
     actors_->Pump(task.spec.actor_id);
     return;
   }
+  if (options_.events) {
+    options_.events->Scheduled(task, directory_->local_index());
+  }
   dispatcher_->Enqueue(id, ResourceSet(task.spec.resources));
 }
 
@@ -316,7 +321,9 @@ bool TaskManager::PlaceRemotely(Task& task) {
     Fail(task.spec.task_id, SystemError(ObjectKind::kUnschedulable, what + task.spec.name + " cannot run: " + placement.why));
     return true;
   }
+  task.spec.attempt = TaskAttempt(task.spec, task.retries_left, false);  // the node running it records under it
   if (!remote_->Forward(task, placement.node)) return false;
+  if (options_.events) options_.events->Scheduled(task, placement.node);
   scheduler_->NoteSent(placement.node, demand);
   if (task.spec.kind == TaskKind::kActorCreation) {
     // The actor will live there: calls queued here so far follow it, later ones go straight.
@@ -435,7 +442,10 @@ void TaskManager::Spill() {
                 t.spec.scheduling.kind == protocol::SchedulingStrategy::Kind::kSpread || t.spec.scheduling.soft);
       });
       for (const auto& id : moved) {
-        if (remote_->Forward(tasks_->at(id), node)) {
+        Task& t = tasks_->at(id);
+        t.spec.attempt = TaskAttempt(t.spec, t.retries_left, false);
+        if (remote_->Forward(t, node)) {
+          if (options_.events) options_.events->Scheduled(t, node);
           scheduler_->NoteSent(node, demand);
         } else {
           dispatcher_->Enqueue(id, demand);
@@ -515,6 +525,10 @@ void TaskManager::Finish(const TaskID& id, std::vector<ObjectValue> returns) {
   Task task = std::move(it->second);
   tasks_->erase(it);
   ReleaseCopies(task);
+  if (options_.events && task.forwarded_to == 0) {  // else the node that ran it records the end
+    const ObjectValue* error = !returns.empty() && returns[0].IsError() ? &returns[0] : nullptr;
+    options_.events->Ended(task, error);
+  }
   if (task.is_remote()) {  // its owner seals the returns and holds the pins
     remote_->SendResult(task, std::move(returns));
     return;

@@ -24,6 +24,7 @@
 #include "node/remote_tasks.h"
 #include "node/lineage.h"
 #include "node/task.h"
+#include "node/task_events.h"
 #include "node/worker_dispatcher.h"
 #include "scheduler/dependency_tracker.h"
 
@@ -33,6 +34,7 @@ class TaskManager {
  public:
   struct Options {
     std::chrono::milliseconds infeasible_timeout{300000};  // 0: wait forever
+    TaskEventBuffer* events = nullptr;  // where task events are recorded (none: not recorded)
   };
   TaskManager(TaskTable* tasks, ObjectManager* objects, ObjectDirectory* directory, WorkerDispatcher* dispatcher,
               ActorManager* actors, ActorRouter* router, ClusterScheduler* scheduler, RemoteTasks* remote,

@@ -241,6 +241,9 @@ void WorkerDispatcher::SendExecute(Worker& worker, const TaskID& id) {
     for (const auto& arg : task.spec.arg_refs) msg.args.push_back(objects_->ValueFor(worker.client, arg, true));
   }
   task.worker = worker.client;
+  if (options_.events && task.spec.kind == protocol::TaskKind::kActorMethod) {  // others: when they start
+    options_.events->Running(task, static_cast<uint32_t>(worker.pid), worker.client);
+  }
   if (client != nullptr) client->conn->Send(MessageType::kExecuteTask, msg);
 }
 
@@ -251,6 +254,9 @@ void WorkerDispatcher::MakeCurrent(Worker& worker, const TaskID& id) {
   auto started = it->second.started = std::chrono::steady_clock::now();
   worker.last_job = it->second.spec.job_id;  // its output goes to this job's driver
   worker.last_task_name = it->second.spec.name;
+  if (options_.events) {
+    options_.events->Running(it->second, static_cast<uint32_t>(worker.pid), worker.client);
+  }
   if (uint32_t ms = it->second.spec.timeout_ms; ms != 0) {
     loop_->RunAfter(std::chrono::milliseconds(ms), [this, id, started] {
       auto t = tasks_->find(id);  // still this attempt, still on a worker?

@@ -32,6 +32,7 @@
 #include "node/client_registry.h"
 #include "node/object_manager.h"
 #include "node/task.h"
+#include "node/task_events.h"
 #include "node/worker_pool.h"
 #include "scheduler/task_queue.h"
 
@@ -61,6 +62,7 @@ class WorkerDispatcher {
   struct Options {
     int pool_size = 0;        // workers kept started (one per CPU)
     std::string log_dir;      // where worker logs are (for error reports)
+    TaskEventBuffer* events = nullptr;  // records when tasks start running (none: not recorded)
   };
   struct Callbacks {
     // A plain task's worker reported its result; `retryable`: the task raised an exception its

@@ -207,6 +207,8 @@ enum class ControlOp : uint8_t {
   kGetJobs = 20,        // -> list of jobs (each an encoded JobInfo)
   kGetActors = 21,      // -> list of encoded ActorInfo (arg: an actor id, or all)
   kGetFunction = 22,    // value = function id -> blob
+  kGetTasks = 23,       // arg = TaskQuery -> items: TaskRecord, count: rows matched, blob: TaskTableStats
+  kSummarizeTasks = 24, // -> items: TaskSummaryRow, blob: TaskTableStats (task_event_messages.h)
 };
 
 // Ops that only read the control service's tables (what an observer may send).
@@ -220,6 +222,8 @@ inline bool IsReadOnly(ControlOp op) {
     case ControlOp::kGetJobs:
     case ControlOp::kGetActors:
     case ControlOp::kGetFunction:
+    case ControlOp::kGetTasks:
+    case ControlOp::kSummarizeTasks:
       return true;
     default:
       return false;

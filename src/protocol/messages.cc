@@ -60,6 +60,7 @@ const char* MessageTypeName(MessageType t) {
     case MessageType::kControlRequest: return "ControlRequest";
     case MessageType::kControlReply: return "ControlReply";
     case MessageType::kJobStarted: return "JobStarted";
+    case MessageType::kTaskEvents: return "TaskEvents";
     case MessageType::kKillActorRemote: return "KillActorRemote";
     case MessageType::kCancelRemote: return "CancelRemote";
     case MessageType::kPeerStateQuery: return "PeerStateQuery";
@@ -313,6 +314,7 @@ void TaskSpec::Encode(Writer& w) const {
   scheduling.Encode(w);
   w.U8(generator);
   w.U32(generator_backpressure);
+  w.U32(attempt);
 }
 
 void GeneratorItem::Encode(Writer& w) const {
@@ -401,7 +403,7 @@ Status TaskSpec::Decode(Reader& r) {
   if (generator > kDynamic) return Status::ProtocolError("unknown generator mode " + std::to_string(generator));
   QUANTA_RETURN_IF_ERROR(r.U32(&generator_backpressure));
   if (generator != kNoGenerator && num_returns != 1) return Status::ProtocolError("a streaming generator task has one return");
-  return Status::Ok();
+  return r.U32(&attempt);
 }
 
 void PutObject::Encode(Writer& w) const {
@@ -438,6 +440,7 @@ void TaskDone::Encode(Writer& w) const {
   w.U32(static_cast<uint32_t>(returns.size()));
   for (const auto& v : returns) v.Encode(w);
   w.U8(retryable);
+  w.Bytes(error);
 }
 
 Status TaskDone::Decode(Reader& r) {
@@ -446,7 +449,10 @@ Status TaskDone::Decode(Reader& r) {
   QUANTA_RETURN_IF_ERROR(r.Count(&n, 9));
   returns.resize(n);
   for (auto& v : returns) QUANTA_RETURN_IF_ERROR(v.Decode(r));
-  return r.Bool(&retryable);
+  QUANTA_RETURN_IF_ERROR(r.Bool(&retryable));
+  QUANTA_RETURN_IF_ERROR(r.Bytes(&error));
+  if (error.size() > (64u << 10)) return Status::ProtocolError("TaskDone error text too long");
+  return Status::Ok();
 }
 
 void CancelTask::Encode(Writer& w) const {

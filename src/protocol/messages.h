@@ -82,6 +82,7 @@ enum class MessageType : uint16_t {
   kControlRequest = 82,        // client -> node -> control: names, KV, jobs, functions
   kControlReply = 83,          // control -> node -> client
   kJobStarted = 84,            // node -> control: a driver connected
+  kTaskEvents = 85,            // node -> control: a batch of task events (task_event_messages.h)
   // node <-> node (peer_messages.h)
   kPeerHello = 96,
   kForwardTask = 97,
@@ -248,6 +249,9 @@ struct TaskSpec {
   enum Generator : uint8_t { kNoGenerator = 0, kStreaming = 1, kDynamic = 2 };  // kDynamic: the worker's concern
   uint8_t generator = kNoGenerator;
   uint32_t generator_backpressure = 0;  // the worker pauses with this many items unconsumed (0: never)
+  // Set by the owner's node when it forwards the task: which execution this is (0 first), so
+  // the node running it records its events under the same attempt (node/task_events.h).
+  uint32_t attempt = 0;
   ObjectID ReturnId(uint32_t i) const { return task_id.ReturnId(i); }
   ObjectID ItemId(uint64_t k) const { return task_id.ReturnId(static_cast<uint32_t>(k + 1)); }
   void Encode(Writer& w) const;
@@ -290,6 +294,7 @@ struct TaskDone {
   TaskID task_id;
   std::vector<ObjectValue> returns;
   bool retryable = false;  // the task raised an exception its retry_exceptions allows retrying
+  std::string error = {};  // when it raised: the traceback as text (for task events), clipped
   void Encode(Writer& w) const;
   Status Decode(Reader& r);
 };

@@ -694,7 +694,7 @@ TEST(Messages, InvalidBooleanRejected) {
   EXPECT_FALSE(DecodeMessage(spec, &s).ok());
 
   std::string done = EncodeBody(TaskDone{Id(1, 1, 0), {}, true});
-  done.back() = 2;  // retryable
+  done[done.size() - 5] = 2;  // retryable (before the empty error text)
   TaskDone d;
   EXPECT_FALSE(DecodeMessage(done, &d).ok());
 }

@@ -11,6 +11,7 @@ import asyncio
 import collections
 import inspect
 import os
+import pickle
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -107,7 +108,10 @@ def _report(core, task_id, returns, retryable=False):
     returns = _store_large(core, task_id, returns)
     sys.stdout.flush()
     sys.stderr.flush()
-    core.task_done(task_id, returns, retryable)
+    if returns and returns[0][0] == KIND_TASK_ERROR:  # the traceback, for `quanta list tasks`
+        core.task_done(task_id, returns, retryable, _error_text(returns[0][1]))
+    else:
+        core.task_done(task_id, returns, retryable)
     # The returned values (and the ObjectRefs inside them) lived until TaskDone was sent, so the
     # node pinned those refs before this process could release its own references.
     _keepalive.values = None
@@ -117,6 +121,17 @@ def _report(core, task_id, returns, retryable=False):
 
 _exiting = False
 _keepalive = threading.local()
+
+
+def _error_text(blob: bytes) -> str:
+    """The text of a pickled task error (serialization.serialize_task_error: a plain tuple whose
+    second item is the traceback; the exception itself stays pickled), the end kept."""
+    try:
+        _name, tb_text, _cause, _pid, cause_repr = pickle.loads(blob)
+        text = tb_text or cause_repr or ""
+    except Exception:  # noqa: BLE001 - best effort: the error value itself is what counts
+        return ""
+    return text[-16384:]
 
 
 def _retryable(error: BaseException, policy) -> bool:

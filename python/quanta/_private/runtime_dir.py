@@ -30,7 +30,22 @@ import tempfile
 import time
 import uuid
 
-KEEP_SESSIONS = int(os.environ.get("QUANTA_KEEP_SESSIONS", "10"))
+KEEP_SESSIONS = 10  # finished sessions kept per host (QUANTA_KEEP_SESSIONS overrides)
+
+
+def keep_sessions() -> int:
+    """How many finished sessions new_session keeps: QUANTA_KEEP_SESSIONS (a whole number >= 0),
+    else KEEP_SESSIONS; a value that is not one is refused, not ignored."""
+    text = os.environ.get("QUANTA_KEEP_SESSIONS")
+    if text is None or text.strip() == "":
+        return KEEP_SESSIONS
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise ValueError(f"QUANTA_KEEP_SESSIONS must be a whole number of sessions to keep (0 or more), got {text!r}")
+    return n
 
 
 class UnsafePathError(PermissionError):
@@ -132,13 +147,14 @@ def read_private(path: str) -> str:
 def new_session(temp_dir: str | None = None) -> str:
     """A fresh session directory (logs/, sockets/ inside), linked as session_latest."""
     base = root(temp_dir)
+    keep = keep_sessions()
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
     path = os.path.join(base, f"session_{stamp}_{os.getpid()}_{uuid.uuid4().hex[:6]}")
     make_private_dir(path)
     for sub in ("logs", "sockets"):
         make_private_dir(os.path.join(path, sub))
     point_link(base, "session_latest", path)
-    remove_old_sessions(base, keep=KEEP_SESSIONS)
+    remove_old_sessions(base, keep=keep)
     return path
 
 

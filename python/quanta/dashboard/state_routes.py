@@ -71,13 +71,23 @@ def _dumps(value):
 
 
 async def tasks(request):
-    from quanta.util import state
+    """The head's task table: ?filter=state=FAILED&limit=N&detail=0, newest first here (the
+    page shows the latest). A task_id filter gives that task with its error's traceback."""
+    filters, limit, detail = _query_args(request)
+
+    def run():
+        from quanta.util.state._query import check_filters
+
+        checked = check_filters(_tables.TASKS, filters)
+        rows, matched, stats = _tables.task_rows(_source_of(request), TIMEOUT, checked, 0)
+        rows = select(_tables.TASKS, rows[::-1], checked, limit, detail)
+        return {"result": rows, "matched": matched, "stats": stats, "errors": []}
 
     try:
-        state.list_tasks()
-    except NotImplementedError as e:
-        return web.json_response({"error": str(e), "not_implemented": True}, status=501)
-    return web.json_response({"result": []})  # reached only once task events exist
+        body = await _blocking(run)
+    except ValueError as e:
+        return web.json_response({"error": str(e)}, status=400)
+    return web.json_response(body, dumps=_dumps)
 
 
 async def summary(request):

@@ -235,16 +235,36 @@ async function placementGroups() {
 }
 
 async function tasks() {
-  const data = await getJSON("/api/tasks");
-  if (data.not_implemented) {
-    render(section("Tasks", el("div", {class: "notice", id: "tasks-notice"}, data.error)));
+  const params = new URLSearchParams(location.search);
+  const id = params.get("task_id");
+  if (id) {  // one task, with its error's traceback
+    const data = await getJSON("/api/tasks?filter=task_id=" + encodeURIComponent(id));
+    const t = data.result[0];
+    if (!t) { render(section("Task " + id, el("div", {class: "notice", id: "task-missing"}, "no such task in the head's table"))); return; }
+    render(section("Task " + t.name, table([t], [
+      {key: "task_id", label: "task id", mono: true}, {key: "state", state: true}, {key: "attempt_number", label: "attempt"},
+      {key: "node_id", label: "node", mono: true}, {key: "worker_pid", label: "worker pid"}, {key: "error_type", label: "error"},
+    ], "task-table"), el("pre", {class: "log", id: "task-error"}, t.error_message || "")));
     return;
   }
-  render(section("Tasks", table(data.result, [{key: "task_id"}, {key: "name"}, {key: "state", state: true}])));
+  const data = await getJSON("/api/tasks?limit=1000");
+  const s = data.stats || {};
+  const lost = (s.dropped_on_head || 0) + (s.dropped_on_nodes || 0);
+  render(section("Tasks", el("div", {class: "notice", id: "tasks-stats"},
+      `${s.stored || 0} tasks kept by the head (at most ${s.capacity || 0}); newest first, up to 1000 shown` +
+      (lost ? `; lost: ${s.dropped_on_head} rows dropped by the head, ${s.dropped_on_nodes} events by the nodes` : "")),
+    table(data.result, [
+      {key: "task_id", label: "task id", mono: true, render: r => el("a", {href: "/tasks?task_id=" + r.task_id}, r.task_id)},
+      {key: "name"}, {key: "type"}, {key: "state", state: true}, {key: "attempt_number", label: "attempt"},
+      {key: "node_id", label: "node", mono: true, render: r => (r.node_id || "").slice(0, 8)},
+      {key: "worker_pid", label: "worker pid"}, {key: "job_id", label: "job", mono: true},
+      {key: "duration", label: "ran (s)", render: r => r.start_time_ms ? (((r.end_time_ms || Date.now()) - r.start_time_ms) / 1000).toFixed(3) : ""},
+      {key: "error_type", label: "error"},
+    ], "tasks-table")));
 }
 
 const PAGES = {overview, actors, objects, workers, logs, jobs, "placement-groups": placementGroups, tasks};
-const LIVE = new Set(["overview", "actors", "objects", "workers", "jobs", "placement-groups"]);
+const LIVE = new Set(["overview", "actors", "objects", "workers", "jobs", "placement-groups", "tasks"]);
 
 for (const a of document.querySelectorAll("header nav a")) {
   if (a.dataset.nav === page) a.classList.add("active");

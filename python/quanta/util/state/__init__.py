@@ -12,7 +12,8 @@ node of it. Per-node data (objects, workers, logs) is asked of every alive node;
 cannot answer raises QuantaStateApiException naming it, or with raise_on_missing_output=False
 is skipped with a warning.
 
-Tasks are not listed yet: that needs task events recorded by the nodes (list_tasks says so).
+Tasks come from the head's task table, which the nodes fill with the events they record
+(submitted, placed, running, finished or failed), shipped about once a second.
 The same tables are on the command line (`quanta list|get|summary|logs`) and the dashboard.
 """
 
@@ -33,10 +34,6 @@ __all__ = ["list_nodes", "list_actors", "list_jobs", "list_placement_groups", "l
            "list_tasks", "get_node", "get_actor", "get_job", "get_placement_group", "get_worker", "get_task",
            "get_objects", "summarize_actors", "summarize_objects", "summarize_tasks", "list_logs", "get_log",
            "node_host_stats", "QuantaStateApiException", "RayStateApiException", "StateRecord", "DEFAULT_LIMIT"]
-
-_NO_TASK_EVENTS = ("{} needs task events, which the nodes do not record yet (the per-node ring buffer of task "
-                   "events shipped to the head, issue 15). Until then list_workers() shows the task each worker "
-                   "runs now, and list_objects() what each node stores.")
 
 
 def _partial(errors, raise_on_missing_output, what):
@@ -99,17 +96,59 @@ def list_workers(address=None, filters=None, limit=DEFAULT_LIMIT, timeout=DEFAUL
                  raise_on_missing_output)
 
 
+def _task_drops(stats) -> None:
+    lost_head, lost_nodes = stats.get("dropped_on_head", 0), stats.get("dropped_on_nodes", 0)
+    if lost_head or lost_nodes:
+        warnings.warn(f"some tasks are missing: the head dropped {lost_head} task rows (it keeps "
+                      f"{stats.get('capacity')}, QUANTA_TASK_EVENTS_MAX_TASKS, oldest finished first) and the "
+                      f"nodes dropped {lost_nodes} task events (QUANTA_TASK_EVENTS_BUFFER)", stacklevel=3)
+
+
 def list_tasks(address=None, filters=None, limit=DEFAULT_LIMIT, timeout=DEFAULT_TIMEOUT, detail=False,
                raise_on_missing_output=True, _explain=False) -> list:
-    raise NotImplementedError(_NO_TASK_EVENTS.format("list_tasks()"))
+    """Tasks and actor tasks the head's task table holds (each task's latest attempt), oldest
+    first: where each ran (node_id, worker_id, worker_pid), its state (PENDING_ARGS_AVAIL,
+    SUBMITTED_TO_WORKER, RUNNING, FINISHED, FAILED) and, failed, why (error_type; detail:
+    error_message with the traceback). The nodes ship their events about once a second, so a
+    task shows up, and changes state, up to a second late."""
+    from quanta.util.state._query import check_filters
+
+    filters = check_filters(_tables.TASKS, filters)
+    if limit is None:
+        limit = DEFAULT_LIMIT
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise ValueError(f"limit must be an int >= 0, got {limit!r}")
+    with Source.open(address) as source:
+        rows, matched, stats = _tables.task_rows(source, timeout, filters, limit)
+    _task_drops(stats)
+    if matched is not None and matched > len(rows) and len(rows) >= limit:
+        warnings.warn(f"{matched} tasks matched; showing the first {limit} (pass a larger limit to see more)",
+                      stacklevel=2)
+    return select(_tables.TASKS, rows, filters, limit, detail)
 
 
 def get_task(id, address=None, timeout=DEFAULT_TIMEOUT, _explain=False):
-    raise NotImplementedError(_NO_TASK_EVENTS.format("get_task()"))
+    """The task with this task_id (detail columns, with its error's traceback), or None."""
+    return _get(list_tasks, "task_id", id, address, timeout)
 
 
-def summarize_tasks(address=None, timeout=DEFAULT_TIMEOUT, raise_on_missing_output=True, _explain=False):
-    raise NotImplementedError(_NO_TASK_EVENTS.format("summarize_tasks()"))
+def summarize_tasks(address=None, timeout=DEFAULT_TIMEOUT, raise_on_missing_output=True, _explain=False) -> dict:
+    """Tasks per function (or actor method) with their state counts, as Ray lays it out:
+    {"cluster": {"summary": {name: {"func_or_class_name", "type", "state_counts"}}, "total_tasks",
+    "total_actor_tasks", "total_actor_scheduled", "summary_by": "func_name"}}."""
+    with Source.open(address) as source:
+        rows, stats = source.core.task_summary(timeout_ms=max(1, int(timeout * 1000)))
+    _task_drops(stats)
+    summary = {}
+    totals = {"NORMAL_TASK": 0, "ACTOR_TASK": 0, "ACTOR_CREATION_TASK": 0}
+    for r in rows:
+        entry = summary.setdefault(r["name"], {"func_or_class_name": r["name"], "type": r["type"], "state_counts": {}})
+        for state, n in r["state_counts"].items():
+            entry["state_counts"][state] = entry["state_counts"].get(state, 0) + n
+            totals[r["type"]] = totals.get(r["type"], 0) + n
+    return {"cluster": {"summary": summary, "total_tasks": totals["NORMAL_TASK"],
+                        "total_actor_tasks": totals["ACTOR_TASK"],
+                        "total_actor_scheduled": totals["ACTOR_CREATION_TASK"], "summary_by": "func_name"}}
 
 
 def _get(lister, key, id, address, timeout):
@@ -246,8 +285,13 @@ def get_log(address=None, node_id=None, node_ip=None, filename=None, actor_id=No
     stderr ("err") of the worker hosting `actor_id` or with `pid`. The last `tail` lines
     (tail < 0: all), then, with follow=True, what is appended until the caller stops iterating
     or the node goes away."""
-    if task_id is not None:
-        raise NotImplementedError(_NO_TASK_EVENTS.format("get_log(task_id=...)"))
+    if task_id is not None:  # the worker that ran it (its whole output, not only this task's)
+        row = get_task(task_id, address=address, timeout=timeout)
+        if row is None:
+            raise ValueError(f"no task with task_id {task_id} in the head's task table")
+        if not row["worker_pid"]:
+            raise ValueError(f"task {task_id} has not run on a worker yet (state {row['state']})")
+        pid = row["worker_pid"]
     if suffix not in ("out", "err"):
         raise ValueError(f"suffix must be 'out' or 'err', got {suffix!r}")
     source = Source.open(address)

@@ -2,7 +2,8 @@
 
     quanta list actors [--filter "state=ALIVE"] [--limit 100] [--detail] [--format table|json|yaml]
     quanta get actors ACTOR_ID
-    quanta summary actors|objects
+    quanta summary actors|objects|tasks
+    quanta timeline [-o FILE]
     quanta logs [--node-id ID | --node-ip IP] [FILE] | --actor-id ID | --pid PID [--tail N] [--follow]
 """
 
@@ -30,10 +31,14 @@ def add_parsers(sub) -> None:
     p.add_argument("id")
     _common(p, default_format="yaml")
     p.set_defaults(func=cmd_get)
-    p = sub.add_parser("summary", help="actors per class, objects per storage kind")
+    p = sub.add_parser("summary", help="actors per class, objects per storage kind, tasks per function")
     p.add_argument("resource", choices=("actors", "objects", "tasks"))
     _common(p)
     p.set_defaults(func=cmd_summary)
+    p = sub.add_parser("timeline", help="write a Chrome trace (chrome://tracing, Perfetto) of the tasks that ran")
+    p.add_argument("--output", "-o", default=None, help="file to write (default: timeline-<time>.json here)")
+    p.add_argument("--address", default=None)
+    p.set_defaults(func=cmd_timeline)
     p = sub.add_parser("logs", help="list a node's log files, or print one (--follow to keep reading)")
     p.add_argument("filename", nargs="?", help="a log file name (from `quanta logs` without it)")
     p.add_argument("--node-id")
@@ -144,8 +149,6 @@ def cmd_list(args) -> int:
 def cmd_get(args) -> int:
     def go(state):
         key = _GET_KEYS[args.resource]
-        if args.resource == "tasks":
-            state.get_task(args.id)
         if args.resource == "jobs":
             row = state.get_job(args.id, address=args.address, timeout=args.timeout)
             rows = [row] if row else []
@@ -175,9 +178,33 @@ def cmd_summary(args) -> int:
             rows = [{"class_name": r["class_name"], **{st: r.get(st, 0) for st in states}} for r in rows]
             print(table(rows))
             print(f"total actors: {s['cluster']['total_actors']}")
+        elif args.resource == "tasks":
+            states = sorted({st for v in summary.values() for st in v["state_counts"]})
+            print(table([{"func_or_class_name": k, "type": v["type"], **{st: v["state_counts"].get(st, 0) for st in states}}
+                         for k, v in summary.items()], width=60))
+            c = s["cluster"]
+            print(f"total tasks: {c['total_tasks']}, actor tasks: {c['total_actor_tasks']}, "
+                  f"actors created: {c['total_actor_scheduled']}")
         else:
             print(table([{"storage": k, **v} for k, v in summary.items()]))
             print(f"total objects: {s['cluster']['total_objects']}, {s['cluster']['total_size_mb']} MB")
+        return 0
+
+    return _run(go)
+
+
+def cmd_timeline(args) -> int:
+    def go(state):
+        import time
+
+        from quanta.util.state import _timeline
+
+        path = args.output or time.strftime("timeline-%Y-%m-%d_%H-%M-%S.json")
+        trace = _timeline.events(args.address)
+        with open(path, "w") as f:
+            json.dump(trace, f)
+        tasks = sum(1 for e in trace if e.get("ph") == "X")
+        print(f"wrote {tasks} tasks to {path}; open it in chrome://tracing or https://ui.perfetto.dev")
         return 0
 
     return _run(go)

@@ -252,3 +252,97 @@ def worker_rows(source, timeout) -> tuple[list, list]:
                 "stderr_log": p["stderr_log"] or None, "node_index": index,
             })
     return rows, errors
+
+
+TASKS = Schema(
+    "tasks",
+    ["task_id", "attempt_number", "name", "state", "job_id", "actor_id", "type", "func_or_class_name", "node_id",
+     "worker_id", "worker_pid", "error_type"],
+    ["language", "required_resources", "events", "creation_time_ms", "start_time_ms", "end_time_ms",
+     "error_message", "node_ip", "node_index", "owner_node_id"],
+    ["task_id", "attempt_number", "name", "state", "job_id", "actor_id", "type", "func_or_class_name", "node_id",
+     "worker_id", "worker_pid", "error_type", "node_ip"])
+
+# ObjectKind (src/protocol/messages.h) -> Ray's error_type names.
+ERROR_TYPES = {1: "TASK_EXECUTION_EXCEPTION", 2: "WORKER_DIED", 3: "TASK_CANCELLED", 4: "ACTOR_DIED",
+               5: "OBJECT_LOST", 7: "OBJECT_STORE_FULL", 8: "OWNER_DIED", 9: "NODE_DIED",
+               10: "TASK_UNSCHEDULABLE_ERROR", 11: "TASK_TIMEOUT", 12: "OBJECT_UNRECONSTRUCTABLE_LINEAGE_EVICTED",
+               13: "OBJECT_UNRECONSTRUCTABLE_MAX_ATTEMPTS_EXCEEDED"}
+# Task states as the head's table names them (its TaskEventKind codes).
+TASK_STATES = {"PENDING_ARGS_AVAIL": 1, "SUBMITTED_TO_WORKER": 2, "RUNNING": 3, "FINISHED": 4, "FAILED": 5}
+
+
+def _ms(us):
+    return us // 1000 if us else None
+
+
+def task_row(t: dict, by_index: dict) -> dict:
+    node = by_index.get(t["node_index"]) if t["node_index"] else None
+    owner = by_index.get(t["owner_node"]) if t["owner_node"] else None
+    events = [{"state": s, "created_ms": _ms(t[k])} for s, k in
+              (("PENDING_ARGS_AVAIL", "submitted_us"), ("SUBMITTED_TO_WORKER", "scheduled_us"),
+               ("RUNNING", "running_us"), (t["state"] if t["state"] in ("FINISHED", "FAILED") else None, "end_us"))
+              if s and t[k]]
+    return {
+        "task_id": t["task_id"], "attempt_number": t["attempt_number"], "name": t["name"], "state": t["state"],
+        "job_id": job_hex(t["job_id"]), "actor_id": t["actor_id"] or None, "type": t["type"],
+        "func_or_class_name": t["name"], "node_id": node["node_id"] if node else None,
+        "worker_id": client_hex(t["worker_client_id"]) if t["worker_client_id"] else None,
+        "worker_pid": t["worker_pid"] or None,
+        "error_type": ERROR_TYPES.get(t["error_kind"], "UNKNOWN") if t["state"] == "FAILED" else None,
+        "language": "PYTHON", "required_resources": t["required_resources"], "events": events,
+        "creation_time_ms": _ms(t["submitted_us"]), "start_time_ms": _ms(t["running_us"]),
+        "end_time_ms": _ms(t["end_us"]), "error_message": t["error_message"] or None,
+        "node_ip": node["node_ip"] if node else None, "node_index": t["node_index"] or None,
+        "owner_node_id": owner["node_id"] if owner else None,
+        # For the timeline (microseconds, not columns).
+        "_running_us": t["running_us"], "_end_us": t["end_us"],
+    }
+
+
+def task_rows(source, timeout, filters=None, limit=0) -> tuple[list, int, dict]:
+    """(rows, matched, stats) from the head's task table. Equality filters on task_id, state,
+    job_id, actor_id and node_id are applied by the head (and `limit` with them when nothing
+    else filters); the rest by the caller."""
+    nodes = node_rows(source, timeout)
+    by_index = _node_ids(nodes)
+    query, rest = {}, []
+    for f in filters or []:
+        key, predicate, value = f
+        text = "" if value is None else str(value)
+        if predicate != "=":
+            rest.append(f)
+        elif key == "task_id" and "task_id" not in query:
+            try:
+                raw = bytes.fromhex(text)
+            except ValueError:
+                return [], 0, {}
+            if len(raw) != 16:
+                return [], 0, {}
+            query["task_id"] = raw
+        elif key == "state" and "state" not in query:
+            code = TASK_STATES.get(text.upper())
+            if code is None:
+                return [], 0, {}
+            query["state"] = code
+        elif key == "job_id" and "job_id" not in query:
+            try:
+                query["job_id"] = int(text, 16)
+            except ValueError:
+                return [], 0, {}
+        elif key == "actor_id" and "actor_id" not in query:
+            try:
+                query["actor_id"] = bytes.fromhex(text)
+            except ValueError:
+                return [], 0, {}
+        elif key == "node_id" and "node" not in query:
+            match = [n["node_index"] for n in nodes if n["node_id"].lower() == text.lower()]
+            if not match:
+                return [], 0, {}
+            query["node"] = match[0]
+        else:
+            rest.append(f)
+    pushed_limit = min(limit, 0xFFFFFFFF) if not rest else 0
+    raw, matched, stats = source.core.task_rows(limit=pushed_limit, timeout_ms=max(1, int(timeout * 1000)), **query)
+    rows = [task_row(t, by_index) for t in raw]
+    return rows, (matched if not rest else None), stats
