@@ -1,7 +1,7 @@
 """Chaos (issue 13): DAGs of tasks with large intermediate objects and restartable actors on a
-4-node `quanta.cluster_utils.Cluster`, while a killer thread SIGKILLs a random worker process or
-a whole non-head node every 2 s (a node removed with `remove_node(allow_graceful=False)` is
-replaced by a fresh one at once).
+4-node `quanta.cluster_utils.Cluster`, while a killer thread, every 2 s in turn, removes a random
+non-head node with `remove_node(allow_graceful=False)` (and adds a fresh one at once) or
+SIGKILLs a random worker or actor process of any node.
 
 Checks, all on the real processes:
   * every task result is right (each DAG's checksum, and for some DAGs the large intermediate
@@ -12,7 +12,7 @@ Checks, all on the real processes:
   * no process is orphaned: every process of a removed node is gone soon after, and every
     process the cluster ever had is gone after shutdown.
 
-Size: QUANTA_CHAOS_TASKS tasks (4 per DAG; default 1,000: well under a minute on 2 cores).
+Size: QUANTA_CHAOS_TASKS tasks (4 per DAG; default 1,000: 20 s to a minute on 2 cores, by load).
 The full issue-13 run is `QUANTA_CHAOS_TASKS=2000 pytest -m chaos tests/test_chaos.py`
 (its duration and outcome are in docs/fault-tolerance.md). QUANTA_CHAOS_SEED fixes the killer's
 choices (default: random, printed on failure).
