@@ -16,9 +16,9 @@ constexpr auto kWaitForSpace = std::chrono::milliseconds(100);
 // A transfer that makes no progress for this long (plus size / 50 MB/s) is abandoned.
 constexpr auto kBaseDeadline = std::chrono::milliseconds(10000);
 // A source whose attempt broke while it still counts as alive is asked again after this pause,
-// at most this many times (about twice the default heartbeat timeout in all).
+// until this long after the first break (twice the default heartbeat timeout).
 constexpr auto kBrokenPause = std::chrono::milliseconds(250);
-constexpr int kMaxBrokenRounds = 24;
+constexpr auto kMaxBrokenWait = std::chrono::milliseconds(6000);
 }  // namespace
 
 PullManager::PullManager(net::EventLoop* loop, SharedStore* store, ObjectDirectory* directory, PeerManager* peers,
@@ -74,7 +74,7 @@ void PullManager::Attempt(const ObjectID& id) {
         if (view_->IsAlive(n) && std::find(again.begin(), again.end(), n) == again.end()) again.push_back(n);
       }
       pull.broken.clear();
-      if (again.empty() || ++pull.broken_rounds > kMaxBrokenRounds) break;
+      if (again.empty() || std::chrono::steady_clock::now() - pull.first_broken > kMaxBrokenWait) break;
       pull.candidates = std::move(again);
       pull.next = 0;
       pull.refreshed = false;  // the directory may know of new copies by then
@@ -151,7 +151,12 @@ void PullManager::OnReceived(uint64_t transfer_id, const Status& result) {
   pull.last_error = "from node " + std::to_string(pull.source) + ": " +
                     (pull.abandon_reason.empty() ? result.message() : pull.abandon_reason);
   pull.abandon_reason.clear();
-  if (!pull.refused && view_->IsAlive(pull.source)) pull.broken.push_back(pull.source);
+  if (!pull.refused && view_->IsAlive(pull.source)) {
+    if (pull.first_broken == std::chrono::steady_clock::time_point{}) {
+      pull.first_broken = std::chrono::steady_clock::now();
+    }
+    pull.broken.push_back(pull.source);
+  }
   pull.refused = false;
   QLOG(kWarning) << "pull of " << id.Hex() << " " << pull.last_error << "; trying another copy";
   Attempt(id);

@@ -72,7 +72,7 @@ class PullManager {
     std::string abandon_reason;  // why this node abandoned the attempt in flight (its real cause)
     bool refused = false;        // the attempt in flight was refused by its source (PullFailed)
     std::vector<uint32_t> broken;  // sources whose attempt broke while the view counted them alive
-    int broken_rounds = 0;         // pauses spent waiting for a verdict on them
+    std::chrono::steady_clock::time_point first_broken;  // when the first of them broke (bounds the wait)
     std::vector<Done> waiters;
   };
   void Attempt(const ObjectID& id);
