@@ -10,7 +10,8 @@
 // rejoin, the node must stop (on_drain).
 //
 // A head that persists its tables (RegisterNodeReply.reconnect_timeout_ms > 0) can take the node
-// back after it restarts: for that long after losing it, messages sent are queued (at most
+// back after it restarts: for that long after losing it, it retries every <= 500 ms (not 2 s),
+// messages sent are queued (at most
 // 64 MiB; beyond that they are dropped, with a warning) and sent once the node rejoined, then
 // on_rejoined runs. If the head is not back by then, on_head_gone runs (and queueing stops until
 // it is back). Without persistence, messages sent while disconnected are dropped.
