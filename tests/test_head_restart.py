@@ -241,6 +241,34 @@ def test_a_restarted_head_declares_nodes_that_do_not_come_back_dead_after_the_gr
     assert sum(states.values()) == 1  # the head's own node rejoined
 
 
+def test_waiting_for_the_head_is_bounded_and_ends_when_it_is_back(host):
+    storage = os.path.join(host.root, "head.db")
+    address, head_cmd = start_cluster(host, ["--storage", storage, "--node-reconnect-timeout-ms", "2000"])
+    quanta.init(address=address)
+    kv._internal_kv_put(b"k", b"v")
+    kill_control(host)
+    t0 = time.monotonic()
+    with pytest.raises(ConnectionError, match="has been unreachable for 2000 ms; restart it with the same --storage"):
+        kv._internal_kv_get(b"k")
+    waited = time.monotonic() - t0
+    assert 1.0 < waited < 10, waited  # it waited, bounded
+    t0 = time.monotonic()
+    with pytest.raises(ConnectionError, match="control service is unreachable"):
+        kv._internal_kv_get(b"k")  # past the bound: at once
+    assert time.monotonic() - t0 < 1.5
+    r = host.quanta(*head_cmd)
+    assert r.returncode == 0 and "Restarted" in r.stdout, (r.stdout, r.stderr)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            assert kv._internal_kv_get(b"k") == b"v"
+            break
+        except ConnectionError:
+            assert time.monotonic() < deadline, "the node did not rejoin the restarted head"
+            time.sleep(0.2)
+    assert len(alive_nodes()) == 2
+
+
 def test_without_storage_requests_fail_fast_and_old_nodes_are_refused_by_a_new_head(host):
     address, head_cmd = start_cluster(host, [])
     quanta.init(address=address)
