@@ -69,6 +69,8 @@ class ControlClient {
   }
   // Lost a head that persists its tables, and still within the time to wait for it.
   bool waiting_for_head() const { return !connected() && waiting_; }
+  // The head said it persists its tables (so it can come back and take this node back).
+  bool head_persists() const { return reconnect_timeout_.count() > 0; }
   void set_on_rejoined(std::function<void()> cb) { on_rejoined_ = std::move(cb); }
   void set_on_head_gone(std::function<void(const std::string&)> cb) { on_head_gone_ = std::move(cb); }
   // Messages this class does not handle itself (placement groups).
