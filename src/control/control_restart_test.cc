@@ -29,7 +29,8 @@ std::string TempDir() {
 }
 
 // The control service in a child process (so that it can be SIGKILLed like a real head).
-pid_t StartHead(const std::string& dir, const std::string& storage) {
+pid_t StartHead(const std::string& dir, const std::string& storage,
+                std::chrono::milliseconds rejoin_grace = std::chrono::milliseconds(10000)) {
   pid_t pid = ::fork();
   if (pid != 0) return pid;
   net::EventLoop loop;
@@ -43,6 +44,7 @@ pid_t StartHead(const std::string& dir, const std::string& storage) {
   ControlOptions opts;
   opts.session_dir = dir;
   opts.socket_path = dir + "/control.sock";
+  opts.rejoin_grace = rejoin_grace;
   ControlServer server(&loop, opts, std::move(store));
   if (!server.Start().ok()) ::_exit(4);
   loop.Run();
@@ -161,6 +163,40 @@ TEST_F(ControlRestart, WithAStoreTheNodeWaitsQueuesAndRejoinsUnderItsIndex) {
   ASSERT_TRUE(RunUntil(loop_, [&] { return reply_.request_id == 7; }, 5s));
   EXPECT_TRUE(reply_.ok) << reply_.error;
   EXPECT_EQ(reply_.blob, "the payload of f1");
+}
+
+TEST_F(ControlRestart, ANewNodeJoinsARestartedHeadOnceTheOldOnesAreBackOrDead) {
+  std::string db = dir_ + "/head.db";
+  head_ = StartHead(dir_, db);
+  client_->Start();
+  ASSERT_TRUE(RunUntil(loop_, [&] { return client_->connected(); }, 10s)) << refused_;
+  client_->Shutdown();  // node A will not come back
+  Kill(head_);
+  head_ = StartHead(dir_, db, 1500ms);
+  bool b_joined = false;
+  FunctionTable none;
+  ControlClient b(&loop_, ControlClient::Options{dir_ + "/control.sock", "", 0, 5000ms}, nullptr, &view_, &none,
+                  ControlClient::Callbacks{[] {
+                                             protocol::NodeInfo n;
+                                             n.node_id = "node-b";
+                                             n.alive = true;
+                                             return n;
+                                           },
+                                           [&](const protocol::RegisterNodeReply&) { b_joined = true; },
+                                           [&](const std::string& why) { refused_ = why; },
+                                           [&](const std::string& why) { drained_ = why; }});
+  auto t0 = std::chrono::steady_clock::now();
+  b.Start();
+  ASSERT_TRUE(RunUntil(loop_, [&] { return b_joined; }, 10s)) << refused_;
+  auto waited = std::chrono::steady_clock::now() - t0;
+  EXPECT_GT(waited, 1000ms) << "held while node A could still rejoin";
+  EXPECT_EQ(b.node_index(), 2u);
+  const protocol::NodeInfo* a = view_.Find(1);
+  ASSERT_NE(a, nullptr);
+  EXPECT_FALSE(a->alive);
+  EXPECT_NE(a->death_reason.find("did not rejoin the restarted head within 1500 ms"), std::string::npos)
+      << a->death_reason;
+  b.Shutdown();
 }
 
 TEST_F(ControlRestart, WithoutAStoreNothingIsQueuedAndTheRestartedHeadRefusesTheNode) {
