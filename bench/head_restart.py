@@ -6,7 +6,7 @@ call that needs it succeeds, beside Ray's GCS fault tolerance (Redis-backed).
 Each backend runs a real head on this machine with persisted tables, and a driver (a child
 process) that made a detached named actor and a KV key. The head's control process (Quanta:
 quanta_control; Ray: gcs_server) is SIGKILLed; the driver starts asking, in a loop, for what
-only the head answers; then the control process is started again with its own command line
+only the head answers; --down seconds later (default 2) the control process is started again with its own command line
 and environment (as `quanta start --head --storage ...` run again does for Quanta; for Ray, as
 a supervisor such as KubeRay would). Figures, from the moment the process is spawned:
   * kv_s: the first `_internal_kv_get` of the key made before that succeeds;
@@ -31,6 +31,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+DOWN_S = 2.0  # how long the head stays down (--down): a supervisor's restart takes about that
 
 DRIVER = r'''
 import sys, threading, time
@@ -185,7 +187,7 @@ def measure(driver, kill, respawn):
     driver.stdin.write("go\n")
     driver.stdin.flush()
     expect(driver, "polling")
-    time.sleep(0.5)  # the driver is asking a head that is not there
+    time.sleep(DOWN_S)  # the driver is asking a head that is not there
     t0 = time.time()
     extra = respawn()
     done = expect(driver, "done").split()[1:]
@@ -302,7 +304,9 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--compare", default="ray")
     ap.add_argument("--json")
+    ap.add_argument("--down", type=float, default=DOWN_S, help="seconds the head stays down (default 2)")
     args = ap.parse_args()
+    globals()["DOWN_S"] = args.down
     results = {"quanta_sqlite": [], "quanta_redis": [], "ray_redis": []}
     for _ in range(args.repeat):
         results["quanta_sqlite"].append(quanta_sample("sqlite"))
@@ -327,7 +331,7 @@ def main():
                                     f"head_restart-{time.strftime('%Y-%m-%d')}.json")
     with open(out, "w") as f:
         json.dump({"samples": results, "medians": med, "ratios_ray_over_quanta": ratios,
-                   "load": os.getloadavg(), "note": "seconds from the control process's spawn to the first "
+                   "load": os.getloadavg(), "down_s": DOWN_S, "note": "seconds from the control process's spawn to the first "
                    "successful call; Ray's gcs_server and Quanta's quanta_control both respawned directly with "
                    "their own command line (direct_*); Quanta's kv_s/actor_s are from the start of the "
                    "`quanta start --head --storage` re-run"}, f, indent=1)

@@ -219,6 +219,37 @@ def test_a_killed_head_restarted_with_the_same_command_brings_the_cluster_back(h
     assert r.returncode != 0 and "runs already" in r.stderr, (r.stdout, r.stderr)
 
 
+def test_a_head_host_that_crashed_comes_back_as_a_new_session_on_the_same_tables(host):
+    storage = os.path.join(host.root, "head.db")
+    address, head_cmd = start_cluster(host, ["--storage", storage, "--rejoin-grace-ms", "3000"])
+    quanta.init(address=address, namespace="hr")
+    keeper = Counter.options(name="keeper", lifetime="detached", resources={"second": 0.01}).remote()
+    assert quanta.get(keeper.incr.remote(), timeout=60) == 1
+    kv._internal_kv_put(b"survivor", b"v")
+    quanta.shutdown()
+    old = head_record(host)
+    for e in old["processes"]:  # the whole head host: control service, node, its workers
+        os.kill(e["pid"], signal.SIGKILL)
+    for e in old["processes"]:
+        wait_until_gone(e["pid"], 10)
+    r = host.quanta(*head_cmd)
+    assert r.returncode == 0, r.stderr
+    assert "Restarted" not in r.stdout  # a new session: the old one is gone
+    new = next(r for r in host.records() if r.get("head") and r["session_dir"] != old["session_dir"])
+    assert new["node_id"] != old["node_id"]
+    quanta.init(address=address, namespace="hr")
+    assert kv._internal_kv_get(b"survivor") == b"v"
+    assert quanta.get(quanta.get_actor("keeper").incr.remote(), timeout=60) == 2  # lived on the other node
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        states = {n["NodeID"]: n["Alive"] for n in quanta.nodes()}
+        if states.get(old["node_id"]) is False:
+            break
+        time.sleep(0.2)
+    assert states.get(old["node_id"]) is False, states  # the old head's node, after the grace
+    assert states.get(new["node_id"]) is True and sum(states.values()) == 2, states
+
+
 def test_a_restarted_head_declares_nodes_that_do_not_come_back_dead_after_the_grace(host):
     storage = os.path.join(host.root, "head.db")
     address, head_cmd = start_cluster(host, ["--storage", storage, "--rejoin-grace-ms", "3000"])
@@ -239,6 +270,34 @@ def test_a_restarted_head_declares_nodes_that_do_not_come_back_dead_after_the_gr
         time.sleep(0.2)
     assert states.get(second_id) is False, states
     assert sum(states.values()) == 1  # the head's own node rejoined
+
+
+def test_waiting_for_the_head_is_bounded_and_ends_when_it_is_back(host):
+    storage = os.path.join(host.root, "head.db")
+    address, head_cmd = start_cluster(host, ["--storage", storage, "--node-reconnect-timeout-ms", "2000"])
+    quanta.init(address=address)
+    kv._internal_kv_put(b"k", b"v")
+    kill_control(host)
+    t0 = time.monotonic()
+    with pytest.raises(ConnectionError, match="has been unreachable for 2000 ms; restart it with the same --storage"):
+        kv._internal_kv_get(b"k")
+    waited = time.monotonic() - t0
+    assert 1.0 < waited < 10, waited  # it waited, bounded
+    t0 = time.monotonic()
+    with pytest.raises(ConnectionError, match="control service is unreachable.*longer than its nodes wait for it"):
+        kv._internal_kv_get(b"k")  # past the bound: at once
+    assert time.monotonic() - t0 < 1.5
+    r = host.quanta(*head_cmd)
+    assert r.returncode == 0 and "Restarted" in r.stdout, (r.stdout, r.stderr)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            assert kv._internal_kv_get(b"k") == b"v"
+            break
+        except ConnectionError:
+            assert time.monotonic() < deadline, "the node did not rejoin the restarted head"
+            time.sleep(0.2)
+    assert len(alive_nodes()) == 2
 
 
 def test_without_storage_requests_fail_fast_and_old_nodes_are_refused_by_a_new_head(host):

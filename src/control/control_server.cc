@@ -18,6 +18,7 @@ constexpr auto kHandshakeTimeout = std::chrono::milliseconds(5000);
 constexpr size_t kMaxPendingHandshakes = 4096;
 constexpr auto kResourceViewBatch = std::chrono::milliseconds(20);
 constexpr uint32_t kMaxFrameBeforeRegister = 64 * 1024;
+constexpr size_t kMaxHeldRegistrations = 1000;
 
 uint64_t NowMs() {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -196,48 +197,19 @@ Status ControlServer::Handle(Peer& peer, const protocol::Frame& frame) {
       if (peer.node_index != 0) return Status::ProtocolError("this connection already registered a node");
       protocol::RegisterNode m;
       QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
-      protocol::RegisterNodeReply reply;
-      reply.cluster_id = cluster_id_;
-      reply.heartbeat_interval_ms = static_cast<uint32_t>(options_.heartbeat_interval.count());
-      reply.heartbeat_timeout_ms = static_cast<uint32_t>(options_.heartbeat_timeout.count());
-      reply.reconnect_timeout_ms = store_ ? static_cast<uint32_t>(options_.node_reconnect_timeout.count()) : 0;
-      if (m.node.start_time_ms == 0) m.node.start_time_ms = NowMs();
-      bool rejoin = m.node.node_index != 0;
-      auto registered = nodes_.Register(std::move(m.node), NodeTable::Clock::now());
-      if (!registered.ok()) {
-        reply.error = registered.status().message();
-        QLOG(kWarning) << "refused the registration of a node from " << peer.name << ": " << reply.error;
-        peer.conn->Send(MessageType::kRegisterNodeReply, reply);
+      if (m.node.node_index == 0 && nodes_.num_awaiting_rejoin() > 0) {
+        // Restarted: a new node joins once the old ones are back (or declared dead), so that
+        // they all hear of it and accept its peer connections.
+        if (held_.size() >= kMaxHeldRegistrations) {
+          protocol::RegisterNodeReply reply;
+          reply.error = "the head is restarting and waiting for its nodes to rejoin; try again in a few seconds";
+          peer.conn->Send(MessageType::kRegisterNodeReply, reply);
+          return Status::Ok();
+        }
+        held_.emplace_back(peer.conn->tag, std::move(m));
         return Status::Ok();
       }
-      const protocol::NodeInfo& info = *registered.value();
-      auto old = node_conn_.find(info.node_index);
-      if (old != node_conn_.end() && old->second != peer.conn->tag) {
-        // A rejoin while its old connection still looks open here: the new one replaces it.
-        auto stale = peers_.find(old->second);
-        if (stale != peers_.end()) {
-          stale->second.node_index = 0;
-          stale->second.conn->CloseSoon(Status::Cancelled("replaced by the node's new connection"));
-        }
-      }
-      peer.node_index = info.node_index;
-      node_conn_[info.node_index] = peer.conn->tag;
-      peer.conn->SetMaxFrameBody(protocol::kMaxFrameBody);
-      reply.ok = true;
-      reply.node_index = info.node_index;
-      reply.incarnation = info.incarnation;
-      QLOG(kInfo) << "node " << info.node_id << " (index " << info.node_index << ") registered from " << peer.name
-                  << " at " << info.address << ":" << info.port;
-      peer.conn->Send(MessageType::kRegisterNodeReply, reply);
-      if (rejoin) {
-        // Bundles it may hold of groups that were being placed when the head went down.
-        for (const ObjectID& group : groups_.StaleGroups()) {
-          peer.conn->Send(MessageType::kReturnBundles, protocol::BundleReservation{group, {}, false});
-        }
-      }
-      protocol::NodeTable full{true, nodes_.All()};
-      peer.conn->Send(MessageType::kNodeTable, full);
-      BroadcastToNodes(MessageType::kNodeTable, protocol::NodeTable{false, {info}}, info.node_index);
+      Register(peer, std::move(m));
       return Status::Ok();
     }
     case MessageType::kHeartbeat: {
@@ -383,6 +355,62 @@ Status ControlServer::Handle(Peer& peer, const protocol::Frame& frame) {
     }
     default:
       return Status::ProtocolError("unexpected message type " + std::to_string(frame.type));
+  }
+}
+
+void ControlServer::Register(Peer& peer, protocol::RegisterNode m) {
+  protocol::RegisterNodeReply reply;
+  reply.cluster_id = cluster_id_;
+  reply.heartbeat_interval_ms = static_cast<uint32_t>(options_.heartbeat_interval.count());
+  reply.heartbeat_timeout_ms = static_cast<uint32_t>(options_.heartbeat_timeout.count());
+  reply.reconnect_timeout_ms = store_ ? static_cast<uint32_t>(options_.node_reconnect_timeout.count()) : 0;
+  if (m.node.start_time_ms == 0) m.node.start_time_ms = NowMs();
+  bool rejoin = m.node.node_index != 0;
+  auto registered = nodes_.Register(std::move(m.node), NodeTable::Clock::now());
+  if (!registered.ok()) {
+    reply.error = registered.status().message();
+    QLOG(kWarning) << "refused the registration of a node from " << peer.name << ": " << reply.error;
+    peer.conn->Send(MessageType::kRegisterNodeReply, reply);
+    return;
+  }
+  const protocol::NodeInfo& info = *registered.value();
+  auto old = node_conn_.find(info.node_index);
+  if (old != node_conn_.end() && old->second != peer.conn->tag) {
+    // A rejoin while its old connection still looks open here: the new one replaces it.
+    auto stale = peers_.find(old->second);
+    if (stale != peers_.end()) {
+      stale->second.node_index = 0;
+      stale->second.conn->CloseSoon(Status::Cancelled("replaced by the node's new connection"));
+    }
+  }
+  peer.node_index = info.node_index;
+  node_conn_[info.node_index] = peer.conn->tag;
+  peer.conn->SetMaxFrameBody(protocol::kMaxFrameBody);
+  reply.ok = true;
+  reply.node_index = info.node_index;
+  reply.incarnation = info.incarnation;
+  QLOG(kInfo) << "node " << info.node_id << " (index " << info.node_index << ") registered from " << peer.name
+              << " at " << info.address << ":" << info.port;
+  peer.conn->Send(MessageType::kRegisterNodeReply, reply);
+  if (rejoin) {
+    // Bundles it may hold of groups that were being placed when the head went down.
+    for (const ObjectID& group : groups_.StaleGroups()) {
+      peer.conn->Send(MessageType::kReturnBundles, protocol::BundleReservation{group, {}, false});
+    }
+  }
+  protocol::NodeTable full{true, nodes_.All()};
+  peer.conn->Send(MessageType::kNodeTable, full);
+  BroadcastToNodes(MessageType::kNodeTable, protocol::NodeTable{false, {info}}, info.node_index);
+  if (rejoin) ReleaseHeld();
+}
+
+void ControlServer::ReleaseHeld() {
+  if (held_.empty() || nodes_.num_awaiting_rejoin() > 0) return;
+  auto held = std::move(held_);
+  held_.clear();
+  for (auto& [conn_id, m] : held) {
+    auto it = peers_.find(conn_id);
+    if (it != peers_.end() && it->second.node_index == 0) Register(it->second, std::move(m));
   }
 }
 
@@ -550,12 +578,18 @@ void ControlServer::DeclareDead(uint32_t index, const std::string& reason) {
   }
   // Drivers on the dead node are gone: their jobs end everywhere.
   for (uint64_t job : jobs_.OnNodeDead(index, NowMs())) EndJob(job);
+  ReleaseHeld();  // it may have been the last node a restarted head waited for
 }
 
 void ControlServer::CheckHeartbeats() {
   auto period = std::max(std::chrono::milliseconds(50), options_.heartbeat_timeout / 8);
   loop_->RunAfter(period, [this] { CheckHeartbeats(); });
   for (uint32_t index : nodes_.Silent(NodeTable::Clock::now(), options_.heartbeat_timeout)) {
+    if (nodes_.AwaitingRejoin(index)) {
+      DeclareDead(index, "it did not rejoin the restarted head within " +
+                             std::to_string(options_.rejoin_grace.count()) + " ms (--rejoin-grace-ms)");
+      continue;
+    }
     DeclareDead(index, "no heartbeat for " + std::to_string(options_.heartbeat_timeout.count()) +
                            " ms (its host is down or unreachable)");
   }

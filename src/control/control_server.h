@@ -10,7 +10,8 @@
 // With a TableStore (`--storage`), its tables are written through and reloaded at start: the
 // nodes that were alive then get `rejoin_grace` to reconnect under their index before they are
 // declared dead, and nodes are told (RegisterNodeReply.reconnect_timeout_ms) to wait that long for
-// a head that went away, queueing what needs it (docs/cluster-design.md §11).
+// a head that went away, queueing what needs it (docs/cluster-design.md §11). New nodes that
+// register meanwhile are answered once the old ones are back or declared dead.
 //
 // Ownership: owns its listeners, connections, tables and store. Thread-safety: loop thread only.
 #pragma once
@@ -20,6 +21,8 @@
 #include <set>
 #include <string>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "control/actor_directory.h"
 #include "control/job_table.h"
@@ -79,6 +82,8 @@ class ControlServer {
   void EndJob(uint64_t job_id);
   void EverySecond();
   Status Restore();
+  void Register(Peer& peer, protocol::RegisterNode m);
+  void ReleaseHeld();
 
   net::EventLoop* loop_;
   ControlOptions options_;
@@ -100,6 +105,8 @@ class ControlServer {
   std::set<uint32_t> view_changed_;  // nodes whose resources changed since the last broadcast
   bool view_flush_scheduled_ = false;
   std::unordered_map<std::string, std::string> functions_;
+  // New nodes' registrations held while a restarted head waits for its old nodes: (conn, message).
+  std::vector<std::pair<uint64_t, protocol::RegisterNode>> held_;
   bool shutting_down_ = false;
 };
 

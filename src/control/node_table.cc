@@ -111,6 +111,12 @@ bool NodeTable::AwaitingRejoin(uint32_t index) const {
   return it != nodes_.end() && it->second.info.alive && it->second.rejoin_by != Clock::time_point{};
 }
 
+size_t NodeTable::num_awaiting_rejoin() const {
+  size_t n = 0;
+  for (const auto& [index, e] : nodes_) n += AwaitingRejoin(index);
+  return n;
+}
+
 const protocol::NodeInfo* NodeTable::Find(uint32_t index) const {
   auto it = nodes_.find(index);
   return it == nodes_.end() ? nullptr : &it->second.info;

@@ -45,6 +45,7 @@ class NodeTable {
 
   // Restored as alive after a head restart, and not rejoined (nor declared dead) yet.
   bool AwaitingRejoin(uint32_t index) const;
+  size_t num_awaiting_rejoin() const;
   const protocol::NodeInfo* Find(uint32_t index) const;
   const protocol::NodeInfo* FindById(const std::string& node_id) const;
   std::vector<protocol::NodeInfo> All() const;

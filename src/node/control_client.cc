@@ -14,6 +14,8 @@ constexpr auto kHandshakeTimeout = std::chrono::milliseconds(5000);
 constexpr auto kMaxBackoff = std::chrono::milliseconds(2000);
 constexpr auto kReportEvery = std::chrono::milliseconds(50);
 constexpr size_t kMaxOutboxBytes = 64u << 20;
+// Waiting for a head that persists its tables: retry more often, it is expected back.
+constexpr auto kMaxBackoffWaiting = std::chrono::milliseconds(500);
 }  // namespace
 
 void ControlClient::Queue(std::string frame) {
@@ -112,7 +114,7 @@ void ControlClient::OnConnectFailed(const Status& why) {
                    << "; retrying in " << backoff_.count() << " ms";
   }
   loop_->RunAfter(backoff_, [this] { Connect(); });
-  backoff_ = std::min(kMaxBackoff, backoff_ * 2);
+  backoff_ = std::min(waiting_ ? kMaxBackoffWaiting : kMaxBackoff, backoff_ * 2);
 }
 
 void ControlClient::OnConnected(int fd) {

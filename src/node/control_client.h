@@ -10,7 +10,8 @@
 // rejoin, the node must stop (on_drain).
 //
 // A head that persists its tables (RegisterNodeReply.reconnect_timeout_ms > 0) can take the node
-// back after it restarts: for that long after losing it, messages sent are queued (at most
+// back after it restarts: for that long after losing it, it retries every <= 500 ms (not 2 s),
+// messages sent are queued (at most
 // 64 MiB; beyond that they are dropped, with a warning) and sent once the node rejoined, then
 // on_rejoined runs. If the head is not back by then, on_head_gone runs (and queueing stops until
 // it is back). Without persistence, messages sent while disconnected are dropped.
@@ -71,6 +72,8 @@ class ControlClient {
   void Pulse();
   // Lost a head that persists its tables, and still within the time to wait for it.
   bool waiting_for_head() const { return !connected() && waiting_; }
+  // The head said it persists its tables (so it can come back and take this node back).
+  bool head_persists() const { return reconnect_timeout_.count() > 0; }
   void set_on_rejoined(std::function<void()> cb) { on_rejoined_ = std::move(cb); }
   void set_on_head_gone(std::function<void(const std::string&)> cb) { on_head_gone_ = std::move(cb); }
   // Messages this class does not handle itself (placement groups).

@@ -15,8 +15,11 @@ void ControlForwarder::Send(protocol::ControlRequest msg, Pending pending) {
   bool connected = control_->connected();
   if (!connected && !control_->waiting_for_head()) {
     pending_[ours] = std::move(pending);
-    Fail(ours, "the control service is unreachable right now (the head may be down; started without --storage "
-               "it keeps no tables and cannot come back); try again");
+    Fail(ours, control_->head_persists()
+                   ? "the control service is unreachable right now (the head has been down longer than its nodes "
+                     "wait for it; restart it with the same --storage); try again once it is back"
+                   : "the control service is unreachable right now (the head may be down; started without --storage "
+                     "it keeps no tables and cannot come back); try again");
     return;
   }
   if (!connected && pending_.size() >= kMaxWaiting) {
