@@ -284,6 +284,26 @@ def test_actor_generator_methods(cluster):
     assert gen.is_finished()
 
 
+def test_threaded_and_async_actor_generators_in_every_mode(cluster):
+    @quanta.remote(max_concurrency=4)
+    class Threaded:
+        def g(self, n):
+            for i in range(n):
+                time.sleep(0.01)
+                yield i
+
+    t = Threaded.remote()
+    gens = [t.g.remote(20) for _ in range(4)]  # four streams at once on the actor's threads
+    assert [sum(quanta.get(r) for r in g) for g in gens] == [190] * 4
+
+    a = AsyncStreams.remote()
+    dyn = quanta.get(a.letters.options(num_returns="dynamic").remote("abc"))
+    assert [quanta.get(r) for r in dyn] == ["a", "b", "c"]
+    assert quanta.get(a.letters.options(num_returns=2).remote("xy")) == ["x", "y"]
+    with pytest.raises(ValueError, match="returned 3 objects, but num_returns=2"):
+        quanta.get(a.letters.options(num_returns=2).remote("xyz")[0])
+
+
 def test_async_actor_generator_with_backpressure(cluster):
     @quanta.remote
     class Producer:

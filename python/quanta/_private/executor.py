@@ -247,6 +247,8 @@ async def _run_async(core, task):
                 result = await result
             if gen_mode != generators.NO_GENERATOR:
                 result = await generators.run_async(core, (task_id, gen_mode, backpressure), result, name)
+            elif inspect.isasyncgen(result):  # num_returns=N: its values are the returns
+                result = _Yielded([v async for v in result])
             returns = result if gen_mode == generators.STREAMING else pack_returns(result, num_returns, name)
         except Exception as e:  # noqa: BLE001
             returns = [(KIND_TASK_ERROR, serialization.serialize_task_error(e, name, _PID), [])] * num_returns
@@ -278,8 +280,12 @@ def _store_large(core, task_id, returns):
     return out
 
 
+class _Yielded(list):
+    """The values an async generator yielded, for pack_returns."""
+
+
 def pack_returns(result, num_returns: int, name: str) -> list:
-    if inspect.isgenerator(result) and num_returns >= 1:
+    if (inspect.isgenerator(result) or type(result) is _Yielded) and num_returns >= 1:
         # num_returns=N with a generator: its values are the N returns (as in Ray).
         result = list(result)
         if len(result) != num_returns:
