@@ -229,7 +229,9 @@ def quanta_child(args):
             s = socket.create_connection((host, port))
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             nonce_c = os.urandom(32)
-            s.sendall(b"QNTA" + (2).to_bytes(2, "little") * 2 + b"\x04\x00\x00\x00" + nonce_c)
+            from quanta._core import PROTOCOL_VERSION  # the engine's, not a copy that goes stale
+
+            s.sendall(b"QNTA" + PROTOCOL_VERSION.to_bytes(2, "little") * 2 + b"\x04\x00\x00\x00" + nonce_c)
             ch = recv_exact(s, 76)
             nonce_s = ch[12:44]
             want = hmac.new(token.encode(), b"quanta server\x04" + nonce_c + nonce_s, hashlib.sha256).digest()

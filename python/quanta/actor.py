@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import inspect
 
-import cloudpickle
 
 from quanta import exceptions
 from quanta._private import api, options as opts, serialization, session
@@ -201,7 +200,7 @@ class ActorClass:
                              tuple(groups))
         if name:
             ok, _, error = core.actor_name(_NAME_REGISTER, name, ns, task_id,
-                                           cloudpickle.dumps(handle._descriptor()), 10000)
+                                           serialization.cloudpickle.dumps(handle._descriptor()), 10000)
             if not ok:
                 handle._actor_ref = None
                 if o.get("get_if_exists"):
@@ -245,7 +244,7 @@ def _lookup(core, name, ns):
     ok, blob, _ = core.actor_name(_NAME_LOOKUP, name, ns, _NO_ID, b"", 10000)
     if not ok:
         return None
-    return ActorHandle._from_descriptor(cloudpickle.loads(blob))
+    return ActorHandle._from_descriptor(serialization.cloudpickle.loads(blob))
 
 
 def get_actor(name: str, namespace: str | None = None) -> "ActorHandle":

@@ -13,8 +13,20 @@ import struct
 import threading
 import traceback
 
-import cloudpickle
 
+
+class _FirstUse:
+    """Stands for the cloudpickle module until first used, then replaces itself with it: its
+    import (with pathlib and friends, ~10 ms) is not paid by `import quanta` or the CLI."""
+
+    def __getattr__(self, name):
+        import cloudpickle as module
+
+        globals()["cloudpickle"] = module
+        return getattr(module, name)
+
+
+cloudpickle = _FirstUse()
 from quanta import exceptions
 
 # Object kinds, as in src/protocol/messages.h (ObjectKind).
