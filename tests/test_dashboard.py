@@ -257,6 +257,8 @@ def test_pages_follow_the_cluster(live, browser):
     browser.get(url + "/login")
     browser.find_element(By.ID, "token").send_keys(TOKEN)
     browser.find_element(By.ID, "login").click()
+    # The login's redirect must land first, or it can replace the page opened next.
+    wait(browser, lambda d: d.find_elements(By.ID, "nodes-table"), what="the overview after logging in")
     open_page(browser, url, "/actors")
     def greeter(d):
         rows = [t for t in row_texts(d, "actors-table") if "Greeter" in t]
