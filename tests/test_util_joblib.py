@@ -7,6 +7,7 @@ n_jobs and ray_remote_args limits, errors, and refused options.
 """
 
 import os
+import time
 
 import joblib
 import numpy as np
@@ -28,6 +29,9 @@ class PidRecordingClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X, y):
         self.model_ = LogisticRegression(C=self.C, max_iter=1000).fit(X, y)
+        # Long enough that joblib's auto-batching keeps one fit per task (it groups tasks that
+        # finish in under 0.2 s), so the fits can spread over the workers.
+        time.sleep(0.25)
         self.classes_ = self.model_.classes_
         self.fit_pid_ = os.getpid()
         return self
