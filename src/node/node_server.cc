@@ -88,7 +88,8 @@ Status NodeServer::Start() {
             lineage_->OnFreed(freed);
           },
           [this](uint64_t client, const ObjectID& id) { return MayWrite(client, id); },
-          [this](const ObjectID& id) { return task_manager_->Rebuild(id); }});
+          [this](const ObjectID& id) { return task_manager_->Rebuild(id); },
+          [this](LocalClient& client) { logs_.NoteBeforeValue(client); }});
   dispatcher_ = std::make_unique<WorkerDispatcher>(
       loop_, WorkerDispatcher::Options{options_.prestart_workers, options_.session_dir + "/logs", &task_events_},
       options_.resources, &pool_, &tasks_, objects_.get(), &clients_,
