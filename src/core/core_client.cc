@@ -114,7 +114,7 @@ void CoreClient::Disconnect() {
   }
   ::shutdown(fd_, SHUT_RDWR);
   cv_.notify_all();
-  bg_cv_.notify_all();
+  reader_role_.WakeBackground();
 }
 
 TaskID CoreClient::NextTaskId() { return ObjectID::Make(client_id_, ++sequence_, 0); }

@@ -7,7 +7,7 @@
 // Python layer only pickles, unpickles and runs user code.
 //
 // Threads: a thread that blocks in a call reads the node's messages itself when nobody else is
-// (core_reader.cc); an internal thread reads when no caller has for a millisecond, and prints
+// (reader_role.h); an internal thread reads when no caller has for a millisecond, and prints
 // forwarded worker output. Every public method may be called from any thread (Python threads
 // included); the blocking ones (Get, Wait, NextTask, GetClusterInfo) must be called without the GIL.
 // Ownership: shared_ptr; the bindings hold one per session.
@@ -27,6 +27,7 @@
 
 #include "common/ids.h"
 #include "common/status.h"
+#include "core/reader_role.h"
 #include "object_store/shared_memory.h"
 #include "protocol/frame.h"
 #include "protocol/cluster_messages.h"
@@ -178,7 +179,9 @@ class CoreClient {
   // the caller looks at, reading the socket itself if nobody is; returns true if `deadline`
   // (nullptr: none) has passed.
   using Clock = std::chrono::steady_clock;
-  bool AwaitProgress(std::unique_lock<std::mutex>& lock, const Clock::time_point* deadline);
+  bool AwaitProgress(std::unique_lock<std::mutex>& lock, const Clock::time_point* deadline) {
+    return reader_role_.AwaitProgress(lock, deadline);
+  }
   // One poll and read of the socket (and of the wake-up eventfd); the caller has the reader role.
   void ReadOnce(std::chrono::microseconds timeout);
   void HandleBufferedFrames();
@@ -236,14 +239,8 @@ class CoreClient {
   uint64_t next_request_id_ = 1;
   int blocked_depth_ = 0;  // nested Get calls from several threads of one worker
   std::string close_reason_;
-  // Reader role (guarded by mu_). The decoder and notify_pending_ belong to whoever has it.
-  enum class Reader { kNone, kCaller, kBackground };
-  Reader reader_state_ = Reader::kNone;
-  Clock::time_point reader_since_{}, released_at_{};
-  int waiters_ = 0;              // threads waiting on cv_ while another reads
-  std::atomic<bool> want_reader_{false};  // a caller waits while the background thread reads
-  bool bg_parked_ = false;       // the background thread waits on bg_cv_ without a timer
-  std::condition_variable bg_cv_;
+  // Who reads the socket (guarded by mu_). The decoder and notify_pending_ belong to whoever does.
+  ReaderRole reader_role_{&cv_, &closed_, [this](std::chrono::microseconds t) { ReadOnce(t); }};
   protocol::FrameDecoder decoder_;
   bool notify_pending_ = false;  // a frame changed state waiters look at
 };

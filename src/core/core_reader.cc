@@ -1,15 +1,5 @@
-// CoreClient: reading the node's connection, and what each message the node pushes does.
-//
-// Whoever waits reads. A thread that blocks in the client (Get, Wait, NextTask, a request's
-// reply) and finds nobody reading the socket reads it itself, so the message it waits for wakes
-// it directly instead of waking a reader thread that then wakes it: one thread hand-off fewer
-// per message on every round trip, which on a busy 2-core machine is a large share of a no-op
-// task's cost. The background thread reads only when no caller has read for kReaderGrace (a
-// driver busy in user code, a worker running a task), so pushed messages (worker output,
-// cancellations, results) are never left unread for longer than that. It steps down as soon as a
-// caller wants to read, after its current read. When callers keep the reader role for long
-// (an idle worker waiting for tasks), the background thread parks without a timer and costs
-// nothing.
+// CoreClient: reading the node's connection (who reads: reader_role.h), and what each message
+// the node pushes does.
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -25,41 +15,6 @@
 namespace quanta {
 
 using protocol::MessageType;
-
-namespace {
-constexpr auto kReaderGrace = std::chrono::milliseconds(1);
-constexpr auto kParkAfter = std::chrono::milliseconds(50);
-}  // namespace
-
-bool CoreClient::AwaitProgress(std::unique_lock<std::mutex>& lock, const Clock::time_point* deadline) {
-  if (closed_) return false;
-  if (reader_state_ == Reader::kNone) {
-    reader_state_ = Reader::kCaller;
-    reader_since_ = Clock::now();
-    lock.unlock();
-    auto timeout = std::chrono::microseconds(-1);
-    if (deadline != nullptr) {
-      timeout = std::max(std::chrono::microseconds(0),
-                         std::chrono::ceil<std::chrono::microseconds>(*deadline - Clock::now()));
-    }
-    ReadOnce(timeout);
-    lock.lock();
-    reader_state_ = Reader::kNone;
-    released_at_ = Clock::now();
-    if (waiters_ > 0) cv_.notify_all();  // one of them reads next if this caller is done
-    if (bg_parked_) bg_cv_.notify_one();
-  } else {
-    if (reader_state_ == Reader::kBackground) want_reader_ = true;
-    ++waiters_;
-    if (deadline == nullptr) {
-      cv_.wait(lock);
-    } else {
-      cv_.wait_until(lock, *deadline);
-    }
-    --waiters_;
-  }
-  return deadline != nullptr && Clock::now() >= *deadline;
-}
 
 template <typename Reply>
 Result<Reply> CoreClient::AwaitReply(std::unique_lock<std::mutex>& lock, uint64_t request_id,
@@ -157,34 +112,12 @@ void CoreClient::OnConnectionLost() {
   }
   ::shutdown(fd_, SHUT_RDWR);
   cv_.notify_all();
-  bg_cv_.notify_all();
+  reader_role_.WakeBackground();
 }
 
 void CoreClient::BackgroundReader() {
   std::unique_lock<std::mutex> lock(mu_);
-  while (!closed_) {
-    auto now = Clock::now();
-    if (reader_state_ == Reader::kNone) {
-      if (now - released_at_ < kReaderGrace) {
-        bg_cv_.wait_until(lock, released_at_ + kReaderGrace);
-        continue;
-      }
-      reader_state_ = Reader::kBackground;
-      want_reader_ = false;
-      lock.unlock();
-      while (!closed_ && !want_reader_) ReadOnce(std::chrono::microseconds(-1));
-      lock.lock();
-      reader_state_ = Reader::kNone;
-      released_at_ = Clock::now();
-      cv_.notify_all();  // the caller that asked for the reader role takes it
-    } else if (now - reader_since_ > kParkAfter) {
-      bg_parked_ = true;
-      bg_cv_.wait(lock);
-      bg_parked_ = false;
-    } else {
-      bg_cv_.wait_for(lock, kReaderGrace);
-    }
-  }
+  reader_role_.RunBackground(lock);
 }
 
 void CoreClient::HandleFrame(const protocol::Frame& frame) {
