@@ -16,47 +16,6 @@ namespace quanta {
 
 using protocol::MessageType;
 
-template <typename Reply>
-Result<Reply> CoreClient::AwaitReply(std::unique_lock<std::mutex>& lock, uint64_t request_id,
-                                     std::unordered_map<uint64_t, Reply>* replies, int64_t timeout_ms,
-                                     const char* what) {
-  auto deadline = Deadline(timeout_ms);
-  while (!replies->count(request_id)) {
-    if (closed_) return Status::Cancelled(close_reason_);
-    if (AwaitProgress(lock, timeout_ms < 0 ? nullptr : &deadline) && !replies->count(request_id)) {
-      return Status::TimedOut(std::string("the node daemon did not answer ") + what + " in time");
-    }
-  }
-  Reply reply = std::move((*replies)[request_id]);
-  replies->erase(request_id);
-  return reply;
-}
-
-template Result<protocol::CreateObjectReply> CoreClient::AwaitReply(
-    std::unique_lock<std::mutex>&, uint64_t, std::unordered_map<uint64_t, protocol::CreateObjectReply>*, int64_t,
-    const char*);
-template Result<protocol::StoreStatsReply> CoreClient::AwaitReply(
-    std::unique_lock<std::mutex>&, uint64_t, std::unordered_map<uint64_t, protocol::StoreStatsReply>*, int64_t,
-    const char*);
-template Result<protocol::ActorNameReply> CoreClient::AwaitReply(
-    std::unique_lock<std::mutex>&, uint64_t, std::unordered_map<uint64_t, protocol::ActorNameReply>*, int64_t,
-    const char*);
-template Result<protocol::ControlReply> CoreClient::AwaitReply(
-    std::unique_lock<std::mutex>&, uint64_t, std::unordered_map<uint64_t, protocol::ControlReply>*, int64_t,
-    const char*);
-template Result<protocol::PlacementGroups> CoreClient::AwaitReply(
-    std::unique_lock<std::mutex>&, uint64_t, std::unordered_map<uint64_t, protocol::PlacementGroups>*, int64_t,
-    const char*);
-template Result<protocol::NodeStats> CoreClient::AwaitReply(
-    std::unique_lock<std::mutex>&, uint64_t, std::unordered_map<uint64_t, protocol::NodeStats>*, int64_t,
-    const char*);
-template Result<protocol::NodeStateReply> CoreClient::AwaitReply(
-    std::unique_lock<std::mutex>&, uint64_t, std::unordered_map<uint64_t, protocol::NodeStateReply>*, int64_t,
-    const char*);
-template Result<protocol::ClusterInfo> CoreClient::AwaitReply(
-    std::unique_lock<std::mutex>&, uint64_t, std::unordered_map<uint64_t, protocol::ClusterInfo>*, int64_t,
-    const char*);
-
 void CoreClient::ReadOnce(std::chrono::microseconds timeout) {
   pollfd fds[2] = {{fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
   timespec ts{static_cast<time_t>(timeout.count() / 1000000), static_cast<long>(timeout.count() % 1000000) * 1000};
@@ -132,22 +91,12 @@ void CoreClient::HandleFrame(const protocol::Frame& frame) {
       if (protocol::DecodeMessage(frame.body, &msg).ok()) OnGeneratorAck(msg);
       break;
     }
-    case MessageType::kCreateObjectReply: {
-      protocol::CreateObjectReply msg;
-      if (!protocol::DecodeMessage(frame.body, &msg).ok()) break;
-      std::lock_guard<std::mutex> lock(mu_);
-      create_replies_[msg.request_id] = std::move(msg);
-      notify_pending_ = true;
+    case MessageType::kCreateObjectReply:
+      OnReply<protocol::CreateObjectReply>(frame);
       break;
-    }
-    case MessageType::kStoreStats: {
-      protocol::StoreStatsReply msg;
-      if (!protocol::DecodeMessage(frame.body, &msg).ok()) break;
-      std::lock_guard<std::mutex> lock(mu_);
-      stats_replies_[msg.request_id] = std::move(msg);
-      notify_pending_ = true;
+    case MessageType::kStoreStats:
+      OnReply<protocol::StoreStatsReply>(frame);
       break;
-    }
     case MessageType::kExecuteTask: {
       protocol::ExecuteTask msg;
       Status st = protocol::DecodeMessage(frame.body, &msg);
@@ -234,57 +183,36 @@ void CoreClient::HandleFrame(const protocol::Frame& frame) {
       }
       break;
     }
-    case MessageType::kClusterInfo: {
-      protocol::ClusterInfo msg;
-      if (!protocol::DecodeMessage(frame.body, &msg).ok()) break;
-      std::lock_guard<std::mutex> lock(mu_);
-      cluster_replies_[msg.request_id] = std::move(msg);
-      notify_pending_ = true;
+    case MessageType::kClusterInfo:
+      OnReply<protocol::ClusterInfo>(frame);
       break;
-    }
-    case MessageType::kControlReply: {
-      protocol::ControlReply msg;
-      if (!protocol::DecodeMessage(frame.body, &msg).ok()) break;
-      std::lock_guard<std::mutex> lock(mu_);
-      control_replies_[msg.request_id] = std::move(msg);
-      notify_pending_ = true;
+    case MessageType::kControlReply:
+      OnReply<protocol::ControlReply>(frame);
       break;
-    }
-    case MessageType::kPlacementGroups: {
-      protocol::PlacementGroups msg;
-      if (!protocol::DecodeMessage(frame.body, &msg).ok()) break;
-      std::lock_guard<std::mutex> lock(mu_);
-      group_replies_[msg.request_id] = std::move(msg);
-      notify_pending_ = true;
+    case MessageType::kPlacementGroups:
+      OnReply<protocol::PlacementGroups>(frame);
       break;
-    }
-    case MessageType::kNodeStats: {
-      protocol::NodeStats msg;
-      if (!protocol::DecodeMessage(frame.body, &msg).ok()) break;
-      std::lock_guard<std::mutex> lock(mu_);
-      node_stats_replies_[msg.request_id] = std::move(msg);
-      notify_pending_ = true;
+    case MessageType::kNodeStats:
+      OnReply<protocol::NodeStats>(frame);
       break;
-    }
-    case MessageType::kNodeState: {
-      protocol::NodeStateReply msg;
-      if (!protocol::DecodeMessage(frame.body, &msg).ok()) break;
-      std::lock_guard<std::mutex> lock(mu_);
-      state_replies_[msg.request_id] = std::move(msg);
-      notify_pending_ = true;
+    case MessageType::kNodeState:
+      OnReply<protocol::NodeStateReply>(frame);
       break;
-    }
-    case MessageType::kActorNameReply: {
-      protocol::ActorNameReply msg;
-      if (!protocol::DecodeMessage(frame.body, &msg).ok()) break;
-      std::lock_guard<std::mutex> lock(mu_);
-      name_replies_[msg.request_id] = std::move(msg);
-      notify_pending_ = true;
+    case MessageType::kActorNameReply:
+      OnReply<protocol::ActorNameReply>(frame);
       break;
-    }
     default:
       QLOG(kWarning) << "unexpected message type " << frame.type << " from node";
   }
+}
+
+template <typename R>
+void CoreClient::OnReply(const protocol::Frame& frame) {
+  R msg;
+  if (!protocol::DecodeMessage(frame.body, &msg).ok()) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  uint64_t id = msg.request_id;
+  if (replies_.Deliver(id, std::move(msg))) notify_pending_ = true;
 }
 
 void CoreClient::ReleaseTaskArgs(const protocol::ExecuteTask& task) {
