@@ -20,6 +20,7 @@
 #include "node/actor_manager.h"
 #include "node/actor_router.h"
 #include "node/cluster_scheduler.h"
+#include "node/infeasible_tasks.h"
 #include "node/object_manager.h"
 #include "node/remote_tasks.h"
 #include "node/lineage.h"
@@ -118,9 +119,7 @@ class TaskManager {
   Lineage* lineage_;
   Options options_;
   DependencyTracker deps_;
-  // Ready tasks no node can run now, with when they started waiting.
-  std::unordered_map<TaskID, std::chrono::steady_clock::time_point, ObjectIDHash> infeasible_;
-  std::unordered_set<std::string> warned_;  // demands already warned about
+  InfeasibleTasks infeasible_;  // ready tasks no node can run now
 };
 
 }  // namespace quanta
