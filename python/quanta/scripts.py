@@ -387,6 +387,8 @@ def main(argv=None) -> int:
     p.add_argument("--temp-dir", help="root for the runtime directory (default: the system temp dir)")
     p.add_argument("--heartbeat-timeout-ms", type=int, help="declare a silent node dead after this (head; default 3000)")
     p.add_argument("--block", action="store_true", help="stay in the foreground until stopped")
+    p.add_argument("--disable-usage-stats", action="store_true",
+                   help="accepted for Ray's scripts: Quanta collects no usage statistics at all")
     p.add_argument("--storage", help="persist the head's tables to FILE (SQLite) or redis://HOST:PORT[/PREFIX], so "
                    "that a failed head restarts with them (run the same command again); also RAY_REDIS_ADDRESS")
     p.add_argument("--redis-password", help="the password of --storage redis://... (as Ray's, for RAY_REDIS_ADDRESS)")

@@ -229,7 +229,13 @@ def remove_old_sessions(base: str, keep: int) -> None:
 
 
 def _starting(path: str) -> bool:
-    # A session younger than a minute may still be starting its daemons (no lock yet).
+    """Whether a session whose node.lock nobody holds may still be starting. Its record
+    (node.json) is written once its node daemon runs, and so holds node.lock: a session with a
+    record and a free lock has ended, and is removed however young it is, so programs that start
+    and end clusters one after another do not pile up folders. Without a record, a session
+    younger than a minute may be starting its daemons."""
+    if os.path.exists(os.path.join(path, "node.json")):
+        return False
     try:
         return time.time() - os.lstat(path).st_mtime < 60
     except OSError:
