@@ -274,11 +274,14 @@ def test_method_name_option_names_the_call_in_the_task_list(cluster):
     quanta.get(h.get.options(name="a_renamed_call").remote(), timeout=60)
     deadline = time.time() + 30
     names = set()
-    while time.time() < deadline and "a_renamed_call" not in names:
+    def renamed():  # the task list adds the method when the name does not contain it
+        return any(n == "a_renamed_call" or n.startswith("a_renamed_call.") for n in names)
+
+    while time.time() < deadline and not renamed():
         names = {t["name"] for t in state.list_tasks(limit=10 ** 6)}
         time.sleep(0.2)
     _kill_quietly(h)
-    assert "a_renamed_call" in names, sorted(names)[:20]
+    assert renamed(), sorted(names)[:20]
 
 
 INIT_VALUES = {
