@@ -204,14 +204,19 @@ def session_in_use(path: str) -> bool:
 
 
 def sessions(base: str) -> list[str]:
-    """Session directories under `base`, oldest first."""
+    """Session directories under `base`, oldest first: by the second in their name, then (for
+    sessions started within one second, whose names end in random letters) by modification time."""
     out = []
-    for name in sorted(os.listdir(base)):
+    for name in os.listdir(base):
         path = os.path.join(base, name)
         if name.startswith("session_") and not name.endswith("_latest") and not os.path.islink(path) \
                 and os.path.isdir(path):
-            out.append(path)
-    return out
+            try:
+                mtime = os.lstat(path).st_mtime
+            except OSError:
+                continue
+            out.append((name[:len("session_YYYY-MM-DD_HH-MM-SS")], mtime, path))
+    return [path for _, _, path in sorted(out)]
 
 
 def remove_old_sessions(base: str, keep: int) -> None:
