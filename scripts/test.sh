@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 
 echo "== installing quanta (pip install .[test]) =="
-"$PY" -m pip install -q --disable-pip-version-check ".[test]"
+. scripts/_install.sh
+quanta_install test
 
 echo "== C++ unit tests =="
 if [ -f /usr/include/gtest/gtest.h ] || [ -f /usr/local/include/gtest/gtest.h ]; then

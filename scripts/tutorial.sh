@@ -4,5 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
-"$PY" -m pip install -q --disable-pip-version-check ".[examples]"
+. scripts/_install.sh
+quanta_install examples
 exec "$PY" examples/run_all.py "$@"
