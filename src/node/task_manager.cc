@@ -228,6 +228,7 @@ void TaskManager::MakeReady(const TaskID& id) {
     const ObjectTable::Entry* e = objects_->Find(arg);
     if (e != nullptr && e->value.IsError()) {
       ObjectValue error = e->value;  // the argument's failure is this task's failure
+      AddToErrorChain(error, task.spec.name);
       bool actor_call = task.spec.kind == TaskKind::kActorMethod;
       ObjectID actor_id = task.spec.actor_id;
       Fail(id, error);
@@ -516,6 +517,18 @@ void TaskManager::Finish(const TaskID& id, std::vector<ObjectValue> returns) {
   std::vector<ObjectID> pins = task.spec.arg_refs;
   pins.insert(pins.end(), task.spec.nested_refs.begin(), task.spec.nested_refs.end());
   objects_->Release(pins);
+}
+
+void TaskManager::AddToErrorChain(ObjectValue& error, const std::string& task_name) {
+  // An application error is a pickle; Python reads past its end the names of the tasks the
+  // failure passed on to ('\0' + name each, see serialization.task_error_from_bytes). Other
+  // errors are text: the dependent task is named in it.
+  if (error.kind == ObjectKind::kTaskError) {
+    error.data += '\0';
+    error.data += task_name;
+  } else {
+    error.data += "\n(passed on as an argument to task " + task_name + ")";
+  }
 }
 
 void TaskManager::Fail(const TaskID& id, const ObjectValue& error) {

@@ -93,6 +93,8 @@ class TaskManager {
   bool has_infeasible() const { return !infeasible_.empty(); }
 
  private:
+  // Names `task_name` in `error`, which that task inherits from a failed argument.
+  static void AddToErrorChain(protocol::ObjectValue& error, const std::string& task_name);
   // Places a ready plain task where the ClusterScheduler says: true if it left this node (or
   // waits for a node that can run it), false if it runs here.
   bool PlaceRemotely(Task& task);
