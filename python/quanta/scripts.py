@@ -53,8 +53,14 @@ def _resources_from(args) -> dict:
     if cpus < 0:
         raise ValueError("--num-cpus must be >= 0")
     out = {"CPU": cpus, **resources}
-    if args.num_gpus:
+    if args.num_gpus is not None:  # else detected (CUDA_VISIBLE_DEVICES, nvidia-smi), as in Ray
+        if args.num_gpus < 0:
+            raise ValueError("--num-gpus must be >= 0")
         out["GPU"] = args.num_gpus
+    if getattr(args, "memory", None) is not None:
+        if args.memory < 0:
+            raise ValueError("--memory must be >= 0 bytes")
+        out["memory"] = args.memory
     return out
 
 
@@ -374,7 +380,8 @@ def main(argv=None) -> int:
     p.add_argument("--port", type=int, default=6380, help="the head's TCP port (default 6380)")
     p.add_argument("--node-ip-address", help="the address other hosts reach this one at (default 127.0.0.1)")
     p.add_argument("--num-cpus", type=float)
-    p.add_argument("--num-gpus", type=float)
+    p.add_argument("--num-gpus", type=int, help="GPUs of this node (default: CUDA_VISIBLE_DEVICES, else nvidia-smi)")
+    p.add_argument("--memory", type=int, help="bytes of the memory resource (default: 70%% of available RAM)")
     p.add_argument("--resources", help='JSON object of custom resources, e.g. \'{"gpu_box": 1}\'')
     p.add_argument("--labels", help='JSON object of node labels, e.g. \'{"zone": "a"}\'')
     p.add_argument("--object-store-memory", type=int, help="bytes of shared memory for objects")

@@ -55,7 +55,7 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None, namespac
         num_cpus = os.cpu_count() or 1
     _check_amount("num_cpus", num_cpus)
     resources = dict(resources or {})
-    if num_gpus:
+    if num_gpus is not None:  # else detected (CUDA_VISIBLE_DEVICES, nvidia-smi), as in Ray
         _check_amount("num_gpus", num_gpus)
         resources["GPU"] = num_gpus
     for name, amount in resources.items():
