@@ -428,6 +428,17 @@ def get_runtime_context():
     return RuntimeContext()
 
 
+def get_gpu_ids() -> list:
+    """The GPUs the node assigned to the running task or actor (CUDA_VISIBLE_DEVICES is set to
+    them while it runs): ints, or strings when the node took its devices from
+    CUDA_VISIBLE_DEVICES, as in Ray. A driver holds no GPUs: []."""
+    if not session.is_worker():
+        return []
+    from quanta._private import executor
+
+    return executor.gpu_ids()
+
+
 def node_stats():
     """Counters of this process's node: tasks forwarded to and run for other nodes, bytes sent
     to and received from peers, workers, clients (what tests use to prove bytes crossed TCP)."""
