@@ -117,7 +117,7 @@ def test_actors_keep_their_gpu_and_tasks_get_the_other(two_gpus):
     assert quanta.get(waiting, timeout=60)[0] == list(mine), "the dead actor's GPU is handed out again"
 
 
-def test_cuda_visible_devices_set_before_start_names_the_devices(no_cluster, tmp_path):
+def test_cuda_visible_devices_set_before_start_names_the_devices(no_cluster):
     code = textwrap.dedent("""
         import os, quanta
         quanta.init(num_cpus=2)
@@ -128,7 +128,7 @@ def test_cuda_visible_devices_set_before_start_names_the_devices(no_cluster, tmp
         print("IDS", sorted(quanta.get([f.remote(), f.remote()])))
         print("CTX", quanta.get(quanta.remote(num_gpus=1)(lambda: quanta.get_runtime_context().get_accelerator_ids()).remote()))
     """)
-    env = dict(os.environ, CUDA_VISIBLE_DEVICES="3,5", TMPDIR=str(tmp_path))
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="3,5")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "GPU 2.0" in out.stdout
@@ -174,10 +174,12 @@ def test_memory_demand_runs_at_once_and_an_oversized_one_is_infeasible(no_cluste
     t0 = time.monotonic()
     assert quanta.get(small.remote(), timeout=30)["memory"] == 100 * MiB
     assert time.monotonic() - t0 < 10
-    huge = small.options(memory=1 << 50).remote()  # 1 PiB: more than any node
+    huge = small.options(memory=1 << 48).remote()  # 256 TiB: more than any node
     with pytest.raises(TaskUnschedulableError) as info:
         quanta.get(huge, timeout=60)
     assert "memory" in str(info.value)
+    with pytest.raises(ValueError, match="too large"):
+        small.options(memory=1 << 60)
 
 
 def test_memory_of_a_node_can_be_given(no_cluster):

@@ -152,7 +152,11 @@ def resource_demand(options: dict, default_cpus: float) -> list:
     for k, v in (options.get("resources") or {}).items():
         if v:
             demand[k] = v
-    return [(k, int(round(v * RESOURCE_UNIT))) for k, v in demand.items()]
+    out = [(k, int(round(v * RESOURCE_UNIT))) for k, v in demand.items()]
+    for k, v in out:
+        if v >= 1 << 63:
+            raise ValueError(f"resource {k}: {demand[k]} is too large (at most {((1 << 63) - 1) // RESOURCE_UNIT})")
+    return out
 
 
 def scheduling(options: dict):
