@@ -278,14 +278,23 @@ def _cluster_nodes(address):
     return _core.query_cluster(address, 5000), None
 
 
+_BYTE_RESOURCES = ("memory", "object_store_memory")
+
+
+def _fmt_amount(name, fixed_point):
+    value = fixed_point / 10000
+    if name in _BYTE_RESOURCES:  # bytes, shown as Ray's status does
+        return f"{value / (1 << 30):.2f}GiB"
+    return f"{value:g}"
+
+
 def _fmt_resources(total, available, alive=True):
-    unit = 10000
     if not alive:  # its resources left the cluster with it; nothing of them is in use
-        return "had " + (", ".join(f"{amount / unit:g} {name}" for name, amount in total) or "none")
+        return "had " + (", ".join(f"{_fmt_amount(name, amount)} {name}" for name, amount in total) or "none")
     parts = []
     for name, amount in total:
         free = dict(available).get(name, 0)
-        parts.append(f"{(amount - free) / unit:g}/{amount / unit:g} {name}")
+        parts.append(f"{_fmt_amount(name, amount - free)}/{_fmt_amount(name, amount)} {name}")
     return ", ".join(parts) or "none"
 
 
