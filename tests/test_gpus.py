@@ -190,3 +190,34 @@ def test_memory_of_a_node_can_be_given(no_cluster):
     finally:
         quanta.shutdown()
         cluster.shutdown()
+
+
+def test_gpus_and_the_accelerator_type_are_detected_with_nvidia_smi(no_cluster, tmp_path):
+    # This machine has no GPU: a stand-in nvidia-smi prints what `nvidia-smi -L` prints on a
+    # host with two A100s; the node runs it, as it would run the real one.
+    fake = tmp_path / "nvidia-smi"
+    fake.write_text("#!/bin/sh\n[ \"$1\" = -L ] || exit 2\n"
+                    "echo 'GPU 0: NVIDIA A100-SXM4-40GB (UUID: GPU-aaaa)'\n"
+                    "echo 'GPU 1: NVIDIA A100-SXM4-40GB (UUID: GPU-bbbb)'\n")
+    fake.chmod(0o755)
+    code = textwrap.dedent("""
+        import quanta
+        from quanta.util.accelerators import NVIDIA_A100
+        quanta.init(num_cpus=2)
+        total = quanta.cluster_resources()
+        print("GPU", total.get("GPU"), "A100", total.get("accelerator_type:A100"))
+        @quanta.remote(num_gpus=1, accelerator_type=NVIDIA_A100)
+        def f():
+            return quanta.get_gpu_ids()
+        print("IDS", sorted(quanta.get([f.remote(), f.remote()])))
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    env["PATH"] = f"{tmp_path}{os.pathsep}{env['PATH']}"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "GPU 2.0 A100 1.0" in out.stdout, out.stdout
+    assert "IDS [[0], [1]]" in out.stdout or "IDS [[0], [0]]" in out.stdout or "IDS [[1], [1]]" in out.stdout, out.stdout
+    # Given explicitly, the count wins and no GPU is detected.
+    code0 = "import quanta; quanta.init(num_cpus=1, num_gpus=0); print('GPU', quanta.cluster_resources().get('GPU'))"
+    out = subprocess.run([sys.executable, "-c", code0], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "GPU None" in out.stdout, out.stdout + out.stderr
