@@ -110,7 +110,11 @@ def test_actor_context(ctx_cluster):
     assert me == actor
     assert quanta.get(me.facts.remote())["actor"] == f["actor"]
     unnamed = Ctx.remote()
-    assert quanta.get(unnamed.facts.remote())["name"] is None
+    g = quanta.get(unnamed.facts.remote())
+    assert g["name"] is None
+    assert g["resources"] == {}, "a default actor needs a CPU to be placed but holds none while it lives"
+    gpu = quanta.get(Ctx.options(num_gpus=1).remote().facts.remote())
+    assert gpu["resources"] == {"GPU": 1.0} and gpu["accel"] == {"GPU": ["0"]}
 
 
 def test_threaded_and_async_actors_see_each_calls_own_task_id(ctx_cluster):

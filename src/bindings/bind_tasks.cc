@@ -265,7 +265,10 @@ void BindTasks(nb::class_<CoreClient>& cls) {
                }
              }
              nb::list resources;
-             for (const auto& [name, amount] : t.spec.resources) resources.append(nb::make_tuple(name, amount));
+             // An actor holds its lifetime resources once created (placement used spec.resources).
+             const auto& held = t.spec.kind == protocol::TaskKind::kActorCreation ? t.spec.actor.lifetime_resources
+                                                                                  : t.spec.resources;
+             for (const auto& [name, amount] : held) resources.append(nb::make_tuple(name, amount));
              nb::list gpus;
              for (const auto& [id, share] : t.gpus) gpus.append(nb::make_tuple(id, share));
              nb::list groups;

@@ -93,7 +93,10 @@ class TaskQueue {
   };
   using Class = std::deque<Entry>;  // highest priority first, FIFO within a priority
   bool Fits(const ResourceSet& demand) const {
-    return available_.Contains(demand) && (demand.Get("GPU") == 0 || gpus_.CanAssign(demand.Get("GPU")));
+    if (!available_.Contains(demand)) return false;
+    if (gpus_.size() == 0) return true;  // a node without GPUs: nothing more to check
+    int64_t gpu = demand.Get("GPU");
+    return gpu == 0 || gpus_.CanAssign(gpu);
   }
 
   ResourceSet total_;

@@ -176,7 +176,7 @@ def execute(task) -> tuple:
         ctx.task_id = None
         ctx.resources = None
         if kind == KIND_CREATION:
-            _keep_actor_gpus(actor_id, resources, gpus)
+            _keep_actor_gpus()
         elif restore:
             _restore_gpus()
 
@@ -216,8 +216,9 @@ def _hosting(actor_id, resources) -> None:
     _actor_id, _actor_resources = actor_id, resources
 
 
-def _keep_actor_gpus(actor_id, resources, gpus) -> None:
-    if _actor is None:  # the constructor failed: the worker goes
+def _keep_actor_gpus() -> None:
+    """After the constructor: the actor keeps its devices for its life; a failed one gives them up."""
+    if _actor is None:
         _restore_gpus()
 
 
