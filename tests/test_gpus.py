@@ -221,3 +221,18 @@ def test_gpus_and_the_accelerator_type_are_detected_with_nvidia_smi(no_cluster, 
     code0 = "import quanta; quanta.init(num_cpus=1, num_gpus=0); print('GPU', quanta.cluster_resources().get('GPU'))"
     out = subprocess.run([sys.executable, "-c", code0], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "GPU None" in out.stdout, out.stdout + out.stderr
+
+
+def test_a_task_in_a_placement_group_bundle_gets_one_of_the_nodes_devices(two_gpus):
+    from quanta.util.placement_group import placement_group, remove_placement_group
+    from quanta.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    pg = placement_group([{"CPU": 1, "GPU": 1}])
+    assert pg.wait(30)
+    in_group = hold_gpu.options(scheduling_strategy=PlacementGroupSchedulingStrategy(pg, 0)).remote(1.0)
+    time.sleep(0.3)
+    outside = hold_gpu.remote(0.5)
+    a, b = quanta.get([in_group, outside], timeout=60)
+    assert len(a[0]) == 1 and a[1] == str(a[0][0])
+    assert overlaps(a, b) and a[0] != b[0], (a[0], b[0])
+    remove_placement_group(pg)

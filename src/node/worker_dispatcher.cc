@@ -273,7 +273,7 @@ void WorkerDispatcher::StartTaskOn(Worker& worker, const TaskID& id, ResourceSet
   worker.state = Worker::State::kBusy;
   worker.held = std::move(demand);
   worker.lent_back = false;
-  if (int64_t gpu = worker.held.Get("GPU"); gpu > 0) worker.gpus = queue_.AssignGpus(gpu);
+  if (int64_t gpu = TaskQueue::GpuDemand(worker.held); gpu > 0) worker.gpus = queue_.AssignGpus(gpu);
   MakeCurrent(worker, id);
   if (task.spec.kind == protocol::TaskKind::kActorCreation) {
     worker.actor_id = task.spec.task_id;
@@ -342,14 +342,18 @@ void WorkerDispatcher::OnUnblocked(Worker& worker) {
 }
 
 ResourceSet WorkerDispatcher::Lendable(const ResourceSet& held) {
-  ResourceSet r = held;
-  r.Set("GPU", 0);
+  ResourceSet r;
+  for (const auto& [name, amount] : held.amounts()) {
+    if (!TaskQueue::IsGpuName(name)) r.Set(name, amount);
+  }
   return r;
 }
 
 ResourceSet WorkerDispatcher::Kept(const ResourceSet& held) {
   ResourceSet r;
-  r.Set("GPU", held.Get("GPU"));
+  for (const auto& [name, amount] : held.amounts()) {
+    if (TaskQueue::IsGpuName(name)) r.Set(name, amount);
+  }
   return r;
 }
 
@@ -362,14 +366,14 @@ void WorkerDispatcher::ReleaseHeld(Worker& worker) {
 void WorkerDispatcher::SwapHeld(Worker& worker, const ResourceSet& now_held) {
   // An actor keeps the devices it was placed with when its lifetime demand has the same GPU
   // amount (the usual case); otherwise they are handed out again.
-  int64_t before = worker.held.Get("GPU");
+  int64_t before = TaskQueue::GpuDemand(worker.held);
   queue_.Release(worker.lent_back ? Kept(worker.held) : worker.held);
   worker.held = now_held;
   queue_.Acquire(worker.lent_back ? Kept(worker.held) : worker.held);
-  if (now_held.Get("GPU") != before) {
+  if (int64_t gpu = TaskQueue::GpuDemand(now_held); gpu != before) {
     queue_.ReleaseGpus(worker.gpus);
     worker.gpus.clear();
-    if (int64_t gpu = now_held.Get("GPU"); gpu > 0) worker.gpus = queue_.AssignGpus(gpu);
+    if (gpu > 0) worker.gpus = queue_.AssignGpus(gpu);
   }
 }
 

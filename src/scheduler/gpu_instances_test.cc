@@ -102,5 +102,22 @@ TEST(TaskQueueGpus, DefaultIdsAreZeroToN) {
   EXPECT_EQ(a[2].first, "2");
 }
 
+TEST(TaskQueueGpus, PlacementGroupGpusComeFromTheSameDevices) {
+  ResourceSet group;
+  group.Set("GPU_group_0_abc", kUnit);
+  group.Set("CPU_group_0_abc", kUnit);
+  EXPECT_EQ(TaskQueue::GpuDemand(group), kUnit);
+  ResourceSet any;
+  any.Set("GPU_group_abc", kUnit / 2);
+  any.Set("GPU", kUnit);
+  EXPECT_EQ(TaskQueue::GpuDemand(any), kUnit + kUnit / 2);
+  ResourceSet none;
+  none.Set("CPU", kUnit);
+  none.Set("GPUX", kUnit);
+  EXPECT_EQ(TaskQueue::GpuDemand(none), 0);
+  EXPECT_TRUE(TaskQueue::IsGpuName("GPU_group_1_abc"));
+  EXPECT_FALSE(TaskQueue::IsGpuName("CPU_group_1_abc"));
+}
+
 }  // namespace
 }  // namespace quanta

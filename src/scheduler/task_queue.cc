@@ -4,6 +4,16 @@
 
 namespace quanta {
 
+int64_t TaskQueue::GpuDemand(const ResourceSet& demand) {
+  int64_t gpu = demand.Get("GPU");
+  // A task in a group names one of the group's GPU resources (by bundle, or any bundle).
+  for (auto it = demand.amounts().lower_bound("GPU_group_"); it != demand.amounts().end(); ++it) {
+    if (it->first.rfind("GPU_group_", 0) != 0) break;
+    gpu += it->second;
+  }
+  return gpu;
+}
+
 void TaskQueue::Release(const ResourceSet& r) {
   for (const auto& [name, amount] : r.amounts()) {
     if (total_.Get(name) > 0) available_.Set(name, available_.Get(name) + amount);

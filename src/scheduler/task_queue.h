@@ -74,6 +74,10 @@ class TaskQueue {
   std::vector<std::pair<ResourceSet, std::string>> InfeasibleClasses() const;
   bool IsFeasible(const ResourceSet& demand) const { return total_.Contains(demand); }
 
+  // The GPU amount of a demand: "GPU", or the GPUs of a placement-group bundle ("GPU_group_..."),
+  // which come from the same devices (the bundle's reservation took them from "GPU").
+  static int64_t GpuDemand(const ResourceSet& demand);
+  static bool IsGpuName(const std::string& name) { return name == "GPU" || name.rfind("GPU_group_", 0) == 0; }
   // The node's GPU devices (ids in order); without a call, "GPU" total units get ids 0..n-1.
   void SetGpuIds(std::vector<std::string> ids) { gpus_ = GpuInstances(std::move(ids)); }
   // Takes specific devices for a GPU amount just acquired (after PopRunnable, which checked
@@ -95,7 +99,7 @@ class TaskQueue {
   bool Fits(const ResourceSet& demand) const {
     if (!available_.Contains(demand)) return false;
     if (gpus_.size() == 0) return true;  // a node without GPUs: nothing more to check
-    int64_t gpu = demand.Get("GPU");
+    int64_t gpu = GpuDemand(demand);
     return gpu == 0 || gpus_.CanAssign(gpu);
   }
 
