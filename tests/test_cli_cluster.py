@@ -132,7 +132,8 @@ def test_head_join_status_stop(make_host):
     assert stat.S_IMODE(os.stat(os.path.dirname(head.token_path)).st_mode) == 0o700
     assert len(open(head.token_path).read().strip()) >= 32
 
-    r = head.quanta("start", "--address", address, "--num-cpus", "2", "--resources", '{"box": 1}')
+    r = head.quanta("start", "--address", address, "--num-cpus", "2", "--num-gpus", "2", "--memory", str(1 << 30),
+                    "--resources", '{"box": 1}')
     assert r.returncode == 0, r.stderr
     assert f"Joined the Quanta cluster at {address} as node 2" in r.stdout
     assert len(head.live_daemons()) == 4  # control, dashboard + two nodes
@@ -144,6 +145,9 @@ def test_head_join_status_stop(make_host):
     assert len(rows) == 2, table.stdout
     assert "(head)" in rows[0] and "0/1 CPU" in rows[0]
     assert "0/2 CPU" in rows[1] and "0/1 box" in rows[1]
+    assert "0/2 GPU" in rows[1] and "0.00GiB/1.00GiB memory" in rows[1], rows[1]
+    if shutil.which("nvidia-smi") is None and "CUDA_VISIBLE_DEVICES" not in os.environ:
+        assert "GPU" not in rows[0], "the head detected no GPU, and was given none"
     assert all("127.0.0.1:" in row and "alive" in row for row in rows)
 
     js = head.quanta("status", "--format", "json")

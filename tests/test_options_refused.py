@@ -15,7 +15,7 @@ class A:
 
 
 @pytest.mark.parametrize("option,value", [
-    ("runtime_env", {"env_vars": {"A": "1"}}), ("accelerator_type", "A100"), ("max_calls", 3),
+    ("runtime_env", {"env_vars": {"A": "1"}}), ("max_calls", 3),
     ("_metadata", {"k": "v"}),
 ])
 def test_task_options_not_implemented_are_refused(option, value):
@@ -27,7 +27,6 @@ def test_task_options_not_implemented_are_refused(option, value):
 
 @pytest.mark.parametrize("option,value", [
     ("runtime_env", {"pip": ["x"]}), ("max_pending_calls", 10), ("allow_out_of_order_execution", True),
-    ("accelerator_type", "T4"),
 ])
 def test_actor_options_not_implemented_are_refused(option, value):
     with pytest.raises(ValueError, match=f"option {option}=.* is not supported"):

@@ -96,7 +96,7 @@ def task_id(client_id):
 
 
 def task_spec_body(client_id, *, tid=None, kind=TASK_NORMAL, actor_id=None, method=b"m",
-                   arg_refs=(), arg_count=None, num_returns=1):
+                   arg_refs=(), arg_count=None, num_returns=1, priority=0):
     """A TaskSpec body (messages.h); arg_count forges the arg_refs element count."""
     body = tid or task_id(client_id)
     body += struct.pack("<B", kind)
@@ -117,6 +117,7 @@ def task_spec_body(client_id, *, tid=None, kind=TASK_NORMAL, actor_id=None, meth
     body += wire_bytes(b"") + struct.pack("<I", 0)  # retry exception types, timeout_ms
     body += struct.pack("<B", 0)  # scheduling strategy: default
     body += struct.pack("<BII", 0, 0, 0)  # generator: none, backpressure: none; attempt (set by an owner's node when it forwards the task)
+    body += struct.pack("<i", priority)
     return body
 
 
@@ -416,6 +417,14 @@ def test_valid_hello_then_submit_task_with_too_many_returns(healthy_after):
     with healthy_after.connect() as sock:
         client_id = healthy_after.hello(sock)
         send_all_tolerant(sock, frame(SUBMIT_TASK, task_spec_body(client_id, num_returns=0xFFFFFFFF)))
+        assert wait_closed_by_peer(sock)
+
+
+@pytest.mark.parametrize("priority", [1001, -1001, 2 ** 31 - 1])
+def test_submit_task_with_a_priority_out_of_range(healthy_after, priority):
+    with healthy_after.connect() as sock:
+        client_id = healthy_after.hello(sock)
+        send_all_tolerant(sock, frame(SUBMIT_TASK, task_spec_body(client_id, priority=priority)))
         assert wait_closed_by_peer(sock)
 
 

@@ -14,7 +14,7 @@ The API is Ray Core's, so `import quanta as ray` runs Ray programs:
 
 from quanta import exceptions
 from quanta._private.api import (available_resources, cancel, cluster_resources, get,
-                                 get_runtime_context, init, is_initialized, memory_summary, nodes,
+                                 get_gpu_ids, get_runtime_context, init, is_initialized, memory_summary, nodes,
                                  put, shutdown, wait)
 from quanta.actor import ActorClass, ActorHandle, exit_actor, get_actor, kill, method
 from quanta.object_ref import ObjectRef
@@ -57,6 +57,6 @@ def _make_remote(target, options):
 
 
 __all__ = ["ObjectRefGenerator", "DynamicObjectRefGenerator", "init", "shutdown", "is_initialized", "remote", "get", "put", "wait", "cancel",
-           "cluster_resources", "available_resources", "nodes", "get_runtime_context", "memory_summary",
+           "cluster_resources", "available_resources", "nodes", "get_gpu_ids", "get_runtime_context", "memory_summary",
            "ObjectRef", "exceptions", "RemoteFunction", "get_actor", "kill", "method",
            "ActorClass", "ActorHandle", "actor", "util", "timeline"]

@@ -24,7 +24,7 @@ import time
 
 from quanta._private import auth_token, runtime_dir, services
 
-_NODE_ARGS = {"num_cpus", "num_gpus", "resources", "object_store_memory", "labels", "temp_dir",
+_NODE_ARGS = {"num_cpus", "num_gpus", "memory", "resources", "object_store_memory", "labels", "temp_dir",
               "_system_config", "heartbeat_timeout_ms", "object_spilling_directory",
               "include_dashboard", "dashboard_host", "dashboard_port"}
 
@@ -90,8 +90,10 @@ class Cluster:
             raise ValueError(f"unsupported node arguments {sorted(unknown)}; supported: {sorted(_NODE_ARGS)}")
         resources = dict(node_args.get("resources") or {})
         resources["CPU"] = node_args.get("num_cpus", 1)
-        if node_args.get("num_gpus"):
+        if node_args.get("num_gpus") is not None:  # else detected, as in Ray
             resources["GPU"] = node_args["num_gpus"]
+        if node_args.get("memory") is not None:
+            resources["memory"] = node_args["memory"]
         from quanta._private import system_config as sysconf
 
         system_config = sysconf.validate(node_args.get("_system_config"))

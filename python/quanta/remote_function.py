@@ -29,6 +29,7 @@ class RemoteFunction:
         self._demand = opts.demand_for(self._options, 1, group)
         self._retry = opts.retry_policy(self._options["retry_exceptions"])
         self._timeout_ms = opts.timeout_ms(self._options)
+        self._priority = opts.priority(self._options)
         self._is_generator = inspect.isgeneratorfunction(function)
         if inspect.isasyncgenfunction(function):
             raise TypeError(f"{self._name}: async generator functions can run as methods of async actors, "
@@ -53,6 +54,7 @@ class RemoteFunction:
         clone._demand = opts.demand_for(merged, 1, group)
         clone._retry = opts.retry_policy(merged["retry_exceptions"])
         clone._timeout_ms = opts.timeout_ms(merged)
+        clone._priority = opts.priority(merged)
         clone._explicit_returns = self._explicit_returns or "num_returns" in options
         return clone
 
@@ -94,7 +96,7 @@ class RemoteFunction:
         ids = core.submit_task(core.next_task_id(), session.job_id(), fid, self._name, blob,
                                arg_refs, nested, num_returns, self._demand, o["max_retries"],
                                self._retry[0], None, self._scheduling, self._retry[1], self._timeout_ms,
-                               mode, backpressure)
+                               mode, backpressure, self._priority)
         return gen.wrap_returns(core, ids, num_returns, mode)
 
     def __repr__(self):

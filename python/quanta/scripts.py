@@ -53,8 +53,14 @@ def _resources_from(args) -> dict:
     if cpus < 0:
         raise ValueError("--num-cpus must be >= 0")
     out = {"CPU": cpus, **resources}
-    if args.num_gpus:
+    if args.num_gpus is not None:  # else detected (CUDA_VISIBLE_DEVICES, nvidia-smi), as in Ray
+        if args.num_gpus < 0:
+            raise ValueError("--num-gpus must be >= 0")
         out["GPU"] = args.num_gpus
+    if getattr(args, "memory", None) is not None:
+        if args.memory < 0:
+            raise ValueError("--memory must be >= 0 bytes")
+        out["memory"] = args.memory
     return out
 
 
@@ -272,14 +278,23 @@ def _cluster_nodes(address):
     return _core.query_cluster(address, 5000), None
 
 
+_BYTE_RESOURCES = ("memory", "object_store_memory")
+
+
+def _fmt_amount(name, fixed_point):
+    value = fixed_point / 10000
+    if name in _BYTE_RESOURCES:  # bytes, shown as Ray's status does
+        return f"{value / (1 << 30):.2f}GiB"
+    return f"{value:g}"
+
+
 def _fmt_resources(total, available, alive=True):
-    unit = 10000
     if not alive:  # its resources left the cluster with it; nothing of them is in use
-        return "had " + (", ".join(f"{amount / unit:g} {name}" for name, amount in total) or "none")
+        return "had " + (", ".join(f"{_fmt_amount(name, amount)} {name}" for name, amount in total) or "none")
     parts = []
     for name, amount in total:
         free = dict(available).get(name, 0)
-        parts.append(f"{(amount - free) / unit:g}/{amount / unit:g} {name}")
+        parts.append(f"{_fmt_amount(name, amount - free)}/{_fmt_amount(name, amount)} {name}")
     return ", ".join(parts) or "none"
 
 
@@ -379,7 +394,8 @@ def main(argv=None) -> int:
     p.add_argument("--port", type=int, default=6380, help="the head's TCP port (default 6380)")
     p.add_argument("--node-ip-address", help="the address other hosts reach this one at (default 127.0.0.1)")
     p.add_argument("--num-cpus", type=float)
-    p.add_argument("--num-gpus", type=float)
+    p.add_argument("--num-gpus", type=int, help="GPUs of this node (default: CUDA_VISIBLE_DEVICES, else nvidia-smi)")
+    p.add_argument("--memory", type=int, help="bytes of the memory resource (default: 70%% of available RAM)")
     p.add_argument("--resources", help='JSON object of custom resources, e.g. \'{"gpu_box": 1}\'')
     p.add_argument("--labels", help='JSON object of node labels, e.g. \'{"zone": "a"}\'')
     p.add_argument("--object-store-memory", type=int, help="bytes of shared memory for objects")

@@ -41,8 +41,12 @@ void BindTasks(nb::class_<CoreClient>& cls) {
               const nb::list& nested_refs, uint32_t num_returns, const nb::list& resources,
               int32_t max_retries, bool retry_exceptions, const nb::object& actor,
               const nb::object& scheduling, const std::string& retry_exception_types, uint32_t timeout_ms,
-              int generator, uint32_t backpressure) {
+              int generator, uint32_t backpressure, int32_t priority) {
              protocol::TaskSpec spec;
+             if (priority > protocol::TaskSpec::kMaxPriority || priority < -protocol::TaskSpec::kMaxPriority) {
+               throw nb::value_error("task priority out of range");
+             }
+             spec.priority = priority;
              if (!scheduling.is_none()) {
                // (kind, node_id, soft, hard labels [(k, expr)], soft labels [(k, expr)])
                auto t = nb::borrow<nb::tuple>(scheduling);
@@ -113,7 +117,7 @@ void BindTasks(nb::class_<CoreClient>& cls) {
            nb::arg("num_returns"), nb::arg("resources"), nb::arg("max_retries"),
            nb::arg("retry_exceptions"), nb::arg("actor").none(), nb::arg("scheduling").none() = nb::none(),
            nb::arg("retry_exception_types") = "", nb::arg("timeout_ms") = 0,
-           nb::arg("generator") = 0, nb::arg("backpressure") = 0)
+           nb::arg("generator") = 0, nb::arg("backpressure") = 0, nb::arg("priority") = 0)
       .def("kill_actor",
            [](CoreClient& c, const nb::bytes& actor_id, bool no_restart) {
              ObjectID id = ToId(actor_id);
@@ -260,6 +264,13 @@ void BindTasks(nb::class_<CoreClient>& cls) {
                  args.append(ValueToPython(v));
                }
              }
+             nb::list resources;
+             // An actor holds its lifetime resources once created (placement used spec.resources).
+             const auto& held = t.spec.kind == protocol::TaskKind::kActorCreation ? t.spec.actor.lifetime_resources
+                                                                                  : t.spec.resources;
+             for (const auto& [name, amount] : held) resources.append(nb::make_tuple(name, amount));
+             nb::list gpus;
+             for (const auto& [id, share] : t.gpus) gpus.append(nb::make_tuple(id, share));
              nb::list groups;
              for (const auto& [group, limit] : t.spec.actor.concurrency_groups) groups.append(nb::make_tuple(group, limit));
              nb::object payload = t.function_payload.empty()
@@ -276,7 +287,12 @@ void BindTasks(nb::class_<CoreClient>& cls) {
                                    t.spec.retry_exceptions ? nb::object(nb::str(t.spec.retry_exception_types.data(),
                                                                                 t.spec.retry_exception_types.size()))
                                                            : nb::none(),
-                                   static_cast<int>(t.spec.generator), t.spec.generator_backpressure);
+                                   static_cast<int>(t.spec.generator), t.spec.generator_backpressure,
+                                   // what the task holds (runtime context): its resources, the GPU
+                                   // devices with their shares, its actor (kind != 0)
+                                   resources, gpus,
+                                   t.spec.kind == protocol::TaskKind::kNormal ? nb::object(nb::none())
+                                                                               : nb::object(FromId(t.spec.actor_id)));
            })
       .def("task_done", [](CoreClient& c, const nb::bytes& task_id, const nb::list& returns, bool retryable,
                            const std::string& error) {

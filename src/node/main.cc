@@ -1,6 +1,6 @@
 // quanta_node: the node daemon. Wires the NodeServer to an event loop and runs it.
 //
-//   quanta_node --session-dir D --socket S --python P --resource CPU=40000 [--resource GPU=10000 ...]
+//   quanta_node --session-dir D --socket S --python P --resource CPU=40000 [--resource GPU=10000 ...] [--gpu-ids 0,1]
 //               (--control-socket C | --control-address HOST:PORT) [--node-ip-address IP]
 //               [--label k=v ...] [--head] [--driver-node] [--prestart N] [--join-timeout-ms T]
 //               [--object-store-memory B] [--inline-threshold B] [--spill-dir DIR]
@@ -64,6 +64,20 @@ int main(int argc, char** argv) {
     long long amount = eq == std::string::npos ? -1 : std::strtoll(spec.c_str() + eq + 1, &end, 10);
     if (amount < 0 || *end != '\0') return Fail("bad --resource " + spec + " (want NAME=FIXEDPOINT)");
     opts.resources.Set(spec.substr(0, eq), amount);
+  }
+  if (std::string ids = flags->Get("gpu-ids"); !ids.empty()) {
+    // One id per GPU unit, comma-separated (what CUDA_VISIBLE_DEVICES names, or 0..n-1).
+    for (size_t at = 0; at <= ids.size();) {
+      size_t comma = ids.find(',', at);
+      if (comma == std::string::npos) comma = ids.size();
+      if (comma == at) return Fail("bad --gpu-ids " + ids + " (an empty id)");
+      opts.gpu_ids.push_back(ids.substr(at, comma - at));
+      at = comma + 1;
+    }
+    if (static_cast<int64_t>(opts.gpu_ids.size()) * protocol::kResourceUnit != opts.resources.Get("GPU")) {
+      return Fail("--gpu-ids names " + std::to_string(opts.gpu_ids.size()) + " devices but --resource GPU is " +
+                  FormatAmount(opts.resources.Get("GPU")));
+    }
   }
   for (const auto& spec : flags->GetAll("label")) {
     auto eq = spec.find('=');

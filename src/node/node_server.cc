@@ -85,6 +85,7 @@ Status NodeServer::Start() {
           [this](const Worker& w, const Status& why) { actors_->OnWorkerLost(w, why); },
           [this](const ObjectID& actor, Worker& w) { actors_->OnPlaced(actor, w); },
           [this](const std::string& fid) { return functions_.Find(fid); }});
+  if (!options_.gpu_ids.empty()) dispatcher_->SetGpuIds(options_.gpu_ids);
   actors_ = std::make_unique<ActorManager>(
       &tasks_, dispatcher_.get(), objects_.get(),
       ActorManager::Callbacks{

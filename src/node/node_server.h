@@ -73,6 +73,7 @@ struct NodeOptions {
   size_t max_lineage_bytes = 256u << 20;                // task specs kept to rebuild lost objects
   std::string python;
   ResourceSet resources;
+  std::vector<std::string> gpu_ids;  // the devices of the GPU resource (empty: 0..GPU-1)
   int prestart_workers = 0;
   uint64_t store_capacity = 0;    // bytes of shared memory for large objects
   uint64_t inline_threshold = 100 * 1024;

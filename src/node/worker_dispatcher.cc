@@ -90,7 +90,7 @@ void WorkerDispatcher::OnWorkerClosed(const LocalClient& client, const Status& w
   if (pool_->PidOf(w.token) != 0) closed_tokens_.insert(w.token);
   idle_.erase(std::remove(idle_.begin(), idle_.end(), client.id), idle_.end());
   pool_->Kill(w.token, SIGKILL);
-  if (!w.lent_back) queue_.Release(w.held);
+  ReleaseHeld(w);
   // Queued tasks never started: back to the ready queue, no retry used.
   RequeueTasks(std::vector<TaskID>(w.queued.begin(), w.queued.end()));
   if (w.is_actor()) {
@@ -228,6 +228,7 @@ void WorkerDispatcher::SendExecute(Worker& worker, const TaskID& id) {
   LocalClient* client = clients_->Find(worker.client);
   protocol::ExecuteTask msg;
   msg.spec = task.spec;
+  msg.gpus = worker.gpus;
   if (!task.spec.function_id.empty() && worker.functions.insert(task.spec.function_id).second) {
     if (const std::string* payload = callbacks_.function_payload(task.spec.function_id)) msg.function_payload = *payload;
   }
@@ -272,6 +273,7 @@ void WorkerDispatcher::StartTaskOn(Worker& worker, const TaskID& id, ResourceSet
   worker.state = Worker::State::kBusy;
   worker.held = std::move(demand);
   worker.lent_back = false;
+  if (int64_t gpu = TaskQueue::GpuDemand(worker.held); gpu > 0) worker.gpus = queue_.AssignGpus(gpu);
   MakeCurrent(worker, id);
   if (task.spec.kind == protocol::TaskKind::kActorCreation) {
     worker.actor_id = task.spec.task_id;
@@ -305,17 +307,19 @@ Status WorkerDispatcher::OnTaskDone(Worker& worker, protocol::TaskDone msg) {
 void WorkerDispatcher::ReleaseWorker(Worker& worker) {
   LocalClient* client = clients_->Find(worker.client);
   bool open = client != nullptr && !client->conn->closed();
-  if (!worker.lent_back) queue_.Release(worker.held);
-  worker.lent_back = false;
-  worker.current_task.reset();
   if (!worker.queued.empty() && worker.state == Worker::State::kBusy && open) {
-    // The worker goes straight on to its next queued task, on the same resources.
+    // The worker goes straight on to its next queued task, on the same resources (and GPUs).
+    if (worker.lent_back) queue_.Acquire(Lendable(worker.held));
+    worker.lent_back = false;
+    worker.current_task.reset();
     TaskID next = worker.queued.front();
     worker.queued.pop_front();
-    queue_.Acquire(worker.held);
     MakeCurrent(worker, next);
     return;
   }
+  ReleaseHeld(worker);
+  worker.lent_back = false;
+  worker.current_task.reset();
   worker.held = ResourceSet();
   if (worker.state == Worker::State::kBusy && open) {
     worker.state = Worker::State::kIdle;
@@ -327,20 +331,50 @@ void WorkerDispatcher::ReleaseWorker(Worker& worker) {
 void WorkerDispatcher::OnBlocked(Worker& worker) {
   if (worker.state != Worker::State::kBusy || worker.lent_back) return;
   worker.lent_back = true;
-  queue_.Release(worker.held);
+  queue_.Release(Lendable(worker.held));
   RequestReturn(worker, 0);  // what it waits for may be queued behind it
 }
 
 void WorkerDispatcher::OnUnblocked(Worker& worker) {
   if (!worker.lent_back) return;
   worker.lent_back = false;
-  queue_.Acquire(worker.held);  // may oversubscribe briefly, as the worker must finish
+  queue_.Acquire(Lendable(worker.held));  // may oversubscribe briefly, as the worker must finish
+}
+
+ResourceSet WorkerDispatcher::Lendable(const ResourceSet& held) {
+  ResourceSet r;
+  for (const auto& [name, amount] : held.amounts()) {
+    if (!TaskQueue::IsGpuName(name)) r.Set(name, amount);
+  }
+  return r;
+}
+
+ResourceSet WorkerDispatcher::Kept(const ResourceSet& held) {
+  ResourceSet r;
+  for (const auto& [name, amount] : held.amounts()) {
+    if (TaskQueue::IsGpuName(name)) r.Set(name, amount);
+  }
+  return r;
+}
+
+void WorkerDispatcher::ReleaseHeld(Worker& worker) {
+  queue_.Release(worker.lent_back ? Kept(worker.held) : worker.held);
+  queue_.ReleaseGpus(worker.gpus);
+  worker.gpus.clear();
 }
 
 void WorkerDispatcher::SwapHeld(Worker& worker, const ResourceSet& now_held) {
-  if (!worker.lent_back) queue_.Release(worker.held);
+  // An actor keeps the devices it was placed with when its lifetime demand has the same GPU
+  // amount (the usual case); otherwise they are handed out again.
+  int64_t before = TaskQueue::GpuDemand(worker.held);
+  queue_.Release(worker.lent_back ? Kept(worker.held) : worker.held);
   worker.held = now_held;
-  if (!worker.lent_back) queue_.Acquire(worker.held);
+  queue_.Acquire(worker.lent_back ? Kept(worker.held) : worker.held);
+  if (int64_t gpu = TaskQueue::GpuDemand(now_held); gpu != before) {
+    queue_.ReleaseGpus(worker.gpus);
+    worker.gpus.clear();
+    if (gpu > 0) worker.gpus = queue_.AssignGpus(gpu);
+  }
 }
 
 void WorkerDispatcher::CancelSent(Task& task, const protocol::CancelTask& msg) {
@@ -402,7 +436,7 @@ void WorkerDispatcher::RequeueTasks(const std::vector<TaskID>& ids) {
                           false);
       continue;
     }
-    queue_.PushFront(*r, ResourceSet(task.spec.resources));
+    queue_.PushFront(*r, ResourceSet(task.spec.resources), task.spec.priority);
   }
 }
 

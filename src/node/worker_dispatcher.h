@@ -48,7 +48,8 @@ struct Worker {
   std::deque<TaskID> queued;     // sent after current_task, not started (same resource shape)
   bool return_requested = false; // a ReturnTasks is on its way to the worker
   ResourceSet held;              // resources of the running task, unless lent back
-  bool lent_back = false;        // blocked in get(): its CPU is free for other tasks
+  GpuAssignment gpus;            // the devices of held's GPU amount (kept while lent back)
+  bool lent_back = false;        // blocked in get(): all but its GPUs are free for other tasks
   uint64_t last_job = 0;         // job whose driver receives the worker's output
   std::string last_task_name;
   std::chrono::steady_clock::time_point idle_since;  // while kIdle
@@ -87,7 +88,12 @@ class WorkerDispatcher {
   void Shutdown() { shutting_down_ = true; }
 
   // The local ready queue.
-  void Enqueue(const TaskID& id, const ResourceSet& demand) { queue_.Push(id, demand); }
+  void Enqueue(const TaskID& id, const ResourceSet& demand) {
+    auto it = tasks_->find(id);
+    queue_.Push(id, demand, it == tasks_->end() ? 0 : it->second.spec.priority);
+  }
+  // The node's GPU device ids (from --gpu-ids), in order.
+  void SetGpuIds(std::vector<std::string> ids) { queue_.SetGpuIds(std::move(ids)); }
   bool Remove(const TaskID& id) { return queue_.Remove(id); }
   // Resources joining or leaving this node (placement-group bundles).
   void AddResources(const ResourceSet& r) { queue_.AddTotal(r); }
@@ -142,6 +148,12 @@ class WorkerDispatcher {
   void StartTaskOn(Worker& worker, const TaskID& id, ResourceSet demand);
   void MakeCurrent(Worker& worker, const TaskID& id);
   void ReleaseWorker(Worker& worker);
+  // What a worker gives back while blocked in get() (all but its GPUs, which its task keeps
+  // using, as in Ray), and what it keeps.
+  static ResourceSet Lendable(const ResourceSet& held);
+  static ResourceSet Kept(const ResourceSet& held);
+  // Gives back everything the worker holds now (its lent part is already back) and its GPUs.
+  void ReleaseHeld(Worker& worker);
   void RequeueTasks(const std::vector<TaskID>& ids);
   // Starts one worker unless workers keep dying before they register (a broken Python
   // environment): then drivers are warned once, with the worker's error output, and no more

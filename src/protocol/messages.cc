@@ -315,6 +315,7 @@ void TaskSpec::Encode(Writer& w) const {
   w.U8(generator);
   w.U32(generator_backpressure);
   w.U32(attempt);
+  w.I32(priority);
 }
 
 void GeneratorItem::Encode(Writer& w) const {
@@ -403,7 +404,12 @@ Status TaskSpec::Decode(Reader& r) {
   if (generator > kDynamic) return Status::ProtocolError("unknown generator mode " + std::to_string(generator));
   QUANTA_RETURN_IF_ERROR(r.U32(&generator_backpressure));
   if (generator != kNoGenerator && num_returns != 1) return Status::ProtocolError("a streaming generator task has one return");
-  return r.U32(&attempt);
+  QUANTA_RETURN_IF_ERROR(r.U32(&attempt));
+  QUANTA_RETURN_IF_ERROR(r.I32(&priority));
+  if (priority > kMaxPriority || priority < -kMaxPriority) {
+    return Status::ProtocolError("task priority " + std::to_string(priority) + " out of range");
+  }
+  return Status::Ok();
 }
 
 void PutObject::Encode(Writer& w) const {
@@ -527,6 +533,11 @@ void ExecuteTask::Encode(Writer& w) const {
   w.Bytes(function_payload);
   w.U32(static_cast<uint32_t>(args.size()));
   for (const auto& v : args) v.Encode(w);
+  w.U32(static_cast<uint32_t>(gpus.size()));
+  for (const auto& [id, share] : gpus) {
+    w.Bytes(id);
+    w.I64(share);
+  }
 }
 
 Status ExecuteTask::Decode(Reader& r) {
@@ -536,6 +547,12 @@ Status ExecuteTask::Decode(Reader& r) {
   QUANTA_RETURN_IF_ERROR(r.Count(&n, 9));
   args.resize(n);
   for (auto& v : args) QUANTA_RETURN_IF_ERROR(v.Decode(r));
+  QUANTA_RETURN_IF_ERROR(r.Count(&n, 12));
+  gpus.resize(n);
+  for (auto& [id, share] : gpus) {
+    QUANTA_RETURN_IF_ERROR(r.Bytes(&id));
+    QUANTA_RETURN_IF_ERROR(r.I64(&share));
+  }
   return Status::Ok();
 }
 

@@ -252,6 +252,10 @@ struct TaskSpec {
   // Set by the owner's node when it forwards the task: which execution this is (0 first), so
   // the node running it records its events under the same attempt (node/task_events.h).
   uint32_t attempt = 0;
+  // Beyond Ray: among ready tasks of the same resource shape on a node, higher runs first
+  // (FIFO within a priority). Within [-kMaxPriority, kMaxPriority].
+  static constexpr int32_t kMaxPriority = 1000;
+  int32_t priority = 0;
   ObjectID ReturnId(uint32_t i) const { return task_id.ReturnId(i); }
   ObjectID ItemId(uint64_t k) const { return task_id.ReturnId(static_cast<uint32_t>(k + 1)); }
   void Encode(Writer& w) const;
@@ -426,6 +430,9 @@ struct ExecuteTask {
   TaskSpec spec;
   std::string function_payload;  // empty when the worker already has the function
   std::vector<ObjectValue> args;  // values of spec.arg_refs, in order
+  // The GPUs the node assigned to the worker for this task (or its actor): device id and the
+  // share of it, fixed point (kResourceUnit: the whole device). Empty: no GPU.
+  std::vector<std::pair<std::string, int64_t>> gpus;
   void Encode(Writer& w) const;
   Status Decode(Reader& r);
 };

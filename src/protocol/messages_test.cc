@@ -65,7 +65,7 @@ bool operator==(const TaskSpec& a, const TaskSpec& b) {
          a.resources == b.resources && a.max_retries == b.max_retries &&
          a.retry_exceptions == b.retry_exceptions && a.retry_exception_types == b.retry_exception_types &&
          a.timeout_ms == b.timeout_ms && a.generator == b.generator &&
-         a.generator_backpressure == b.generator_backpressure;
+         a.generator_backpressure == b.generator_backpressure && a.priority == b.priority;
 }
 bool operator==(const NodeInfo& a, const NodeInfo& b) {
   return a.node_id == b.node_id && a.node_index == b.node_index && a.address == b.address && a.port == b.port &&
@@ -167,6 +167,7 @@ TaskSpec SampleSpec() {
   s.retry_exceptions = true;
   s.retry_exception_types = "builtins.ValueError\n__main__.Flaky";
   s.timeout_ms = 1500;
+  s.priority = -7;
   return s;
 }
 
@@ -453,10 +454,24 @@ TEST(Messages, ExecuteTask) {
   m.spec = SampleSpec();
   m.function_payload = Bin(64, 9);
   m.args = {SampleValue(), SampleValue(ObjectKind::kCancelled), SampleValue()};
+  m.gpus = {{"0", kResourceUnit}, {"3", kResourceUnit / 2}};
   ExecuteTask out = RoundTrip(MessageType::kExecuteTask, m);
+  EXPECT_EQ(out.gpus, m.gpus);
   EXPECT_EQ(out.spec, m.spec);
   EXPECT_EQ(out.function_payload, m.function_payload);
   EXPECT_EQ(out.args, m.args);
+}
+
+TEST(Messages, TaskPriorityOutOfRangeIsRejected) {
+  for (int32_t p : {TaskSpec::kMaxPriority + 1, -TaskSpec::kMaxPriority - 1}) {
+    TaskSpec m = SampleSpec();
+    m.priority = p;
+    TaskSpec out;
+    EXPECT_FALSE(DecodeMessage(EncodeBody(m), &out).ok()) << p;
+  }
+  TaskSpec m = SampleSpec();
+  m.priority = TaskSpec::kMaxPriority;
+  EXPECT_EQ(RoundTrip(MessageType::kSubmitTask, m).priority, TaskSpec::kMaxPriority);
 }
 
 TEST(Messages, LogLines) {
@@ -802,6 +817,7 @@ TEST(ForgedCounts, Rejected) {
     ExpectForgedCountRejected<TaskSpec>(creation_prefix + U32(n) + pad, "ActorOptions.lifetime_resources");
     std::string spec = EncodeBody(SampleSpec());
     ExpectForgedCountRejected<ExecuteTask>(spec + U32(0) + U32(n) + pad, "ExecuteTask.args");
+    ExpectForgedCountRejected<ExecuteTask>(spec + U32(0) + U32(0) + U32(n) + pad, "ExecuteTask.gpus");
   }
 }
 

@@ -4,6 +4,16 @@
 
 namespace quanta {
 
+int64_t TaskQueue::GpuDemand(const ResourceSet& demand) {
+  int64_t gpu = demand.Get("GPU");
+  // A task in a group names one of the group's GPU resources (by bundle, or any bundle).
+  for (auto it = demand.amounts().lower_bound("GPU_group_"); it != demand.amounts().end(); ++it) {
+    if (it->first.rfind("GPU_group_", 0) != 0) break;
+    gpu += it->second;
+  }
+  return gpu;
+}
+
 void TaskQueue::Release(const ResourceSet& r) {
   for (const auto& [name, amount] : r.amounts()) {
     if (total_.Get(name) > 0) available_.Set(name, available_.Get(name) + amount);
@@ -24,15 +34,31 @@ void TaskQueue::RemoveTotal(const ResourceSet& r) {
 
 TaskQueue::TaskQueue(ResourceSet total) : total_(total), available_(std::move(total)) {
   cursor_ = classes_.end();
+  std::vector<std::string> ids;
+  for (int64_t i = 0; i < total_.Get("GPU") / protocol::kResourceUnit; ++i) ids.push_back(std::to_string(i));
+  gpus_ = GpuInstances(std::move(ids));
 }
 
-void TaskQueue::Push(const TaskID& task, const ResourceSet& demand) {
-  classes_[demand].push_back(task);
+void TaskQueue::Push(const TaskID& task, const ResourceSet& demand, int32_t priority) {
+  Class& dq = classes_[demand];
+  if (dq.empty() || dq.back().priority >= priority) {
+    dq.push_back({task, priority});  // the common case (one priority): constant time
+  } else {
+    // After the last entry whose priority is at least ours (the class is sorted, highest first).
+    auto at = std::partition_point(dq.begin(), dq.end(), [&](const Entry& e) { return e.priority >= priority; });
+    dq.insert(at, {task, priority});
+  }
   index_[task] = demand;
 }
 
-void TaskQueue::PushFront(const TaskID& task, const ResourceSet& demand) {
-  classes_[demand].push_front(task);
+void TaskQueue::PushFront(const TaskID& task, const ResourceSet& demand, int32_t priority) {
+  Class& dq = classes_[demand];
+  if (dq.empty() || dq.front().priority <= priority) {
+    dq.push_front({task, priority});
+  } else {
+    auto at = std::partition_point(dq.begin(), dq.end(), [&](const Entry& e) { return e.priority > priority; });
+    dq.insert(at, {task, priority});
+  }
   index_[task] = demand;
 }
 
@@ -42,7 +68,7 @@ bool TaskQueue::Remove(const TaskID& task) {
   auto cls = classes_.find(it->second);
   auto& dq = cls->second;
   for (auto q = dq.begin(); q != dq.end(); ++q) {
-    if (*q == task) {
+    if (q->id == task) {
       dq.erase(q);
       break;
     }
@@ -57,7 +83,7 @@ bool TaskQueue::Remove(const TaskID& task) {
 
 bool TaskQueue::HasRunnable() const {
   for (const auto& [demand, tasks] : classes_) {
-    if (!tasks.empty() && available_.Contains(demand)) return true;
+    if (!tasks.empty() && Fits(demand)) return true;
   }
   return false;
 }
@@ -90,9 +116,9 @@ std::optional<std::pair<TaskID, ResourceSet>> TaskQueue::PopRunnable() {
   if (start == classes_.end()) start = classes_.begin();
   auto it = start;
   do {
-    if (available_.Contains(it->first)) {
+    if (Fits(it->first)) {
       ResourceSet demand = it->first;
-      TaskID task = it->second.front();
+      TaskID task = it->second.front().id;
       it->second.pop_front();
       index_.erase(task);
       if (it->second.empty()) {

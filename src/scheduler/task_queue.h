@@ -1,9 +1,11 @@
 // Ready tasks of one node, grouped by resource demand ("scheduling class").
 //
-// Tasks within a class run in submission order; classes are served round-robin so a class
-// whose demand cannot be met right now (or ever, on this node) never blocks another. The
-// queue also holds the node's available resources: Pop acquires a task's demand, Release
-// returns it.
+// Tasks within a class run by priority (higher first; beyond Ray, TaskSpec::priority) and in
+// submission order within a priority; classes are served round-robin so a class whose demand
+// cannot be met right now (or ever, on this node) never blocks another. The queue also holds
+// the node's available resources: Pop acquires a task's demand, Release returns it. Which GPU
+// devices a task gets is decided here too (AssignGpus): a class with a GPU demand is runnable
+// only if specific devices can hold it, not just the aggregate amount.
 //
 // Thread-safety: loop thread only.
 #pragma once
@@ -15,6 +17,7 @@
 #include <vector>
 
 #include "common/ids.h"
+#include "scheduler/gpu_instances.h"
 #include "scheduler/resource_set.h"
 
 namespace quanta {
@@ -23,9 +26,11 @@ class TaskQueue {
  public:
   explicit TaskQueue(ResourceSet total);
 
-  void Push(const TaskID& task, const ResourceSet& demand);
-  // Puts a task back at the head of its class (a task a worker gave back keeps its turn).
-  void PushFront(const TaskID& task, const ResourceSet& demand);
+  // Queues `task` after every task of its class with a priority at least as high.
+  void Push(const TaskID& task, const ResourceSet& demand, int32_t priority = 0);
+  // Puts a task back at the head of its priority in its class (a task a worker gave back keeps
+  // its turn).
+  void PushFront(const TaskID& task, const ResourceSet& demand, int32_t priority = 0);
   bool Remove(const TaskID& task);
   // True if some queued task fits the available resources now.
   bool HasRunnable() const;
@@ -69,16 +74,41 @@ class TaskQueue {
   std::vector<std::pair<ResourceSet, std::string>> InfeasibleClasses() const;
   bool IsFeasible(const ResourceSet& demand) const { return total_.Contains(demand); }
 
+  // The GPU amount of a demand: "GPU", or the GPUs of a placement-group bundle ("GPU_group_..."),
+  // which come from the same devices (the bundle's reservation took them from "GPU").
+  static int64_t GpuDemand(const ResourceSet& demand);
+  static bool IsGpuName(const std::string& name) { return name == "GPU" || name.rfind("GPU_group_", 0) == 0; }
+  // The node's GPU devices (ids in order); without a call, "GPU" total units get ids 0..n-1.
+  void SetGpuIds(std::vector<std::string> ids) { gpus_ = GpuInstances(std::move(ids)); }
+  // Takes specific devices for a GPU amount just acquired (after PopRunnable, which checked
+  // they fit; a demand that bypassed the check gets what is free, possibly nothing).
+  GpuAssignment AssignGpus(int64_t amount) { return gpus_.Assign(amount).value_or(GpuAssignment{}); }
+  void ReleaseGpus(const GpuAssignment& a) { gpus_.Release(a); }
+  const GpuInstances& gpus() const { return gpus_; }
+
   const ResourceSet& total() const { return total_; }
   const ResourceSet& available() const { return available_; }
   size_t size() const { return index_.size(); }
 
  private:
+  struct Entry {
+    TaskID id;
+    int32_t priority;
+  };
+  using Class = std::deque<Entry>;  // highest priority first, FIFO within a priority
+  bool Fits(const ResourceSet& demand) const {
+    if (!available_.Contains(demand)) return false;
+    if (gpus_.size() == 0) return true;  // a node without GPUs: nothing more to check
+    int64_t gpu = GpuDemand(demand);
+    return gpu == 0 || gpus_.CanAssign(gpu);
+  }
+
   ResourceSet total_;
   ResourceSet available_;
-  std::map<ResourceSet, std::deque<TaskID>> classes_;
+  GpuInstances gpus_;
+  std::map<ResourceSet, Class> classes_;
   std::unordered_map<TaskID, ResourceSet, ObjectIDHash> index_;  // queued task -> demand
-  mutable std::map<ResourceSet, std::deque<TaskID>>::iterator cursor_;
+  mutable std::map<ResourceSet, Class>::iterator cursor_;
 };
 
 template <typename Accept>
@@ -87,9 +117,9 @@ std::vector<TaskID> TaskQueue::TakeFollowers(const ResourceSet& demand, size_t m
   auto cls = classes_.find(demand);
   if (cls == classes_.end()) return out;
   auto& dq = cls->second;
-  while (out.size() < max && !dq.empty() && accept(dq.front())) {
-    out.push_back(dq.front());
-    index_.erase(dq.front());
+  while (out.size() < max && !dq.empty() && accept(dq.front().id)) {
+    out.push_back(dq.front().id);
+    index_.erase(dq.front().id);
     dq.pop_front();
   }
   if (dq.empty()) {
@@ -107,9 +137,9 @@ std::vector<TaskID> TaskQueue::TakeNewest(const ResourceSet& demand, size_t max,
   auto& dq = cls->second;
   for (auto it = dq.end(); it != dq.begin() && out.size() < max;) {
     --it;
-    if (!accept(*it)) continue;
-    out.push_back(*it);
-    index_.erase(*it);
+    if (!accept(it->id)) continue;
+    out.push_back(it->id);
+    index_.erase(it->id);
     it = dq.erase(it);
   }
   if (dq.empty()) {

@@ -454,5 +454,85 @@ TEST(TaskQueue, PushFrontKeepsAGivenBackTaskFirst) {
   EXPECT_EQ(q.size(), 1u);
 }
 
+// ------------------------------------------------------------------------------ priorities
+
+std::vector<TaskID> PopAll(TaskQueue& q) {
+  std::vector<TaskID> out;
+  while (auto next = q.PopRunnable()) {
+    out.push_back(next->first);
+    q.Release(next->second);
+  }
+  return out;
+}
+
+TEST(TaskQueuePriority, HigherFirstAndFifoWithinAPriority) {
+  TaskQueue q(Res({{"CPU", 1}}));
+  ResourceSet d = Res({{"CPU", 1}});
+  q.Push(T(1), d);
+  q.Push(T(2), d, 5);
+  q.Push(T(3), d);
+  q.Push(T(4), d, 5);
+  q.Push(T(5), d, -3);
+  q.Push(T(6), d, 9);
+  q.Push(T(7), d, -3);
+  EXPECT_EQ(PopAll(q), (std::vector<TaskID>{T(6), T(2), T(4), T(1), T(3), T(5), T(7)}));
+}
+
+TEST(TaskQueuePriority, LateHighPriorityTasksOvertakeAQueueOfLowOnes) {
+  TaskQueue q(Res({{"CPU", 1}}));
+  ResourceSet d = Res({{"CPU", 1}});
+  for (uint32_t i = 0; i < 200; ++i) q.Push(T(i), d);
+  for (uint32_t i = 0; i < 3; ++i) q.Push(T(1000 + i), d, 1);
+  auto order = PopAll(q);
+  ASSERT_EQ(order.size(), 203u);
+  EXPECT_EQ(order[0], T(1000));
+  EXPECT_EQ(order[1], T(1001));
+  EXPECT_EQ(order[2], T(1002));
+  for (uint32_t i = 0; i < 200; ++i) EXPECT_EQ(order[3 + i], T(i));
+}
+
+TEST(TaskQueuePriority, OnlyWithinAClass) {
+  // Classes stay round-robin: a high priority in one class does not starve another class.
+  TaskQueue q(Res({{"CPU", 10}}));
+  ResourceSet a = Res({{"CPU", 1}}), b = Res({{"CPU", 2}});
+  q.Push(T(1), a);
+  q.Push(T(2), a);
+  q.Push(T(3), b, 100);
+  q.Push(T(4), b, 100);
+  std::set<TaskID> first_two;
+  for (int i = 0; i < 2; ++i) {
+    auto next = q.PopRunnable();
+    ASSERT_TRUE(next);
+    first_two.insert(next->first);
+  }
+  EXPECT_EQ(first_two.count(T(1)) + first_two.count(T(3)), 2u);
+}
+
+TEST(TaskQueuePriority, PushFrontKeepsItsTurnWithinItsPriority) {
+  TaskQueue q(Res({{"CPU", 1}}));
+  ResourceSet d = Res({{"CPU", 1}});
+  q.Push(T(1), d, 2);
+  q.Push(T(2), d);
+  q.Push(T(3), d);
+  q.PushFront(T(4), d);     // given back: ahead of the other priority-0 tasks, behind priority 2
+  q.PushFront(T(5), d, 2);  // ahead of everything
+  EXPECT_EQ(PopAll(q), (std::vector<TaskID>{T(5), T(1), T(4), T(2), T(3)}));
+}
+
+TEST(TaskQueuePriority, RemoveTakeFollowersAndTakeNewestSeeTheOrder) {
+  TaskQueue q(Res({{"CPU", 1}}));
+  ResourceSet d = Res({{"CPU", 1}});
+  q.Push(T(1), d);
+  q.Push(T(2), d, 1);
+  q.Push(T(3), d);
+  q.Push(T(4), d, 1);
+  EXPECT_TRUE(q.Remove(T(4)));
+  auto newest = q.TakeNewest(d, 1, [](const TaskID&) { return true; });
+  EXPECT_EQ(newest, (std::vector<TaskID>{T(3)}));
+  auto followers = q.TakeFollowers(d, 10, [](const TaskID&) { return true; });
+  EXPECT_EQ(followers, (std::vector<TaskID>{T(2), T(1)}));
+  EXPECT_EQ(q.size(), 0u);
+}
+
 }  // namespace
 }  // namespace quanta

@@ -70,7 +70,7 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None, labels=N
         num_cpus = os.cpu_count() or 1
     _check_amount("num_cpus", num_cpus)
     resources = dict(resources or {})
-    if num_gpus:
+    if num_gpus is not None:  # else detected (CUDA_VISIBLE_DEVICES, nvidia-smi), as in Ray
         _check_amount("num_gpus", num_gpus)
         resources["GPU"] = num_gpus
     for name, amount in resources.items():
@@ -450,6 +450,17 @@ def get_runtime_context():
     from quanta._private.runtime_context import RuntimeContext
 
     return RuntimeContext()
+
+
+def get_gpu_ids() -> list:
+    """The GPUs the node assigned to the running task or actor (CUDA_VISIBLE_DEVICES is set to
+    them while it runs): ints, or strings when the node took its devices from
+    CUDA_VISIBLE_DEVICES, as in Ray. A driver holds no GPUs: []."""
+    if not session.is_worker():
+        return []
+    from quanta._private import executor
+
+    return executor.gpu_ids()
 
 
 def node_stats():

@@ -149,9 +149,15 @@ def execute(task) -> tuple:
     """Runs one task: (returns, retryable), retryable when it raised an exception that its
     retry_exceptions allows re-running."""
     (task_id, job_id, fid, name, blob, arg_values, num_returns, payload, kind, method,
-     max_concurrency, is_async, groups, _group, retry_policy, gen_mode, backpressure) = task
+     max_concurrency, is_async, groups, _group, retry_policy, gen_mode, backpressure,
+     resources, gpus, actor_id) = task
     session.set_task_job(job_id)
-    session._task_context.task_id = task_id
+    ctx = session._task_context
+    ctx.task_id = task_id
+    ctx.resources = resources if kind != KIND_METHOD else _actor_resources
+    if kind == KIND_CREATION:
+        _hosting(actor_id, resources)
+    restore = _use_gpus(gpus)
     try:
         # Load the function first: it brings the exporter's sys.path, which the arguments'
         # classes may need.
@@ -167,7 +173,82 @@ def execute(task) -> tuple:
     except Exception as e:  # noqa: BLE001 - argument decoding failed
         return [(KIND_TASK_ERROR, serialization.serialize_task_error(e, name, _PID), [])] * num_returns, False
     finally:
-        session._task_context.task_id = None
+        ctx.task_id = None
+        ctx.resources = None
+        if kind == KIND_CREATION:
+            _keep_actor_gpus()
+        elif restore:
+            _restore_gpus()
+
+
+# CUDA_VISIBLE_DEVICES as the worker started with it (the node's), restored after each task
+# that was given GPUs; an actor's worker keeps its devices for good.
+_ORIGINAL_CUDA = os.environ.get("CUDA_VISIBLE_DEVICES")
+_gpu_ids: list = []          # device ids of the running task (or of the actor), as the node named them
+_actor_resources = None      # an actor's creation demand, for get_assigned_resources in methods
+_actor_id = None             # the actor this worker hosts (bytes), from its constructor on
+
+
+def _use_gpus(gpus) -> bool:
+    """Makes the task's devices the visible ones; True if they must be restored afterwards."""
+    global _gpu_ids
+    if _actor is not None:
+        return False  # an actor's methods run on the devices the actor was given
+    _gpu_ids = [g for g, _share in gpus]
+    if not gpus:
+        return False
+    os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(_gpu_ids)
+    return True
+
+
+def _restore_gpus() -> None:
+    global _gpu_ids
+    _gpu_ids = []
+    if _ORIGINAL_CUDA is None:
+        os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+    else:
+        os.environ["CUDA_VISIBLE_DEVICES"] = _ORIGINAL_CUDA
+
+
+def _hosting(actor_id, resources) -> None:
+    """From its constructor on, this worker is the actor's (get_actor_id works in __init__)."""
+    global _actor_id, _actor_resources
+    _actor_id, _actor_resources = actor_id, resources
+
+
+def _keep_actor_gpus() -> None:
+    """After the constructor: the actor keeps its devices for its life; a failed one gives them up."""
+    if _actor is None:
+        _restore_gpus()
+
+
+def gpu_ids() -> list:
+    """The GPU ids of the running task or actor: ints, or strings when the node's devices came
+    from CUDA_VISIBLE_DEVICES (as Ray returns them)."""
+    if _ORIGINAL_CUDA is not None:
+        return list(_gpu_ids)
+    out = []
+    for g in _gpu_ids:
+        try:
+            out.append(int(g))
+        except ValueError:
+            out.append(g)
+    return out
+
+
+def current_actor_id():
+    """The id (bytes) of the actor this worker hosts, or None."""
+    return _actor_id
+
+
+def assigned_resources() -> dict:
+    """{name: amount} held by the running task (or the actor, in its methods)."""
+    res = getattr(session._task_context, "resources", None)
+    if res is None:
+        res = _actor_resources if _actor is not None else None
+    from quanta._private.services import RESOURCE_UNIT
+
+    return {name: amount / RESOURCE_UNIT for name, amount in (res or ())}
 
 
 def _load(fid, payload, name):
@@ -235,8 +316,10 @@ def _submit_concurrent(core, task):
 
 async def _run_async(core, task):
     (task_id, job_id, fid, name, blob, arg_values, num_returns, payload, kind, method,
-     max_concurrency, is_async, _groups, group, retry_policy, gen_mode, backpressure) = task
+     max_concurrency, is_async, _groups, group, retry_policy, gen_mode, backpressure,
+     _resources, _gpus, _actor_id) = task
     retryable = False
+    session.async_task_id.set(task_id)  # this coroutine's own (its asyncio task has its own context)
     async with _actor.semaphores.get(group, _actor.semaphores[""]):
         try:
             values = [serialization.deserialize(k, d) for k, d in arg_values]

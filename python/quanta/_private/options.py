@@ -10,7 +10,10 @@ TASK_OPTIONS = {"num_cpus", "num_gpus", "resources", "num_returns", "max_retries
                 "retry_exceptions", "name", "memory", "scheduling_strategy", "runtime_env",
                 "accelerator_type", "placement_group", "placement_group_bundle_index",
                 "placement_group_capture_child_tasks", "label_selector", "_metadata",
-                "max_calls", "enable_task_events", "timeout_s", "_generator_backpressure_num_objects"}
+                "max_calls", "enable_task_events", "timeout_s", "_generator_backpressure_num_objects",
+                "priority"}
+MAX_PRIORITY = 1000  # TaskSpec::kMaxPriority in src/protocol/messages.h
+ACCELERATOR_DEMAND = 0.001  # of the accelerator_type:<model> resource, as in Ray
 
 
 def _check_number(name, value, allow_none=True):
@@ -27,8 +30,6 @@ def _check_number(name, value, allow_none=True):
 _DEFAULT_ONLY = {
     "runtime_env": (lambda v: not v, "install what the task needs on every node and set environment "
                                      "variables before quanta start"),
-    "accelerator_type": (lambda v: v is None, "use a custom resource (resources={'A100': 1}) given to the "
-                                              "nodes that have one"),
     "max_calls": (lambda v: not v, "workers are reused for every task"),
     "max_pending_calls": (lambda v: v is None or v == -1, "calls are never refused for being too many"),
     "allow_out_of_order_execution": (lambda v: not v, "calls from one caller run in submission order"),
@@ -52,6 +53,16 @@ def validate(options: dict, allowed: set, kind: str) -> dict:
     for key in ("num_cpus", "num_gpus", "memory"):
         if key in options:
             _check_number(key, options[key])
+    gpus = options.get("num_gpus")
+    if gpus is not None and gpus > 1 and float(gpus) != int(gpus):
+        raise ValueError(f"option num_gpus={gpus}: an amount above 1 must be a whole number of GPUs "
+                         "(fractions share one GPU: use a value below 1)")
+    if options.get("accelerator_type") is not None and (
+            not isinstance(options["accelerator_type"], str) or not options["accelerator_type"]):
+        raise TypeError(f"option accelerator_type must be a non-empty string such as 'A100' (see "
+                        f"quanta.util.accelerators), got {options['accelerator_type']!r}")
+    if "priority" in options:
+        priority(options)
     res = options.get("resources")
     if res is not None:
         if not isinstance(res, dict):
@@ -101,6 +112,19 @@ def retry_policy(value) -> tuple:
                     f"classes, got {value!r}")
 
 
+def priority(options: dict) -> int:
+    """The engine's priority for the priority option (beyond Ray: higher runs first among a
+    node's ready tasks of the same resource shape; 0 by default)."""
+    p = options.get("priority", 0)
+    if p is None:
+        return 0
+    if isinstance(p, bool) or not isinstance(p, int):
+        raise TypeError(f"option priority must be an int, got {type(p).__name__} {p!r}")
+    if not -MAX_PRIORITY <= p <= MAX_PRIORITY:
+        raise ValueError(f"option priority={p} is out of range: it must be from {-MAX_PRIORITY} to {MAX_PRIORITY}")
+    return p
+
+
 def timeout_ms(options: dict) -> int:
     """The engine's timeout for the timeout_s option (0: none)."""
     t = options.get("timeout_s")
@@ -125,10 +149,16 @@ def resource_demand(options: dict, default_cpus: float) -> list:
         demand["GPU"] = gpus
     if options.get("memory"):
         demand["memory"] = options["memory"]
+    if options.get("accelerator_type"):
+        demand["accelerator_type:" + options["accelerator_type"]] = ACCELERATOR_DEMAND
     for k, v in (options.get("resources") or {}).items():
         if v:
             demand[k] = v
-    return [(k, int(round(v * RESOURCE_UNIT))) for k, v in demand.items()]
+    out = [(k, int(round(v * RESOURCE_UNIT))) for k, v in demand.items()]
+    for k, v in out:
+        if v >= 1 << 63:
+            raise ValueError(f"resource {k}: {demand[k]} is too large (at most {((1 << 63) - 1) // RESOURCE_UNIT})")
+    return out
 
 
 def scheduling(options: dict):

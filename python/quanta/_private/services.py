@@ -137,13 +137,21 @@ class Session:
                 args += ["--node-ip-address", host]
             if driver_node:
                 args += ["--driver-node", "1"]
+            from quanta._private import node_resources
+
+            store_bytes = int(store.get("object_store_memory") or default_object_store_memory())
+            gpu_ids = []
+            if not driver_node:  # a driver node adds nothing to the cluster
+                resources, gpu_ids = node_resources.resolve(resources, store_bytes)
+            if gpu_ids:
+                args += ["--gpu-ids", ",".join(gpu_ids)]
             cpus = resources.get("CPU", 0)
             args += ["--prestart", str(prestart if prestart is not None else max(1 if not driver_node else 0, int(cpus)))]
             for name, amount in resources.items():
                 args += ["--resource", f"{name}={int(round(amount * RESOURCE_UNIT))}"]
             for key, value in (labels or {}).items():
                 args += ["--label", f"{key}={value}"]
-            args += ["--object-store-memory", str(int(store.get("object_store_memory") or default_object_store_memory())),
+            args += ["--object-store-memory", str(store_bytes),
                      "--inline-threshold", str(int(store.get("inline_threshold") or 100 * 1024))]
             if store.get("spill_dir"):
                 args += ["--spill-dir", str(store["spill_dir"])]

@@ -7,6 +7,7 @@ A process is either a driver (it called `quanta.init()`, explicitly or implicitl
 from __future__ import annotations
 
 import atexit
+import contextvars
 import threading
 
 _lock = threading.RLock()
@@ -16,6 +17,13 @@ _is_worker = False
 _namespace = None
 _job_id = 0             # job (driver client id) that tasks submitted from here belong to
 _task_context = threading.local()  # in workers: the task running on this thread
+# In async actors: the call running in this coroutine (they share the loop's thread).
+async_task_id = contextvars.ContextVar("quanta_task_id", default=None)
+
+
+def current_task_id():
+    """The id (bytes) of the task running on this thread or coroutine, or None."""
+    return getattr(_task_context, "task_id", None) or async_task_id.get()
 
 
 def current_core():

@@ -30,7 +30,7 @@ _NAMES = {
     "list_named_actors": "quanta.util.named_actors",
 }
 _SUBMODULES = {"queue", "multiprocessing", "joblib", "actor_pool", "helpers", "network",
-               "check_serialize", "executor", "scheduling_strategies"}
+               "check_serialize", "executor", "scheduling_strategies", "accelerators"}
 
 __all__ = ["ActorPool", "as_completed", "map_unordered", "get_node_ip_address",
            "inspect_serializability", "Executor", "placement_group", "remove_placement_group",
