@@ -70,8 +70,10 @@ def _shutdown_at_session_end():
 @pytest.fixture
 def cluster(_shutdown_at_session_end):
     """A running cluster with 4 CPUs, shared between tests (started once, reused)."""
-    if quanta.is_initialized() and quanta.cluster_resources().get("CPU") != SHARED_NUM_CPUS:
-        quanta.shutdown()  # e.g. left behind by an auto-initialising call
+    if quanta.is_initialized():
+        have = quanta.cluster_resources()
+        if have.get("CPU") != SHARED_NUM_CPUS or set(have) - {"CPU", "memory", "object_store_memory"}:
+            quanta.shutdown()  # e.g. left behind by an auto-initialising call, or another shape
     if not quanta.is_initialized():
         quanta.init(num_cpus=SHARED_NUM_CPUS)
     yield

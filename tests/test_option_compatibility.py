@@ -167,6 +167,20 @@ PG_OPTIONS = ("placement_group", "placement_group_bundle_index", "placement_grou
 
 
 @pytest.fixture
+def cluster(_shutdown_at_session_end):
+    """The shared cluster's shape plus what the sample values need: a GPU (declared, as Ray allows
+    without one) and an A100 for accelerator_type. Started once for this file."""
+    want = {"CPU": 4.0, "GPU": 2.0, "accelerator_type:A100": 1.0}
+    if quanta.is_initialized():
+        have = quanta.cluster_resources()
+        if any(have.get(k) != v for k, v in want.items()):
+            quanta.shutdown()
+    if not quanta.is_initialized():
+        quanta.init(num_cpus=4, num_gpus=2, resources={"accelerator_type:A100": 1})
+    yield
+
+
+@pytest.fixture
 def group(cluster, request):
     """A one-CPU placement group, for the tests of the placement-group options only."""
     if request.node.callspec.params.get("option") not in PG_OPTIONS:
