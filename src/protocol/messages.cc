@@ -315,6 +315,8 @@ void TaskSpec::Encode(Writer& w) const {
   w.U8(generator);
   w.U32(generator_backpressure);
   w.U32(attempt);
+  w.Bytes(runtime_env_hash);
+  w.Bytes(runtime_env);
 }
 
 void GeneratorItem::Encode(Writer& w) const {
@@ -403,7 +405,13 @@ Status TaskSpec::Decode(Reader& r) {
   if (generator > kDynamic) return Status::ProtocolError("unknown generator mode " + std::to_string(generator));
   QUANTA_RETURN_IF_ERROR(r.U32(&generator_backpressure));
   if (generator != kNoGenerator && num_returns != 1) return Status::ProtocolError("a streaming generator task has one return");
-  return r.U32(&attempt);
+  QUANTA_RETURN_IF_ERROR(r.U32(&attempt));
+  QUANTA_RETURN_IF_ERROR(r.Bytes(&runtime_env_hash));
+  if (runtime_env_hash.size() > kMaxRuntimeEnvHash) return Status::ProtocolError("runtime_env hash too long");
+  QUANTA_RETURN_IF_ERROR(r.Bytes(&runtime_env));
+  if (runtime_env.size() > kMaxRuntimeEnv) return Status::ProtocolError("runtime_env too large");
+  if (runtime_env_hash.empty() != runtime_env.empty()) return Status::ProtocolError("runtime_env without its hash");
+  return Status::Ok();
 }
 
 void PutObject::Encode(Writer& w) const {

@@ -252,6 +252,13 @@ struct TaskSpec {
   // Set by the owner's node when it forwards the task: which execution this is (0 first), so
   // the node running it records its events under the same attempt (node/task_events.h).
   uint32_t attempt = 0;
+  // Runtime environment (Ray's runtime_env), resolved by the submitter: a hash naming it (empty:
+  // the node's own environment) and its JSON, which the worker started for it sets up. Workers
+  // are pooled by the hash: a worker runs tasks and actors of one environment only.
+  std::string runtime_env_hash;  // at most kMaxRuntimeEnvHash bytes
+  std::string runtime_env;       // at most kMaxRuntimeEnv bytes
+  static constexpr size_t kMaxRuntimeEnvHash = 64;
+  static constexpr size_t kMaxRuntimeEnv = 64 * 1024;
   ObjectID ReturnId(uint32_t i) const { return task_id.ReturnId(i); }
   ObjectID ItemId(uint64_t k) const { return task_id.ReturnId(static_cast<uint32_t>(k + 1)); }
   void Encode(Writer& w) const;
