@@ -74,6 +74,7 @@ Status WorkerDispatcher::OnWorkerHello(LocalClient& client, const std::string& t
   w.pid = pid;
   w.idle_since = std::chrono::steady_clock::now();
   w.env_hash = pool_->EnvOf(token);
+  if (!w.env_hash.empty()) env_failed_starts_.erase(w.env_hash);
   token_to_client_[token] = client.id;
   failed_starts_ = 0;
   StartFinished(token);
@@ -108,9 +109,25 @@ void WorkerDispatcher::OnProcessExit(const std::string& token, int wait_status, 
   if (worker == nullptr && closed_tokens_.erase(token) > 0) return;  // registered, then closed
   if (worker == nullptr) {
     // Died before it said Hello.
+    auto starting = starting_tokens_.find(token);
+    std::string env = starting == starting_tokens_.end() ? std::string() : starting->second;
     StartFinished(token);
     QLOG(kWarning) << "a worker exited before registering (status " << wait_status << "); see its log in "
                    << options_.log_dir;
+    if (!env.empty()) {
+      // A runtime environment's worker reports setup failures to its task; dying before
+      // Hello is its own interpreter failing, which must not stop the node's other workers.
+      // After a few in a row its tasks fail instead of workers being respawned forever.
+      if (++env_failed_starts_[env] >= kMaxFailedStarts && broken_envs_.count(env) == 0) {
+        std::string text = "workers started for this task's runtime_env exit before they can run anything (" +
+                           std::to_string(kMaxFailedStarts) + " in a row); the last one printed:\n" +
+                           TailOfFile(stderr_log) + "\n(logs: " + options_.log_dir + ")";
+        QLOG(kError) << text;
+        clients_->WarnDrivers(text);
+        broken_envs_[env] = std::move(text);
+      }
+      return;
+    }
     if (++failed_starts_ == kMaxFailedStarts) {
       std::string err = TailOfFile(stderr_log);
       std::string text = "worker processes exit before they can start (" + std::to_string(kMaxFailedStarts) +
@@ -212,13 +229,31 @@ void WorkerDispatcher::Schedule() {
     auto next = queue_.PopRunnable([&](const TaskID& id) {
       const protocol::TaskSpec& spec = tasks_->at(id).spec;
       if (HasIdle(spec.runtime_env_hash)) return true;
+      if (!spec.runtime_env_hash.empty() && broken_envs_.count(spec.runtime_env_hash) &&
+          spec.kind == protocol::TaskKind::kNormal) {
+        return true;  // failed below
+      }
       unserved.emplace(spec.runtime_env_hash, spec.runtime_env);
       return false;
     });
     if (!next) break;
+    const protocol::TaskSpec& spec = tasks_->at(next->first).spec;
+    if (auto broken = broken_envs_.find(spec.runtime_env_hash);
+        !spec.runtime_env_hash.empty() && broken != broken_envs_.end() && !HasIdle(spec.runtime_env_hash)) {
+      queue_.Release(next->second);
+      callbacks_.task_done(next->first, std::vector<ObjectValue>(spec.num_returns, SystemError(
+                                                                      ObjectKind::kWorkerCrashed, broken->second)),
+                           false);
+      continue;
+    }
     // Most recently used first: its caches (and imported modules) are warm, and workers beyond
     // what the load needs stay idle instead of taking turns.
-    Worker* worker = TakeIdle(tasks_->at(next->first).spec.runtime_env_hash);
+    Worker* worker = TakeIdle(spec.runtime_env_hash);
+    if (worker == nullptr) {  // cannot happen: accept saw one idle
+      queue_.Release(next->second);
+      queue_.PushFront(next->first, next->second);
+      break;
+    }
     TaskID first = next->first;
     ResourceSet demand = next->second;
     StartTaskOn(*worker, first, std::move(next->second));
@@ -233,7 +268,7 @@ void WorkerDispatcher::Schedule() {
       while (static_cast<size_t>(starting_) < wanted) {
         if (!StartWorker()) break;
       }
-    } else if (starting_envs_.count(env) == 0) {
+    } else if (starting_envs_.count(env) == 0 && broken_envs_.count(env) == 0) {
       StartWorker(env, json);  // one at a time per environment: the first builds it
     }
   }

@@ -189,6 +189,9 @@ class WorkerDispatcher {
   int starting_ = 0;  // workers of the node's own environment started, not yet registered
   std::unordered_map<std::string, int> starting_envs_;  // the same, by runtime-env hash
   std::unordered_map<std::string, std::string> starting_tokens_;  // token -> env hash, until Hello or exit
+  std::unordered_map<std::string, int> env_failed_starts_;  // env hash -> workers in a row that died before Hello
+  // Environments whose workers keep dying before Hello -> the error their normal tasks fail with.
+  std::unordered_map<std::string, std::string> broken_envs_;
   int failed_starts_ = 0;  // workers in a row that exited before registering
   int actor_workers_ = 0;
   std::unordered_map<std::string, FunctionTiming> timings_;

@@ -124,6 +124,8 @@ def ensure_venv(env, session_dir, deadline) -> str:
                       *pip.get("pip_install_options", []), "-r", req], log, deadline, env)
             if pip.get("pip_check"):
                 _run([python, "-m", "pip", "check", "--disable-pip-version-check"], log, deadline, env)
+            # The worker re-execs with this python: it must still find quanta's engine.
+            _run([python, "-c", "import quanta._core"], log, deadline, env)
         except BaseException:
             shutil.rmtree(venv, ignore_errors=True)
             raise
@@ -193,9 +195,10 @@ def _unpacked(uri, packages, session_dir, deadline, env) -> str:
     name = uri.rsplit("/", 1)[-1]
     stem, ext = os.path.splitext(name)
     dest = os.path.join(_root(session_dir, "packages"), stem)
-    if not os.path.exists(os.path.join(dest, _READY)):
+    ready = dest + _READY  # beside it: the unpacked directory holds only the package
+    if not os.path.exists(ready):
         with _Lock(dest + ".lock", deadline, env):
-            if not os.path.exists(os.path.join(dest, _READY)):
+            if not os.path.exists(ready):
                 data = _fetch(uri, packages, deadline, env)
                 shutil.rmtree(dest, ignore_errors=True)
                 tmp = dest + f".tmp{os.getpid()}"
@@ -209,10 +212,10 @@ def _unpacked(uri, packages, session_dir, deadline, env) -> str:
                 except zipfile.BadZipFile as e:
                     raise SetupFailed(f"package {uri} is not a valid zip ({e})") from None
                 os.rename(tmp, dest)
-                open(os.path.join(dest, _READY), "w").close()
+                open(ready, "w").close()
     if ext == ".zip":
         # A .zip working_dir holding a single top-level directory runs in that directory.
-        entries = [e for e in os.listdir(dest) if e != _READY]
+        entries = os.listdir(dest)
         if len(entries) == 1 and os.path.isdir(os.path.join(dest, entries[0])) and env.get("working_dir") == uri:
             return os.path.join(dest, entries[0])
     return dest
