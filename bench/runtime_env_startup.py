@@ -3,7 +3,10 @@
     python bench/runtime_env_startup.py [--out bench/runtime_env-DATE.json]
 
 Per system, on a fresh 2-CPU local cluster:
-- working_dir: a small new directory (20 files, 40 KB): submit-to-result of the first task;
+- working_dir at the job level (all Ray accepts for a local directory): init(runtime_env=...)
+  to the first task's result, beside init() to the first result of the same task without it;
+- working_dir per task (Quanta only: Ray refuses a local directory there), a small new
+  directory (20 files, 40 KB): submit-to-result of the first task, then again;
 - pip: a local wheel written here, installed with --no-index --find-links (no network):
   first task (venv built), the same env again (its worker reused), and the same requirements
   with other env_vars (a new worker, the venv already built: "cached").
@@ -21,6 +24,22 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+
+JOB_LEVEL = r'''
+import json, os, sys, time
+name, wd = sys.argv[1], sys.argv[2]
+mod = __import__(name)
+t = time.perf_counter()
+mod.init(num_cpus=2, include_dashboard=False, **({"runtime_env": {"working_dir": wd}} if wd else {}))
+
+@mod.remote
+def look():
+    return os.listdir(".")[:1]
+
+mod.get(look.remote())
+print("RESULT " + json.dumps({"s": time.perf_counter() - t}))
+mod.shutdown()
+'''
 
 CHILD = r'''
 import json, os, sys, time
@@ -50,8 +69,8 @@ def timed(key, fn):
         out[key] = time.perf_counter() - t
     except Exception as e:
         out[key] = f"failed: {type(e).__name__}: {str(e)[:400]}"
-timed("working_dir_first_task_s", lambda: mod.get(look.options(runtime_env={"working_dir": wd}).remote(), timeout=600))
-timed("working_dir_again_s", lambda: mod.get(look.options(runtime_env={"working_dir": wd}).remote(), timeout=600))
+timed("task_working_dir_first_task_s", lambda: mod.get(look.options(runtime_env={"working_dir": wd}).remote(), timeout=600))
+timed("task_working_dir_again_s", lambda: mod.get(look.options(runtime_env={"working_dir": wd}).remote(), timeout=600))
 pip = ["--no-index", "--find-links=" + wheel_dir, "qrt_benchpkg"]
 timed("pip_first_task_s", lambda: mod.get(use.options(runtime_env={"pip": pip}).remote(), timeout=600))
 timed("pip_same_env_again_s", lambda: mod.get(use.options(runtime_env={"pip": pip}).remote(), timeout=600))
@@ -85,12 +104,21 @@ def run(system):
         os.makedirs(wheels)
         write_wheel(wheels)
         env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
+        out = {}
+        for key, args in (("init_to_first_task_plain_s", [JOB_LEVEL, system, ""]),
+                          ("init_to_first_task_job_working_dir_s", [JOB_LEVEL, system, wd])):
+            r = subprocess.run([sys.executable, "-c", *args], capture_output=True, text=True, timeout=600, env=env)
+            got = [json.loads(ln[7:]) for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
+            out[key] = got[0]["s"] if got else "failed: " + (r.stdout + r.stderr)[-600:]
+        for f in os.listdir(wd):  # new content: the per-task steps see a directory not seen before
+            with open(os.path.join(wd, f), "a") as fh:
+                fh.write("2")
         r = subprocess.run([sys.executable, "-c", CHILD, system, wd, wheels], capture_output=True, text=True,
                            timeout=1800, env=env)
         for line in r.stdout.splitlines():
             if line.startswith("RESULT "):
-                return json.loads(line[7:])
-        return {"error": (r.stdout + r.stderr)[-2000:]}
+                return {**out, **json.loads(line[7:])}
+        return {**out, "error": (r.stdout + r.stderr)[-2000:]}
 
 
 def main():

@@ -136,8 +136,12 @@ def ensure_venv(env, session_dir, deadline) -> str:
 def _inherit_site_packages(venv_python):
     """A .pth in the venv naming this interpreter's site-packages (quanta, pip, what the node
     has), after the venv's own, so what pip installs there wins."""
-    out = subprocess.run([venv_python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                         capture_output=True, text=True, check=True).stdout.strip()
+    import sysconfig
+
+    venv = os.path.dirname(os.path.dirname(venv_python))
+    out = sysconfig.get_path("purelib", "venv" if "venv" in sysconfig.get_scheme_names() else "posix_prefix",
+                             vars={"base": venv, "platbase": venv})
+    os.makedirs(out, exist_ok=True)
     dirs = [p for p in sys.path if p and ("site-packages" in p or "dist-packages" in p) and os.path.isdir(p)]
     with open(os.path.join(out, "_quanta_node_site.pth"), "w") as f:
         f.write("\n".join(dict.fromkeys(dirs)) + "\n")
