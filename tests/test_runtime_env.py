@@ -235,8 +235,11 @@ def test_pip_env_from_a_local_wheel_is_built_once_and_reused(session, tmp_path):
 
     session(num_cpus=2)
     env = {"pip": ["--no-index", f"--find-links={tmp_path}", "qrt_tinypkg"]}
-    value, prefix, first_pid = quanta.get(use.options(runtime_env=env).remote())
+    # Two tasks of the new environment submitted together: one build, one venv.
+    (value, prefix, first_pid), (_, prefix_b, _) = quanta.get([use.options(runtime_env=env).remote()
+                                                               for _ in range(2)])
     assert value == 42 and "runtime_resources" in prefix and prefix != sys.prefix
+    assert prefix_b == prefix
     # Concurrent tasks of the same environment use the one venv.
     again = quanta.get([use.options(runtime_env=env).remote() for _ in range(3)])
     assert {p for _, p, _ in again} == {prefix}
@@ -253,6 +256,8 @@ def test_pip_env_from_a_local_wheel_is_built_once_and_reused(session, tmp_path):
     req.write_text("\n".join(env["pip"]) + "\n")
     assert quanta.get(use.options(runtime_env={"pip": str(req)}).remote())[1] == prefix
     assert quanta.get(use.options(runtime_env={"pip": {"packages": env["pip"]}}).remote())[1] == prefix
+    venvs = [d for d in os.listdir(os.path.dirname(prefix)) if os.path.isdir(os.path.join(os.path.dirname(prefix), d))]
+    assert venvs == [os.path.basename(prefix)], "one venv per requirement set per node"
 
 
 def test_bad_pip_requirement_fails_with_its_output_and_others_go_on(session, tmp_path):
@@ -298,9 +303,16 @@ def test_working_dir_and_py_modules_reach_a_task_on_the_second_node(no_cluster, 
     wd = tmp_path / "wd"
     wd.mkdir()
     (wd / "note.txt").write_text("shipped")
+    (wd / "weights.bin").write_bytes(os.urandom(1 << 20))  # over the inline size: a stored object
     mod = tmp_path / "qrt_remote_mod"
     mod.mkdir()
     (mod / "__init__.py").write_text("WHERE = 'py_module'\n")
+
+    @quanta.remote
+    def received():
+        from quanta._private import api
+
+        return api.node_stats()["transfer_bytes_received"]
 
     @quanta.remote
     def there():
@@ -311,10 +323,15 @@ def test_working_dir_and_py_modules_reach_a_task_on_the_second_node(no_cluster, 
     c = Cluster(initialize_head=True, shutdown_at_exit=False, head_node_args={"num_cpus": 1})
     try:
         second = c.add_node(num_cpus=1)
-        quanta.init(address=c.address, runtime_env={"working_dir": str(wd), "py_modules": [str(mod)]})
+        quanta.init(address=c.address)
+        there = there.options(runtime_env={"working_dir": str(wd), "py_modules": [str(mod)]})
         strategy = NodeAffinitySchedulingStrategy(second.node_id, soft=False)
+        before = quanta.get(received.options(scheduling_strategy=strategy).remote(), timeout=60)
         text, where, node, cwd = quanta.get(there.options(scheduling_strategy=strategy).remote(), timeout=120)
         assert (text, where, node) == ("shipped", "py_module", second.node_id)
+        after = quanta.get(received.options(scheduling_strategy=strategy).remote(), timeout=60)
+        assert after - before >= 1 << 20, "the package crossed to the second node over the transfer path"
+        assert os.path.getsize(os.path.join(cwd, "weights.bin")) == 1 << 20
         here = quanta.get(there.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
             c.head_node.node_id, soft=False)).remote(), timeout=120)
         assert here[0] == "shipped" and here[3] != cwd, "each node unpacks it under its own session dir"
