@@ -118,6 +118,11 @@ def test_bad_values_are_refused_clearly(session):
         probe.options(runtime_env={"config": {"setup_timeout_seconds": 0}})
     with pytest.raises(TypeError, match="runtime_env must be a dict"):
         probe.options(runtime_env="env_vars=A")
+    from quanta.runtime_env import RuntimeEnv
+
+    with pytest.raises(ValueError, match="not supported"):
+        RuntimeEnv(conda="base")
+    assert quanta.get(probe.options(runtime_env=RuntimeEnv(env_vars={"QRT_A": "typed"})).remote())[0] == "typed"
 
 
 # --------------------------------------------------------------------------- worker pools
