@@ -46,6 +46,8 @@ import subprocess
 import sys
 import time
 
+import bench_common
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 GiB, MiB = 1 << 30, 1 << 20
 TARGET_LOOPBACK = 0.80  # issue 11: a transfer reaches >= 80 % of loopback TCP
@@ -111,26 +113,7 @@ class Loopback:
 # ----------------------------------------------------------------------------- timing
 
 
-def rates(fn, multiplier, args):
-    count, start = 0, time.perf_counter()
-    while True:
-        fn()
-        count += 1
-        if time.perf_counter() - start >= args.warmup:
-            break
-    step = count // 10 + 1
-    out = []
-    for _ in range(args.runs):
-        count, start = 0, time.perf_counter()
-        while True:
-            for _ in range(step):
-                fn()
-            count += step
-            elapsed = time.perf_counter() - start
-            if elapsed >= args.run_seconds:
-                break
-        out.append(count * multiplier / elapsed)
-    return out
+rates = bench_common.rates
 
 
 # ----------------------------------------------------------------------------- the workloads
@@ -379,25 +362,10 @@ def report(q, r):
 
 
 def run_child(which, args):
-    argv = [sys.executable, os.path.abspath(__file__), "--_child", which] + [
-        f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items() if k not in ("_child", "compare", "json", "rounds")]
-    t0 = time.perf_counter()
-    r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=None, text=True, timeout=1800)
-    if r.returncode != 0:
-        raise RuntimeError(f"the {which} child failed (exit {r.returncode})")
-    out = json.loads(r.stdout.strip().splitlines()[-1])
-    out["child_wall_s"] = time.perf_counter() - t0
-    return out
+    return bench_common.run_child(__file__, which, args)
 
 
-def merge(rounds):
-    first = dict(rounds[0])
-    first["figures"] = {}
-    for rnd in rounds:
-        for k, v in rnd["figures"].items():
-            first["figures"].setdefault(k, []).extend(v)
-    first["rounds"] = [{k: v for k, v in rnd.items() if k != "figures"} for rnd in rounds]
-    return first
+merge = bench_common.merge_rounds
 
 
 def main(argv=None):

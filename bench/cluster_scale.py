@@ -36,6 +36,8 @@ import tempfile
 import threading
 import time
 
+import bench_common
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 TARGETS = {"join_all_s": 10.0, "idle_node_pss_mib": 20.0, "status_s": 0.1, "handshake_ms": 1.0}
 
@@ -54,23 +56,7 @@ def pss_rss_kib(pid):
     return pss, rss
 
 
-def descendants(pid):
-    children = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(name))
-    out, todo = [], [pid]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            out.append(c)
-            todo.append(c)
-    return out
+descendants = bench_common.descendants
 
 
 def comm(pid):

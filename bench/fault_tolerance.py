@@ -41,6 +41,8 @@ import tempfile
 import threading
 import time
 
+import bench_common
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SIZE = 100 * 1000 * 1000
 STORE = 512 << 20  # every node's object store: a few 100 MB objects at once
@@ -54,22 +56,7 @@ def med(xs):
     return statistics.median(xs) if xs else None
 
 
-def descendants(pid):
-    children = {}
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                with open(f"/proc/{name}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(name))
-    out, todo = [], [pid]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            out.append(c)
-            todo.append(c)
-    return out
+descendants = bench_common.descendants
 
 
 def wait_until(cond, timeout, what):

@@ -87,6 +87,24 @@ def no_cluster(_shutdown_at_session_end):
         quanta.shutdown()
 
 
+@pytest.fixture
+def make_cluster(no_cluster):
+    """Factory for ``quanta.cluster_utils.Cluster``s (head initialized); each is shut down (and
+    checked to leave nothing behind) after the test."""
+    from quanta.cluster_utils import Cluster
+
+    made = []
+
+    def make(**kwargs):
+        c = Cluster(initialize_head=True, shutdown_at_exit=False, **kwargs)
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        c.shutdown()
+
+
 # --------------------------------------------------------------------------- /proc helpers
 
 

@@ -23,26 +23,12 @@ import pytest
 
 import quanta
 from quanta._private import api, control
-from quanta.cluster_utils import Cluster
 from quanta.experimental import internal_kv
 from quanta.util.placement_group import placement_group, remove_placement_group
 from quanta.util.scheduling_strategies import (NodeAffinitySchedulingStrategy,
                                                PlacementGroupSchedulingStrategy)
 from conftest import run_driver
 
-
-@pytest.fixture
-def make_cluster(no_cluster):
-    made = []
-
-    def make(**kwargs):
-        c = Cluster(initialize_head=True, shutdown_at_exit=False, **kwargs)
-        made.append(c)
-        return c
-
-    yield make
-    for c in made:
-        c.shutdown()
 
 
 @pytest.fixture

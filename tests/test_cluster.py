@@ -23,7 +23,7 @@ import pytest
 import quanta
 from quanta._private import api, runtime_dir, services
 from quanta.cluster_utils import Cluster
-from conftest import alive, descendants, process_identity, wait_until_gone
+from conftest import descendants, process_identity, wait_until_gone
 
 RAY_NODE_KEYS = {"NodeID", "Alive", "NodeManagerAddress", "NodeManagerHostname", "NodeManagerPort",
                  "ObjectManagerPort", "ObjectStoreSocketName", "RayletSocketName", "Resources", "Labels"}
@@ -50,20 +50,6 @@ def short_tmp():
     yield path
     shutil.rmtree(path, ignore_errors=True)
 
-
-@pytest.fixture
-def make_cluster(no_cluster):
-    """Factory for Clusters; each is shut down (and checked to leave nothing behind) after the test."""
-    made = []
-
-    def make(**kwargs):
-        c = Cluster(initialize_head=True, shutdown_at_exit=False, **kwargs)
-        made.append(c)
-        return c
-
-    yield make
-    for c in made:
-        c.shutdown()
 
 
 def node_by_id(node_id):

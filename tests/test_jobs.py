@@ -10,6 +10,7 @@ cluster token every endpoint answers 401.
 import asyncio
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -155,8 +156,9 @@ def test_stop_running_job(client, tmp_path):
             time.sleep(0.1)
     """)
     sid = client.submit_job(entrypoint=f"{sys.executable} {script}")
-    logs = until(lambda: "child" in client.get_job_logs(sid) and client.get_job_logs(sid), what="the job's output")
-    child = int(logs.split("child")[1].split()[0])
+    # One fetch per try, and the whole line: the pid is read from the same text that matched.
+    found = until(lambda: re.search(r"child (\d+)\n", client.get_job_logs(sid)), what="the job's output")
+    child = int(found.group(1))
     info = client.get_job_info(sid)
     assert info.status == JobStatus.RUNNING and pid_alive(info.entrypoint_pid) and pid_alive(child)
     with pytest.raises(JobSubmissionError, match="stop it"):

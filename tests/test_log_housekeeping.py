@@ -96,3 +96,25 @@ def test_output_beyond_the_rate_limit_is_dropped_with_a_summary_that_adds_up(tmp
     dropped = sum(int(n) for n in notes)
     print(f"[measure] shown {shown}, dropped {dropped} of 60000 lines")
     assert shown < 60000 and shown + dropped == 60000
+
+
+def test_thirty_sessions_in_a_row_leave_at_most_quanta_keep_sessions_folders():
+    """Programs that start and end clusters one after another (a test suite, a shell loop) do not
+    pile up session folders: a session whose node daemon ran and ended is removed at once."""
+    import shutil
+    import tempfile
+
+    tmp = tempfile.mkdtemp(prefix="qk", dir="/tmp")  # short: socket paths must fit
+    try:
+        code = ("import quanta\n"
+                "for _ in range(30):\n"
+                "    quanta.init(num_cpus=1, include_dashboard=False)\n"
+                "    quanta.shutdown()\n")
+        env = dict(os.environ, TMPDIR=tmp, QUANTA_KEEP_SESSIONS="4")
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stderr
+        base = runtime_dir.root(tmp)
+        left = runtime_dir.sessions(base)
+        assert 1 <= len(left) <= 4, left
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -18,7 +18,6 @@ pinned there) and the stores' usage (`memory_summary()` on each node):
   ObjectStoreFullError when it can never fit; the node keeps running.
 """
 
-import os
 import signal
 import threading
 import time
@@ -28,7 +27,6 @@ import pytest
 
 import quanta
 from quanta._private import api
-from quanta.cluster_utils import Cluster
 from quanta.exceptions import ObjectLostError, ObjectStoreFullError
 from quanta.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -130,19 +128,6 @@ class Nodes:
 def delta(after, before, key):
     return after[key] - before[key]
 
-
-@pytest.fixture
-def make_cluster(no_cluster):
-    made = []
-
-    def make(**kwargs):
-        c = Cluster(initialize_head=True, shutdown_at_exit=False, **kwargs)
-        made.append(c)
-        return c
-
-    yield make
-    for c in made:
-        c.shutdown()
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ def test_actor_options_not_implemented_are_refused(option, value):
 
 @pytest.mark.parametrize("option,value", [
     ("runtime_env", None), ("runtime_env", {}), ("accelerator_type", None), ("max_calls", 0),
-    ("enable_task_events", False),
+    ("enable_task_events", True),
 ])
 def test_defaults_are_accepted(option, value):
     quanta.remote(**{option: value})(f)

@@ -16,7 +16,6 @@ import pytest
 
 import quanta
 from quanta._private import api
-from quanta.cluster_utils import Cluster
 from quanta.exceptions import ActorUnschedulableError, TaskUnschedulableError
 from quanta.util.placement_group import placement_group, placement_group_table, remove_placement_group
 from quanta.util.scheduling_strategies import (In, NodeAffinitySchedulingStrategy, NodeLabelSchedulingStrategy,
@@ -52,19 +51,6 @@ class Here:
     def node(self):
         return quanta.get_runtime_context().get_node_id()
 
-
-@pytest.fixture
-def make_cluster(no_cluster):
-    made = []
-
-    def make(**kwargs):
-        c = Cluster(initialize_head=True, shutdown_at_exit=False, **kwargs)
-        made.append(c)
-        return c
-
-    yield make
-    for c in made:
-        c.shutdown()
 
 
 def ids(cluster):

@@ -366,7 +366,7 @@ class ActorMethod:
         actor = (KIND_METHOD, h._actor_id, self._name, 1, 0, False, False, "", [], [], group)
         retry, retry_types = opts.retry_policy(self._options.get("retry_exceptions", False))
         ids = core.submit_task(core.next_task_id(), session.job_id(), b"",
-                               f"{h._class_name}.{self._name}", blob, arg_refs, nested,
+                               self._options.get("name") or f"{h._class_name}.{self._name}", blob, arg_refs, nested,
                                num_returns, [], retries, retry, actor, None, retry_types, 0, mode, backpressure)
         return generator.wrap_returns(core, ids, num_returns, mode)
 

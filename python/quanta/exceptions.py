@@ -17,11 +17,13 @@ class TaskError(QuantaError):
     `quanta.get` raises it as an instance of both TaskError and the user's exception class, so
     `except ValueError:` still catches a ValueError raised inside a task. `cause` is the original
     exception (None when it could not be unpickled on this side) and the message carries the
-    remote traceback.
+    remote traceback. `via` names the tasks the failure passed on to, innermost first: for
+    h(g(f())) where f raised, function_name is "f" and via is ["g", "h"].
     """
 
-    def __init__(self, function_name="", traceback_str="", cause=None, pid=None, cause_repr=None):
+    def __init__(self, function_name="", traceback_str="", cause=None, pid=None, cause_repr=None, via=()):
         self.function_name = function_name
+        self.via = list(via)
         self.traceback_str = traceback_str
         self.cause = cause
         self.pid = pid
@@ -32,6 +34,8 @@ class TaskError(QuantaError):
 
     def _message(self):
         where = f"task {self.function_name}" + (f" (pid={self.pid})" if self.pid else "")
+        chain = [f"task {name}" for name in reversed(self.via)] + [where]
+        where = chain[0] + "".join(f" failed: a value it needed came from {t}, which" for t in chain[1:])
         text = self.traceback_str.rstrip() if self.traceback_str else self.cause_repr
         if self.cause is None and self.cause_repr and self.cause_repr not in text:
             text += f"\n(the exception could not be unpickled here: {self.cause_repr})"
@@ -41,7 +45,8 @@ class TaskError(QuantaError):
         return self._message()
 
     def __reduce__(self):
-        return (TaskError, (self.function_name, self.traceback_str, self.cause, self.pid, self.cause_repr))
+        return (TaskError, (self.function_name, self.traceback_str, self.cause, self.pid, self.cause_repr,
+                            self.via))
 
     def as_instanceof_cause(self):
         """Returns an exception that is an instance of both TaskError and type(cause)."""
@@ -54,7 +59,8 @@ class TaskError(QuantaError):
         try:
             err = cls.__new__(cls)
             err.__dict__.update(getattr(cause, "__dict__", {}))
-            TaskError.__init__(err, self.function_name, self.traceback_str, cause, self.pid, self.cause_repr)
+            TaskError.__init__(err, self.function_name, self.traceback_str, cause, self.pid, self.cause_repr,
+                               self.via)
             err.args = (self._message(),)
             return err
         except Exception:

@@ -283,15 +283,20 @@ def _fmt_resources(total, available, alive=True):
     return ", ".join(parts) or "none"
 
 
+def cli_error_text(text: str) -> str:
+    """What a CLI command says for an error: "no cluster" in the CLI's words (the API's message
+    talks about quanta.init)."""
+    if "found no running cluster" in text or "no Quanta cluster" in text:
+        return ("no cluster running on this host. Start one with `quanta start --head`, or pass "
+                "--address HEAD_IP:PORT")
+    return text
+
+
 def cmd_status(args) -> int:
     try:
         nodes, store = _cluster_nodes(args.address)
     except (ConnectionError, ValueError, TimeoutError) as e:
-        text = str(e)
-        if "found no running cluster" in text or "no Quanta cluster" in text:
-            return _fail("no cluster running on this host. Start one with `quanta start --head`, or pass "
-                         "--address HEAD_IP:PORT", 1)
-        return _fail(text, 1)
+        return _fail(cli_error_text(str(e)), 1)
     alive = [n for n in nodes if n["alive"]]
     if args.format == "json":
         print(json.dumps({"nodes": nodes, "object_store": store}, indent=1, default=str))
@@ -318,8 +323,8 @@ def cmd_memory(args) -> int:
 
     try:
         quanta.init(address=args.address, log_to_driver=False)
-    except ConnectionError as e:
-        return _fail(str(e), 1)
+    except (ConnectionError, ValueError) as e:
+        return _fail(cli_error_text(str(e)), 1)
     s = quanta.memory_summary()
     mib = 1 << 20
     print(f"object store: {s['used'] / mib:.1f} MiB used of {s['capacity'] / mib:.1f} MiB; "
@@ -382,6 +387,8 @@ def main(argv=None) -> int:
     p.add_argument("--temp-dir", help="root for the runtime directory (default: the system temp dir)")
     p.add_argument("--heartbeat-timeout-ms", type=int, help="declare a silent node dead after this (head; default 3000)")
     p.add_argument("--block", action="store_true", help="stay in the foreground until stopped")
+    p.add_argument("--disable-usage-stats", action="store_true",
+                   help="accepted for Ray's scripts: Quanta collects no usage statistics at all")
     p.add_argument("--storage", help="persist the head's tables to FILE (SQLite) or redis://HOST:PORT[/PREFIX], so "
                    "that a failed head restarts with them (run the same command again); also RAY_REDIS_ADDRESS")
     p.add_argument("--redis-password", help="the password of --storage redis://... (as Ray's, for RAY_REDIS_ADDRESS)")

@@ -114,7 +114,7 @@ void CoreClient::Disconnect() {
   }
   ::shutdown(fd_, SHUT_RDWR);
   cv_.notify_all();
-  bg_cv_.notify_all();
+  reader_role_.WakeBackground();
 }
 
 TaskID CoreClient::NextTaskId() { return ObjectID::Make(client_id_, ++sequence_, 0); }
@@ -436,56 +436,56 @@ Status CoreClient::KillActor(const ObjectID& actor_id, bool no_restart) {
   return Send(MessageType::kKillActor, protocol::KillActor{actor_id, no_restart});
 }
 
-Result<protocol::ActorNameReply> CoreClient::ActorName(protocol::ActorName request, int64_t timeout_ms) {
+template <typename R, typename M>
+Result<R> CoreClient::Request(MessageType type, M msg, int64_t timeout_ms, const char* what) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    request.request_id = next_request_id_++;
+    msg.request_id = replies_.Open();
   }
-  QUANTA_RETURN_IF_ERROR(Send(MessageType::kActorName, request));
+  Status sent = Send(type, msg);
   std::unique_lock<std::mutex> lock(mu_);
-  return AwaitReply(lock, request.request_id, &name_replies_, timeout_ms, "a named-actor request");
+  if (!sent.ok()) {
+    replies_.Abandon(msg.request_id);
+    return sent;
+  }
+  auto deadline = Deadline(timeout_ms);
+  while (true) {
+    if (auto reply = replies_.Take<R>(msg.request_id)) return std::move(*reply);
+    if (closed_) {
+      replies_.Abandon(msg.request_id);
+      return Status::Cancelled(close_reason_);
+    }
+    if (AwaitProgress(lock, timeout_ms < 0 ? nullptr : &deadline)) {
+      if (auto reply = replies_.Take<R>(msg.request_id)) return std::move(*reply);
+      replies_.Abandon(msg.request_id);
+      return Status::TimedOut(std::string("the node daemon did not answer ") + what + " in time");
+    }
+  }
+}
+
+Result<protocol::ActorNameReply> CoreClient::ActorName(protocol::ActorName request, int64_t timeout_ms) {
+  return Request<protocol::ActorNameReply>(MessageType::kActorName, std::move(request), timeout_ms,
+                                           "a named-actor request");
 }
 
 Result<protocol::ClusterInfo> CoreClient::GetClusterInfo(int64_t timeout_ms) {
-  uint64_t request_id;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    request_id = next_request_id_++;
-  }
-  QUANTA_RETURN_IF_ERROR(Send(MessageType::kGetClusterInfo, protocol::RequestId{request_id}));
-  std::unique_lock<std::mutex> lock(mu_);
-  return AwaitReply(lock, request_id, &cluster_replies_, timeout_ms, "a cluster-info request");
+  return Request<protocol::ClusterInfo>(MessageType::kGetClusterInfo, protocol::RequestId{}, timeout_ms,
+                                        "a cluster-info request");
 }
 
 Result<protocol::NodeStats> CoreClient::GetNodeStats(int64_t timeout_ms) {
-  uint64_t request_id;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    request_id = next_request_id_++;
-  }
-  QUANTA_RETURN_IF_ERROR(Send(MessageType::kGetNodeStats, protocol::RequestId{request_id}));
-  std::unique_lock<std::mutex> lock(mu_);
-  return AwaitReply(lock, request_id, &node_stats_replies_, timeout_ms, "a node-stats request");
+  return Request<protocol::NodeStats>(MessageType::kGetNodeStats, protocol::RequestId{}, timeout_ms,
+                                      "a node-stats request");
 }
 
 Result<protocol::NodeStateReply> CoreClient::GetNodeState(protocol::NodeStateQuery query, int64_t timeout_ms) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    query.request_id = next_request_id_++;
-  }
-  QUANTA_RETURN_IF_ERROR(Send(MessageType::kGetNodeState, query));
-  std::unique_lock<std::mutex> lock(mu_);
-  return AwaitReply(lock, query.request_id, &state_replies_, timeout_ms, "a node-state query");
+  return Request<protocol::NodeStateReply>(MessageType::kGetNodeState, std::move(query), timeout_ms,
+                                           "a node-state query");
 }
 
 Result<protocol::ControlReply> CoreClient::ControlCall(protocol::ControlRequest request, int64_t timeout_ms) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    request.request_id = next_request_id_++;
-  }
-  QUANTA_RETURN_IF_ERROR(Send(MessageType::kControlRequest, request));
-  std::unique_lock<std::mutex> lock(mu_);
-  return AwaitReply(lock, request.request_id, &control_replies_, timeout_ms, "a control-service request");
+  return Request<protocol::ControlReply>(MessageType::kControlRequest, std::move(request), timeout_ms,
+                                         "a control-service request");
 }
 
 Status CoreClient::CreatePlacementGroup(const protocol::PlacementGroupSpec& spec) {
@@ -500,13 +500,8 @@ Status CoreClient::RemovePlacementGroup(const ObjectID& id) {
 
 Result<protocol::PlacementGroups> CoreClient::GetPlacementGroups(protocol::PlacementGroupQuery query,
                                                                  int64_t timeout_ms) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    query.request_id = next_request_id_++;
-  }
-  QUANTA_RETURN_IF_ERROR(Send(MessageType::kGetPlacementGroups, query));
-  std::unique_lock<std::mutex> lock(mu_);
-  return AwaitReply(lock, query.request_id, &group_replies_, timeout_ms, "a placement-group request");
+  return Request<protocol::PlacementGroups>(MessageType::kGetPlacementGroups, std::move(query), timeout_ms,
+                                            "a placement-group request");
 }
 
 Result<protocol::ExecuteTask> CoreClient::NextTask() {
@@ -528,6 +523,11 @@ Status CoreClient::TaskDone(const protocol::TaskDone& msg) {
   return Send(MessageType::kTaskDone, msg);
 }
 
+// Request is defined in this file; core_store.cc uses it for these.
+template Result<protocol::CreateObjectReply> CoreClient::Request(MessageType, protocol::CreateObject, int64_t,
+                                                                 const char*);
+template Result<protocol::StoreStatsReply> CoreClient::Request(MessageType, protocol::RequestId, int64_t,
+                                                               const char*);
 // Send is defined in this file; core_store.cc and core_reader.cc use it for these messages.
 template Status CoreClient::Send(MessageType, const protocol::CreateObject&);
 template Status CoreClient::Send(MessageType, const protocol::PutObject&);

@@ -7,7 +7,7 @@
 // Python layer only pickles, unpickles and runs user code.
 //
 // Threads: a thread that blocks in a call reads the node's messages itself when nobody else is
-// (core_reader.cc); an internal thread reads when no caller has for a millisecond, and prints
+// (reader_role.h); an internal thread reads when no caller has for a millisecond, and prints
 // forwarded worker output. Every public method may be called from any thread (Python threads
 // included); the blocking ones (Get, Wait, NextTask, GetClusterInfo) must be called without the GIL.
 // Ownership: shared_ptr; the bindings hold one per session.
@@ -27,6 +27,8 @@
 
 #include "common/ids.h"
 #include "common/status.h"
+#include "core/reader_role.h"
+#include "core/reply_mailbox.h"
 #include "object_store/shared_memory.h"
 #include "protocol/frame.h"
 #include "protocol/cluster_messages.h"
@@ -178,7 +180,9 @@ class CoreClient {
   // the caller looks at, reading the socket itself if nobody is; returns true if `deadline`
   // (nullptr: none) has passed.
   using Clock = std::chrono::steady_clock;
-  bool AwaitProgress(std::unique_lock<std::mutex>& lock, const Clock::time_point* deadline);
+  bool AwaitProgress(std::unique_lock<std::mutex>& lock, const Clock::time_point* deadline) {
+    return reader_role_.AwaitProgress(lock, deadline);
+  }
   // One poll and read of the socket (and of the wake-up eventfd); the caller has the reader role.
   void ReadOnce(std::chrono::microseconds timeout);
   void HandleBufferedFrames();
@@ -195,11 +199,11 @@ class CoreClient {
   // Returns the node's pins on `l` if nobody here reads it (requires mu_).
   void MaybeUnpin(const ObjectID& id, Local& l);
   void OnObjectReady(protocol::ObjectReady msg);
-  // Waits for the reply with `request_id` to appear in `replies` (requires mu_ held by `lock`).
-  template <typename Reply>
-  Result<Reply> AwaitReply(std::unique_lock<std::mutex>& lock, uint64_t request_id,
-                           std::unordered_map<uint64_t, Reply>* replies, int64_t timeout_ms,
-                           const char* what);
+  // Sends `msg` under a new request id and waits for its reply (timeout_ms < 0: forever).
+  template <typename R, typename M>
+  Result<R> Request(protocol::MessageType type, M msg, int64_t timeout_ms, const char* what);
+  template <typename R>
+  void OnReply(const protocol::Frame& frame);  // keeps a reply for its requester
 
   int fd_ = -1;
   int wake_fd_ = -1;
@@ -217,8 +221,6 @@ class CoreClient {
   std::unordered_map<ObjectID, Local, ObjectIDHash> objects_;
   std::unordered_map<ObjectID, int32_t, ObjectIDHash> pending_deltas_;
   std::unordered_map<ObjectID, int32_t, ObjectIDHash> pending_unpins_;
-  std::unordered_map<uint64_t, protocol::CreateObjectReply> create_replies_;
-  std::unordered_map<uint64_t, protocol::StoreStatsReply> stats_replies_;
   std::unique_ptr<SharedMemory> store_;
   uint64_t inline_threshold_ = 100 * 1024;
   uint64_t cluster_id_ = 0;
@@ -227,23 +229,11 @@ class CoreClient {
   std::unordered_map<TaskID, Stream, ObjectIDHash> streams_;           // generators we consume
   std::unordered_map<TaskID, uint64_t, ObjectIDHash> generator_acks_;  // generators we run: items taken
   TaskID running_task_;  // the plain task NextTask handed out and TaskDone has not reported
-  std::unordered_map<uint64_t, protocol::ClusterInfo> cluster_replies_;
-  std::unordered_map<uint64_t, protocol::NodeStats> node_stats_replies_;
-  std::unordered_map<uint64_t, protocol::NodeStateReply> state_replies_;
-  std::unordered_map<uint64_t, protocol::PlacementGroups> group_replies_;
-  std::unordered_map<uint64_t, protocol::ControlReply> control_replies_;
-  std::unordered_map<uint64_t, protocol::ActorNameReply> name_replies_;
-  uint64_t next_request_id_ = 1;
+  ReplyMailbox replies_;
   int blocked_depth_ = 0;  // nested Get calls from several threads of one worker
   std::string close_reason_;
-  // Reader role (guarded by mu_). The decoder and notify_pending_ belong to whoever has it.
-  enum class Reader { kNone, kCaller, kBackground };
-  Reader reader_state_ = Reader::kNone;
-  Clock::time_point reader_since_{}, released_at_{};
-  int waiters_ = 0;              // threads waiting on cv_ while another reads
-  std::atomic<bool> want_reader_{false};  // a caller waits while the background thread reads
-  bool bg_parked_ = false;       // the background thread waits on bg_cv_ without a timer
-  std::condition_variable bg_cv_;
+  // Who reads the socket (guarded by mu_). The decoder and notify_pending_ belong to whoever does.
+  ReaderRole reader_role_{&cv_, &closed_, [this](std::chrono::microseconds t) { ReadOnce(t); }};
   protocol::FrameDecoder decoder_;
   bool notify_pending_ = false;  // a frame changed state waiters look at
 };

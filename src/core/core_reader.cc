@@ -1,15 +1,5 @@
-// CoreClient: reading the node's connection, and what each message the node pushes does.
-//
-// Whoever waits reads. A thread that blocks in the client (Get, Wait, NextTask, a request's
-// reply) and finds nobody reading the socket reads it itself, so the message it waits for wakes
-// it directly instead of waking a reader thread that then wakes it: one thread hand-off fewer
-// per message on every round trip, which on a busy 2-core machine is a large share of a no-op
-// task's cost. The background thread reads only when no caller has read for kReaderGrace (a
-// driver busy in user code, a worker running a task), so pushed messages (worker output,
-// cancellations, results) are never left unread for longer than that. It steps down as soon as a
-// caller wants to read, after its current read. When callers keep the reader role for long
-// (an idle worker waiting for tasks), the background thread parks without a timer and costs
-// nothing.
+// CoreClient: reading the node's connection (who reads: reader_role.h), and what each message
+// the node pushes does.
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -25,82 +15,6 @@
 namespace quanta {
 
 using protocol::MessageType;
-
-namespace {
-constexpr auto kReaderGrace = std::chrono::milliseconds(1);
-constexpr auto kParkAfter = std::chrono::milliseconds(50);
-}  // namespace
-
-bool CoreClient::AwaitProgress(std::unique_lock<std::mutex>& lock, const Clock::time_point* deadline) {
-  if (closed_) return false;
-  if (reader_state_ == Reader::kNone) {
-    reader_state_ = Reader::kCaller;
-    reader_since_ = Clock::now();
-    lock.unlock();
-    auto timeout = std::chrono::microseconds(-1);
-    if (deadline != nullptr) {
-      timeout = std::max(std::chrono::microseconds(0),
-                         std::chrono::ceil<std::chrono::microseconds>(*deadline - Clock::now()));
-    }
-    ReadOnce(timeout);
-    lock.lock();
-    reader_state_ = Reader::kNone;
-    released_at_ = Clock::now();
-    if (waiters_ > 0) cv_.notify_all();  // one of them reads next if this caller is done
-    if (bg_parked_) bg_cv_.notify_one();
-  } else {
-    if (reader_state_ == Reader::kBackground) want_reader_ = true;
-    ++waiters_;
-    if (deadline == nullptr) {
-      cv_.wait(lock);
-    } else {
-      cv_.wait_until(lock, *deadline);
-    }
-    --waiters_;
-  }
-  return deadline != nullptr && Clock::now() >= *deadline;
-}
-
-template <typename Reply>
-Result<Reply> CoreClient::AwaitReply(std::unique_lock<std::mutex>& lock, uint64_t request_id,
-                                     std::unordered_map<uint64_t, Reply>* replies, int64_t timeout_ms,
-                                     const char* what) {
-  auto deadline = Deadline(timeout_ms);
-  while (!replies->count(request_id)) {
-    if (closed_) return Status::Cancelled(close_reason_);
-    if (AwaitProgress(lock, timeout_ms < 0 ? nullptr : &deadline) && !replies->count(request_id)) {
-      return Status::TimedOut(std::string("the node daemon did not answer ") + what + " in time");
-    }
-  }
-  Reply reply = std::move((*replies)[request_id]);
-  replies->erase(request_id);
-  return reply;
-}
-
-template Result<protocol::CreateObjectReply> CoreClient::AwaitReply(
-    std::unique_lock<std::mutex>&, uint64_t, std::unordered_map<uint64_t, protocol::CreateObjectReply>*, int64_t,
-    const char*);
-template Result<protocol::StoreStatsReply> CoreClient::AwaitReply(
-    std::unique_lock<std::mutex>&, uint64_t, std::unordered_map<uint64_t, protocol::StoreStatsReply>*, int64_t,
-    const char*);
-template Result<protocol::ActorNameReply> CoreClient::AwaitReply(
-    std::unique_lock<std::mutex>&, uint64_t, std::unordered_map<uint64_t, protocol::ActorNameReply>*, int64_t,
-    const char*);
-template Result<protocol::ControlReply> CoreClient::AwaitReply(
-    std::unique_lock<std::mutex>&, uint64_t, std::unordered_map<uint64_t, protocol::ControlReply>*, int64_t,
-    const char*);
-template Result<protocol::PlacementGroups> CoreClient::AwaitReply(
-    std::unique_lock<std::mutex>&, uint64_t, std::unordered_map<uint64_t, protocol::PlacementGroups>*, int64_t,
-    const char*);
-template Result<protocol::NodeStats> CoreClient::AwaitReply(
-    std::unique_lock<std::mutex>&, uint64_t, std::unordered_map<uint64_t, protocol::NodeStats>*, int64_t,
-    const char*);
-template Result<protocol::NodeStateReply> CoreClient::AwaitReply(
-    std::unique_lock<std::mutex>&, uint64_t, std::unordered_map<uint64_t, protocol::NodeStateReply>*, int64_t,
-    const char*);
-template Result<protocol::ClusterInfo> CoreClient::AwaitReply(
-    std::unique_lock<std::mutex>&, uint64_t, std::unordered_map<uint64_t, protocol::ClusterInfo>*, int64_t,
-    const char*);
 
 void CoreClient::ReadOnce(std::chrono::microseconds timeout) {
   pollfd fds[2] = {{fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
@@ -157,34 +71,12 @@ void CoreClient::OnConnectionLost() {
   }
   ::shutdown(fd_, SHUT_RDWR);
   cv_.notify_all();
-  bg_cv_.notify_all();
+  reader_role_.WakeBackground();
 }
 
 void CoreClient::BackgroundReader() {
   std::unique_lock<std::mutex> lock(mu_);
-  while (!closed_) {
-    auto now = Clock::now();
-    if (reader_state_ == Reader::kNone) {
-      if (now - released_at_ < kReaderGrace) {
-        bg_cv_.wait_until(lock, released_at_ + kReaderGrace);
-        continue;
-      }
-      reader_state_ = Reader::kBackground;
-      want_reader_ = false;
-      lock.unlock();
-      while (!closed_ && !want_reader_) ReadOnce(std::chrono::microseconds(-1));
-      lock.lock();
-      reader_state_ = Reader::kNone;
-      released_at_ = Clock::now();
-      cv_.notify_all();  // the caller that asked for the reader role takes it
-    } else if (now - reader_since_ > kParkAfter) {
-      bg_parked_ = true;
-      bg_cv_.wait(lock);
-      bg_parked_ = false;
-    } else {
-      bg_cv_.wait_for(lock, kReaderGrace);
-    }
-  }
+  reader_role_.RunBackground(lock);
 }
 
 void CoreClient::HandleFrame(const protocol::Frame& frame) {
@@ -199,22 +91,12 @@ void CoreClient::HandleFrame(const protocol::Frame& frame) {
       if (protocol::DecodeMessage(frame.body, &msg).ok()) OnGeneratorAck(msg);
       break;
     }
-    case MessageType::kCreateObjectReply: {
-      protocol::CreateObjectReply msg;
-      if (!protocol::DecodeMessage(frame.body, &msg).ok()) break;
-      std::lock_guard<std::mutex> lock(mu_);
-      create_replies_[msg.request_id] = std::move(msg);
-      notify_pending_ = true;
+    case MessageType::kCreateObjectReply:
+      OnReply<protocol::CreateObjectReply>(frame);
       break;
-    }
-    case MessageType::kStoreStats: {
-      protocol::StoreStatsReply msg;
-      if (!protocol::DecodeMessage(frame.body, &msg).ok()) break;
-      std::lock_guard<std::mutex> lock(mu_);
-      stats_replies_[msg.request_id] = std::move(msg);
-      notify_pending_ = true;
+    case MessageType::kStoreStats:
+      OnReply<protocol::StoreStatsReply>(frame);
       break;
-    }
     case MessageType::kExecuteTask: {
       protocol::ExecuteTask msg;
       Status st = protocol::DecodeMessage(frame.body, &msg);
@@ -301,57 +183,36 @@ void CoreClient::HandleFrame(const protocol::Frame& frame) {
       }
       break;
     }
-    case MessageType::kClusterInfo: {
-      protocol::ClusterInfo msg;
-      if (!protocol::DecodeMessage(frame.body, &msg).ok()) break;
-      std::lock_guard<std::mutex> lock(mu_);
-      cluster_replies_[msg.request_id] = std::move(msg);
-      notify_pending_ = true;
+    case MessageType::kClusterInfo:
+      OnReply<protocol::ClusterInfo>(frame);
       break;
-    }
-    case MessageType::kControlReply: {
-      protocol::ControlReply msg;
-      if (!protocol::DecodeMessage(frame.body, &msg).ok()) break;
-      std::lock_guard<std::mutex> lock(mu_);
-      control_replies_[msg.request_id] = std::move(msg);
-      notify_pending_ = true;
+    case MessageType::kControlReply:
+      OnReply<protocol::ControlReply>(frame);
       break;
-    }
-    case MessageType::kPlacementGroups: {
-      protocol::PlacementGroups msg;
-      if (!protocol::DecodeMessage(frame.body, &msg).ok()) break;
-      std::lock_guard<std::mutex> lock(mu_);
-      group_replies_[msg.request_id] = std::move(msg);
-      notify_pending_ = true;
+    case MessageType::kPlacementGroups:
+      OnReply<protocol::PlacementGroups>(frame);
       break;
-    }
-    case MessageType::kNodeStats: {
-      protocol::NodeStats msg;
-      if (!protocol::DecodeMessage(frame.body, &msg).ok()) break;
-      std::lock_guard<std::mutex> lock(mu_);
-      node_stats_replies_[msg.request_id] = std::move(msg);
-      notify_pending_ = true;
+    case MessageType::kNodeStats:
+      OnReply<protocol::NodeStats>(frame);
       break;
-    }
-    case MessageType::kNodeState: {
-      protocol::NodeStateReply msg;
-      if (!protocol::DecodeMessage(frame.body, &msg).ok()) break;
-      std::lock_guard<std::mutex> lock(mu_);
-      state_replies_[msg.request_id] = std::move(msg);
-      notify_pending_ = true;
+    case MessageType::kNodeState:
+      OnReply<protocol::NodeStateReply>(frame);
       break;
-    }
-    case MessageType::kActorNameReply: {
-      protocol::ActorNameReply msg;
-      if (!protocol::DecodeMessage(frame.body, &msg).ok()) break;
-      std::lock_guard<std::mutex> lock(mu_);
-      name_replies_[msg.request_id] = std::move(msg);
-      notify_pending_ = true;
+    case MessageType::kActorNameReply:
+      OnReply<protocol::ActorNameReply>(frame);
       break;
-    }
     default:
       QLOG(kWarning) << "unexpected message type " << frame.type << " from node";
   }
+}
+
+template <typename R>
+void CoreClient::OnReply(const protocol::Frame& frame) {
+  R msg;
+  if (!protocol::DecodeMessage(frame.body, &msg).ok()) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  uint64_t id = msg.request_id;
+  if (replies_.Deliver(id, std::move(msg))) notify_pending_ = true;
 }
 
 void CoreClient::ReleaseTaskArgs(const protocol::ExecuteTask& task) {

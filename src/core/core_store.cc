@@ -36,14 +36,8 @@ void CoreClient::ReleaseUse(const ObjectID& id) {
 
 Result<uint64_t> CoreClient::CreateStored(const ObjectID& id, uint64_t size) {
   if (!store_) return Status::InvalidArgument("this node has no shared-memory object store");
-  uint64_t request_id;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    request_id = next_request_id_++;
-  }
-  QUANTA_RETURN_IF_ERROR(Send(MessageType::kCreateObject, protocol::CreateObject{request_id, id, size}));
-  std::unique_lock<std::mutex> lock(mu_);
-  auto reply = AwaitReply(lock, request_id, &create_replies_, -1, "an object-store allocation");
+  auto reply = Request<protocol::CreateObjectReply>(MessageType::kCreateObject, protocol::CreateObject{0, id, size},
+                                                    -1, "an object-store allocation");
   if (!reply.ok()) return reply.status();
   if (!reply->ok) return Status::ResourceExhausted(reply->error);
   return reply->offset;
@@ -90,14 +84,8 @@ Status CoreClient::PutStored(const ObjectID& id, uint64_t offset, uint64_t size,
 }
 
 Result<protocol::StoreStatsReply> CoreClient::GetStoreStats(int64_t timeout_ms) {
-  uint64_t request_id;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    request_id = next_request_id_++;
-  }
-  QUANTA_RETURN_IF_ERROR(Send(MessageType::kGetStoreStats, protocol::RequestId{request_id}));
-  std::unique_lock<std::mutex> lock(mu_);
-  return AwaitReply(lock, request_id, &stats_replies_, timeout_ms, "an object-store statistics request");
+  return Request<protocol::StoreStatsReply>(MessageType::kGetStoreStats, protocol::RequestId{}, timeout_ms,
+                                            "an object-store statistics request");
 }
 
 void CoreClient::OnObjectReady(protocol::ObjectReady msg) {

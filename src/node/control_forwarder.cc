@@ -99,4 +99,37 @@ void ControlForwarder::OnReply(protocol::ControlReply reply) {
   client->conn->Send(MessageType::kControlReply, reply);
 }
 
+Status ControlForwarder::OnPlacementGroupRequest(LocalClient& client, MessageType type, const protocol::Frame& frame) {
+  if (type == MessageType::kCreatePlacementGroup) {
+    protocol::PlacementGroupSpec m;
+    QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+    if (m.id.Creator() != client.id) return Status::ProtocolError("placement group id not minted by this client");
+    control_->Send(type, m);
+    return Status::Ok();
+  }
+  protocol::PlacementGroupQuery m;
+  QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+  if (type == MessageType::kGetPlacementGroups) {
+    if (!control_->connected() && !control_->waiting_for_head()) {
+      // Answer at once (empty) rather than leave the caller waiting for a reconnection.
+      client.conn->Send(MessageType::kPlacementGroups, protocol::PlacementGroups{m.request_id, {}});
+      return Status::Ok();
+    }
+    uint64_t ours = next_group_query_++;
+    group_queries_[ours] = {client.id, m.request_id};
+    m.request_id = ours;
+  }
+  control_->Send(type, m);
+  return Status::Ok();
+}
+
+void ControlForwarder::OnPlacementGroups(protocol::PlacementGroups m) {
+  auto it = group_queries_.find(m.request_id);
+  if (it == group_queries_.end()) return;
+  auto [client_id, their_id] = it->second;
+  group_queries_.erase(it);
+  m.request_id = their_id;
+  if (LocalClient* c = clients_->Find(client_id)) c->conn->Send(MessageType::kPlacementGroups, m);
+}
+
 }  // namespace quanta

@@ -1,5 +1,5 @@
 // Client requests the control service answers (named actors, the KV store, jobs, the actor
-// directory): the node forwards them under its own request ids and routes each reply back to
+// directory, placement groups): the node forwards them under its own request ids and routes each reply back to
 // the client that asked, in the form it asked in (ActorName requests get ActorNameReply).
 // A request made while the control service is unreachable is answered at once with an error —
 // unless the head persists its tables and may come back (ControlClient::waiting_for_head): then
@@ -32,6 +32,9 @@ class ControlForwarder {
   // Fetches a function definition for the node itself (a forwarded task without its payload).
   using FunctionDone = std::function<void(const std::string* payload)>;
   void FetchFunction(const std::string& function_id, FunctionDone done);
+  // Placement groups: a client's create/remove/get is relayed; a get's answer is routed back.
+  Status OnPlacementGroupRequest(LocalClient& client, protocol::MessageType type, const protocol::Frame& frame);
+  void OnPlacementGroups(protocol::PlacementGroups reply);
 
  private:
   struct Pending {
@@ -48,6 +51,9 @@ class ControlForwarder {
   ControlClient* control_;
   std::unordered_map<uint64_t, Pending> pending_;
   uint64_t next_id_ = 1;
+  // Placement-group queries: our request id -> (client, its request id).
+  std::unordered_map<uint64_t, std::pair<uint64_t, uint64_t>> group_queries_;
+  uint64_t next_group_query_ = 1;
 };
 
 }  // namespace quanta

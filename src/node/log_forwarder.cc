@@ -58,6 +58,13 @@ void LogForwarder::SendPendingNotes() {
   }
 }
 
+void LogForwarder::NoteBeforeValue(LocalClient& driver) {
+  if (drivers_with_drops_ == 0 || !driver.is_driver()) return;
+  auto it = drivers_.find(driver.id);
+  if (it == drivers_.end() || it->second.dropped == 0) return;
+  SendDroppedNote(driver, it->second);
+}
+
 void LogForwarder::Forget(uint64_t driver) {
   auto it = drivers_.find(driver);
   if (it == drivers_.end()) return;

@@ -30,6 +30,10 @@ class LogForwarder {
   void Forward(uint64_t driver, protocol::LogLines lines);
   // Tells drivers that have caught up how many lines they missed (cheap when none did).
   void SendPendingNotes();
+  // Called before the node sends `driver` a value: the note about lines it missed goes first,
+  // whatever its backlog, so a program that prints its results and exits still reads it (the
+  // note counts only lines dropped before it, so it is never early).
+  void NoteBeforeValue(LocalClient& driver);
   void Forget(uint64_t driver);
   uint64_t dropped_lines() const { return total_dropped_; }
 

@@ -15,23 +15,6 @@ namespace quanta {
 using protocol::MessageType;
 using protocol::ObjectKind;
 
-namespace {
-// The command line of a local process (its entrypoint, for the job table), or "".
-std::string CommandLineOf(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
-  std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  for (char& c : data) {
-    if (c == '\0') c = ' ';
-  }
-  while (!data.empty() && data.back() == ' ') data.pop_back();
-  return data.substr(0, 4096);
-}
-
-// Frames a client may send once it has said Hello (a task with its arguments, a put): the
-// protocol's maximum. Larger values travel through the shared-memory store.
-constexpr uint32_t kMaxClientFrame = protocol::kMaxFrameBody;
-}  // namespace
-
 NodeServer::NodeServer(net::EventLoop* loop, NodeOptions options)
     : loop_(loop),
       options_(std::move(options)),
@@ -88,7 +71,8 @@ Status NodeServer::Start() {
             lineage_->OnFreed(freed);
           },
           [this](uint64_t client, const ObjectID& id) { return MayWrite(client, id); },
-          [this](const ObjectID& id) { return task_manager_->Rebuild(id); }});
+          [this](const ObjectID& id) { return task_manager_->Rebuild(id); },
+          [this](LocalClient& client) { logs_.NoteBeforeValue(client); }});
   dispatcher_ = std::make_unique<WorkerDispatcher>(
       loop_, WorkerDispatcher::Options{options_.prestart_workers, options_.session_dir + "/logs", &task_events_},
       options_.resources, &pool_, &tasks_, objects_.get(), &clients_,
@@ -213,6 +197,16 @@ Status NodeServer::Start() {
   control_->set_on_rejoined([this] { forwarder_->OnRejoined(); });
   control_->set_on_head_gone([this](const std::string& why) { forwarder_->OnHeadGone(why); });
   StartStateService();
+  client_dispatch_ = std::make_unique<ClientDispatch>(
+      ClientDispatch::Components{&tasks_, &functions_, dispatcher_.get(), objects_.get(), task_manager_.get(),
+                                 actors_.get(), router_.get(), generators_.get(), forwarder_.get(), control_.get(),
+                                 state_.get()},
+      ClientDispatch::Identity{node_id_, options_.session_dir, options_.inline_threshold},
+      [this](uint64_t request_id) { return NodeStatsReply(request_id); },
+      [this] { return view_.Snapshot(LocalNodeInfo()); });
+  peer_dispatch_ = std::make_unique<PeerDispatch>(PeerDispatch::Components{
+      &tasks_, remote_.get(), scheduler_.get(), actors_.get(), task_manager_.get(), generators_.get(),
+      directory_.get(), objects_.get(), pulls_.get(), state_.get(), &view_, &logs_});
   control_->set_on_message([this](const protocol::Frame& f) { OnControlMessage(f); });
   control_->Start();
   return Status::Ok();
@@ -254,42 +248,12 @@ void NodeServer::OnControlMessage(const protocol::Frame& frame) {
     }
     case MessageType::kPlacementGroups: {
       protocol::PlacementGroups m;
-      if (!protocol::DecodeMessage(frame.body, &m).ok()) return;
-      auto it = group_queries_.find(m.request_id);
-      if (it == group_queries_.end()) return;
-      auto [client_id, their_id] = it->second;
-      group_queries_.erase(it);
-      m.request_id = their_id;
-      if (LocalClient* c = clients_.Find(client_id)) c->conn->Send(MessageType::kPlacementGroups, m);
+      if (protocol::DecodeMessage(frame.body, &m).ok()) forwarder_->OnPlacementGroups(std::move(m));
       return;
     }
     default:
       return;
   }
-}
-
-Status NodeServer::OnPlacementGroupRequest(LocalClient& client, MessageType type, const protocol::Frame& frame) {
-  if (type == MessageType::kCreatePlacementGroup) {
-    protocol::PlacementGroupSpec m;
-    QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
-    if (m.id.Creator() != client.id) return Status::ProtocolError("placement group id not minted by this client");
-    control_->Send(type, m);
-    return Status::Ok();
-  }
-  protocol::PlacementGroupQuery m;
-  QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
-  if (type == MessageType::kGetPlacementGroups) {
-    if (!control_->connected() && !control_->waiting_for_head()) {
-      // Answer at once (empty) rather than leave the caller waiting for a reconnection.
-      client.conn->Send(MessageType::kPlacementGroups, protocol::PlacementGroups{m.request_id, {}});
-      return Status::Ok();
-    }
-    uint64_t ours = next_query_++;
-    group_queries_[ours] = {client.id, m.request_id};
-    m.request_id = ours;
-  }
-  control_->Send(type, m);
-  return Status::Ok();
 }
 
 void NodeServer::OnJoined(const protocol::RegisterNodeReply& reply) {
@@ -445,169 +409,19 @@ void NodeServer::OnWorkerOutput(const std::string& token, bool is_stderr, std::s
 }
 
 void NodeServer::OnPeerMessage(uint32_t from, const protocol::Frame& frame) {
-  Status st = DispatchPeer(from, frame);
+  Status st = peer_dispatch_->Dispatch(from, frame);
   if (!st.ok()) {
     QLOG(kWarning) << "rejecting " << protocol::MessageTypeName(MessageType(frame.type)) << " from node " << from
                    << ": " << st.ToString();
   }
 }
 
-Status NodeServer::DispatchPeer(uint32_t from, const protocol::Frame& frame) {
-  switch (static_cast<MessageType>(frame.type)) {
-    case MessageType::kForwardTask: {
-      protocol::ForwardTask m;
-      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
-      return remote_->OnForwardTask(from, std::move(m));
-    }
-    case MessageType::kTaskResult: {
-      protocol::TaskResult m;
-      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
-      auto t = tasks_.find(m.task_id);
-      if (t != tasks_.end() && t->second.forwarded_to == from && t->second.spec.kind == protocol::TaskKind::kNormal) {
-        scheduler_->NoteReturned(from, ResourceSet(t->second.spec.resources));  // its resources are free there again
-      }
-      return remote_->OnTaskResult(from, std::move(m));
-    }
-    case MessageType::kKillActorRemote: {
-      protocol::KillActor m;
-      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
-      actors_->Kill(m.actor_id, m.no_restart);
-      return Status::Ok();
-    }
-    case MessageType::kCancelRemote: {
-      protocol::CancelTask m;
-      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
-      task_manager_->OnCancelFromOwner(from, m);
-      return Status::Ok();
-    }
-    case MessageType::kGeneratorItemRemote:
-    case MessageType::kGeneratorAckRemote:
-      return generators_->OnPeerFrame(from, frame);
-    case MessageType::kHandOffDone: {
-      protocol::HandOff m;
-      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
-      remote_->OnHandOffDone(from, m.handoff);
-      return Status::Ok();
-    }
-    case MessageType::kAddBorrower:
-    case MessageType::kRemoveBorrower:
-    case MessageType::kSubscribeObject:
-    case MessageType::kAddLocation:
-    case MessageType::kRemoveLocation:
-    case MessageType::kFreeObject: {
-      protocol::IdList m;
-      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
-      switch (static_cast<MessageType>(frame.type)) {
-        case MessageType::kAddBorrower: directory_->OnAddBorrower(from, m.ids); break;
-        case MessageType::kRemoveBorrower: directory_->OnRemoveBorrower(from, m.ids); break;
-        case MessageType::kSubscribeObject: directory_->OnSubscribeObject(from, m.ids); break;
-        case MessageType::kAddLocation: directory_->OnAddLocation(from, m.ids); break;
-        case MessageType::kRemoveLocation: directory_->OnRemoveLocation(from, m.ids); break;
-        default: objects_->OnFreeCopies(m.ids); break;
-      }
-      return Status::Ok();
-    }
-    case MessageType::kBorrowAck: {
-      protocol::BorrowAck m;
-      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
-      directory_->OnBorrowAck(from, m);
-      return Status::Ok();
-    }
-    case MessageType::kObjectInfo: {
-      protocol::ObjectInfo m;
-      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
-      directory_->OnObjectInfo(from, std::move(m));
-      return Status::Ok();
-    }
-    case MessageType::kPullObject: {
-      protocol::PullObject m;
-      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
-      pulls_->OnPullRequest(from, m);
-      return Status::Ok();
-    }
-    case MessageType::kPullFailed: {
-      protocol::PullFailed m;
-      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
-      pulls_->OnPullFailed(from, m);
-      return Status::Ok();
-    }
-    case MessageType::kPeerStateQuery: {
-      protocol::NodeStateQuery m;
-      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
-      state_->OnPeerQuery(from, m);
-      return Status::Ok();
-    }
-    case MessageType::kPeerStateReply: {
-      protocol::NodeStateReply m;
-      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
-      state_->OnPeerReply(from, std::move(m));
-      return Status::Ok();
-    }
-    case MessageType::kForwardedLogLines: {
-      protocol::ForwardedLogLines m;
-      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
-      if (static_cast<uint32_t>(m.job_id >> 32) != view_.local_index()) {
-        return Status::ProtocolError("log lines for a driver of another node");
-      }
-      m.lines.origin = m.node_ip;
-      logs_.Forward(m.job_id, std::move(m.lines));
-      return Status::Ok();
-    }
-    default:
-      return Status::ProtocolError("unexpected message type " + std::to_string(frame.type) + " from a peer");
-  }
-}
-
 void NodeServer::OnClientMessage(LocalClient& client, const protocol::Frame& frame) {
-  Status st = Dispatch(client, frame);
+  Status st = client_dispatch_->Dispatch(client, frame);
   if (!st.ok()) {
     QLOG(kWarning) << "rejecting " << protocol::MessageTypeName(MessageType(frame.type)) << " from client pid="
                    << client.pid << ": " << st.ToString();
     client.conn->Close(st);
-  }
-}
-
-Status NodeServer::OnHello(LocalClient& client, const protocol::Hello& hello) {
-  if (client.said_hello) return Status::ProtocolError("duplicate Hello");
-  client.role = hello.role;
-  client.log_to_driver = hello.log_to_driver;
-  if (hello.role == protocol::ClientRole::kWorker) {
-    QUANTA_RETURN_IF_ERROR(dispatcher_->OnWorkerHello(client, hello.worker_token));
-  }
-  client.said_hello = true;
-  client.conn->SetMaxFrameBody(kMaxClientFrame);
-  if (client.is_driver()) {
-    protocol::JobInfo job;
-    job.job_id = client.id;
-    job.driver_pid = static_cast<uint32_t>(client.pid);
-    job.entrypoint = CommandLineOf(client.pid);
-    control_->Send(MessageType::kJobStarted, job);
-  }
-  protocol::HelloReply reply;
-  reply.client_id = client.id;
-  reply.node_id = node_id_;
-  reply.session_dir = options_.session_dir;
-  if (SharedStore* store = objects_->store()) {
-    reply.store_path = store->memory().path();
-    reply.store_size = store->memory().size();
-  }
-  reply.inline_threshold = options_.inline_threshold;
-  reply.cluster_id = control_ ? control_->cluster_id() : 0;
-  client.conn->Send(MessageType::kHelloReply, reply);
-  return Status::Ok();
-}
-
-bool NodeServer::ObserverMay(MessageType type) {
-  switch (type) {
-    case MessageType::kGetClusterInfo:
-    case MessageType::kGetStoreStats:
-    case MessageType::kGetNodeStats:
-    case MessageType::kGetPlacementGroups:
-    case MessageType::kGetNodeState:
-    case MessageType::kControlRequest:  // read-only ops only (checked with the request)
-      return true;
-    default:
-      return false;
   }
 }
 
@@ -652,179 +466,6 @@ void NodeServer::OnClientClosed(const LocalClient& client, const Status& why) {
   logs_.Forget(client.id);
   objects_->DropClient(client.id);
   QLOG(kInfo) << "client pid=" << client.pid << " disconnected: " << why.message();
-}
-
-Status NodeServer::Dispatch(LocalClient& client, const protocol::Frame& frame) {
-  auto type = static_cast<MessageType>(frame.type);
-  if (!client.said_hello && type != MessageType::kHello) return Status::ProtocolError("first message must be Hello");
-  if (client.said_hello && client.role == protocol::ClientRole::kObserver && !ObserverMay(type)) {
-    return Status::ProtocolError(std::string("an observer may only read the cluster's state, not send ") +
-                                 protocol::MessageTypeName(type));
-  }
-  Worker* worker = client.is_worker() ? dispatcher_->Find(client.id) : nullptr;
-  switch (type) {
-    case MessageType::kHello: {
-      protocol::Hello m;
-      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
-      return OnHello(client, m);
-    }
-    case MessageType::kRegisterFunction: {
-      protocol::RegisterFunction m;
-      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
-      if (functions_.Find(m.function_id) == nullptr) {
-        control_->RegisterFunction(m.function_id, m.payload);
-        functions_.Add(std::move(m.function_id), std::move(m.payload));
-      }
-      return Status::Ok();
-    }
-    case MessageType::kSubmitTask: {
-      protocol::TaskSpec m;
-      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
-      if (m.task_id.Creator() != client.id) return Status::ProtocolError("task id was not minted by this client");
-      task_manager_->OnSubmit(client, std::move(m));
-      return Status::Ok();
-    }
-    case MessageType::kPutObject: {
-      protocol::PutObject m;
-      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
-      return objects_->OnPut(client, std::move(m));
-    }
-    case MessageType::kCreateObject: {
-      protocol::CreateObject m;
-      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
-      objects_->OnCreateObject(client, m);
-      return Status::Ok();
-    }
-    case MessageType::kSubscribePinned:
-    case MessageType::kSubscribe: {
-      protocol::IdList m;
-      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
-      if (type == MessageType::kSubscribe) {
-        objects_->OnSubscribe(client, m.ids);
-      } else {
-        objects_->OnSubscribePinned(client, m.ids);
-      }
-      return Status::Ok();
-    }
-    case MessageType::kPinDeltas:
-    case MessageType::kRefDeltas: {
-      protocol::RefDeltas m;
-      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
-      if (type == MessageType::kRefDeltas) {
-        objects_->OnRefDeltas(client.id, m);
-      } else {
-        objects_->OnPinDeltas(client, m);
-      }
-      return Status::Ok();
-    }
-    case MessageType::kCreatePlacementGroup:
-    case MessageType::kRemovePlacementGroup:
-    case MessageType::kGetPlacementGroups:
-      return OnPlacementGroupRequest(client, type, frame);
-    case MessageType::kFetchObjects: {
-      protocol::IdList m;
-      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
-      objects_->OnFetch(client, m.ids);
-      return Status::Ok();
-    }
-    case MessageType::kGetStoreStats: {
-      protocol::RequestId m;
-      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
-      objects_->OnGetStoreStats(client, m);
-      return Status::Ok();
-    }
-    case MessageType::kWorkerBlocked:
-    case MessageType::kWorkerUnblocked:
-      if (worker == nullptr) return Status::ProtocolError("only workers block");
-      if (type == MessageType::kWorkerBlocked) {
-        dispatcher_->OnBlocked(*worker);
-      } else {
-        dispatcher_->OnUnblocked(*worker);
-      }
-      return Status::Ok();
-    case MessageType::kTaskDone: {
-      if (worker == nullptr) return Status::ProtocolError("TaskDone from a non-worker");
-      protocol::TaskDone m;
-      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
-      auto task = tasks_.find(m.task_id);
-      if (task != tasks_.end() && task->second.worker != client.id) {
-        return Status::ProtocolError("TaskDone for a task that was not sent to this worker");
-      }
-      for (uint32_t i = 0; i < m.returns.size(); ++i) {
-        QUANTA_RETURN_IF_ERROR(objects_->AcceptStoredValue(client.id, m.task_id.ReturnId(i), m.returns[i]));
-      }
-      if (!m.error.empty() && task != tasks_.end()) task->second.error_text = std::move(m.error);
-      if (worker->is_actor()) {
-        actors_->OnTaskDone(*worker, std::move(m));
-        return Status::Ok();
-      }
-      return dispatcher_->OnTaskDone(*worker, std::move(m));
-    }
-    case MessageType::kGeneratorItem:
-    case MessageType::kGeneratorAck:
-      return generators_->OnClientFrame(client.id, worker != nullptr, frame);
-    case MessageType::kTasksReturned: {
-      if (worker == nullptr) return Status::ProtocolError("TasksReturned from a non-worker");
-      protocol::IdList m;
-      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
-      dispatcher_->OnTasksReturned(*worker, m.ids);
-      return Status::Ok();
-    }
-    case MessageType::kCancelTask: {
-      protocol::CancelTask m;
-      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
-      task_manager_->OnCancel(m);
-      return Status::Ok();
-    }
-    case MessageType::kKillActor: {
-      protocol::KillActor m;
-      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
-      if (actors_->Hosts(m.actor_id)) {
-        actors_->Kill(m.actor_id, m.no_restart);
-      } else {
-        router_->Kill(m.actor_id, m.no_restart, "the actor was killed with quanta.kill()");
-      }
-      return Status::Ok();
-    }
-    case MessageType::kActorName: {
-      protocol::ActorName m;
-      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
-      forwarder_->OnActorName(client, m);
-      return Status::Ok();
-    }
-    case MessageType::kControlRequest: {
-      protocol::ControlRequest m;
-      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
-      if (client.role == protocol::ClientRole::kObserver && !protocol::IsReadOnly(m.op)) {
-        return Status::ProtocolError("an observer may only read the control service's tables");
-      }
-      forwarder_->OnRequest(client, std::move(m));
-      return Status::Ok();
-    }
-    case MessageType::kGetNodeState: {
-      protocol::NodeStateQuery m;
-      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
-      state_->OnClientQuery(client.id, m);
-      return Status::Ok();
-    }
-    case MessageType::kGetNodeStats: {
-      protocol::RequestId m;
-      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
-      client.conn->Send(MessageType::kNodeStats, NodeStatsReply(m.request_id));
-      return Status::Ok();
-    }
-    case MessageType::kGetClusterInfo: {
-      protocol::RequestId m;
-      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
-      protocol::ClusterInfo reply;
-      reply.request_id = m.request_id;
-      reply.nodes = view_.Snapshot(LocalNodeInfo());
-      client.conn->Send(MessageType::kClusterInfo, reply);
-      return Status::Ok();
-    }
-    default:
-      return Status::ProtocolError("unexpected message type " + std::to_string(frame.type));
-  }
 }
 
 }  // namespace quanta

@@ -16,8 +16,9 @@
 //   PullManager       bringing objects stored elsewhere here; TransferService moves the bytes
 //   ClusterScheduler  where a ready task runs; RemoteTasks sends and runs tasks across nodes
 //   StateService      what observers see of this node (processes, objects, logs), relayed to peers
-// The NodeServer decodes each frame, checks that the sender may send it, and hands it to the
-// component that owns the concern. Life of a task: SubmitTask -> TaskManager (waits for its
+//   ClientDispatch    checks and routes local clients' frames; PeerDispatch other nodes' frames
+// The NodeServer wires them together; the two dispatchers decode each frame, check that the
+// sender may send it, and hand it to the component that owns the concern. Life of a task: SubmitTask -> TaskManager (waits for its
 // arguments) -> WorkerDispatcher (ExecuteTask to a worker) -> TaskDone -> TaskManager seals the
 // returns in the ObjectManager, which pushes them to the submitter.
 //
@@ -34,6 +35,7 @@
 #include "node/actor_router.h"
 #include "node/client_registry.h"
 #include "node/cluster_scheduler.h"
+#include "node/client_dispatch.h"
 #include "node/cluster_view.h"
 #include "node/control_client.h"
 #include "node/control_forwarder.h"
@@ -43,6 +45,7 @@
 #include "node/log_forwarder.h"
 #include "node/object_manager.h"
 #include "node/object_directory.h"
+#include "node/peer_dispatch.h"
 #include "node/peer_manager.h"
 #include "node/pull_manager.h"
 #include "node/remote_tasks.h"
@@ -94,19 +97,13 @@ class NodeServer {
   void EverySecond();
   void FlushTaskEvents();  // ships the recorded task events to the control service
   void OnClientMessage(LocalClient& client, const protocol::Frame& frame);
-  Status Dispatch(LocalClient& client, const protocol::Frame& frame);
-  Status OnHello(LocalClient& client, const protocol::Hello& hello);
-  // Observers only read: the messages they may send (and, for control requests, which ops).
-  static bool ObserverMay(protocol::MessageType type);
   void StartStateService();
   void OnClientClosed(const LocalClient& client, const Status& why);
   // May `client` write the value of `id`? (a put it minted, or a return of a task sent to it)
   bool MayWrite(uint64_t client, const ObjectID& id) const;
   void OnWorkerOutput(const std::string& token, bool is_stderr, std::string text);
   void OnPeerMessage(uint32_t from, const protocol::Frame& frame);
-  Status DispatchPeer(uint32_t from, const protocol::Frame& frame);
   void OnControlMessage(const protocol::Frame& frame);
-  Status OnPlacementGroupRequest(LocalClient& client, protocol::MessageType type, const protocol::Frame& frame);
   protocol::NodeInfo LocalNodeInfo() const;
   protocol::NodeStats NodeStatsReply(uint64_t request_id) const;
 
@@ -138,9 +135,8 @@ class NodeServer {
   std::unique_ptr<GeneratorStreams> generators_;
   std::unique_ptr<GroupResources> groups_;
   std::unique_ptr<StateService> state_;
-  // Placement-group queries forwarded to the control service: our request id -> (client, theirs).
-  std::unordered_map<uint64_t, std::pair<uint64_t, uint64_t>> group_queries_;
-  uint64_t next_query_ = 1;
+  std::unique_ptr<ClientDispatch> client_dispatch_;
+  std::unique_ptr<PeerDispatch> peer_dispatch_;
   uint64_t start_time_ms_;
   int exit_code_ = 0;
   bool shutting_down_ = false;

@@ -153,6 +153,7 @@ Status ObjectManager::AcceptStoredValue(uint64_t client, const ObjectID& id, con
 }
 
 void ObjectManager::SendValue(LocalClient& client, const ObjectID& id, const ObjectValue& value) {
+  if (callbacks_.before_value) callbacks_.before_value(client);
   client.conn->Send(MessageType::kObjectReady, protocol::ObjectReady{id, value});
 }
 

@@ -41,6 +41,7 @@ class ObjectManager {
     // An owned stored object's every copy is gone: re-run the task that made it. True if it will
     // be sealed again (with its value, or with an error saying why it could not be rebuilt).
     std::function<bool(const ObjectID&)> rebuild;
+    std::function<void(LocalClient&)> before_value;                   // may be empty
   };
 
   // `store` may be null (a node without shared memory: every value travels inline).

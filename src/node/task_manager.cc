@@ -25,7 +25,8 @@ TaskManager::TaskManager(TaskTable* tasks, ObjectManager* objects, ObjectDirecto
       remote_(remote),
       clients_(clients),
       lineage_(lineage),
-      options_(options) {}
+      options_(options),
+      infeasible_(options.infeasible_timeout) {}
 
 void TaskManager::OnSubmit(LocalClient& client, protocol::TaskSpec spec) {
   TaskID id = spec.task_id;
@@ -227,6 +228,7 @@ void TaskManager::MakeReady(const TaskID& id) {
     const ObjectTable::Entry* e = objects_->Find(arg);
     if (e != nullptr && e->value.IsError()) {
       ObjectValue error = e->value;  // the argument's failure is this task's failure
+      AddToErrorChain(error, task.spec.name);
       bool actor_call = task.spec.kind == TaskKind::kActorMethod;
       ObjectID actor_id = task.spec.actor_id;
       Fail(id, error);
@@ -360,38 +362,20 @@ ClusterScheduler::Request TaskManager::RequestFor(const Task& task, const Resour
 }
 
 void TaskManager::ParkInfeasible(Task& task, const std::string& why) {
-  infeasible_.emplace(task.spec.task_id, std::chrono::steady_clock::now());
-  for (const auto& [name, amount] : task.spec.resources) {
-    // A task of a placement group waits for its bundles, which are being reserved (or cannot
-    // be: then the group's own state says why); that is no reason to warn the user.
-    if (name.find("_group_") != std::string::npos) return;
-  }
-  if (!warned_.insert(why).second) return;
-  std::string timeout = options_.infeasible_timeout.count() == 0
-                            ? "it waits until a node that can run it joins"
-                            : std::string("it waits until a node that can run it joins, and fails with ") +
-                                  (task.spec.kind == TaskKind::kActorCreation ? "ActorUnschedulableError"
-                                                                               : "TaskUnschedulableError") +
-                                  " after " +
-                                  std::to_string(options_.infeasible_timeout.count() / 1000) +
-                                  " s (_system_config infeasible_task_timeout_s; 0 waits forever)";
-  std::string text = (task.spec.kind == TaskKind::kActorCreation ? "actor " : "task ") + task.spec.name +
-                     " cannot run yet: " + why + " (" + scheduler_->LargestNode() + "); " + timeout +
-                     ". Other tasks are not affected.";
-  QLOG(kWarning) << text;
-  clients_->WarnDrivers(text);
+  std::string warning = infeasible_.Park(task.spec, why, scheduler_->LargestNode());
+  if (warning.empty()) return;
+  QLOG(kWarning) << warning;
+  clients_->WarnDrivers(warning);
 }
 
 void TaskManager::ReplaceInfeasible() {
-  auto parked = std::move(infeasible_);
-  infeasible_.clear();
-  for (const auto& [id, since] : parked) {
+  for (const auto& [id, since] : infeasible_.TakeAll()) {
     auto it = tasks_->find(id);
     if (it == tasks_->end()) continue;
     if (!PlaceRemotely(it->second)) {
       RunHere(id);
-    } else if (infeasible_.count(id)) {
-      infeasible_[id] = since;  // still waiting: its clock keeps running from the first park
+    } else {
+      infeasible_.Restore(id, since);  // still waiting
     }
   }
   for (const TaskID& id : dispatcher_->TakeInfeasible()) {
@@ -402,25 +386,14 @@ void TaskManager::ReplaceInfeasible() {
 }
 
 void TaskManager::ExpireInfeasible() {
-  if (options_.infeasible_timeout.count() == 0 || infeasible_.empty()) return;
-  auto now = std::chrono::steady_clock::now();
-  std::vector<TaskID> expired;
-  for (const auto& [id, since] : infeasible_) {
-    if (now - since >= options_.infeasible_timeout) expired.push_back(id);
-  }
-  for (const auto& id : expired) {
-    infeasible_.erase(id);
+  if (infeasible_.empty()) return;
+  for (const auto& id : infeasible_.TakeExpired()) {
     auto it = tasks_->find(id);
     if (it == tasks_->end()) continue;
     ResourceSet demand(it->second.spec.resources);
     auto placement = scheduler_->Choose(RequestFor(it->second, demand));
-    // "actor ..." makes it ActorUnschedulableError (for the creation and the actor's calls).
-    const char* what = it->second.spec.kind == TaskKind::kActorCreation ? "actor " : "task ";
     Fail(id, SystemError(ObjectKind::kUnschedulable,
-                         what + it->second.spec.name + " could not be scheduled: " + placement.why +
-                             ", and no such node joined within " +
-                             std::to_string(options_.infeasible_timeout.count() / 1000) + " s (" +
-                             scheduler_->LargestNode() + ")"));
+                         infeasible_.ExpiryText(it->second.spec, placement.why, scheduler_->LargestNode())));
   }
 }
 
@@ -470,7 +443,7 @@ void TaskManager::OnGroupRemoved(const std::string& group_hex) {
     auto it = tasks_->find(id);
     if (it == tasks_->end() || it->second.forwarded_to != 0) continue;  // the other node handles its copy
     Task& task = it->second;
-    infeasible_.erase(id);
+    infeasible_.Forget(id);
     if (Unqueue(id) || task.worker == 0) {
       Fail(id, SystemError(ObjectKind::kUnschedulable, "task " + task.spec.name + " cannot run: " + why));
       continue;
@@ -544,6 +517,18 @@ void TaskManager::Finish(const TaskID& id, std::vector<ObjectValue> returns) {
   std::vector<ObjectID> pins = task.spec.arg_refs;
   pins.insert(pins.end(), task.spec.nested_refs.begin(), task.spec.nested_refs.end());
   objects_->Release(pins);
+}
+
+void TaskManager::AddToErrorChain(ObjectValue& error, const std::string& task_name) {
+  // An application error is a pickle; Python reads past its end the names of the tasks the
+  // failure passed on to ('\0' + name each, see serialization.task_error_from_bytes). Other
+  // errors are text: the dependent task is named in it.
+  if (error.kind == ObjectKind::kTaskError) {
+    error.data += '\0';
+    error.data += task_name;
+  } else {
+    error.data += "\n(passed on as an argument to task " + task_name + ")";
+  }
 }
 
 void TaskManager::Fail(const TaskID& id, const ObjectValue& error) {

@@ -20,6 +20,7 @@
 #include "node/actor_manager.h"
 #include "node/actor_router.h"
 #include "node/cluster_scheduler.h"
+#include "node/infeasible_tasks.h"
 #include "node/object_manager.h"
 #include "node/remote_tasks.h"
 #include "node/lineage.h"
@@ -92,6 +93,8 @@ class TaskManager {
   bool has_infeasible() const { return !infeasible_.empty(); }
 
  private:
+  // Names `task_name` in `error`, which that task inherits from a failed argument.
+  static void AddToErrorChain(protocol::ObjectValue& error, const std::string& task_name);
   // Places a ready plain task where the ClusterScheduler says: true if it left this node (or
   // waits for a node that can run it), false if it runs here.
   bool PlaceRemotely(Task& task);
@@ -118,9 +121,7 @@ class TaskManager {
   Lineage* lineage_;
   Options options_;
   DependencyTracker deps_;
-  // Ready tasks no node can run now, with when they started waiting.
-  std::unordered_map<TaskID, std::chrono::steady_clock::time_point, ObjectIDHash> infeasible_;
-  std::unordered_set<std::string> warned_;  // demands already warned about
+  InfeasibleTasks infeasible_;  // ready tasks no node can run now
 };
 
 }  // namespace quanta

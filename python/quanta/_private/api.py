@@ -12,7 +12,7 @@ from quanta._private.serialization import KIND_PICKLED
 _MS_FOREVER = -1
 
 
-def init(address=None, *, num_cpus=None, num_gpus=None, resources=None, namespace=None,
+def init(address=None, *, num_cpus=None, num_gpus=None, resources=None, labels=None, namespace=None,
          ignore_reinit_error=False, log_to_driver=True, object_store_memory=None,
          include_dashboard=None, logging_level=None, _temp_dir=None, **kwargs):
     """Starts a local cluster, or connects to a running one, and makes this process its driver
@@ -62,12 +62,16 @@ def _init(address=None, *, num_cpus=None, num_gpus=None, resources=None, namespa
         raise RuntimeError("quanta.init() cannot be called inside a task or actor")
     unknown = set(kwargs) - _ACCEPTED_INIT_KWARGS
     if unknown:
-        raise TypeError(f"quanta.init() got unexpected keyword arguments {sorted(unknown)}")
+        raise TypeError(f"quanta.init() got unexpected keyword arguments {sorted(unknown)}: Quanta does not "
+                        "support them (docs/ray-compatibility.md lists every Ray argument and why)")
     for key, (is_default, instead) in _INIT_DEFAULT_ONLY.items():
         if key in kwargs and not is_default(kwargs[key]):
             raise ValueError(f"quanta.init({key}={kwargs[key]!r}) is not supported: {instead} "
                              "(see docs/ray-compatibility.md)")
-    if logging_level is not None:
+    configure_logging = kwargs.get("configure_logging", True)
+    if not isinstance(configure_logging, bool):
+        raise TypeError(f"configure_logging must be True or False, got {configure_logging!r}")
+    if logging_level is not None and configure_logging:  # False: the program configures logging itself
         import logging
 
         logging.getLogger("quanta").setLevel(logging_level)
@@ -82,7 +86,18 @@ def _init(address=None, *, num_cpus=None, num_gpus=None, resources=None, namespa
         if num_cpus is not None or resources or num_gpus is not None or object_store_memory is not None:
             raise ValueError("num_cpus, num_gpus, resources and object_store_memory describe a new cluster; "
                              "they cannot be given when connecting to an existing one (address=...)")
-        return _connect(address, namespace, log_to_driver, _temp_dir)
+        new_cluster_only = [k for k, v in [("labels", labels), ("include_dashboard", include_dashboard),
+                                           *((k, kwargs.get(k)) for k in ("dashboard_host", "dashboard_port",
+                                                                          "object_spilling_directory"))]
+                            if v is not None]
+        if new_cluster_only:
+            raise ValueError(f"{', '.join(new_cluster_only)} describe(s) a new cluster; they cannot be given when "
+                             "connecting to an existing one (address=...): give them to `quanta start` instead")
+        return _connect(address, namespace, log_to_driver, _temp_dir, kwargs.get("_node_ip_address"))
+    if kwargs.get("_node_ip_address") is not None:
+        raise ValueError("quanta.init(_node_ip_address=...) is only for joining a cluster (address='HOST:PORT'): "
+                         "a local cluster is reached through this host's Unix sockets; start a head that "
+                         "others can reach with `quanta start --head --node-ip-address IP`")
     if num_cpus is None:
         num_cpus = os.cpu_count() or 1
     _check_amount("num_cpus", num_cpus)
@@ -98,6 +113,9 @@ def _init(address=None, *, num_cpus=None, num_gpus=None, resources=None, namespa
         _check_amount(f"resources[{name!r}]", amount)
     if namespace is not None and not isinstance(namespace, str):
         raise TypeError("namespace must be a string")
+    if labels is not None and (not isinstance(labels, dict)
+                               or not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items())):
+        raise TypeError(f"labels must be a dict of str -> str, got {labels!r}")
 
     from quanta._private import system_config as sysconf
 
@@ -117,7 +135,8 @@ def _init(address=None, *, num_cpus=None, num_gpus=None, resources=None, namespa
     session_dir = runtime_dir.new_session(_temp_dir)
     dashboard = _dashboard_options(include_dashboard, kwargs, session_dir)
     cluster = services.Session(session_dir).start(
-        head=True, tied_to_driver=True, resources={"CPU": num_cpus, **resources}, store=store, dashboard=dashboard)
+        head=True, tied_to_driver=True, resources={"CPU": num_cpus, **resources}, store=store, dashboard=dashboard,
+        labels=labels)
     try:
         cluster.write_record(head=True, started_by="init")
         core = _connect_core(cluster.node_socket, session_dir, log_to_driver)
@@ -150,7 +169,7 @@ def _connect_core(sock, session_dir, log_to_driver):
     return _core.CoreClient.connect(sock, False, "", bool(log_to_driver))
 
 
-def _connect(address, namespace, log_to_driver, temp_dir=None):
+def _connect(address, namespace, log_to_driver, temp_dir=None, node_ip_address=None):
     if address.startswith("ray://") or address.startswith("quanta://"):
         raise ValueError(f"client-server addresses such as {address!r} are not supported; pass the head's "
                          "HOST:PORT (a driver node joins the cluster from this host)")
@@ -160,7 +179,7 @@ def _connect(address, namespace, log_to_driver, temp_dir=None):
         if record is not None:
             sock = services.resolve_address(record["session_dir"])
         else:
-            cluster = _start_driver_node(address, temp_dir)
+            cluster = _start_driver_node(address, temp_dir, node_ip_address)
             sock = cluster.node_socket
     else:
         sock = services.resolve_address(address)
@@ -175,7 +194,7 @@ def _connect(address, namespace, log_to_driver, temp_dir=None):
     return QuantaContext()
 
 
-def _start_driver_node(address, temp_dir):
+def _start_driver_node(address, temp_dir, node_ip_address=None):
     """A node with no resources, joined to the cluster at `address` and tied to this driver."""
     from quanta._private import auth_token
     from quanta.util.network import get_node_ip_address
@@ -188,7 +207,7 @@ def _start_driver_node(address, temp_dir):
     # The other nodes send this driver's results back over their own channel to it, so the driver
     # node listens for peers on the address that routes towards the head.
     try:
-        host = get_node_ip_address(address)
+        host = node_ip_address or get_node_ip_address(address)
     except (TypeError, ValueError):
         host = None
     try:
@@ -337,6 +356,11 @@ def get(object_refs, *, timeout=None):
 def put(value, *, _owner=None):
     """Stores a value in the cluster and returns an ObjectRef to it."""
     from quanta.object_ref import ObjectRef
+
+    if _owner is not None:
+        raise ValueError("quanta.put(_owner=...) is not supported: objects are owned by the putting process's "
+                         "node; to keep a value alive beyond this driver, return it from a method of a "
+                         "detached actor (see docs/ray-compatibility.md)")
 
     if type(value) is ObjectRef:
         raise TypeError("quanta.put() of an ObjectRef is not allowed; pass the ref itself, or "

@@ -31,6 +31,8 @@ _DEFAULT_ONLY = {
     "max_pending_calls": (lambda v: v is None or v == -1, "calls are never refused for being too many"),
     "allow_out_of_order_execution": (lambda v: not v, "calls from one caller run in submission order"),
     "_metadata": (lambda v: not v, "it is for Ray's own libraries"),
+    "enable_task_events": (lambda v: v is None or v is True, "every task's events are recorded (quanta list "
+                                                             "tasks); there is no per-task switch"),
 }
 
 

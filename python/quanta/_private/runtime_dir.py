@@ -204,14 +204,19 @@ def session_in_use(path: str) -> bool:
 
 
 def sessions(base: str) -> list[str]:
-    """Session directories under `base`, oldest first."""
+    """Session directories under `base`, oldest first: by the second in their name, then (for
+    sessions started within one second, whose names end in random letters) by modification time."""
     out = []
-    for name in sorted(os.listdir(base)):
+    for name in os.listdir(base):
         path = os.path.join(base, name)
         if name.startswith("session_") and not name.endswith("_latest") and not os.path.islink(path) \
                 and os.path.isdir(path):
-            out.append(path)
-    return out
+            try:
+                mtime = os.lstat(path).st_mtime
+            except OSError:
+                continue
+            out.append((name[:len("session_YYYY-MM-DD_HH-MM-SS")], mtime, path))
+    return [path for _, _, path in sorted(out)]
 
 
 def remove_old_sessions(base: str, keep: int) -> None:
@@ -229,7 +234,13 @@ def remove_old_sessions(base: str, keep: int) -> None:
 
 
 def _starting(path: str) -> bool:
-    # A session younger than a minute may still be starting its daemons (no lock yet).
+    """Whether a session whose node.lock nobody holds may still be starting. Its record
+    (node.json) is written once its node daemon runs, and so holds node.lock: a session with a
+    record and a free lock has ended, and is removed however young it is, so programs that start
+    and end clusters one after another do not pile up folders. Without a record, a session
+    younger than a minute may be starting its daemons."""
+    if os.path.exists(os.path.join(path, "node.json")):
+        return False
     try:
         return time.time() - os.lstat(path).st_mtime < 60
     except OSError:

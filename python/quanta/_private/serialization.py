@@ -324,9 +324,11 @@ def find_unpicklable(value, path="the argument", depth=0):
 
 def serialize_task_error(exc: BaseException, function_name: str, pid: int) -> bytes:
     """Pickles a task's exception so the caller can re-raise it, even if the class is unknown there."""
+    via = ()
     if isinstance(exc, exceptions.TaskError):  # a failed dependency re-raised inside this task
         cause = exc.cause
         tb_text = exc.traceback_str
+        via = exc.via + [function_name]
         function_name = exc.function_name
         pid = exc.pid or pid
     else:
@@ -338,7 +340,8 @@ def serialize_task_error(exc: BaseException, function_name: str, pid: int) -> by
         cause_bytes = None
     if cause_bytes is not None and len(cause_bytes) > _MAX_ERROR_BYTES:
         cause_bytes = _smaller_exception(cause)
-    return pickle.dumps((function_name, _clip(tb_text), cause_bytes, pid, _clip(repr(cause))), protocol=5)
+    data = pickle.dumps((function_name, _clip(tb_text), cause_bytes, pid, _clip(repr(cause))), protocol=5)
+    return data + b"".join(b"\0" + name.encode() for name in via)
 
 
 # An error travels inline to whoever waits for it; a huge message (a 400 MiB repr) is cut to
@@ -365,14 +368,22 @@ def _smaller_exception(exc):
 
 
 def task_error_from_bytes(data: bytes) -> exceptions.TaskError:
-    function_name, tb_text, cause_bytes, pid, cause_repr = pickle.loads(data)
+    """The TaskError in `data`: a pickle, then for each task the failure passed on to (innermost
+    first) '\0' and its name, appended by the worker that re-raised it or by the node that
+    failed a task whose argument had failed (TaskManager::AddToErrorChain)."""
+    import io
+
+    stream = io.BytesIO(data)
+    function_name, tb_text, cause_bytes, pid, cause_repr = pickle.Unpickler(stream).load()
+    rest = stream.read()
+    via = [name.decode("utf-8", "replace") for name in rest.split(b"\0")[1:]] if rest else []
     cause = None
     if cause_bytes is not None:
         try:
             cause = pickle.loads(cause_bytes)
         except Exception:  # noqa: BLE001 - class not importable here: keep the text
             cause = None
-    return exceptions.TaskError(function_name, tb_text, cause, pid, cause_repr)
+    return exceptions.TaskError(function_name, tb_text, cause, pid, cause_repr, via)
 
 
 def _user_frames(tb):
@@ -388,13 +399,18 @@ _MAX_FUNCTION_BYTES = (1 << 30) - (1 << 16)
 
 def export_function(fn) -> bytes:
     """The payload registered for a function or class: the exporter's sys.path (so workers can
-    import the modules it refers to by name), where its code lives (cloudpickle replaces file
-    names with "<dynamic-code>"; tracebacks should point at the user's files) and its
-    cloudpickle."""
+    import the modules it refers to by name), the source of the files its code comes from (so a
+    worker on a host without those files still shows the lines in tracebacks) and its pickle.
+    cloudpickle would replace every file name with "<dynamic-code>"; _FilePreservingPickler keeps
+    the real ones, so a traceback through the function or any helper it carries names the file."""
+    import io
     import sys
 
-    payload = pickle.dumps(([p for p in sys.path if p], _code_files_of(fn),
-                            cloudpickle.dumps(fn, protocol=5)), protocol=5)
+    buf = io.BytesIO()
+    pickler = _file_preserving_pickler()(buf, protocol=5)
+    pickler.dump(fn)
+    payload = pickle.dumps(([p for p in sys.path if p], _sources_of(pickler.files), buf.getvalue()),
+                           protocol=5)
     if len(payload) > _MAX_FUNCTION_BYTES:
         kind = "class" if isinstance(fn, type) else "function"
         raise ValueError(
@@ -406,45 +422,75 @@ def export_function(fn) -> bytes:
 
 
 def import_function(payload: bytes):
+    import linecache
+    import os
     import sys
 
-    paths, files, data = pickle.loads(payload)
+    paths, sources, data = pickle.loads(payload)
     for p in paths:
         if p not in sys.path:
             sys.path.append(p)
-    _code_files.update(files)
+    for filename, text in sources.items():
+        # Only where the file is not on this host: the local file, if any, is the truth. No mtime,
+        # so linecache.checkcache keeps the entry.
+        if not os.path.exists(filename):
+            linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
     return pickle.loads(data)
 
 
-_code_files: dict = {}  # code name -> file name, for functions received by value
+_pickler_class = None
+_MAX_SOURCE_BYTES = 1 << 20  # per file carried with a function; larger files are left out
 
 
-def _code_files_of(fn) -> dict:
-    files = {}
+def _file_preserving_pickler():
+    """A cloudpickle Pickler whose code objects keep their co_filename (built on first use, as
+    cloudpickle itself is imported on first use). It records the file names it saw."""
+    global _pickler_class
+    if _pickler_class is None:
+        import types
 
-    def visit(code):
-        if not code.co_filename.startswith("<"):
-            files.setdefault(code.co_name, code.co_filename)
-        for const in code.co_consts:
-            if hasattr(const, "co_code"):
-                visit(const)
+        base = cloudpickle.Pickler
+        code_reduce = base.dispatch_table[types.CodeType]
 
-    members = [fn] if not isinstance(fn, type) else list(vars(fn).values())
-    for m in members:
-        m = getattr(m, "__func__", m)
-        code = getattr(m, "__code__", None)
-        if code is not None:
-            visit(code)
-    return files
+        class _FilePreservingPickler(base):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, **kwargs)
+                self.files = set()
+
+            def reducer_override(self, obj):
+                if type(obj) is types.CodeType:
+                    return self._code_reduce(obj)
+                return super().reducer_override(obj)
+
+            def _code_reduce(self, code):
+                ctor, args = code_reduce(code)
+                if code.co_filename.startswith("<"):
+                    return ctor, args
+                self.files.add(code.co_filename)
+                return ctor, tuple(code.co_filename if a == "<dynamic-code>" else a for a in args)
+
+        _pickler_class = _FilePreservingPickler
+    return _pickler_class
+
+
+def _sources_of(files) -> dict:
+    import os
+
+    sources = {}
+    for filename in files:
+        try:
+            if os.path.getsize(filename) <= _MAX_SOURCE_BYTES:
+                with open(filename, encoding="utf-8") as f:
+                    sources[filename] = f.read()
+        except (OSError, UnicodeDecodeError):
+            pass  # no source to carry: the traceback shows the file name and line number only
+    return sources
 
 
 def format_traceback(exc) -> str:
     """Like traceback.format_exception, from the first user frame on, with real file names."""
     frames = traceback.StackSummary.extract(traceback.walk_tb(_user_frames(exc.__traceback__)),
                                             lookup_lines=False)
-    for f in frames:
-        if f.filename == "<dynamic-code>" and f.name in _code_files:
-            f.filename = _code_files[f.name]
     lines = ["Traceback (most recent call last):\n"] if frames else []
     lines += traceback.format_list(frames)
     lines += traceback.format_exception_only(type(exc), exc)

@@ -171,3 +171,23 @@ class PoolWorkloads:
         finally:
             release()
         return samples, {"items_per_map": n, "processes": processes}
+
+    def _pool_rates(self, fn, items, check):
+        processes = os.cpu_count()
+        pool, release = self._pool(processes)
+        try:
+            assert check(pool.map(fn, items)), "wrong Pool.map result"
+            samples = self.m.rates(lambda: pool.map(fn, items), len(items))
+        finally:
+            release()
+        return samples, {"items_per_map": len(items), "processes": processes}
+
+    @workload("pool_map_10k_small_items")
+    def pool_map_small(self):
+        items = list(range(-self.sizes.pool_small_items, 0))
+        return self._pool_rates(abs, items, lambda out: out == [-i for i in items])
+
+    @workload("pool_map_200_items_of_10ms")
+    def pool_map_sleep(self):
+        items = [0.01] * self.sizes.pool_sleep_items
+        return self._pool_rates(time.sleep, items, lambda out: out == [None] * len(items))

@@ -101,6 +101,11 @@ CATALOGUE = (
     _w("pool_map_throughput", "pools", "items/s",
        "Pool(cpu_count).map(abs, range(N)), default chunking: quanta.util / ray.util / stdlib Pool",
        from_ray=False),
+    _w("pool_map_10k_small_items", "pools", "items/s",
+       "Pool(cpu_count).map(abs, range(10,000)), default chunking", from_ray=False),
+    _w("pool_map_200_items_of_10ms", "pools", "items/s",
+       "Pool(cpu_count).map(time.sleep, [0.01] * 200), default chunking: the work itself takes "
+       "200 x 10 ms / cpu_count", from_ray=False),
 )
 
 BY_NAME = {w.name: w for w in CATALOGUE}
@@ -171,6 +176,8 @@ class Sizes:
     stream_items: int = _size(10000, 10000, "issue", "items yielded", "streaming_generator_items")
     latency_calls: int = _size(500, 500, "suite", "calls per run", "sync_task_latency")
     pool_items: int = _size(100000, 100000, "issue", "items per map", "pool_map_throughput")
+    pool_small_items: int = _size(10000, 10000, "issue", "items per map", "pool_map_10k_small_items")
+    pool_sleep_items: int = _size(200, 200, "issue", "10 ms items per map", "pool_map_200_items_of_10ms")
     store_bytes: int = _size(4 * GIB, 4 * GIB, "suite", "object store bytes", )
 
 
@@ -183,7 +190,7 @@ SIZES = {
                    refs_in_object=50, mc_clients=2, mc_tasks=10, fanout=2, fanout_calls=10,
                    n_n_tasks=2, arg_calls=10, max_concurrency=4, actors=3, big_bytes=1 << 20,
                    throughput_tasks=20, matrix_n=20, stream_items=20, latency_calls=10, store_bytes=256 << 20,
-                   pool_items=100),
+                   pool_items=100, pool_small_items=100, pool_sleep_items=8),
 }
 
 

@@ -121,7 +121,10 @@ class JobSubmissionClient:
                 detail = f"the dashboard refused the token (401): {detail}"
             raise JobSubmissionError(f"{method} {path}: {detail}") from None
         except (urllib.error.URLError, OSError) as e:
-            raise JobSubmissionError(f"cannot reach the dashboard at {self._address}: {e}") from None
+            raise JobSubmissionError(
+                f"cannot reach the dashboard at {self._address} ({e}): is a cluster running there? "
+                "`quanta start --head` starts one with its dashboard; or pass --address "
+                "http://HEAD_IP:8265 (or set QUANTA_DASHBOARD_ADDRESS)") from None
 
     def _request(self, method, path, body=None, content_type="application/json"):
         with self._open(method, path, body, content_type) as r:

@@ -74,7 +74,9 @@ def _filters(texts) -> list:
 
 
 def _fail(text, code=1) -> int:
-    print(f"quanta: {text}", file=sys.stderr)
+    from quanta.scripts import cli_error_text
+
+    print(f"quanta: {cli_error_text(text)}", file=sys.stderr)
     return code
 
 
