@@ -28,7 +28,7 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None, labels=N
         renv = kwargs["runtime_env"] = json.loads(os.environ["QUANTA_JOB_RUNTIME_ENV"])
     renv = rt.validate(renv)  # refused before anything starts
     was_initialized = session.is_initialized()
-    ctx = _init(address, num_cpus=num_cpus, num_gpus=num_gpus, resources=resources, namespace=namespace,
+    ctx = _init(address, num_cpus=num_cpus, num_gpus=num_gpus, resources=resources, labels=labels, namespace=namespace,
                 ignore_reinit_error=ignore_reinit_error, log_to_driver=log_to_driver,
                 object_store_memory=object_store_memory, include_dashboard=include_dashboard,
                 logging_level=logging_level, _temp_dir=_temp_dir, **kwargs)
@@ -44,7 +44,7 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None, labels=N
     return ctx
 
 
-def _init(address=None, *, num_cpus=None, num_gpus=None, resources=None, namespace=None,
+def _init(address=None, *, num_cpus=None, num_gpus=None, resources=None, labels=None, namespace=None,
           ignore_reinit_error=False, log_to_driver=True, object_store_memory=None,
           include_dashboard=None, logging_level=None, _temp_dir=None, **kwargs):
     """Starts a local cluster, or connects to a running one, and makes this process its driver.
