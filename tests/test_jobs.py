@@ -111,6 +111,23 @@ def test_submit_logs_succeeded(client, head, tmp_path):
     assert client.delete_job(sid2) and sid2 not in [j.submission_id for j in client.list_jobs()]
 
 
+def test_a_submitted_jobs_runtime_env_is_the_default_of_its_tasks(client, tmp_path):
+    (tmp_path / "shipped.txt").write_text("from the job's working_dir")
+    write(tmp_path, "main.py", """
+        import os, quanta
+        quanta.init()
+        @quanta.remote
+        def where():
+            return open("shipped.txt").read(), os.environ.get("QRT_JOB_VAR"), os.getpid() != PARENT
+        PARENT = os.getpid()
+        print("task saw", quanta.get(where.remote()))
+    """)
+    sid = client.submit_job(entrypoint="python main.py", runtime_env={"working_dir": str(tmp_path),
+                                                                      "env_vars": {"QRT_JOB_VAR": "set"}})
+    assert client.wait_until_finished(sid, timeout=90) == JobStatus.SUCCEEDED, client.get_job_logs(sid)
+    assert "task saw (\"from the job's working_dir\", 'set', True)" in client.get_job_logs(sid)
+
+
 def test_failing_job(client, tmp_path):
     script = write(tmp_path, "fail.py", """
         import quanta

@@ -118,6 +118,7 @@ def task_spec_body(client_id, *, tid=None, kind=TASK_NORMAL, actor_id=None, meth
     body += struct.pack("<B", 0)  # scheduling strategy: default
     body += struct.pack("<BII", 0, 0, 0)  # generator: none, backpressure: none; attempt (set by an owner's node when it forwards the task)
     body += struct.pack("<i", priority)
+    body += wire_bytes(b"") + wire_bytes(b"")  # runtime env: hash and JSON (none: the node's own)
     return body
 
 

@@ -213,8 +213,13 @@ class ActorClass:
         actor = (KIND_CREATION, _NO_ID, "", max_concurrency, o.get("max_restarts") or 0,
                  lifetime == "detached", self._is_async, self._name, lifetime_res,
                  sorted(groups.items()), "")
+        from quanta._private import runtime_env
+
+        renv, packages = runtime_env.for_submit(o.get("runtime_env"))
+        if packages:
+            nested = list(nested) + packages  # the creation keeps its packages alive
         core.submit_task(task_id, session.job_id(), fid, self._name, blob, arg_refs, nested, 1,
-                         placement, 0, False, actor, scheduling)
+                         placement, 0, False, actor, scheduling, runtime_env=renv)
         return handle
 
 

@@ -173,6 +173,11 @@ class PendingCallsLimitExceeded(QuantaError):
     """Too many calls are queued on an actor."""
 
 
+class RuntimeEnvSetupError(QuantaError):
+    """A task's or actor's runtime_env could not be set up (a bad pip requirement, a missing
+    working_dir, the setup timeout); the message carries the setup's output."""
+
+
 # Ray's names.
 RayError = QuantaError
 RayTaskError = TaskError
@@ -185,6 +190,6 @@ __all__ = [
     "ObjectReconstructionFailedMaxAttemptsExceededError", "ObjectReconstructionFailedLineageEvictedError",
     "GetTimeoutError", "ObjectLostError", "ObjectFreedError", "OwnerDiedError", "ObjectStoreFullError",
     "NodeDiedError", "TaskUnschedulableError", "ActorUnschedulableError",
-    "ActorDiedError", "ActorUnavailableError", "PendingCallsLimitExceeded",
+    "ActorDiedError", "ActorUnavailableError", "PendingCallsLimitExceeded", "RuntimeEnvSetupError",
     "RayError", "RayTaskError", "RaySystemError", "RayActorError",
 ]

@@ -7,7 +7,7 @@ import inspect
 
 
 from quanta import generator as gen
-from quanta._private import api, options as opts, serialization, session
+from quanta._private import api, options as opts, runtime_env, serialization, session
 from quanta.object_ref import ObjectRef
 
 _DEFAULTS = {"num_cpus": 1, "num_returns": 1, "max_retries": 3, "retry_exceptions": False}
@@ -93,10 +93,13 @@ class RemoteFunction:
         o = self._options
         num_returns, mode = gen.mode_of(o["num_returns"], self._is_generator, self._explicit_returns)
         backpressure = gen.backpressure_for(o, mode, self._name)
+        renv, packages = runtime_env.for_submit(o.get("runtime_env"))
+        if packages:
+            nested = list(nested) + packages  # the task keeps its packages alive
         ids = core.submit_task(core.next_task_id(), session.job_id(), fid, self._name, blob,
                                arg_refs, nested, num_returns, self._demand, o["max_retries"],
                                self._retry[0], None, self._scheduling, self._retry[1], self._timeout_ms,
-                               mode, backpressure, self._priority)
+                               mode, backpressure, self._priority, renv)
         return gen.wrap_returns(core, ids, num_returns, mode)
 
     def __repr__(self):

@@ -41,12 +41,22 @@ void BindTasks(nb::class_<CoreClient>& cls) {
               const nb::list& nested_refs, uint32_t num_returns, const nb::list& resources,
               int32_t max_retries, bool retry_exceptions, const nb::object& actor,
               const nb::object& scheduling, const std::string& retry_exception_types, uint32_t timeout_ms,
-              int generator, uint32_t backpressure, int32_t priority) {
+              int generator, uint32_t backpressure, int32_t priority, const nb::object& runtime_env) {
              protocol::TaskSpec spec;
              if (priority > protocol::TaskSpec::kMaxPriority || priority < -protocol::TaskSpec::kMaxPriority) {
                throw nb::value_error("task priority out of range");
              }
              spec.priority = priority;
+             if (!runtime_env.is_none()) {  // (hash, json), resolved by quanta._private.runtime_env
+               auto t = nb::borrow<nb::tuple>(runtime_env);
+               spec.runtime_env_hash = nb::cast<std::string>(t[0]);
+               spec.runtime_env = nb::cast<std::string>(t[1]);
+               if (spec.runtime_env_hash.size() > protocol::TaskSpec::kMaxRuntimeEnvHash ||
+                   spec.runtime_env.size() > protocol::TaskSpec::kMaxRuntimeEnv || spec.runtime_env_hash.empty() ||
+                   spec.runtime_env.empty()) {
+                 throw nb::value_error("runtime_env is too large (at most 64 KiB once resolved)");
+               }
+             }
              if (!scheduling.is_none()) {
                // (kind, node_id, soft, hard labels [(k, expr)], soft labels [(k, expr)])
                auto t = nb::borrow<nb::tuple>(scheduling);
@@ -117,7 +127,8 @@ void BindTasks(nb::class_<CoreClient>& cls) {
            nb::arg("num_returns"), nb::arg("resources"), nb::arg("max_retries"),
            nb::arg("retry_exceptions"), nb::arg("actor").none(), nb::arg("scheduling").none() = nb::none(),
            nb::arg("retry_exception_types") = "", nb::arg("timeout_ms") = 0,
-           nb::arg("generator") = 0, nb::arg("backpressure") = 0, nb::arg("priority") = 0)
+           nb::arg("generator") = 0, nb::arg("backpressure") = 0, nb::arg("priority") = 0,
+           nb::arg("runtime_env").none() = nb::none())
       .def("kill_actor",
            [](CoreClient& c, const nb::bytes& actor_id, bool no_restart) {
              ObjectID id = ToId(actor_id);

@@ -73,9 +73,11 @@ Status WorkerDispatcher::OnWorkerHello(LocalClient& client, const std::string& t
   w.token = token;
   w.pid = pid;
   w.idle_since = std::chrono::steady_clock::now();
+  w.env_hash = pool_->EnvOf(token);
+  if (!w.env_hash.empty()) env_failed_starts_.erase(w.env_hash);
   token_to_client_[token] = client.id;
   failed_starts_ = 0;
-  if (starting_ > 0) --starting_;
+  StartFinished(token);
   idle_.push_back(client.id);
   return Status::Ok();
 }
@@ -107,9 +109,25 @@ void WorkerDispatcher::OnProcessExit(const std::string& token, int wait_status, 
   if (worker == nullptr && closed_tokens_.erase(token) > 0) return;  // registered, then closed
   if (worker == nullptr) {
     // Died before it said Hello.
-    if (starting_ > 0) --starting_;
+    auto starting = starting_tokens_.find(token);
+    std::string env = starting == starting_tokens_.end() ? std::string() : starting->second;
+    StartFinished(token);
     QLOG(kWarning) << "a worker exited before registering (status " << wait_status << "); see its log in "
                    << options_.log_dir;
+    if (!env.empty()) {
+      // A runtime environment's worker reports setup failures to its task; dying before
+      // Hello is its own interpreter failing, which must not stop the node's other workers.
+      // After a few in a row its tasks fail instead of workers being respawned forever.
+      if (++env_failed_starts_[env] >= kMaxFailedStarts && broken_envs_.count(env) == 0) {
+        std::string text = "workers started for this task's runtime_env exit before they can run anything (" +
+                           std::to_string(kMaxFailedStarts) + " in a row); the last one printed:\n" +
+                           TailOfFile(stderr_log) + "\n(logs: " + options_.log_dir + ")";
+        QLOG(kError) << text;
+        clients_->WarnDrivers(text);
+        broken_envs_[env] = std::move(text);
+      }
+      return;
+    }
     if (++failed_starts_ == kMaxFailedStarts) {
       std::string err = TailOfFile(stderr_log);
       std::string text = "worker processes exit before they can start (" + std::to_string(kMaxFailedStarts) +
@@ -124,11 +142,52 @@ void WorkerDispatcher::OnProcessExit(const std::string& token, int wait_status, 
   if (client != nullptr && !client->conn->closed()) client->conn->Close(Status::IOError("worker process exited"));
 }
 
-bool WorkerDispatcher::StartWorker() {
+bool WorkerDispatcher::StartWorker(const std::string& env_hash, const std::string& env_json) {
   if (failed_starts_ >= kMaxFailedStarts || shutting_down_) return false;
-  if (!pool_->Start().ok()) return false;
-  ++starting_;
+  auto token = pool_->Start(env_hash, env_json);
+  if (!token.ok()) return false;
+  starting_tokens_[*token] = env_hash;
+  if (env_hash.empty()) {
+    ++starting_;
+  } else {
+    ++starting_envs_[env_hash];
+  }
   return true;
+}
+
+void WorkerDispatcher::StartFinished(const std::string& token) {
+  auto t = starting_tokens_.find(token);
+  if (t == starting_tokens_.end()) return;
+  if (t->second.empty()) {
+    if (starting_ > 0) --starting_;
+  } else if (auto s = starting_envs_.find(t->second); s != starting_envs_.end() && --s->second <= 0) {
+    starting_envs_.erase(s);
+  }
+  starting_tokens_.erase(t);
+}
+
+bool WorkerDispatcher::HasIdle(const std::string& env_hash) const {
+  for (auto it = idle_.rbegin(); it != idle_.rend(); ++it) {
+    auto w = workers_.find(*it);
+    if (w != workers_.end() && w->second.state == Worker::State::kIdle && w->second.env_hash == env_hash) return true;
+  }
+  return false;
+}
+
+Worker* WorkerDispatcher::TakeIdle(const std::string& env_hash) {
+  for (auto it = idle_.end(); it != idle_.begin();) {
+    --it;
+    Worker* w = Find(*it);
+    if (w == nullptr || w->state != Worker::State::kIdle) {  // stale entry
+      it = idle_.erase(it);
+      continue;
+    }
+    if (w->env_hash == env_hash) {
+      idle_.erase(it);
+      return w;
+    }
+  }
+  return nullptr;
 }
 
 void WorkerDispatcher::ReplenishPool() {
@@ -142,14 +201,18 @@ void WorkerDispatcher::ReplenishPool() {
 
 void WorkerDispatcher::ExitSurplusIdleWorkers() {
   loop_->RunAfter(kIdleCheckInterval, [this] { ExitSurplusIdleWorkers(); });
-  if (shutting_down_ || queue_.size() != 0) return;
+  if (shutting_down_) return;
+  // While tasks wait, workers of the node's own environment stay (they will be wanted soon);
+  // a runtime environment's worker idle this long has nothing of its environment to run.
+  bool tasks_wait = queue_.size() != 0;
   int pool_workers = static_cast<int>(pool_->num_processes()) - actor_workers_;
   auto now = std::chrono::steady_clock::now();
   std::vector<uint64_t> surplus;
   for (uint64_t id : idle_) {  // least recently used first
     if (pool_workers - static_cast<int>(surplus.size()) <= options_.pool_size) break;
     Worker* w = Find(id);
-    if (w != nullptr && w->state == Worker::State::kIdle && now - w->idle_since >= kIdleWorkerExitAfter) {
+    if (w != nullptr && w->state == Worker::State::kIdle && now - w->idle_since >= kIdleWorkerExitAfter &&
+        !(tasks_wait && w->env_hash.empty())) {
       surplus.push_back(id);
     }
   }
@@ -160,16 +223,35 @@ void WorkerDispatcher::ExitSurplusIdleWorkers() {
 
 void WorkerDispatcher::Schedule() {
   if (shutting_down_) return;
-  while (!idle_.empty() && queue_.HasRunnable()) {
+  // Runtime environments whose runnable head task found no idle worker of its own: hash -> JSON.
+  std::unordered_map<std::string, std::string> unserved;
+  while (queue_.HasRunnable()) {
+    auto next = queue_.PopRunnable([&](const TaskID& id) {
+      const protocol::TaskSpec& spec = tasks_->at(id).spec;
+      if (HasIdle(spec.runtime_env_hash)) return true;
+      if (!spec.runtime_env_hash.empty() && broken_envs_.count(spec.runtime_env_hash) &&
+          spec.kind == protocol::TaskKind::kNormal) {
+        return true;  // failed below
+      }
+      unserved.emplace(spec.runtime_env_hash, spec.runtime_env);
+      return false;
+    });
+    if (!next) break;
+    const protocol::TaskSpec& spec = tasks_->at(next->first).spec;
+    if (auto broken = broken_envs_.find(spec.runtime_env_hash);
+        !spec.runtime_env_hash.empty() && broken != broken_envs_.end() && !HasIdle(spec.runtime_env_hash)) {
+      queue_.Release(next->second);
+      callbacks_.task_done(next->first, std::vector<ObjectValue>(spec.num_returns, SystemError(
+                                                                      ObjectKind::kWorkerCrashed, broken->second)),
+                           false);
+      continue;
+    }
     // Most recently used first: its caches (and imported modules) are warm, and workers beyond
     // what the load needs stay idle instead of taking turns.
-    uint64_t wid = idle_.back();
-    idle_.pop_back();
-    Worker* worker = Find(wid);
-    if (worker == nullptr || worker->state != Worker::State::kIdle) continue;
-    auto next = queue_.PopRunnable();
-    if (!next) {
-      idle_.push_back(wid);
+    Worker* worker = TakeIdle(spec.runtime_env_hash);
+    if (worker == nullptr) {  // cannot happen: accept saw one idle
+      queue_.Release(next->second);
+      queue_.PushFront(next->first, next->second);
       break;
     }
     TaskID first = next->first;
@@ -179,11 +261,15 @@ void WorkerDispatcher::Schedule() {
   }
   TopUpBusyWorkers();
   StealForIdleWorkers();
-  // Start more workers if tasks could run but nobody is idle to run them.
-  if (idle_.empty()) {
-    size_t wanted = queue_.CountRunnable(64);
-    while (static_cast<size_t>(starting_) < wanted) {
-      if (!StartWorker()) break;
+  // Start more workers if tasks could run but nobody of their environment is idle to run them.
+  for (const auto& [env, json] : unserved) {
+    if (env.empty()) {
+      size_t wanted = queue_.CountRunnable(64);
+      while (static_cast<size_t>(starting_) < wanted) {
+        if (!StartWorker()) break;
+      }
+    } else if (starting_envs_.count(env) == 0 && broken_envs_.count(env) == 0) {
+      StartWorker(env, json);  // one at a time per environment: the first builds it
     }
   }
   WarnInfeasible();

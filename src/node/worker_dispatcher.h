@@ -11,6 +11,11 @@
 // workers, a worker gets several at once, so a burst costs one message and no idle round trip
 // per task. Workers give queued tasks back when they block in get() or another worker idles.
 //
+// Runtime environments: every worker belongs to one (its hash, empty for the node's own), and
+// a task or actor runs only on a worker of its spec's runtime_env_hash. A runnable task whose
+// environment has no idle worker starts one for it (one at a time per environment); idle
+// workers beyond the pool size exit after a second, whatever their environment.
+//
 // It does not decide a task's fate: completions, and the loss of a worker's running task, go
 // to the callbacks (the TaskManager decides retry or failure; the ActorManager handles actor
 // workers). A worker that hosts an actor is out of the pool for good.
@@ -55,6 +60,7 @@ struct Worker {
   std::chrono::steady_clock::time_point idle_since;  // while kIdle
   std::unordered_set<std::string> functions;  // function ids already sent to it
   ObjectID actor_id;             // non-nil once it hosts an actor (it never returns to the pool)
+  std::string env_hash;          // the runtime environment it runs (empty: the node's own)
   bool is_actor() const { return !actor_id.IsNil(); }
 };
 
@@ -158,7 +164,11 @@ class WorkerDispatcher {
   // Starts one worker unless workers keep dying before they register (a broken Python
   // environment): then drivers are warned once, with the worker's error output, and no more
   // are started, instead of respawning forever.
-  bool StartWorker();
+  bool StartWorker(const std::string& env_hash = "", const std::string& env_json = "");
+  // The most recently used idle worker of `env_hash` (taken off the idle list), or null.
+  Worker* TakeIdle(const std::string& env_hash);
+  bool HasIdle(const std::string& env_hash) const;
+  void StartFinished(const std::string& token);  // registered or died: no longer starting
   void ExitSurplusIdleWorkers();
   void WarnInfeasible();
 
@@ -188,7 +198,12 @@ class WorkerDispatcher {
   // Workers that registered and whose connection closed: their exit is not a failed start.
   std::unordered_set<std::string> closed_tokens_;
   std::deque<uint64_t> idle_;  // idle workers, least recently used first
-  int starting_ = 0;
+  int starting_ = 0;  // workers of the node's own environment started, not yet registered
+  std::unordered_map<std::string, int> starting_envs_;  // the same, by runtime-env hash
+  std::unordered_map<std::string, std::string> starting_tokens_;  // token -> env hash, until Hello or exit
+  std::unordered_map<std::string, int> env_failed_starts_;  // env hash -> workers in a row that died before Hello
+  // Environments whose workers keep dying before Hello -> the error their normal tasks fail with.
+  std::unordered_map<std::string, std::string> broken_envs_;
   int failed_starts_ = 0;  // workers in a row that exited before registering
   int actor_workers_ = 0;
   std::unordered_map<std::string, FunctionTiming> timings_;

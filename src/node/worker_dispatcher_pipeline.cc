@@ -60,7 +60,7 @@ void WorkerDispatcher::QueueFollowers(Worker& worker, const TaskID& first, const
   auto followers = queue_.TakeFollowers(demand, want, [&](const TaskID& id) {
     const Task& t = tasks_->at(id);
     return t.spec.kind == protocol::TaskKind::kNormal && t.spec.function_id == fid && t.spec.job_id == job &&
-           !t.cancelled;
+           t.spec.runtime_env_hash == worker.env_hash && !t.cancelled;
   });
   for (const auto& id : followers) {
     SendExecute(worker, id);
@@ -83,6 +83,7 @@ void WorkerDispatcher::StealForIdleWorkers() {
   if (idle_.empty() || queue_.size() != 0) return;
   for (auto& [cid, w] : workers_) {
     if (w.queued.empty() || w.return_requested || !queue_.available().Contains(w.held)) continue;
+    if (!HasIdle(w.env_hash)) continue;  // what comes back could run only on its environment's workers
     RequestReturn(w, static_cast<uint32_t>((w.queued.size() + 1) / 2));
     return;  // one at a time: what comes back feeds the idle worker
   }

@@ -49,7 +49,7 @@ Status WorkerPool::Init() {
   });
 }
 
-Result<std::string> WorkerPool::Start() {
+Result<std::string> WorkerPool::Start(const std::string& env_hash, const std::string& env_json) {
   std::string token = RandomHex(16);
   uint64_t index = next_index_++;
   int out_pipe[2], err_pipe[2];
@@ -71,7 +71,8 @@ Result<std::string> WorkerPool::Start() {
     return false;
   };
   auto secret = [](const char* entry) {  // the cluster token is for daemons, not user code
-    return std::strncmp(entry, "QUANTA_AUTH_TOKEN=", 18) == 0 || std::strncmp(entry, "QUANTA_WORKER_TOKEN=", 20) == 0;
+    return std::strncmp(entry, "QUANTA_AUTH_TOKEN=", 18) == 0 || std::strncmp(entry, "QUANTA_WORKER_TOKEN=", 20) == 0 ||
+           std::strncmp(entry, "QUANTA_RUNTIME_ENV", 18) == 0;  // only the one it is started for
   };
   for (char** e = environ; *e; ++e) {
     if (!overridden(*e) && !secret(*e)) env_strings.emplace_back(*e);
@@ -79,6 +80,10 @@ Result<std::string> WorkerPool::Start() {
   for (const auto& kv : options_.extra_env) env_strings.push_back(kv);
   env_strings.push_back("QUANTA_WORKER_TOKEN=" + token);
   env_strings.push_back("QUANTA_WORKER_INDEX=" + std::to_string(index));
+  if (!env_hash.empty()) {
+    env_strings.push_back("QUANTA_RUNTIME_ENV_HASH=" + env_hash);
+    env_strings.push_back("QUANTA_RUNTIME_ENV=" + env_json);
+  }
   std::vector<char*> argv, envp;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -106,6 +111,7 @@ Result<std::string> WorkerPool::Start() {
   Process& proc = workers_[token];
   proc.pid = pid;
   proc.index = index;
+  proc.env_hash = env_hash;
   proc.out.fd = out_pipe[0];
   proc.err.fd = err_pipe[0];
   for (bool is_err : {false, true}) {
@@ -120,7 +126,8 @@ Result<std::string> WorkerPool::Start() {
     });
     if (!st.ok()) QLOG(kWarning) << "cannot watch worker output: " << st.ToString();
   }
-  QLOG(kInfo) << "started worker " << index << " pid=" << pid;
+  QLOG(kInfo) << "started worker " << index << " pid=" << pid
+              << (env_hash.empty() ? std::string() : " runtime_env=" + env_hash);
   return token;
 }
 
@@ -202,6 +209,12 @@ void WorkerPool::Kill(const std::string& token, int signal) {
 
 void WorkerPool::KillAll() {
   for (auto& [token, proc] : workers_) ::kill(proc.pid, SIGKILL);
+}
+
+const std::string& WorkerPool::EnvOf(const std::string& token) const {
+  static const std::string kNone;
+  auto it = workers_.find(token);
+  return it == workers_.end() ? kNone : it->second.env_hash;
 }
 
 pid_t WorkerPool::PidOf(const std::string& token) const {

@@ -8,6 +8,11 @@
 // handler (which forwards them to the driver). Workers get PR_SET_PDEATHSIG so they die with
 // the node daemon.
 //
+// Each worker belongs to one runtime environment (Ray's runtime_env), named by a hash (empty:
+// the node's own environment): the pool passes the hash and the environment's JSON to the
+// process (QUANTA_RUNTIME_ENV_HASH / QUANTA_RUNTIME_ENV), which sets it up before running
+// anything (quanta/_private/runtime_env_setup.py), and remembers it (EnvOf).
+//
 // Ownership: owned by the NodeServer; owns the pipes. Thread-safety: loop thread only.
 #pragma once
 
@@ -41,10 +46,13 @@ class WorkerPool {
   ~WorkerPool();
 
   Status Init();  // installs the SIGCHLD handler; call once
-  Result<std::string> Start();  // returns the new worker's token
+  // Starts a worker for the runtime environment `env_hash` (empty: none) described by
+  // `env_json`; returns the new worker's token.
+  Result<std::string> Start(const std::string& env_hash = "", const std::string& env_json = "");
   void Kill(const std::string& token, int signal);
   void KillAll();
   pid_t PidOf(const std::string& token) const;
+  const std::string& EnvOf(const std::string& token) const;  // its runtime-env hash
   std::string LogPathOf(const std::string& token, bool is_stderr) const;
   size_t num_processes() const { return workers_.size(); }
 
@@ -57,6 +65,7 @@ class WorkerPool {
   struct Process {
     pid_t pid = 0;
     uint64_t index = 0;  // names its log files
+    std::string env_hash;  // the runtime environment it was started for
     Pipe out, err;
   };
   void OnPipeReadable(const std::string& token, bool is_stderr);

@@ -137,6 +137,22 @@ exit 3)"),
   ::unsetenv("QUANTA_POOL_TEST_OVERRIDE");
 }
 
+TEST_F(WorkerPoolTest, AWorkerIsStartedForOneRuntimeEnvironmentAndRemembersIt) {
+  // The daemon's own QUANTA_RUNTIME_ENV* (if any) never leak: a worker sees only its own.
+  ::setenv("QUANTA_RUNTIME_ENV", "{\"leaked\": 1}", 1);
+  MakePool(Script("py", R"(echo "hash=${QUANTA_RUNTIME_ENV_HASH:-none} env=${QUANTA_RUNTIME_ENV:-none}")"));
+  ::unsetenv("QUANTA_RUNTIME_ENV");
+  auto plain = pool_->Start();
+  auto with_env = pool_->Start("e3b0c442", R"({"env_vars": {"A": "1"}})");
+  ASSERT_TRUE(plain.ok() && with_env.ok());
+  EXPECT_EQ(pool_->EnvOf(*plain), "");
+  EXPECT_EQ(pool_->EnvOf(*with_env), "e3b0c442");
+  EXPECT_EQ(pool_->EnvOf("no-such-token"), "");
+  ASSERT_TRUE(RunUntil([&] { return exits_.count(*plain) > 0 && exits_.count(*with_env) > 0; }));
+  EXPECT_EQ(out_[*plain], "hash=none env=none\n");
+  EXPECT_EQ(out_[*with_env], "hash=e3b0c442 env={\"env_vars\": {\"A\": \"1\"}}\n");
+}
+
 TEST_F(WorkerPoolTest, EachWorkerHasItsOwnTokenIndexAndLogs) {
   MakePool(Script("py", "echo \"i=$QUANTA_WORKER_INDEX\""));
   auto a = pool_->Start(), b = pool_->Start();

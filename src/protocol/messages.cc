@@ -316,6 +316,8 @@ void TaskSpec::Encode(Writer& w) const {
   w.U32(generator_backpressure);
   w.U32(attempt);
   w.I32(priority);
+  w.Bytes(runtime_env_hash);
+  w.Bytes(runtime_env);
 }
 
 void GeneratorItem::Encode(Writer& w) const {
@@ -409,6 +411,11 @@ Status TaskSpec::Decode(Reader& r) {
   if (priority > kMaxPriority || priority < -kMaxPriority) {
     return Status::ProtocolError("task priority " + std::to_string(priority) + " out of range");
   }
+  QUANTA_RETURN_IF_ERROR(r.Bytes(&runtime_env_hash));
+  if (runtime_env_hash.size() > kMaxRuntimeEnvHash) return Status::ProtocolError("runtime_env hash too long");
+  QUANTA_RETURN_IF_ERROR(r.Bytes(&runtime_env));
+  if (runtime_env.size() > kMaxRuntimeEnv) return Status::ProtocolError("runtime_env too large");
+  if (runtime_env_hash.empty() != runtime_env.empty()) return Status::ProtocolError("runtime_env without its hash");
   return Status::Ok();
 }
 

@@ -256,6 +256,13 @@ struct TaskSpec {
   // (FIFO within a priority). Within [-kMaxPriority, kMaxPriority].
   static constexpr int32_t kMaxPriority = 1000;
   int32_t priority = 0;
+  // Runtime environment (Ray's runtime_env), resolved by the submitter: a hash naming it (empty:
+  // the node's own environment) and its JSON, which the worker started for it sets up. Workers
+  // are pooled by the hash: a worker runs tasks and actors of one environment only.
+  std::string runtime_env_hash;  // at most kMaxRuntimeEnvHash bytes
+  std::string runtime_env;       // at most kMaxRuntimeEnv bytes
+  static constexpr size_t kMaxRuntimeEnvHash = 64;
+  static constexpr size_t kMaxRuntimeEnv = 64 * 1024;
   ObjectID ReturnId(uint32_t i) const { return task_id.ReturnId(i); }
   ObjectID ItemId(uint64_t k) const { return task_id.ReturnId(static_cast<uint32_t>(k + 1)); }
   void Encode(Writer& w) const;

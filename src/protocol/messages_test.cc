@@ -65,7 +65,8 @@ bool operator==(const TaskSpec& a, const TaskSpec& b) {
          a.resources == b.resources && a.max_retries == b.max_retries &&
          a.retry_exceptions == b.retry_exceptions && a.retry_exception_types == b.retry_exception_types &&
          a.timeout_ms == b.timeout_ms && a.generator == b.generator &&
-         a.generator_backpressure == b.generator_backpressure && a.priority == b.priority;
+         a.generator_backpressure == b.generator_backpressure && a.priority == b.priority &&
+         a.runtime_env_hash == b.runtime_env_hash && a.runtime_env == b.runtime_env;
 }
 bool operator==(const NodeInfo& a, const NodeInfo& b) {
   return a.node_id == b.node_id && a.node_index == b.node_index && a.address == b.address && a.port == b.port &&
@@ -264,6 +265,23 @@ TEST(Messages, StreamingGeneratorTask) {
   EXPECT_FALSE(DecodeMessage(EncodeBody(m), &bad).ok());
   m.num_returns = 1;
   m.generator = 3;
+  EXPECT_FALSE(DecodeMessage(EncodeBody(m), &bad).ok());
+}
+
+TEST(Messages, TaskWithRuntimeEnv) {
+  TaskSpec m = SampleSpec();
+  m.runtime_env_hash = std::string(32, 'a');
+  m.runtime_env = R"({"env_vars": {"A": "1"}})";
+  TaskSpec out = RoundTrip(MessageType::kSubmitTask, m);
+  EXPECT_EQ(out, m);
+  // Bounded, and never one half without the other.
+  TaskSpec bad;
+  m.runtime_env_hash = std::string(TaskSpec::kMaxRuntimeEnvHash + 1, 'a');
+  EXPECT_FALSE(DecodeMessage(EncodeBody(m), &bad).ok());
+  m.runtime_env_hash = "abc";
+  m.runtime_env = std::string(TaskSpec::kMaxRuntimeEnv + 1, 'x');
+  EXPECT_FALSE(DecodeMessage(EncodeBody(m), &bad).ok());
+  m.runtime_env.clear();
   EXPECT_FALSE(DecodeMessage(EncodeBody(m), &bad).ok());
 }
 

@@ -109,32 +109,6 @@ size_t TaskQueue::CountRunnable(size_t limit) const {
   return count;
 }
 
-std::optional<std::pair<TaskID, ResourceSet>> TaskQueue::PopRunnable() {
-  if (classes_.empty()) return std::nullopt;
-  // Round-robin: start after the class served last.
-  auto start = cursor_ == classes_.end() ? classes_.begin() : std::next(cursor_);
-  if (start == classes_.end()) start = classes_.begin();
-  auto it = start;
-  do {
-    if (Fits(it->first)) {
-      ResourceSet demand = it->first;
-      TaskID task = it->second.front().id;
-      it->second.pop_front();
-      index_.erase(task);
-      if (it->second.empty()) {
-        auto next = classes_.erase(it);
-        cursor_ = next == classes_.begin() ? classes_.end() : std::prev(next);
-      } else {
-        cursor_ = it;
-      }
-      available_.Subtract(demand);
-      return std::make_pair(task, demand);
-    }
-    if (++it == classes_.end()) it = classes_.begin();
-  } while (it != start);
-  return std::nullopt;
-}
-
 std::vector<std::pair<ResourceSet, std::string>> TaskQueue::InfeasibleClasses() const {
   std::vector<std::pair<ResourceSet, std::string>> out;
   for (const auto& [demand, tasks] : classes_) {

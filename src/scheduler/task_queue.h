@@ -38,7 +38,14 @@ class TaskQueue {
   // until resources run out (an estimate of how many workers would be useful).
   size_t CountRunnable(size_t limit) const;
   // Removes the next task that fits and acquires its demand.
-  std::optional<std::pair<TaskID, ResourceSet>> PopRunnable();
+  std::optional<std::pair<TaskID, ResourceSet>> PopRunnable() {
+    return PopRunnable([](const TaskID&) { return true; });
+  }
+  // The same, among the classes whose head task `accept` allows (a class whose head it refuses
+  // is passed over, keeping its order): how the node runs a task only on a worker of the
+  // task's runtime environment. `accept` may record what it refused.
+  template <typename Accept>
+  std::optional<std::pair<TaskID, ResourceSet>> PopRunnable(Accept accept);
   // Removes up to `max` tasks from the head of `demand`'s class, in order, while `accept` says
   // yes, without acquiring resources: they will run one after another on resources a worker
   // already holds (tasks queued at a busy worker).
@@ -110,6 +117,33 @@ class TaskQueue {
   std::unordered_map<TaskID, ResourceSet, ObjectIDHash> index_;  // queued task -> demand
   mutable std::map<ResourceSet, Class>::iterator cursor_;
 };
+
+template <typename Accept>
+std::optional<std::pair<TaskID, ResourceSet>> TaskQueue::PopRunnable(Accept accept) {
+  if (classes_.empty()) return std::nullopt;
+  // Round-robin: start after the class served last.
+  auto start = cursor_ == classes_.end() ? classes_.begin() : std::next(cursor_);
+  if (start == classes_.end()) start = classes_.begin();
+  auto it = start;
+  do {
+    if (Fits(it->first) && accept(it->second.front().id)) {
+      ResourceSet demand = it->first;
+      TaskID task = it->second.front().id;
+      it->second.pop_front();
+      index_.erase(task);
+      if (it->second.empty()) {
+        auto next = classes_.erase(it);
+        cursor_ = next == classes_.begin() ? classes_.end() : std::prev(next);
+      } else {
+        cursor_ = it;
+      }
+      available_.Subtract(demand);
+      return std::make_pair(task, demand);
+    }
+    if (++it == classes_.end()) it = classes_.begin();
+  } while (it != start);
+  return std::nullopt;
+}
 
 template <typename Accept>
 std::vector<TaskID> TaskQueue::TakeFollowers(const ResourceSet& demand, size_t max, Accept accept) {

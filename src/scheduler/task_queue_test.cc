@@ -534,5 +534,37 @@ TEST(TaskQueuePriority, RemoveTakeFollowersAndTakeNewestSeeTheOrder) {
   EXPECT_EQ(q.size(), 0u);
 }
 
+TEST(TaskQueueAccept, ClassesWhoseHeadIsRefusedArePassedOverInOrder) {
+  // How the node keeps a task to workers of its runtime environment: the dispatcher refuses
+  // heads with no idle worker of their environment, and other classes still run.
+  TaskQueue q(Res({{"CPU", 4}}));
+  ResourceSet one = Res({{"CPU", 1}}), two = Res({{"CPU", 2}});
+  TaskID a = T(1), b = T(2), c = T(3);
+  q.Push(a, one);
+  q.Push(b, one);
+  q.Push(c, two);
+  std::vector<TaskID> refused;
+  auto only_c = [&](const TaskID& t) {
+    if (t == c) return true;
+    refused.push_back(t);
+    return false;
+  };
+  auto first = q.PopRunnable(only_c);
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->first, c);
+  EXPECT_EQ(first->second, two);
+  EXPECT_EQ(refused, std::vector<TaskID>{a}) << "only a class's head is asked about";
+  EXPECT_EQ(q.available().Get("CPU"), 2 * kUnit);
+  // Everything left is refused: nothing is taken and nothing acquired.
+  EXPECT_FALSE(q.PopRunnable([](const TaskID&) { return false; }).has_value());
+  EXPECT_EQ(q.size(), 2u);
+  EXPECT_EQ(q.available().Get("CPU"), 2 * kUnit);
+  // The refused class kept its order.
+  EXPECT_EQ(q.PopRunnable()->first, a);
+  EXPECT_EQ(q.PopRunnable()->first, b);
+}
+
+
 }  // namespace
 }  // namespace quanta
+

@@ -15,6 +15,38 @@ _MS_FOREVER = -1
 def init(address=None, *, num_cpus=None, num_gpus=None, resources=None, labels=None, namespace=None,
          ignore_reinit_error=False, log_to_driver=True, object_store_memory=None,
          include_dashboard=None, logging_level=None, _temp_dir=None, **kwargs):
+    """Starts a local cluster, or connects to a running one, and makes this process its driver
+    (see _init for `address`). runtime_env=... is the job's default for its tasks and actors
+    (docs/architecture.md, "Runtime environments"); a job submitted with a runtime_env gets it
+    as its default through QUANTA_JOB_RUNTIME_ENV."""
+    from quanta._private import runtime_env as rt
+
+    renv = kwargs.get("runtime_env")
+    if renv is None and os.environ.get("QUANTA_JOB_RUNTIME_ENV") and not session.is_initialized():
+        import json
+
+        renv = kwargs["runtime_env"] = json.loads(os.environ["QUANTA_JOB_RUNTIME_ENV"])
+    renv = rt.validate(renv)  # refused before anything starts
+    was_initialized = session.is_initialized()
+    ctx = _init(address, num_cpus=num_cpus, num_gpus=num_gpus, resources=resources, labels=labels, namespace=namespace,
+                ignore_reinit_error=ignore_reinit_error, log_to_driver=log_to_driver,
+                object_store_memory=object_store_memory, include_dashboard=include_dashboard,
+                logging_level=logging_level, _temp_dir=_temp_dir, **kwargs)
+    if not was_initialized:
+        rt.clear()
+        if renv:
+            try:
+                rt.set_job_env(renv)
+                rt.resolve(renv)  # packs and uploads working_dir / py_modules now, as Ray does
+            except BaseException:
+                shutdown()
+                raise
+    return ctx
+
+
+def _init(address=None, *, num_cpus=None, num_gpus=None, resources=None, labels=None, namespace=None,
+          ignore_reinit_error=False, log_to_driver=True, object_store_memory=None,
+          include_dashboard=None, logging_level=None, _temp_dir=None, **kwargs):
     """Starts a local cluster, or connects to a running one, and makes this process its driver.
 
     `address`: None or "local" starts a new local cluster; "auto" joins the cluster started on
@@ -190,7 +222,6 @@ def _start_driver_node(address, temp_dir, node_ip_address=None):
 
 # Accepted only at the default (what Quanta does anyway); any other value is refused, not ignored.
 _INIT_DEFAULT_ONLY = {
-    "runtime_env": (lambda v: not v, "install what the tasks need on every node"),
     "local_mode": (lambda v: not v, "local mode is deprecated in Ray; debug with num_cpus=1 instead"),
     "job_config": (lambda v: v is None, "pass namespace= and set the environment before quanta start"),
     "storage": (lambda v: v is None, "the head's persistence is `quanta start --head --storage PATH`"),
@@ -251,7 +282,10 @@ def _check_amount(name, value):
 
 def shutdown() -> None:
     """Stops the session; the processes this driver started exit. Safe to call twice."""
+    from quanta._private import runtime_env
+
     session.stop()
+    runtime_env.clear()
 
 
 def is_initialized() -> bool:

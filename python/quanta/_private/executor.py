@@ -104,6 +104,25 @@ def run_loop(core) -> None:
         returns = None
 
 
+def fail_setup(core, text: str) -> None:
+    """This worker's runtime environment could not be set up: its first task (or actor) fails
+    with RuntimeEnvSetupError carrying the setup's output, and the worker exits (tasks queued
+    behind it go back to the node, which starts a new worker for them)."""
+    from quanta.exceptions import RuntimeEnvSetupError
+
+    task = core.next_task()
+    if task is None:
+        return
+    task_id, name, num_returns, kind = task[0], task[3], task[6], task[8]
+    err = RuntimeEnvSetupError(f"the runtime_env of {name} could not be set up on this node:\n{text}")
+    print(f"runtime_env setup failed: {text}", file=sys.stderr)
+    if kind == KIND_CREATION:
+        returns = [(KIND_ACTOR_DIED, f"the actor {name} could not be created: RuntimeEnvSetupError: {err}".encode(), [])]
+    else:
+        returns = [(KIND_TASK_ERROR, serialization.serialize_task_error(err, name, _PID), [])] * max(num_returns, 1)
+    _report(core, task_id, returns, False)
+
+
 def _report(core, task_id, returns, retryable=False):
     returns = _store_large(core, task_id, returns)
     sys.stdout.flush()

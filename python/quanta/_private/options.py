@@ -28,8 +28,6 @@ def _check_number(name, value, allow_none=True):
 # Ray options Quanta accepts only at their default (the default is what Quanta does); any other
 # value is refused rather than ignored. option -> (is the value the default?, what to do instead).
 _DEFAULT_ONLY = {
-    "runtime_env": (lambda v: not v, "install what the task needs on every node and set environment "
-                                     "variables before quanta start"),
     "max_calls": (lambda v: not v, "workers are reused for every task"),
     "max_pending_calls": (lambda v: v is None or v == -1, "calls are never refused for being too many"),
     "allow_out_of_order_execution": (lambda v: not v, "calls from one caller run in submission order"),
@@ -48,6 +46,10 @@ def validate(options: dict, allowed: set, kind: str) -> dict:
         if key in options and not is_default(options[key]):
             raise ValueError(f"option {key}={options[key]!r} for {kind} is not supported: {instead} "
                              f"(see docs/ray-compatibility.md)")
+    if options.get("runtime_env") is not None:
+        from quanta._private import runtime_env
+
+        options["runtime_env"] = runtime_env.validate(options["runtime_env"])
     if "enable_task_events" in options and not isinstance(options["enable_task_events"], bool):
         raise TypeError(f"option enable_task_events must be True or False, got {options['enable_task_events']!r}")
     for key in ("num_cpus", "num_gpus", "memory"):

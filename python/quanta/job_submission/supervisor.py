@@ -22,6 +22,7 @@ It dies with the dashboard (PR_SET_PDEATHSIG), stopping the job.
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import select
 import signal
@@ -184,6 +185,13 @@ class Supervisor:
         env["QUANTA_JOB_SUBMISSION_ID"] = i.submission_id
         env.setdefault("PYTHONUNBUFFERED", "1")
         cwd = (i.runtime_env or {}).get("_working_dir_path") or os.getcwd()
+        # The job's runtime_env is also the default of its tasks and actors: quanta.init() in
+        # the entrypoint reads it (its working_dir is the unpacked copy, packed again from there).
+        job_env = {k: v for k, v in (i.runtime_env or {}).items() if k in ("env_vars",) and v}
+        if (i.runtime_env or {}).get("_working_dir_path"):
+            job_env["working_dir"] = i.runtime_env["_working_dir_path"]
+        if job_env:
+            env["QUANTA_JOB_RUNTIME_ENV"] = json.dumps(job_env)
         read_fd, write_fd = os.pipe()
         try:
             umask = int(env.pop("QUANTA_JOB_UMASK", "-1"))
