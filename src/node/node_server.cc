@@ -37,6 +37,7 @@ NodeServer::NodeServer(net::EventLoop* loop, NodeOptions options)
       options_(std::move(options)),
       node_id_(RandomHex(16)),
       task_events_(TaskEventBuffer::Options{options_.task_events_buffer}),
+      reply_spin_(net::SpinBudget::Options{options_.reply_spin}),
       clients_(
           loop, 0,
           [this](LocalClient& c, const protocol::Frame& f) { OnClientMessage(c, f); },
@@ -118,7 +119,11 @@ Status NodeServer::Start() {
       ActorRouter::Callbacks{
           [this](const ObjectID& actor) { return actors_->Hosts(actor); },
           [this](const TaskID& id, const protocol::ObjectValue& e) { task_manager_->Fail(id, e); },
-          [this](Task& task, uint32_t node) { return remote_->Forward(task, node); },
+          [this](Task& task, uint32_t node) {
+            if (!remote_->Forward(task, node)) return false;
+            loop_->SpinBeforeNextWait(&reply_spin_);  // its result usually comes within microseconds
+            return true;
+          },
           [this](const ObjectID& actor) { control_->Send(MessageType::kSubscribeActor, protocol::IdList{{actor}}); },
           [this](uint32_t node, const ObjectID& actor, bool no_restart, const std::string&) {
             peers_->Send(node, MessageType::kKillActorRemote, protocol::KillActor{actor, no_restart});
@@ -391,6 +396,10 @@ protocol::NodeStats NodeServer::NodeStatsReply(uint64_t request_id) const {
   add("peer_frames_received", p.frames_received);
   add("peer_connects", p.connects);
   add("peer_handshakes_refused", p.refused);
+  const net::SpinBudget::Stats& spin = reply_spin_.stats();
+  add("reply_spins", spin.spins);
+  add("reply_spins_caught", spin.caught);
+  add("reply_spin_us", static_cast<uint64_t>(spin.spent.count()));
   add("workers", dispatcher_->num_workers());
   add("tasks", tasks_.size());
   add("clients", clients_.size());
