@@ -38,6 +38,7 @@ NodeServer::NodeServer(net::EventLoop* loop, NodeOptions options)
       node_id_(RandomHex(16)),
       task_events_(TaskEventBuffer::Options{options_.task_events_buffer}),
       reply_spin_(net::SpinBudget::Options{options_.reply_spin}),
+      control_spin_(net::SpinBudget::Options{options_.reply_spin}),
       clients_(
           loop, 0,
           [this](LocalClient& c, const protocol::Frame& f) { OnClientMessage(c, f); },
@@ -400,6 +401,8 @@ protocol::NodeStats NodeServer::NodeStatsReply(uint64_t request_id) const {
   add("reply_spins", spin.spins);
   add("reply_spins_caught", spin.caught);
   add("reply_spin_us", static_cast<uint64_t>(spin.spent.count()));
+  add("control_reply_spins", control_spin_.stats().spins);
+  add("control_reply_spins_caught", control_spin_.stats().caught);
   add("workers", dispatcher_->num_workers());
   add("tasks", tasks_.size());
   add("clients", clients_.size());
@@ -799,6 +802,7 @@ Status NodeServer::Dispatch(LocalClient& client, const protocol::Frame& frame) {
       protocol::ActorName m;
       QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
       forwarder_->OnActorName(client, m);
+      loop_->SpinBeforeNextWait(&control_spin_);  // the control service usually answers within microseconds
       return Status::Ok();
     }
     case MessageType::kControlRequest: {
@@ -808,6 +812,7 @@ Status NodeServer::Dispatch(LocalClient& client, const protocol::Frame& frame) {
         return Status::ProtocolError("an observer may only read the control service's tables");
       }
       forwarder_->OnRequest(client, std::move(m));
+      loop_->SpinBeforeNextWait(&control_spin_);
       return Status::Ok();
     }
     case MessageType::kGetNodeState: {

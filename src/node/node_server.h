@@ -78,8 +78,8 @@ struct NodeOptions {
   std::vector<std::string> worker_env;
   size_t task_events_buffer = 100000;  // task events kept until shipped (0: none recorded)
   std::chrono::milliseconds task_events_flush{1000};  // how often they are shipped to the head
-  // After forwarding an actor call to another node, poll this long for its result before
-  // sleeping (adaptive, net/spin_budget.h; 0: never).
+  // After forwarding an actor call to another node (or a client's request to the control
+  // service), poll this long for the answer before sleeping (adaptive, net/spin_budget.h; 0: never).
   std::chrono::microseconds reply_spin{100};
 };
 
@@ -118,7 +118,8 @@ class NodeServer {
   std::string node_id_;
   TaskTable tasks_;
   TaskEventBuffer task_events_;
-  net::SpinBudget reply_spin_;  // polling for the result of an actor call sent to another node
+  net::SpinBudget reply_spin_;    // polling for the result of an actor call sent to another node
+  net::SpinBudget control_spin_;  // polling for the control service's answer to a client's request
   FunctionTable functions_;
   ClientRegistry clients_;
   std::unique_ptr<ObjectManager> objects_;
