@@ -122,7 +122,8 @@ Status NodeServer::Start() {
           [this](const TaskID& id, const protocol::ObjectValue& e) { task_manager_->Fail(id, e); },
           [this](Task& task, uint32_t node) {
             if (!remote_->Forward(task, node)) return false;
-            loop_->SpinBeforeNextWait(&reply_spin_);  // its result usually comes within microseconds
+            // Its result usually comes back within microseconds: worth polling for.
+            reply_watch_.Sent(ObjectIDHash{}(task.spec.task_id), std::chrono::steady_clock::now());
             return true;
           },
           [this](const ObjectID& actor) { control_->Send(MessageType::kSubscribeActor, protocol::IdList{{actor}}); },
@@ -320,6 +321,9 @@ void NodeServer::OnJoined(const protocol::RegisterNodeReply& reply) {
     control_->ReportResources(dispatcher_->queue().available().ToMap(), dispatcher_->queue().total().ToMap());
     logs_.SendPendingNotes();
     if (task_events_.batch_ready()) FlushTaskEvents();
+    if (!reply_watch_.empty() && reply_watch_.ShouldSpin(std::chrono::steady_clock::now())) {
+      loop_->SpinBeforeNextWait(&reply_spin_);
+    }
   });
   task_events_.set_node(reply.node_index);
   if (task_events_.enabled()) {
@@ -478,6 +482,7 @@ Status NodeServer::DispatchPeer(uint32_t from, const protocol::Frame& frame) {
       if (t != tasks_.end() && t->second.forwarded_to == from && t->second.spec.kind == protocol::TaskKind::kNormal) {
         scheduler_->NoteReturned(from, ResourceSet(t->second.spec.resources));  // its resources are free there again
       }
+      reply_watch_.Answered(ObjectIDHash{}(m.task_id));
       return remote_->OnTaskResult(from, std::move(m));
     }
     case MessageType::kKillActorRemote: {

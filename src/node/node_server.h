@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "net/event_loop.h"
+#include "net/reply_watch.h"
 #include "node/actor_manager.h"
 #include "node/actor_router.h"
 #include "node/client_registry.h"
@@ -119,6 +120,7 @@ class NodeServer {
   TaskTable tasks_;
   TaskEventBuffer task_events_;
   net::SpinBudget reply_spin_;    // polling for the result of an actor call sent to another node
+  net::ReplyWatch reply_watch_;   // those calls, while their results are awaited
   net::SpinBudget control_spin_;  // polling for the control service's answer to a client's request
   FunctionTable functions_;
   ClientRegistry clients_;
