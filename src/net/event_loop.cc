@@ -3,6 +3,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 
@@ -95,11 +96,33 @@ void EventLoop::RunDueTimers() {
   }
 }
 
+int EventLoop::Wait(epoll_event* events, int max_events) {
+  SpinBudget* spin = spin_;
+  spin_ = nullptr;
+  if (spin != nullptr && NextTimeoutMs() != 0) {
+    auto budget = spin->Next();
+    if (budget.count() > 0) {
+      auto start = Clock::now(), until = start + budget;
+      int n = 0;
+      auto now = start;
+      while (n == 0 && now < until && !stopping_ && NextTimeoutMs() != 0) {
+        n = epoll_wait(epoll_fd_, events, max_events, 0);
+        now = Clock::now();
+      }
+      if (n < 0 && errno != EINTR) return n;
+      bool caught = n > 0 || now < until;  // an event, a due timer or Stop() ended it
+      spin->Report(caught, std::chrono::duration_cast<std::chrono::microseconds>(now - start));
+      if (n > 0 || NextTimeoutMs() == 0) return std::max(n, 0);
+    }
+  }
+  return epoll_wait(epoll_fd_, events, max_events, NextTimeoutMs());
+}
+
 void EventLoop::Run() {
   constexpr int kMaxEvents = 128;
   epoll_event events[kMaxEvents];
   while (!stopping_) {
-    int n = epoll_wait(epoll_fd_, events, kMaxEvents, NextTimeoutMs());
+    int n = Wait(events, kMaxEvents);
     if (n < 0) {
       if (errno == EINTR) continue;
       QLOG(kError) << "epoll_wait failed: " << Status::FromErrno("epoll_wait").message();

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "net/spin_budget.h"
 
 namespace quanta::net {
 
@@ -50,6 +51,11 @@ class EventLoop {
   void Wake();  // any thread: makes Run() go through an iteration
   // Any thread: runs `cb` on the loop thread soon (in order of posting).
   void Post(Callback cb);
+  // The next wait first polls without sleeping, for as long as `budget` allows (it ends at the
+  // first event or due timer), then sleeps as usual; the spin's outcome is reported to
+  // `budget`, which must outlive the loop's next iteration. For a reply expected within
+  // microseconds (net/spin_budget.h says when that pays).
+  void SpinBeforeNextWait(SpinBudget* budget) { spin_ = budget; }
 
  private:
   struct Timer {
@@ -60,11 +66,13 @@ class EventLoop {
   };
   int NextTimeoutMs() const;
   void RunDueTimers();
+  int Wait(epoll_event* events, int max_events);
 
   int epoll_fd_ = -1;
   int wake_fd_ = -1;
   std::atomic<bool> stopping_{false};
   uint64_t timer_seq_ = 0;
+  SpinBudget* spin_ = nullptr;  // asked for by this iteration: poll before the next sleep
   std::unordered_map<int, std::shared_ptr<FdHandler>> handlers_;
   std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;
   std::vector<Callback> end_hooks_;

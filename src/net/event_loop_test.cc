@@ -1,8 +1,12 @@
 // Unit tests for net/event_loop.h: timers in order, posts from other threads, end-of-iteration
-// hooks, and a loop run again after Stop() (tests drive components in phases).
+// hooks, a loop run again after Stop() (tests drive components in phases), and spins before a
+// wait (caught, run out, ended by a due timer).
 #include "net/event_loop.h"
 
 #include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <thread>
@@ -63,6 +67,72 @@ TEST(EventLoop, StopBeforeRunReturnsAtOnce) {
   loop.Run();
   EXPECT_FALSE(fired);
   EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+}
+
+TEST(EventLoop, ASpinCatchesAnEventThatArrivesWhileItPolls) {
+  EventLoop loop;
+  ASSERT_TRUE(loop.Init().ok());
+  int fds[2];
+  ASSERT_EQ(::pipe2(fds, O_NONBLOCK | O_CLOEXEC), 0);
+  // A generous budget: the write below lands long before it runs out, even on a loaded machine.
+  SpinBudget budget(SpinBudget::Options{std::chrono::microseconds(2'000'000)});
+  bool got = false;
+  ASSERT_TRUE(loop.Add(fds[0], EPOLLIN, [&](uint32_t) {
+                    char c;
+                    got = ::read(fds[0], &c, 1) == 1;
+                    loop.Stop();
+                  }).ok());
+  loop.RunAfter(0ms, [&] {
+    loop.SpinBeforeNextWait(&budget);
+    std::thread([fd = fds[1]] {
+      std::this_thread::sleep_for(2ms);
+      ssize_t n = ::write(fd, "x", 1);
+      (void)n;
+    }).detach();
+  });
+  loop.RunAfter(10s, [&] { loop.Stop(); });  // a safety net
+  loop.Run();
+  EXPECT_TRUE(got);
+  EXPECT_EQ(budget.stats().spins, 1u);
+  EXPECT_EQ(budget.stats().caught, 1u) << "the write came while the loop was polling";
+  EXPECT_GE(budget.stats().spent, std::chrono::microseconds(1000));
+  ::close(fds[0]);
+  ::close(fds[1]);
+}
+
+TEST(EventLoop, ASpinThatRunsOutReportsAMissAndTheLoopThenSleepsUntilItsTimer) {
+  EventLoop loop;
+  ASSERT_TRUE(loop.Init().ok());
+  SpinBudget budget(SpinBudget::Options{std::chrono::microseconds(300)});
+  bool fired = false;
+  loop.RunAfter(0ms, [&] { loop.SpinBeforeNextWait(&budget); });
+  loop.RunAfter(30ms, [&] {
+    fired = true;
+    loop.Stop();
+  });
+  loop.Run();
+  EXPECT_TRUE(fired);
+  EXPECT_EQ(budget.stats().missed, 1u);
+  EXPECT_EQ(budget.stats().caught, 0u);
+  // Polled for its budget only, not until the timer 30 ms later.
+  EXPECT_LT(budget.stats().spent, std::chrono::microseconds(20'000));
+  EXPECT_EQ(budget.current(), std::chrono::microseconds(150));
+}
+
+TEST(EventLoop, ADueTimerEndsASpinAtOnce) {
+  EventLoop loop;
+  ASSERT_TRUE(loop.Init().ok());
+  SpinBudget budget(SpinBudget::Options{std::chrono::microseconds(5'000'000)});
+  int fired = 0;
+  loop.RunAfter(0ms, [&] { loop.SpinBeforeNextWait(&budget); });
+  loop.RunAfter(2ms, [&] {
+    ++fired;
+    loop.Stop();
+  });
+  auto start = std::chrono::steady_clock::now();
+  loop.Run();
+  EXPECT_EQ(fired, 1);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s) << "the spin must end when a timer is due";
 }
 
 }  // namespace

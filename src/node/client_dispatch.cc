@@ -214,6 +214,7 @@ Status ClientDispatch::Dispatch(LocalClient& client, const protocol::Frame& fram
       protocol::ActorName m;
       QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
       c_.forwarder->OnActorName(client, m);
+      if (c_.after_control_request) c_.after_control_request();
       return Status::Ok();
     }
     case MessageType::kControlRequest: {
@@ -223,6 +224,7 @@ Status ClientDispatch::Dispatch(LocalClient& client, const protocol::Frame& fram
         return Status::ProtocolError("an observer may only read the control service's tables");
       }
       c_.forwarder->OnRequest(client, std::move(m));
+      if (c_.after_control_request) c_.after_control_request();
       return Status::Ok();
     }
     case MessageType::kGetNodeState: {

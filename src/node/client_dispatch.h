@@ -46,6 +46,7 @@ class ClientDispatch {
     ControlForwarder* forwarder;
     ControlClient* control;
     StateService* state;
+    std::function<void()> after_control_request;  // may be empty (the node polls for the answer)
   };
   // What a HelloReply tells a client about this node.
   struct Identity {

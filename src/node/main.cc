@@ -127,6 +127,14 @@ int main(int argc, char** argv) {
   if (!env_int("QUANTA_TASK_EVENTS_FLUSH_MS", 1000, 10, 3600000, &events_flush)) {
     return Fail("QUANTA_TASK_EVENTS_FLUSH_MS must be a whole number of milliseconds from 10 to 3600000");
   }
+  // QUANTA_NODE_REPLY_SPIN_US: how long the node polls for the result of an actor call it sent
+  // to another node, or for the control service's answer to a client's request, before
+  // sleeping (adaptive; 0 turns it off).
+  long long reply_spin = 0;
+  if (!env_int("QUANTA_NODE_REPLY_SPIN_US", 100, 0, 10000, &reply_spin)) {
+    return Fail("QUANTA_NODE_REPLY_SPIN_US must be a whole number of microseconds from 0 (off) to 10000");
+  }
+  opts.reply_spin = std::chrono::microseconds(reply_spin);
   opts.task_events_buffer = static_cast<size_t>(events_buffer);
   opts.task_events_flush = std::chrono::milliseconds(events_flush);
 

@@ -20,6 +20,8 @@ NodeServer::NodeServer(net::EventLoop* loop, NodeOptions options)
       options_(std::move(options)),
       node_id_(RandomHex(16)),
       task_events_(TaskEventBuffer::Options{options_.task_events_buffer}),
+      reply_spin_(net::SpinBudget::Options{options_.reply_spin}),
+      control_spin_(net::SpinBudget::Options{options_.reply_spin}),
       clients_(
           loop, 0,
           [this](LocalClient& c, const protocol::Frame& f) { OnClientMessage(c, f); },
@@ -103,7 +105,12 @@ Status NodeServer::Start() {
       ActorRouter::Callbacks{
           [this](const ObjectID& actor) { return actors_->Hosts(actor); },
           [this](const TaskID& id, const protocol::ObjectValue& e) { task_manager_->Fail(id, e); },
-          [this](Task& task, uint32_t node) { return remote_->Forward(task, node); },
+          [this](Task& task, uint32_t node) {
+            if (!remote_->Forward(task, node)) return false;
+            // Its result usually comes back within microseconds: worth polling for.
+            reply_watch_.Sent(ObjectIDHash{}(task.spec.task_id), std::chrono::steady_clock::now());
+            return true;
+          },
           [this](const ObjectID& actor) { control_->Send(MessageType::kSubscribeActor, protocol::IdList{{actor}}); },
           [this](uint32_t node, const ObjectID& actor, bool no_restart, const std::string&) {
             peers_->Send(node, MessageType::kKillActorRemote, protocol::KillActor{actor, no_restart});
@@ -201,13 +208,16 @@ Status NodeServer::Start() {
   client_dispatch_ = std::make_unique<ClientDispatch>(
       ClientDispatch::Components{&tasks_, &functions_, dispatcher_.get(), objects_.get(), task_manager_.get(),
                                  actors_.get(), router_.get(), generators_.get(), forwarder_.get(), control_.get(),
-                                 state_.get()},
+                                 state_.get(),
+                                 // the control service usually answers within microseconds
+                                 [this] { loop_->SpinBeforeNextWait(&control_spin_); }},
       ClientDispatch::Identity{node_id_, options_.session_dir, options_.inline_threshold},
       [this](uint64_t request_id) { return NodeStatsReply(request_id); },
       [this] { return view_.Snapshot(LocalNodeInfo()); });
   peer_dispatch_ = std::make_unique<PeerDispatch>(PeerDispatch::Components{
       &tasks_, remote_.get(), scheduler_.get(), actors_.get(), task_manager_.get(), generators_.get(),
-      directory_.get(), objects_.get(), pulls_.get(), state_.get(), &view_, &logs_});
+      directory_.get(), objects_.get(), pulls_.get(), state_.get(), &view_, &logs_,
+      [this](const TaskID& id) { reply_watch_.Answered(ObjectIDHash{}(id)); }});
   control_->set_on_message([this](const protocol::Frame& f) { OnControlMessage(f); });
   control_->Start();
   return Status::Ok();
@@ -279,6 +289,9 @@ void NodeServer::OnJoined(const protocol::RegisterNodeReply& reply) {
     control_->ReportResources(dispatcher_->queue().available().ToMap(), dispatcher_->queue().total().ToMap());
     logs_.SendPendingNotes();
     if (task_events_.batch_ready()) FlushTaskEvents();
+    if (!reply_watch_.empty() && reply_watch_.ShouldSpin(std::chrono::steady_clock::now())) {
+      loop_->SpinBeforeNextWait(&reply_spin_);
+    }
   });
   task_events_.set_node(reply.node_index);
   if (task_events_.enabled()) {
@@ -356,6 +369,12 @@ protocol::NodeStats NodeServer::NodeStatsReply(uint64_t request_id) const {
   add("peer_frames_received", p.frames_received);
   add("peer_connects", p.connects);
   add("peer_handshakes_refused", p.refused);
+  const net::SpinBudget::Stats& spin = reply_spin_.stats();
+  add("reply_spins", spin.spins);
+  add("reply_spins_caught", spin.caught);
+  add("reply_spin_us", static_cast<uint64_t>(spin.spent.count()));
+  add("control_reply_spins", control_spin_.stats().spins);
+  add("control_reply_spins_caught", control_spin_.stats().caught);
   add("workers", dispatcher_->num_workers());
   add("tasks", tasks_.size());
   add("clients", clients_.size());

@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "net/event_loop.h"
+#include "net/reply_watch.h"
 #include "node/actor_manager.h"
 #include "node/actor_router.h"
 #include "node/client_registry.h"
@@ -82,6 +83,9 @@ struct NodeOptions {
   std::vector<std::string> worker_env;
   size_t task_events_buffer = 100000;  // task events kept until shipped (0: none recorded)
   std::chrono::milliseconds task_events_flush{1000};  // how often they are shipped to the head
+  // After forwarding an actor call to another node (or a client's request to the control
+  // service), poll this long for the answer before sleeping (adaptive, net/spin_budget.h; 0: never).
+  std::chrono::microseconds reply_spin{100};
 };
 
 class NodeServer {
@@ -113,6 +117,9 @@ class NodeServer {
   std::string node_id_;
   TaskTable tasks_;
   TaskEventBuffer task_events_;
+  net::SpinBudget reply_spin_;    // polling for the result of an actor call sent to another node
+  net::ReplyWatch reply_watch_;   // those calls, while their results are awaited
+  net::SpinBudget control_spin_;  // polling for the control service's answer to a client's request
   FunctionTable functions_;
   ClientRegistry clients_;
   std::unique_ptr<ObjectManager> objects_;

@@ -33,6 +33,7 @@ Status PeerDispatch::Dispatch(uint32_t from, const protocol::Frame& frame) {
       if (t != c_.tasks->end() && t->second.forwarded_to == from && t->second.spec.kind == protocol::TaskKind::kNormal) {
         c_.scheduler->NoteReturned(from, ResourceSet(t->second.spec.resources));  // its resources are free there again
       }
+      if (c_.on_task_result) c_.on_task_result(m.task_id);
       return c_.remote->OnTaskResult(from, std::move(m));
     }
     case MessageType::kKillActorRemote: {

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 #include "common/status.h"
 #include "node/task.h"
@@ -44,6 +45,7 @@ class PeerDispatch {
     StateService* state;
     const ClusterView* view;
     LogForwarder* logs;
+    std::function<void(const TaskID&)> on_task_result;  // may be empty (e.g. the reply poll's bookkeeping)
   };
   explicit PeerDispatch(Components c) : c_(c) {}
 
