@@ -224,6 +224,24 @@ def test_timeline_is_chrome_trace_json_with_one_event_per_task(cluster, tmp_path
 
 
 @quanta.remote
+def say(text):
+    print(text, flush=True)
+    return os.getpid()
+
+
+def test_cli_logs_by_task_id_print_the_output_of_the_worker_that_ran_it(cluster):
+    text = f"said by a task {time.time_ns()}"
+    ref = say.options(resources={"b": 1}).remote(text)
+    quanta.get(ref)
+    tid = ref.task_id().hex()
+    until(lambda: tid in {t["task_id"] for t in tasks_where(state="FINISHED")}, what="the task finished")
+    r = quanta_cli("logs", "--task-id", tid, "--tail", "-1", "--address", cluster[0].address)
+    assert r.returncode == 0 and text in r.stdout, (r.stdout[-2000:], r.stderr)
+    r = quanta_cli("logs", "--task-id", "00" * 16, "--address", cluster[0].address)
+    assert r.returncode == 1 and "no task with task_id" in r.stderr
+
+
+@quanta.remote
 def make_bytes(n):
     return b"x" * n
 
