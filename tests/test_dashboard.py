@@ -35,9 +35,9 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 TOKEN = "dashboard-test-" + secrets.token_hex(16)
-PAGES = ["/", "/actors", "/objects", "/workers", "/logs", "/jobs", "/placement-groups", "/tasks"]
+PAGES = ["/", "/actors", "/objects", "/workers", "/logs", "/jobs", "/placement-groups", "/tasks", "/timeline"]
 ENDPOINTS = ["/api/summary", "/api/metrics", "/api/nodes", "/api/actors", "/api/objects", "/api/workers",
-             "/api/placement_groups", "/api/state/jobs", "/api/tasks", "/api/logs", "/api/logs/file?node_id=x&name=node.log",
+             "/api/placement_groups", "/api/state/jobs", "/api/tasks", "/api/timeline", "/api/logs", "/api/logs/file?node_id=x&name=node.log",
              "/api/version", "/api/jobs/", "/static/app.js", "/static/chart.min.js", "/static/page.html"]
 
 
@@ -46,6 +46,11 @@ class Greeter:
     def hello(self, text):
         print(text, flush=True)
         return os.getpid()
+
+
+@quanta.remote(resources={"side": 1})
+def length_on_side(data):
+    return len(data)
 
 
 @pytest.fixture(scope="module")
@@ -244,6 +249,24 @@ def test_login_and_every_page(live, browser, shots):
     open_page(browser, url, "/tasks")  # the greeter's calls, from the head's task table
     wait(browser, lambda d: "hello" in text_of(d, "tasks-table"), what="the actor's calls on the tasks page")
     assert "tasks kept by the head" in text_of(browser, "tasks-stats")
+
+    # The timeline: the tasks' bars per worker, and the object the side node pulled from the head
+    # on the side node's "transfers" row; the whole trace is a download.
+    assert quanta.get(length_on_side.remote(live["object"])) == 2 << 20
+    open_page(browser, url, "/timeline")
+    transfer = wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, '#timeline-lanes .bar[data-cat="transfer"]'),
+                    what="the transfer on the timeline")[0]
+    assert "2.0 MiB" in transfer.get_attribute("title")
+    lanes = text_of(browser, "timeline-lanes")
+    assert "/ transfers" in lanes and "/ worker " in lanes
+    assert browser.find_elements(By.CSS_SELECTOR, '#timeline-lanes .bar[data-cat="actor_task"]')
+    assert browser.find_element(By.ID, "timeline-download").get_attribute("href").endswith("/api/timeline?download=1")
+    browser.save_screenshot(os.path.join(shots, "dashboard-timeline.png"))
+    req = urllib.request.Request(url + "/api/timeline?download=1", headers={"Authorization": "Bearer " + TOKEN})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert "attachment" in r.headers["Content-Disposition"]
+        trace = json.loads(r.read())
+    assert [e for e in trace if e.get("cat") == "transfer" and e["args"]["object_id"] == live["object"].hex()]
 
     browser.get(url + "/logout")
     wait(browser, lambda d: d.find_elements(By.ID, "token"), what="the login form after logging out")

@@ -201,7 +201,7 @@ def test_timeline_is_chrome_trace_json_with_one_event_per_task(cluster, tmp_path
     path = tmp_path / "trace.json"
     quanta.timeline(str(path))
     trace = json.loads(path.read_text())
-    spans = [e for e in trace if e.get("ph") == "X"]
+    spans = [e for e in trace if e.get("ph") == "X" and e["cat"] != "transfer"]
     by_id = {}
     for e in spans:
         by_id.setdefault(e["args"]["task_id"], []).append(e)
@@ -221,6 +221,65 @@ def test_timeline_is_chrome_trace_json_with_one_event_per_task(cluster, tmp_path
     r = quanta_cli("timeline", "-o", str(out), "--address", cluster[0].address)
     assert r.returncode == 0, r.stderr
     assert len([e for e in json.loads(out.read_text()) if e.get("ph") == "X"]) >= len(ids)
+
+
+@quanta.remote
+def say(text):
+    print(text, flush=True)
+    return os.getpid()
+
+
+def test_cli_logs_by_task_id_print_the_output_of_the_worker_that_ran_it(cluster):
+    text = f"said by a task {time.time_ns()}"
+    ref = say.options(resources={"b": 1}).remote(text)
+    quanta.get(ref)
+    tid = ref.task_id().hex()
+    until(lambda: tid in {t["task_id"] for t in tasks_where(state="FINISHED")}, what="the task finished")
+    r = quanta_cli("logs", "--task-id", tid, "--tail", "-1", "--address", cluster[0].address)
+    assert r.returncode == 0 and text in r.stdout, (r.stdout[-2000:], r.stderr)
+    r = quanta_cli("logs", "--task-id", "00" * 16, "--address", cluster[0].address)
+    assert r.returncode == 1 and "no task with task_id" in r.stderr
+
+
+@quanta.remote
+def make_bytes(n):
+    return b"x" * n
+
+
+@quanta.remote
+def size_of(data):
+    return len(data), quanta.get_runtime_context().get_node_id()
+
+
+def test_timeline_shows_an_object_transfer_between_two_nodes(cluster, tmp_path):
+    # 20 MB made on node a and read by a task on node b: node b pulls it from node a, once.
+    n = 20 * 1000 * 1000
+    ref = make_bytes.options(resources={"a": 1}).remote(n)
+    a_id = quanta.get(where.options(resources={"a": 1}).remote(0))[2]
+    got, b_id = quanta.get(size_of.options(resources={"b": 1}).remote(ref))
+    assert got == n and b_id != a_id
+    oid = ref.hex()
+
+    def mine():
+        return [e for e in quanta.timeline() if e.get("cat") == "transfer" and e["args"]["object_id"] == oid]
+
+    spans = until(mine, what="the transfer in the timeline")
+    time.sleep(0.5)  # a second pull would have been shipped by now
+    spans = mine()
+    assert len(spans) == 1, spans
+    e = spans[0]
+    assert n <= e["args"]["bytes"] < n + 64 * 1024  # the stored object: the bytes and a small header
+    assert e["args"]["from_node_id"] == a_id and e["args"]["to_node_id"] == b_id
+    assert e["tid"] == "transfers" and e["ph"] == "X" and e["dur"] > 0 and e["ts"] > 1.7e15
+    nodes = {r["node_id"]: r for r in state.list_nodes()}
+    assert e["pid"] == f"Node {nodes[b_id]['node_ip']} (index {nodes[b_id]['node_index']})"
+    assert e["args"]["from_node_index"] == nodes[a_id]["node_index"]
+    # In the file too, with a process name for the transfers row's node.
+    path = tmp_path / "trace.json"
+    quanta.timeline(str(path))
+    trace = json.loads(path.read_text())
+    assert [x for x in trace if x.get("cat") == "transfer" and x["args"]["object_id"] == oid] == [e]
+    assert any(x["ph"] == "M" and x["pid"] == e["pid"] for x in trace)
 
 
 def test_dashboard_endpoint_lists_tasks_and_a_failed_tasks_traceback():
@@ -316,3 +375,33 @@ def test_a_bad_setting_is_refused_with_its_name(var, value):
             os.environ.pop(var, None)
         else:
             os.environ[var] = saved
+
+
+def test_system_config_switch_turns_task_events_off_and_bad_values_are_refused():
+    # Ray's key: 0 records no task events at all (the measurement's "off" set-up); in a fresh
+    # driver process so that this module's cluster is left alone.
+    script = (
+        "import time, quanta\n"
+        "from quanta.util import state\n"
+        "quanta.init(num_cpus=1, include_dashboard=False, _system_config={'task_events_report_interval_ms': 0})\n"
+        "@quanta.remote\n"
+        "def f(): return 1\n"
+        "assert sum(quanta.get([f.remote() for _ in range(50)])) == 50\n"
+        "time.sleep(1.5)\n"
+        "print('ROWS', len(state.list_tasks(limit=1000)))\n"
+        "quanta.shutdown()\n"
+        "quanta.init(num_cpus=1, include_dashboard=False, _system_config={'task_events_report_interval_ms': 100})\n"
+        "quanta.get([f.remote() for _ in range(50)])\n"
+        "deadline = time.time() + 10\n"
+        "while len(state.list_tasks(limit=1000)) < 50 and time.time() < deadline: time.sleep(0.05)\n"
+        "print('ROWS', len(state.list_tasks(limit=1000)))\n"
+        "quanta.shutdown()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QUANTA_TASK_EVENTS")}
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0, r.stderr
+    assert re.findall(r"ROWS (\d+)", r.stdout) == ["0", "50"], r.stdout
+    for bad in (5, -1, "1000"):
+        with pytest.raises((ValueError, TypeError), match="task_events_report_interval_ms"):
+            from quanta._private import system_config
+            system_config.validate({"task_events_report_interval_ms": bad})

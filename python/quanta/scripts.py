@@ -9,7 +9,7 @@
     quanta list nodes|actors|jobs|placement-groups|objects|workers [--filter K=V] [--detail] [--format F]
     quanta get nodes|actors|jobs|placement-groups|objects|workers ID
     quanta summary actors|objects
-    quanta logs [FILE] [--node-id ID] [--actor-id ID] [--pid PID] [--tail N] [--follow]
+    quanta logs [FILE] [--node-id ID] [--actor-id ID] [--task-id ID] [--pid PID] [--tail N] [--follow]
     quanta job submit|status|logs|stop|list|delete ...   (the jobs API of a head's dashboard)
     quanta microbenchmark [...]      the benchmark suite (python -m quanta.bench)
 """

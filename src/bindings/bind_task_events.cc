@@ -42,6 +42,8 @@ nb::dict Stats(const std::string& blob) {
   d["capacity"] = s.capacity;
   d["dropped_on_head"] = s.dropped_on_head;
   d["dropped_on_nodes"] = s.dropped_on_nodes;
+  d["transfers_stored"] = s.transfers_stored;
+  d["transfers_dropped"] = s.transfers_dropped;
   return d;
 }
 
@@ -129,6 +131,27 @@ void BindTaskEvents(nb::class_<CoreClient>& cls) {
           d["name"] = s.name;
           d["type"] = KindName(s.task_kind);
           d["state_counts"] = counts;
+          rows.append(d);
+        }
+        return nb::make_tuple(rows, Stats(reply.blob));
+      },
+      nb::arg("timeout_ms") = 30000);
+  // transfer_rows(timeout_ms) -> (rows, stats): the completed object transfers the head keeps.
+  cls.def(
+      "transfer_rows",
+      [](CoreClient& c, int64_t timeout_ms) {
+        auto reply = Call(c, protocol::ControlOp::kGetTransfers, "", timeout_ms);
+        nb::list rows;
+        for (const auto& item : reply.items) {
+          protocol::TransferEvent t;
+          ThrowIfError(protocol::DecodeValue(item, &t));
+          nb::dict d;
+          d["object_id"] = t.object_id.Hex();
+          d["bytes"] = t.bytes;
+          d["from_node"] = t.from_node;
+          d["to_node"] = t.to_node;
+          d["start_us"] = t.start_us;
+          d["end_us"] = t.end_us;
           rows.append(d);
         }
         return nb::make_tuple(rows, Stats(reply.blob));

@@ -505,12 +505,17 @@ protocol::ControlReply ControlServer::Serve(const protocol::ControlRequest& req)
         r.error = "bad task query: " + st.message();
         break;
       }
-      for (const protocol::TaskRecord* t : tasks_.Query(q, &r.count)) r.items.push_back(protocol::EncodeValue(*t));
+      for (const protocol::TaskRecord& t : tasks_.Query(q, &r.count)) r.items.push_back(protocol::EncodeValue(t));
       r.blob = protocol::EncodeValue(tasks_.Stats());
       break;
     }
     case ControlOp::kSummarizeTasks:
       for (const auto& row : tasks_.Summarize()) r.items.push_back(protocol::EncodeValue(row));
+      r.blob = protocol::EncodeValue(tasks_.Stats());
+      break;
+    case ControlOp::kGetTransfers:
+      for (const auto& t : tasks_.transfers()) r.items.push_back(protocol::EncodeValue(t));
+      r.count = r.items.size();
       r.blob = protocol::EncodeValue(tasks_.Stats());
       break;
     case ControlOp::kGetFunction: {

@@ -37,8 +37,8 @@ TEST(TaskEventTable, MergesEventsFromSeveralNodesInAnyOrder) {
   t.Apply(Ev(1, TaskEventKind::kFinished, 2));
   t.Apply(Ev(1, TaskEventKind::kSubmitted, 1));
   t.Apply(Ev(1, TaskEventKind::kScheduled, 2));
-  const auto* r = t.Find(Tid(1));
-  ASSERT_NE(r, nullptr);
+  auto r = t.Find(Tid(1));
+  ASSERT_TRUE(r.has_value());
   EXPECT_EQ(r->state, TaskEventKind::kFinished);
   EXPECT_EQ(r->name, "f1");
   EXPECT_EQ(r->owner_node, 1u);
@@ -84,17 +84,59 @@ TEST(TaskEventTable, BoundedByCountDroppingTheOldestFinishedFirst) {
   t.Apply(Ev(2, TaskEventKind::kFinished));  // finished after 4
   t.Apply(Ev(5, TaskEventKind::kSubmitted));  // over capacity: 4 (finished first) goes
   EXPECT_EQ(t.size(), 4u);
-  EXPECT_EQ(t.Find(Tid(4)), nullptr);
-  EXPECT_NE(t.Find(Tid(2)), nullptr);
+  EXPECT_FALSE(t.Find(Tid(4)).has_value());
+  EXPECT_TRUE(t.Find(Tid(2)).has_value());
   t.Apply(Ev(6, TaskEventKind::kSubmitted));  // then 2, the other finished one
-  EXPECT_EQ(t.Find(Tid(2)), nullptr);
+  EXPECT_FALSE(t.Find(Tid(2)).has_value());
   t.Apply(Ev(7, TaskEventKind::kSubmitted));  // nothing finished: the oldest of all (1)
-  EXPECT_EQ(t.Find(Tid(1)), nullptr);
-  EXPECT_NE(t.Find(Tid(3)), nullptr);
+  EXPECT_FALSE(t.Find(Tid(1)).has_value());
+  EXPECT_TRUE(t.Find(Tid(3)).has_value());
   EXPECT_EQ(t.size(), 4u);
   EXPECT_EQ(t.Stats().dropped_on_head, 3u);
   EXPECT_EQ(t.Stats().stored, 4u);
   EXPECT_EQ(t.Stats().capacity, 4u);
+}
+
+TEST(TaskEventTable, ARunningTaskOutlivesManyFinishedOnes) {
+  TaskEventTable t(100);
+  TaskEvent running = Ev(1, TaskEventKind::kRunning, 1);
+  running.name = "actor_init";
+  t.Apply(running);
+  for (uint32_t i = 2; i <= 10000; ++i) {
+    TaskEvent e = Ev(i, TaskEventKind::kFinished, 1);
+    e.submitted_us = e.running_us = e.end_us;  // every stage in one entry, as a node ships them
+    e.name = "f";
+    t.Apply(e);
+  }
+  EXPECT_EQ(t.size(), 100u);
+  ASSERT_TRUE(t.Find(Tid(1)).has_value());
+  EXPECT_EQ(t.Find(Tid(1))->state, TaskEventKind::kRunning);
+  EXPECT_EQ(t.Find(Tid(1))->name, "actor_init");
+  t.Apply(Ev(1, TaskEventKind::kFinished, 1));  // it ends: merged, and closed
+  EXPECT_EQ(t.Find(Tid(1))->state, TaskEventKind::kFinished);
+  EXPECT_EQ(t.Find(Tid(1))->name, "actor_init");
+  EXPECT_FALSE(t.Find(Tid(9900)).has_value());
+  EXPECT_TRUE(t.Find(Tid(9999)).has_value());
+}
+
+TEST(TaskEventTable, TransfersAreKeptBoundedAndCounted) {
+  TaskEventTable t;
+  protocol::TaskEventBatch b;
+  b.node = 2;
+  b.transfers_dropped = 3;
+  ObjectID obj = Tid(7);
+  b.transfers.push_back(protocol::TransferEvent{obj, 1234, 1, 2, 10, 20});
+  std::string body = protocol::EncodeValue(b);
+  ASSERT_TRUE(t.ApplyEncoded(body, 2).ok());
+  ASSERT_EQ(t.transfers().size(), 1u);
+  EXPECT_EQ(t.transfers()[0].object_id, obj);
+  EXPECT_EQ(t.transfers()[0].bytes, 1234u);
+  EXPECT_EQ(t.Stats().transfers_dropped, 3u);
+  b.transfers.assign(TaskEventTable::kMaxTransfers, protocol::TransferEvent{obj, 1, 1, 2, 10, 20});
+  t.Apply(b);
+  EXPECT_EQ(t.transfers().size(), TaskEventTable::kMaxTransfers);
+  EXPECT_EQ(t.Stats().transfers_stored, TaskEventTable::kMaxTransfers);
+  EXPECT_EQ(t.Stats().transfers_dropped, 4u);  // one evicted here, 3 on the node
 }
 
 TEST(TaskEventTable, ManyTasksStayWithinCapacity) {
@@ -123,7 +165,7 @@ TEST(TaskEventTable, QueryFiltersLimitsAndCounts) {
   auto rows = t.Query(q, &matched);
   EXPECT_EQ(matched, 3u);  // 1, 3, 5
   ASSERT_EQ(rows.size(), 3u);
-  EXPECT_EQ(rows[0]->task_id, Tid(1));  // oldest first
+  EXPECT_EQ(rows[0].task_id, Tid(1));  // oldest first
   q = {};
   q.name = "f0";
   q.limit = 2;
@@ -134,7 +176,7 @@ TEST(TaskEventTable, QueryFiltersLimitsAndCounts) {
   q.task_id = Tid(6);
   rows = t.Query(q, &matched);
   ASSERT_EQ(rows.size(), 1u);
-  EXPECT_EQ(rows[0]->state, TaskEventKind::kFailed);
+  EXPECT_EQ(rows[0].state, TaskEventKind::kFailed);
   q.has_job = true;
   q.job_id = 6;
   EXPECT_TRUE(t.Query(q, &matched).empty());

@@ -127,6 +127,15 @@ int main(int argc, char** argv) {
   if (!env_int("QUANTA_TASK_EVENTS_FLUSH_MS", 1000, 10, 3600000, &events_flush)) {
     return Fail("QUANTA_TASK_EVENTS_FLUSH_MS must be a whole number of milliseconds from 10 to 3600000");
   }
+  // `_system_config={"task_events_report_interval_ms": N}` (Ray's name): 0 records nothing, else
+  // the flush interval; it overrides the environment.
+  auto report_ms = flags->GetInt("task-events-report-interval-ms", -1);
+  if (!report_ms.ok() || report_ms.value() < -1 || (report_ms.value() > 0 && report_ms.value() < 10) ||
+      report_ms.value() > 3600000) {
+    return Fail("--task-events-report-interval-ms must be 0 (record no task events) or 10 to 3600000");
+  }
+  if (report_ms.value() == 0) events_buffer = 0;
+  if (report_ms.value() > 0) events_flush = report_ms.value();
   // QUANTA_NODE_REPLY_SPIN_US: how long the node polls for the result of an actor call it sent
   // to another node, or for the control service's answer to a client's request, before
   // sleeping (adaptive; 0 turns it off).

@@ -143,6 +143,7 @@ Status NodeServer::Start() {
                                  [this](uint64_t id, const Status& st) { pulls_->OnSent(id, st); }});
   pulls_ = std::make_unique<PullManager>(loop_, objects_->store(), directory_.get(), peers_.get(), transfer_.get(),
                                          &view_);
+  pulls_->set_on_pulled([this](const protocol::TransferEvent& t) { task_events_.Transferred(t); });
   scheduler_ = std::make_unique<ClusterScheduler>(&view_, &dispatcher_->queue());
   remote_ = std::make_unique<RemoteTasks>(
       &tasks_, objects_.get(), directory_.get(), peers_.get(), &functions_, &view_,

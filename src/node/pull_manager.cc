@@ -19,6 +19,11 @@ constexpr auto kBaseDeadline = std::chrono::milliseconds(10000);
 // until this long after the first break (twice the default heartbeat timeout).
 constexpr auto kBrokenPause = std::chrono::milliseconds(250);
 constexpr auto kMaxBrokenWait = std::chrono::milliseconds(6000);
+
+int64_t WallUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 }  // namespace
 
 PullManager::PullManager(net::EventLoop* loop, SharedStore* store, ObjectDirectory* directory, PeerManager* peers,
@@ -107,6 +112,7 @@ void PullManager::Attempt(const ObjectID& id) {
   pull.source = source;
   pull.transfer_id = next_transfer_++;
   by_transfer_[pull.transfer_id] = id;
+  pull.asked_us = WallUs();
   transfer_->Expect(pull.transfer_id, store_->DataAt(offset.value()), pull.size);
   peers_->Send(source, MessageType::kPullObject, protocol::PullObject{id, pull.transfer_id, pull.size});
   uint64_t tid = pull.transfer_id;
@@ -140,6 +146,9 @@ void PullManager::OnReceived(uint64_t transfer_id, const Status& result) {
       store_->MarkSecondary(id);
       stats_.bytes_pulled += pull.size;
       directory_->CopyAdded(id);
+      if (on_pulled_) {
+        on_pulled_(protocol::TransferEvent{id, pull.size, pull.source, view_->local_index(), pull.asked_us, WallUs()});
+      }
     }
     Finish(id, st);
     return;

@@ -29,6 +29,7 @@
 #include "node/object_directory.h"
 #include "node/peer_manager.h"
 #include "object_store/shared_store.h"
+#include "protocol/task_event_messages.h"
 #include "transfer/transfer_service.h"
 
 namespace quanta {
@@ -44,6 +45,10 @@ class PullManager {
   // trying `locations` first and then the locations the directory knows.
   void EnsureLocal(const ObjectID& id, uint64_t size, std::vector<uint32_t> locations, Done done);
   bool InProgress(const ObjectID& id) const { return pulls_.count(id) > 0; }
+  // Told of every completed pull (object, bytes, source, this node, when asked and sealed):
+  // the NodeServer records them as transfer events for the timeline.
+  using Pulled = std::function<void(const protocol::TransferEvent&)>;
+  void set_on_pulled(Pulled on_pulled) { on_pulled_ = std::move(on_pulled); }
 
   // Location side.
   void OnPullRequest(uint32_t from, const protocol::PullObject& msg);
@@ -67,6 +72,7 @@ class PullManager {
     bool refreshed = false;     // asked the directory for more locations already
     uint32_t source = 0;
     uint64_t transfer_id = 0;   // of the attempt in flight (0: none)
+    int64_t asked_us = 0;       // wall clock when the attempt in flight was asked for
     int waits_for_space = 0;
     std::string last_error;
     std::string abandon_reason;  // why this node abandoned the attempt in flight (its real cause)
@@ -90,6 +96,7 @@ class PullManager {
   uint64_t next_transfer_ = 1;
   uint64_t next_send_ = 1;
   Stats stats_;
+  Pulled on_pulled_;
 };
 
 }  // namespace quanta

@@ -14,46 +14,84 @@ int64_t NowUs() {
       .count();
 }
 
-// The name rows show: the function, or Class.method (Class.__init__ for an actor's creation).
-void SetName(const protocol::TaskSpec& spec, std::string* name) {
-  if (spec.kind == protocol::TaskKind::kActorMethod) {
-    *name = spec.name;
-    if (!spec.method.empty() && spec.name.find(spec.method) == std::string::npos) *name += "." + spec.method;
-  } else if (spec.kind == protocol::TaskKind::kActorCreation && !spec.actor.class_name.empty()) {
-    *name = spec.actor.class_name + ".__init__";
-  } else {
-    *name = spec.name;
-  }
-}
 }  // namespace
 
 TaskEventBuffer::TaskEventBuffer(Options options) : options_(options) {
   if (options_.max_batch == 0) options_.max_batch = 1;
 }
 
-TaskEvent& TaskEventBuffer::EntryFor(Task& task, TaskEventKind kind) {
+// The name rows show: the function, or Class.method (Class.__init__ for an actor's creation),
+// interned: a normal task's name is looked up as it is, without building a string.
+uint32_t TaskEventBuffer::NameOf(const protocol::TaskSpec& spec) {
+  const std::string* name = &spec.name;
+  if (spec.kind == protocol::TaskKind::kActorMethod) {
+    if (!spec.method.empty() && spec.name.find(spec.method) == std::string::npos) {
+      name_scratch_.assign(spec.name).append(".").append(spec.method);
+      name = &name_scratch_;
+    }
+  } else if (spec.kind == protocol::TaskKind::kActorCreation && !spec.actor.class_name.empty()) {
+    name_scratch_.assign(spec.actor.class_name).append(".__init__");
+    name = &name_scratch_;
+  }
+  if (name->empty()) return 0;
+  auto it = name_ids_.find(*name);
+  if (it != name_ids_.end()) return it->second;
+  if (names_.size() >= kMaxInterned) return 0;  // shown without a name
+  uint32_t id = static_cast<uint32_t>(names_.size());
+  names_.push_back(*name);
+  name_ids_.emplace(*name, id);
+  return id;
+}
+
+uint32_t TaskEventBuffer::Intern(const protocol::ResourceMap& resources) {
+  if (resources.empty()) return 0;
+  if (resources_[last_resources_] == resources) return last_resources_;
+  auto it = resource_ids_.find(resources);
+  if (it != resource_ids_.end()) return last_resources_ = it->second;
+  if (resources_.size() >= kMaxInterned) return 0;
+  uint32_t id = static_cast<uint32_t>(resources_.size());
+  resources_.push_back(resources);
+  resource_ids_.emplace(resources, id);
+  return last_resources_ = id;
+}
+
+void TaskEventBuffer::PopFront() {
+  Entry& e = ring_[head_];
+  if (e.has_error) errors_.erase(e.seq);
+  head_ = (head_ + 1) % ring_.size();
+  --count_;
+  ++first_seq_;
+}
+
+TaskEventBuffer::Entry& TaskEventBuffer::EntryFor(Task& task, TaskEventKind kind) {
   ++recorded_;
   uint32_t attempt = TaskAttempt(task.spec, task.retries_left, task.is_remote());
   uint64_t seq = task.event_seq;
-  if (seq >= first_seq_ && seq < first_seq_ + entries_.size()) {
-    TaskEvent& e = entries_[seq - first_seq_];
+  if (seq >= first_seq_ && seq < first_seq_ + count_) {
+    Entry& e = At(seq - first_seq_);
     if (e.task_id == task.spec.task_id && e.attempt == attempt) {
       if (static_cast<uint8_t>(kind) > static_cast<uint8_t>(e.kind)) e.kind = kind;
       return e;
     }
   }
-  if (entries_.size() >= options_.capacity) {  // full: the oldest goes
-    entries_.pop_front();
-    ++first_seq_;
+  if (count_ >= options_.capacity) {  // full: the oldest goes
+    PopFront();
     ++dropped_;
   }
-  task.event_seq = first_seq_ + entries_.size();
-  TaskEvent& e = entries_.emplace_back();
+  if (count_ == ring_.size()) {  // grow (up to the capacity), the oldest first again
+    std::rotate(ring_.begin(), ring_.begin() + static_cast<std::ptrdiff_t>(head_), ring_.end());
+    head_ = 0;
+    ring_.resize(std::min(options_.capacity, std::max<size_t>(64, ring_.size() * 2)));
+  }
+  task.event_seq = first_seq_ + count_;
+  Entry& e = ring_[(head_ + count_) % ring_.size()];
+  ++count_;
+  e = Entry{};
+  e.seq = task.event_seq;
   e.task_id = task.spec.task_id;
   e.kind = kind;
   e.task_kind = static_cast<uint8_t>(task.spec.kind);
   e.attempt = attempt;
-  e.node = node_;
   e.job_id = task.spec.job_id;
   e.actor_id = task.spec.actor_id;
   return e;
@@ -61,31 +99,31 @@ TaskEvent& TaskEventBuffer::EntryFor(Task& task, TaskEventKind kind) {
 
 void TaskEventBuffer::Submitted(Task& task) {
   if (!enabled()) return;
-  TaskEvent& e = EntryFor(task, TaskEventKind::kSubmitted);
+  Entry& e = EntryFor(task, TaskEventKind::kSubmitted);
   e.submitted_us = NowUs();
-  SetName(task.spec, &e.name);
-  e.resources = task.spec.resources;
+  e.name = NameOf(task.spec);
+  e.resources = Intern(task.spec.resources);
 }
 
 void TaskEventBuffer::Scheduled(Task& task, uint32_t node) {
   if (!enabled()) return;
-  TaskEvent& e = EntryFor(task, TaskEventKind::kScheduled);
+  Entry& e = EntryFor(task, TaskEventKind::kScheduled);
   e.scheduled_us = NowUs();
   e.placed_on = node;
 }
 
 void TaskEventBuffer::Running(Task& task, uint32_t worker_pid, uint64_t worker_id) {
   if (!enabled()) return;
-  TaskEvent& e = EntryFor(task, TaskEventKind::kRunning);
+  Entry& e = EntryFor(task, TaskEventKind::kRunning);
   e.running_us = NowUs();
-  if (e.name.empty()) SetName(task.spec, &e.name);  // the owner's submission may reach the head later
+  if (e.name == 0) e.name = NameOf(task.spec);  // the owner's submission may reach the head later
   e.worker_pid = worker_pid;
   e.worker_id = worker_id;
 }
 
 void TaskEventBuffer::Ended(Task& task, const protocol::ObjectValue* error) {
   if (!enabled()) return;
-  TaskEvent& e = EntryFor(task, error ? TaskEventKind::kFailed : TaskEventKind::kFinished);
+  Entry& e = EntryFor(task, error ? TaskEventKind::kFailed : TaskEventKind::kFinished);
   e.end_us = NowUs();
   if (error == nullptr) return;
   e.error_kind = static_cast<uint8_t>(error->kind);
@@ -95,37 +133,69 @@ void TaskEventBuffer::Ended(Task& task, const protocol::ObjectValue* error) {
                          : error->kind == protocol::ObjectKind::kTaskError ? kRaised
                                                                            : error->data;
   // The end of a traceback says the most: keep the head's line and the tail.
+  std::string& text = errors_[e.seq];
+  e.has_error = true;
   if (t.size() <= kMaxErrorBytes) {
-    e.error = t;
+    text = t;
   } else {
-    e.error = t.substr(0, 512) + "\n...(" + std::to_string(t.size() - kMaxErrorBytes) + " bytes cut)...\n" +
-              t.substr(t.size() - (kMaxErrorBytes - 600));
+    text = t.substr(0, 512) + "\n...(" + std::to_string(t.size() - kMaxErrorBytes) + " bytes cut)...\n" +
+           t.substr(t.size() - (kMaxErrorBytes - 600));
   }
 }
 
-void TaskEventBuffer::Batch::Encode(protocol::Writer& w) const {
-  w.U32(buffer->node_);
-  w.U64(buffer->dropped_);
-  w.U32(static_cast<uint32_t>(count));
-  for (size_t i = 0; i < count; ++i) {
-    const TaskEvent& e = buffer->entries_[i];
-    if (e.node != 0) {
-      e.Encode(w);
-    } else {  // recorded before the node knew its index
-      TaskEvent copy = e;
-      copy.node = buffer->node_;
-      copy.Encode(w);
-    }
+void TaskEventBuffer::Transferred(const protocol::TransferEvent& transfer) {
+  if (!enabled()) return;
+  if (transfers_.size() >= kMaxTransfers) {
+    transfers_.pop_front();
+    ++transfers_dropped_;
   }
+  transfers_.push_back(transfer);
+}
+
+void TaskEventBuffer::Batch::Encode(protocol::Writer& w) const {
+  const TaskEventBuffer& b = *buffer;
+  w.U32(b.node_);
+  w.U64(b.dropped_);
+  w.U32(static_cast<uint32_t>(count));
+  TaskEvent& out = b.scratch_;
+  for (size_t i = 0; i < count; ++i) {
+    const Entry& e = b.At(i);
+    out.task_id = e.task_id;
+    out.kind = e.kind;
+    out.task_kind = e.task_kind;
+    out.attempt = e.attempt;
+    out.node = b.node_;
+    out.placed_on = e.placed_on;
+    out.submitted_us = e.submitted_us;
+    out.scheduled_us = e.scheduled_us;
+    out.running_us = e.running_us;
+    out.end_us = e.end_us;
+    out.job_id = e.job_id;
+    out.actor_id = e.actor_id;
+    out.name = b.names_[e.name];
+    out.resources = b.resources_[e.resources];
+    out.worker_pid = e.worker_pid;
+    out.worker_id = e.worker_id;
+    out.error_kind = e.error_kind;
+    out.error.clear();
+    if (e.has_error) {
+      auto it = b.errors_.find(e.seq);
+      if (it != b.errors_.end()) out.error = it->second;
+    }
+    out.Encode(w);
+  }
+  w.U64(b.transfers_dropped_);
+  w.U32(static_cast<uint32_t>(transfers));
+  for (size_t i = 0; i < transfers; ++i) b.transfers_[i].Encode(w);
 }
 
 size_t TaskEventBuffer::Flush(const Sender& send) {
   size_t sent = 0;
-  while (!entries_.empty()) {
-    size_t n = std::min(entries_.size(), options_.max_batch);
-    if (!send(Batch{this, n})) break;  // kept for the next flush
-    entries_.erase(entries_.begin(), entries_.begin() + static_cast<std::ptrdiff_t>(n));
-    first_seq_ += n;
+  while (count_ != 0 || !transfers_.empty()) {
+    size_t n = std::min(count_, options_.max_batch);
+    if (!send(Batch{this, n, transfers_.size()})) break;  // kept for the next flush
+    for (size_t i = 0; i < n; ++i) PopFront();
+    transfers_.clear();
     sent += n;
   }
   return sent;

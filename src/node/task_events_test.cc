@@ -186,6 +186,59 @@ TEST(TaskEventBuffer, CapacityZeroRecordsNothing) {
   EXPECT_EQ(buf.recorded(), 0u);
 }
 
+TEST(TaskEventBuffer, TransfersGoWithTheNextBatchAndAreBounded) {
+  TaskEventBuffer buf({100, 10});
+  buf.set_node(2);
+  ObjectID obj = ObjectID::Make((uint64_t{1} << 32) | 1, 9, 1);
+  buf.Transferred(protocol::TransferEvent{obj, 20 << 20, 1, 2, 100, 250});
+  std::vector<protocol::TransferEvent> got;
+  buf.Flush(Decoded([&](const TaskEventBatch& b) {  // no task entries: the transfer goes alone
+    EXPECT_TRUE(b.events.empty());
+    got.insert(got.end(), b.transfers.begin(), b.transfers.end());
+    return true;
+  }));
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].object_id, obj);
+  EXPECT_EQ(got[0].bytes, uint64_t{20} << 20);
+  EXPECT_EQ(got[0].from_node, 1u);
+  EXPECT_EQ(got[0].to_node, 2u);
+  EXPECT_EQ(got[0].end_us, 250);
+  EXPECT_EQ(buf.transfers_waiting(), 0u);
+  for (size_t i = 0; i < TaskEventBuffer::kMaxTransfers + 5; ++i) buf.Transferred(protocol::TransferEvent{obj, i, 1, 2, 1, 2});
+  EXPECT_EQ(buf.transfers_waiting(), TaskEventBuffer::kMaxTransfers);
+  EXPECT_EQ(buf.transfers_dropped(), 5u);
+  // A send that fails keeps them; the next one takes them with the first batch only.
+  EXPECT_EQ(buf.Flush(Decoded([](const TaskEventBatch&) { return false; })), 0u);
+  EXPECT_EQ(buf.transfers_waiting(), TaskEventBuffer::kMaxTransfers);
+  std::vector<Task> tasks;
+  for (uint32_t i = 1; i <= 25; ++i) tasks.push_back(MakeTask(i));
+  for (auto& t : tasks) buf.Submitted(t);
+  std::vector<size_t> per_batch;
+  buf.Flush(Decoded([&](const TaskEventBatch& b) {
+    per_batch.push_back(b.transfers.size());
+    EXPECT_EQ(b.transfers_dropped, 5u);
+    return true;
+  }));
+  EXPECT_EQ(per_batch, (std::vector<size_t>{TaskEventBuffer::kMaxTransfers, 0, 0}));
+}
+
+TEST(TaskEventBuffer, NamesAreInternedAndShippedAsText) {
+  TaskEventBuffer buf({1000, 1000});
+  std::vector<Task> tasks;
+  for (uint32_t i = 1; i <= 300; ++i) tasks.push_back(MakeTask(i, i % 3 ? "mod.a_rather_long_function_name" : "mod.g"));
+  Task actor_call = MakeTask(301, "Counter");
+  actor_call.spec.kind = protocol::TaskKind::kActorMethod;
+  actor_call.spec.method = "incr";
+  tasks.push_back(actor_call);
+  for (auto& t : tasks) buf.Submitted(t);
+  auto e = FlushAll(buf);
+  ASSERT_EQ(e.size(), 301u);
+  EXPECT_EQ(e[0].name, "mod.a_rather_long_function_name");
+  EXPECT_EQ(e[2].name, "mod.g");
+  EXPECT_EQ(e[300].name, "Counter.incr");
+  EXPECT_EQ(e[299].resources, tasks[299].spec.resources);
+}
+
 TEST(TaskEventBuffer, AttemptsCountRetriesAcrossNodes) {
   Task t = MakeTask(1);
   auto& spec = t.spec;

@@ -209,6 +209,7 @@ enum class ControlOp : uint8_t {
   kGetFunction = 22,    // value = function id -> blob
   kGetTasks = 23,       // arg = TaskQuery -> items: TaskRecord, count: rows matched, blob: TaskTableStats
   kSummarizeTasks = 24, // -> items: TaskSummaryRow, blob: TaskTableStats (task_event_messages.h)
+  kGetTransfers = 25,   // -> items: TransferEvent (oldest first), blob: TaskTableStats
 };
 
 // Ops that only read the control service's tables (what an observer may send).
@@ -224,6 +225,7 @@ inline bool IsReadOnly(ControlOp op) {
     case ControlOp::kGetFunction:
     case ControlOp::kGetTasks:
     case ControlOp::kSummarizeTasks:
+    case ControlOp::kGetTransfers:
       return true;
     default:
       return false;

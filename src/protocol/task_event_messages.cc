@@ -71,6 +71,27 @@ void TaskEventBatch::Encode(Writer& w) const {
   w.U64(dropped);
   w.U32(static_cast<uint32_t>(events.size()));
   for (const auto& e : events) e.Encode(w);
+  w.U64(transfers_dropped);
+  w.U32(static_cast<uint32_t>(transfers.size()));
+  for (const auto& t : transfers) t.Encode(w);
+}
+
+void TransferEvent::Encode(Writer& w) const {
+  w.Id(object_id);
+  w.U64(bytes);
+  w.U32(from_node);
+  w.U32(to_node);
+  w.I64(start_us);
+  w.I64(end_us);
+}
+
+Status TransferEvent::Decode(Reader& r) {
+  QUANTA_RETURN_IF_ERROR(r.Id(&object_id));
+  QUANTA_RETURN_IF_ERROR(r.U64(&bytes));
+  QUANTA_RETURN_IF_ERROR(r.U32(&from_node));
+  QUANTA_RETURN_IF_ERROR(r.U32(&to_node));
+  QUANTA_RETURN_IF_ERROR(r.I64(&start_us));
+  return r.I64(&end_us);
 }
 
 Status TaskEventBatch::Decode(Reader& r) {
@@ -80,6 +101,10 @@ Status TaskEventBatch::Decode(Reader& r) {
   QUANTA_RETURN_IF_ERROR(r.Count(&n, 100));
   events.resize(n);
   for (auto& e : events) QUANTA_RETURN_IF_ERROR(e.Decode(r));
+  QUANTA_RETURN_IF_ERROR(r.U64(&transfers_dropped));
+  QUANTA_RETURN_IF_ERROR(r.Count(&n, 48));
+  transfers.resize(n);
+  for (auto& t : transfers) QUANTA_RETURN_IF_ERROR(t.Decode(r));
   return Status::Ok();
 }
 
@@ -153,13 +178,17 @@ void TaskTableStats::Encode(Writer& w) const {
   w.U64(capacity);
   w.U64(dropped_on_head);
   w.U64(dropped_on_nodes);
+  w.U64(transfers_stored);
+  w.U64(transfers_dropped);
 }
 
 Status TaskTableStats::Decode(Reader& r) {
   QUANTA_RETURN_IF_ERROR(r.U64(&stored));
   QUANTA_RETURN_IF_ERROR(r.U64(&capacity));
   QUANTA_RETURN_IF_ERROR(r.U64(&dropped_on_head));
-  return r.U64(&dropped_on_nodes);
+  QUANTA_RETURN_IF_ERROR(r.U64(&dropped_on_nodes));
+  QUANTA_RETURN_IF_ERROR(r.U64(&transfers_stored));
+  return r.U64(&transfers_dropped);
 }
 
 void TaskSummaryRow::Encode(Writer& w) const {

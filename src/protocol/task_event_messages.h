@@ -3,6 +3,7 @@
 // that the state API lists (quanta.util.state.list_tasks, `quanta list tasks`, the timeline).
 //
 //   node -> control   TaskEvents (TaskEventBatch), every flush interval (node/task_events.h)
+//   client -> node -> control   ControlRequest kGetTransfers -> items: TransferEvent
 //   client -> node -> control   ControlRequest kGetTasks (arg: TaskQuery) -> items: TaskRecord
 //                               ControlRequest kSummarizeTasks -> items: TaskSummaryRow
 //
@@ -50,10 +51,23 @@ struct TaskEvent {
   Status Decode(Reader& r);
 };
 
+// One completed pull of an object's bytes from one node's store into another's, recorded by
+// the receiving node (the timeline's "transfers" rows).
+struct TransferEvent {
+  ObjectID object_id;
+  uint64_t bytes = 0;
+  uint32_t from_node = 0, to_node = 0;
+  int64_t start_us = 0, end_us = 0;  // the receiver's wall clock: asked, and sealed
+  void Encode(Writer& w) const;
+  Status Decode(Reader& r);
+};
+
 struct TaskEventBatch {
   uint32_t node = 0;
   uint64_t dropped = 0;  // events this node dropped so far (its buffer was full)
   std::vector<TaskEvent> events;
+  uint64_t transfers_dropped = 0;  // transfers this node dropped so far
+  std::vector<TransferEvent> transfers;
   void Encode(Writer& w) const;
   Status Decode(Reader& r);
 };
@@ -100,6 +114,7 @@ struct TaskTableStats {
   uint64_t capacity = 0;
   uint64_t dropped_on_head = 0;   // rows evicted to stay within capacity
   uint64_t dropped_on_nodes = 0;  // events the nodes' buffers dropped (sum of their reports)
+  uint64_t transfers_stored = 0, transfers_dropped = 0;  // object transfers kept, and lost (head and nodes)
   void Encode(Writer& w) const;
   Status Decode(Reader& r);
 };

@@ -13,6 +13,9 @@ _NODE_KEYS = {
                                   "a task no node can run fails after this (0: wait forever)"),
     "max_lineage_bytes": ("--max-lineage-bytes", int,
                           "task specs an owner keeps to rebuild lost objects (bytes)"),
+    "task_events_report_interval_ms": ("--task-events-report-interval-ms", int,
+                                       "how often nodes ship task events to the head (ms, 10 or more); "
+                                       "0 records no task events"),
 }
 
 
@@ -31,6 +34,9 @@ def validate(config) -> dict:
                 raise TypeError(f"_system_config[{key!r}] must be a string, got {value!r}")
         elif isinstance(value, bool) or not isinstance(value, numbers.Real) or value < 0:
             raise ValueError(f"_system_config[{key!r}] must be a number >= 0, got {value!r}")
+        if key == "task_events_report_interval_ms" and (0 < value < 10 or value > 3600000):
+            raise ValueError(f"_system_config['task_events_report_interval_ms'] must be 0 (no task events) or "
+                             f"10 to 3600000 ms, got {value!r}")
     return dict(config)
 
 

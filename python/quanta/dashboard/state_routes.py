@@ -15,7 +15,7 @@ from aiohttp import web
 from quanta.util.state import _source, _tables
 from quanta.util.state._query import select
 
-PAGES = ("overview", "actors", "objects", "workers", "logs", "jobs", "placement-groups", "tasks")
+PAGES = ("overview", "actors", "objects", "workers", "logs", "jobs", "placement-groups", "tasks", "timeline")
 STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 TIMEOUT = 10.0
 MAX_ROWS = 10000
@@ -156,6 +156,25 @@ async def log_file(request):
                               "text": data.decode("utf-8", "replace")})
 
 
+async def timeline(request):
+    """The Chrome trace of quanta.timeline(): every event, as a file with ?download=1; else the
+    newest `limit` spans (default 2000) and their rows' names, for the timeline page."""
+    from quanta.util.state import _timeline
+
+    try:
+        limit = int(request.query.get("limit", 2000))
+    except ValueError:
+        return web.json_response({"error": "limit must be an integer"}, status=400)
+    trace = await _blocking(_timeline.events_from, _source_of(request), TIMEOUT)
+    if request.query.get("download") in ("1", "true"):
+        return web.json_response(trace, headers={"Content-Disposition": 'attachment; filename="timeline.json"'})
+    spans = sorted((e for e in trace if e.get("ph") == "X"), key=lambda e: e["ts"])
+    total = len(spans)
+    if limit >= 0:
+        spans = spans[-limit:] if limit else []
+    return web.json_response({"result": spans, "total": total})
+
+
 def page_handler(page):
     async def handler(request):
         with open(os.path.join(STATIC, "page.html"), encoding="utf-8") as f:
@@ -179,6 +198,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/api/placement_groups", _table_handler(_tables.PLACEMENT_GROUPS, _tables.placement_group_rows))
     r.add_get("/api/state/jobs", _table_handler(_tables.JOBS, _tables.job_rows))
     r.add_get("/api/tasks", tasks)
+    r.add_get("/api/timeline", timeline)
     r.add_get("/api/logs", log_files)
     r.add_get("/api/logs/file", log_file)
     r.add_static("/static/", STATIC, show_index=False, follow_symlinks=False)

@@ -263,8 +263,47 @@ async function tasks() {
     ], "tasks-table")));
 }
 
-const PAGES = {overview, actors, objects, workers, logs, jobs, "placement-groups": placementGroups, tasks};
-const LIVE = new Set(["overview", "actors", "objects", "workers", "jobs", "placement-groups", "tasks"]);
+// Tasks per worker and object transfers per node as bars on one time axis (the newest 2000
+// spans); the whole Chrome trace is a download for chrome://tracing or Perfetto.
+async function timeline() {
+  const data = await getJSON("/api/timeline?limit=2000");
+  const spans = data.result;
+  const head = el("div", {class: "notice", id: "timeline-stats"},
+    `${data.total} spans (tasks and object transfers); the newest ${spans.length} shown. `,
+    el("a", {href: "/api/timeline?download=1", id: "timeline-download"}, "Download the Chrome trace"),
+    " (open it in chrome://tracing or Perfetto)");
+  if (!spans.length) { render(section("Timeline", head, el("p", {class: "muted"}, "nothing has run yet"))); return; }
+  const t0 = Math.min(...spans.map(e => e.ts));
+  const t1 = Math.max(...spans.map(e => e.ts + e.dur));
+  const width = Math.max(1, t1 - t0);
+  const rows = new Map();  // "node / row" -> spans
+  for (const e of spans) {
+    const key = e.pid + " / " + e.tid;
+    if (!rows.has(key)) rows.set(key, []);
+    rows.get(key).push(e);
+  }
+  const lanes = el("div", {class: "timeline", id: "timeline-lanes"});
+  for (const key of [...rows.keys()].sort()) {
+    const lane = el("div", {class: "lane"});
+    for (const e of rows.get(key)) {
+      const what = e.cat === "transfer"
+        ? `${e.name}: ${fmtBytes(e.args.bytes)} from node ${e.args.from_node_index}`
+        : `${e.name} (${e.args.state}) ${e.args.task_id}`;
+      const bar = el("span", {class: "bar " + (e.cat === "transfer" ? "bar-transfer" : "bar-" + (e.args.state || "")),
+                              title: `${what}, ${(e.dur / 1000).toFixed(3)} ms`, "data-cat": e.cat});
+      bar.style.left = (100 * (e.ts - t0) / width).toFixed(3) + "%";
+      bar.style.width = Math.max(0.1, 100 * e.dur / width).toFixed(3) + "%";
+      lane.append(bar);
+    }
+    lanes.append(el("div", {class: "lane-row"}, el("span", {class: "lane-name mono"}, key), lane));
+  }
+  render(section("Timeline", head,
+    el("p", {class: "muted"}, `${((t1 - t0) / 1e6).toFixed(3)} s from ${new Date(t0 / 1000).toLocaleTimeString()}`),
+    lanes));
+}
+
+const PAGES = {overview, actors, objects, workers, logs, jobs, "placement-groups": placementGroups, tasks, timeline};
+const LIVE = new Set(["overview", "actors", "objects", "workers", "jobs", "placement-groups", "tasks", "timeline"]);
 
 for (const a of document.querySelectorAll("header nav a")) {
   if (a.dataset.nav === page) a.classList.add("active");

@@ -44,6 +44,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--node-id")
     p.add_argument("--node-ip")
     p.add_argument("--actor-id", help="the stdout (or --err: stderr) of the worker hosting this actor")
+    p.add_argument("--task-id", help="the stdout (or --err: stderr) of the worker that ran this task")
     p.add_argument("--pid", type=int, help="the stdout (or --err: stderr) of the worker with this pid")
     p.add_argument("--err", action="store_true")
     p.add_argument("--tail", type=int, default=1000, help="last N lines (-1: all)")
@@ -205,8 +206,10 @@ def cmd_timeline(args) -> int:
         trace = _timeline.events(args.address)
         with open(path, "w") as f:
             json.dump(trace, f)
-        tasks = sum(1 for e in trace if e.get("ph") == "X")
-        print(f"wrote {tasks} tasks to {path}; open it in chrome://tracing or https://ui.perfetto.dev")
+        spans = [e for e in trace if e.get("ph") == "X"]
+        transfers = sum(1 for e in spans if e.get("cat") == "transfer")
+        print(f"wrote {len(spans) - transfers} tasks and {transfers} object transfers to {path}; "
+              "open it in chrome://tracing or https://ui.perfetto.dev")
         return 0
 
     return _run(go)
@@ -214,7 +217,7 @@ def cmd_timeline(args) -> int:
 
 def cmd_logs(args) -> int:
     def go(state):
-        if args.filename is None and args.actor_id is None and args.pid is None:
+        if args.filename is None and args.actor_id is None and args.pid is None and args.task_id is None:
             files = state.list_logs(address=args.address, node_id=args.node_id, node_ip=args.node_ip,
                                     timeout=args.timeout)
             for kind in sorted(files):
@@ -225,7 +228,7 @@ def cmd_logs(args) -> int:
         try:
             for text in state.get_log(address=args.address, node_id=args.node_id, node_ip=args.node_ip,
                                       filename=args.filename, actor_id=args.actor_id, pid=args.pid,
-                                      follow=args.follow, tail=args.tail, timeout=args.timeout,
+                                      task_id=args.task_id, follow=args.follow, tail=args.tail, timeout=args.timeout,
                                       suffix="err" if args.err else "out", errors="replace"):
                 sys.stdout.write(text)
                 sys.stdout.flush()
