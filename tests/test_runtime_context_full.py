@@ -76,6 +76,40 @@ def test_named_namespace_is_reported(no_cluster):
     assert quanta.get_runtime_context().namespace == "team-a"
 
 
+@quanta.remote
+class Store:
+    def value(self):
+        return 42
+
+
+@quanta.remote
+def look_up_store():
+    """In a task of the job: its namespace, and the named actor found by name alone."""
+    return quanta.get_runtime_context().namespace, quanta.get(quanta.get_actor("store").value.remote())
+
+
+@quanta.remote
+def name_an_actor():
+    Store.options(name="made-in-a-task", lifetime="detached").remote()
+    return True
+
+
+def test_the_drivers_namespace_is_its_tasks_namespace(no_cluster):
+    """As in Ray, a job's tasks and actors live in its driver's namespace: get_actor by name alone
+    inside a task finds the driver's named actor, and a task's named actor is in that namespace."""
+    quanta.init(num_cpus=2, namespace="shop")
+    Store.options(name="store").remote()
+    assert quanta.get(look_up_store.remote(), timeout=60) == ("shop", 42)
+    assert quanta.get(name_an_actor.remote(), timeout=60)
+    assert quanta.get(quanta.get_actor("made-in-a-task").value.remote(), timeout=60) == 42
+    quanta.kill(quanta.get_actor("made-in-a-task"))
+    quanta.shutdown()
+    # A second job in another namespace does not see them.
+    quanta.init(num_cpus=1, namespace="elsewhere")
+    with pytest.raises(ValueError, match="elsewhere"):
+        quanta.get_actor("store")
+
+
 def test_task_context(ctx_cluster):
     driver = facts()
     ref = task_facts.remote()

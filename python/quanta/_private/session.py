@@ -38,8 +38,31 @@ def is_worker() -> bool:
     return _is_worker
 
 
+# A driver's named namespace is its whole job's, as in Ray: the driver publishes it in the head's
+# KV store, and a worker looks it up (once per job) for the tasks and actors of that job.
+_JOB_NAMESPACES_KV = "_quanta_job_namespaces"
+_job_namespaces = {}  # worker: job id -> its namespace, or None (anonymous)
+
+
+def _job_namespace_key(job) -> bytes:
+    return f"{job:016x}".encode()
+
+
 def namespace():
-    return _namespace
+    if not _is_worker:
+        return _namespace
+    job = job_id()
+    if job not in _job_namespaces:
+        from quanta.experimental import internal_kv
+
+        try:
+            value = internal_kv._internal_kv_get(_job_namespace_key(job), namespace=_JOB_NAMESPACES_KV)
+        except Exception:  # the head is unreachable: the anonymous namespace, not cached
+            return None
+        if len(_job_namespaces) > 1000:
+            _job_namespaces.clear()
+        _job_namespaces[job] = value.decode() if value is not None else None
+    return _job_namespaces[job]
 
 
 def job_id() -> int:
@@ -56,6 +79,10 @@ def start_driver(core, cluster, namespace) -> None:
     with _lock:
         _core, _cluster, _namespace = core, cluster, namespace
         _job_id = core.client_id
+    if namespace is not None:
+        from quanta.experimental import internal_kv
+
+        internal_kv._internal_kv_put(_job_namespace_key(_job_id), namespace.encode(), namespace=_JOB_NAMESPACES_KV)
 
 
 def start_worker(core) -> None:
@@ -66,8 +93,17 @@ def start_worker(core) -> None:
 def stop() -> None:
     global _core, _cluster, _namespace
     with _lock:
-        core, cluster = _core, _cluster
+        core, cluster, named = _core, _cluster, _namespace
         _core = _cluster = _namespace = None
+    if core is not None and named is not None and not _is_worker and core.connected:
+        from quanta._private import control
+        from quanta.experimental import internal_kv
+
+        try:  # the job's namespace entry goes with it (best effort: the head may be gone)
+            core.control_call(control.KV_DELETE, internal_kv._ns(_JOB_NAMESPACES_KV), _job_namespace_key(_job_id),
+                              b"", b"", False, 1000)
+        except Exception:
+            pass
     if core is not None:
         core.disconnect()
     if cluster is not None:
