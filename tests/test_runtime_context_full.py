@@ -98,7 +98,7 @@ def test_the_drivers_namespace_is_its_tasks_namespace(no_cluster):
     """As in Ray, a job's tasks and actors live in its driver's namespace: get_actor by name alone
     inside a task finds the driver's named actor, and a task's named actor is in that namespace."""
     quanta.init(num_cpus=2, namespace="shop")
-    Store.options(name="store").remote()
+    store = Store.options(name="store").remote()  # noqa: F841 (kept: its handle keeps it alive)
     assert quanta.get(look_up_store.remote(), timeout=60) == ("shop", 42)
     assert quanta.get(name_an_actor.remote(), timeout=60)
     assert quanta.get(quanta.get_actor("made-in-a-task").value.remote(), timeout=60) == 42

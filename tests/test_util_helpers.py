@@ -117,3 +117,14 @@ def test_bad_arguments_are_refused_with_what_to_pass(cluster):
         map_unordered(abs, [1])
     with pytest.raises(ValueError, match="backpressure_size must be >= 1"):
         map_unordered(sleep_then, [1], backpressure_size=0)
+
+
+@quanta.remote
+def names_quanta_util():
+    # quanta.util is a module subclass (for the placement_group name); a task that names it
+    # must still pickle (it used to fail with "cannot pickle '_UtilModule' object").
+    return quanta.util.get_node_ip_address()
+
+
+def test_a_task_that_names_quanta_util_can_be_sent(cluster):
+    assert quanta.get(names_quanta_util.remote(), timeout=60) == quanta.util.get_node_ip_address()

@@ -62,5 +62,10 @@ class _UtilModule(types.ModuleType):
             value = value.placement_group
         super().__setattr__(name, value)
 
+    def __reduce__(self):
+        # pickle finds reducers by exact type, so a task that names quanta.util would otherwise fail
+        # to pickle ("cannot pickle '_UtilModule' object"): it travels by name, as modules do.
+        return importlib.import_module, (self.__name__,)
+
 
 sys.modules[__name__].__class__ = _UtilModule
