@@ -46,9 +46,10 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
+
+import bench_common
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TARGET_RATIO = 5.0  # issue 12: >= 5x Ray on each figure
@@ -58,23 +59,7 @@ TARGET_CROSS_SAME = 1.5  # issue 12: cross-node sync latency <= 1.5x same-node
 # ----------------------------------------------------------------------------- processes
 
 
-def descendants(pid):
-    children = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(name))
-    out, todo = [], [pid]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            out.append(c)
-            todo.append(c)
-    return out
+descendants = bench_common.descendants
 
 
 def rss_mib(pid):
@@ -125,16 +110,7 @@ def python_children(pid):
 # ----------------------------------------------------------------------------- timing
 
 
-def rates(fn, multiplier, args):
-    """Samples of multiplier * calls / s, timed as Ray's microbenchmark times them."""
-    count, start = 0, time.perf_counter()
-    while True:
-        fn()
-        count += 1
-        if time.perf_counter() - start >= args.warmup:
-            break
-    step = count // 10 + 1
-    return [one_run(fn, step, multiplier, args.run_seconds) for _ in range(args.runs)]
+rates = bench_common.rates
 
 
 def one_run(fn, step, multiplier, seconds):
@@ -550,26 +526,12 @@ def report(q, r):
 
 
 def run_child(which, args):
-    argv = [sys.executable, os.path.abspath(__file__), "--_child", which] + [
-        f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items()
-        if k not in ("_child", "compare", "json", "rounds")]
-    t0 = time.perf_counter()
-    r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=None, text=True, timeout=1800)
-    if r.returncode != 0:
-        raise RuntimeError(f"the {which} child failed (exit {r.returncode})")
-    out = json.loads(r.stdout.strip().splitlines()[-1])
-    out["child_wall_s"] = time.perf_counter() - t0
-    return out
+    return bench_common.run_child(__file__, which, args)
 
 
 def merge(rounds):
     """One result per backend from several rounds: samples pooled, details kept per round."""
-    first = dict(rounds[0])
-    first["figures"] = {}
-    for rnd in rounds:
-        for k, v in rnd["figures"].items():
-            first["figures"].setdefault(k, []).extend(v)
-    first["rounds"] = [{k: v for k, v in rnd.items() if k != "figures"} for rnd in rounds]
+    first = bench_common.merge_rounds(rounds)
     # The report's behaviour line shows the worst round.
     for key in ("alive_actors_after", "actor_processes_left"):
         first[key] = max((rnd[key] for rnd in rounds), key=lambda x: x if isinstance(x, int) else 1 << 30)

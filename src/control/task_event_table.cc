@@ -18,27 +18,10 @@ bool TaskEventTable::Entry::closed() const {
   return running_us == 0 && owner_node != 0 && placed_on != 0 && placed_on != owner_node;
 }
 
-uint32_t TaskEventTable::InternName(const std::string& name) {
-  if (name.empty()) return 0;
-  auto it = name_ids_.find(name);
-  if (it != name_ids_.end()) return it->second;
-  if (names_.size() >= kMaxInterned) return 0;  // shown without a name
-  uint32_t id = static_cast<uint32_t>(names_.size());
-  names_.push_back(name);
-  name_ids_.emplace(name, id);
-  return id;
-}
+uint32_t TaskEventTable::InternName(const std::string& name) { return names_.Intern(name); }
 
 uint32_t TaskEventTable::InternResources(const protocol::ResourceMap& resources) {
-  if (resources.empty()) return 0;
-  if (resources_[last_resources_] == resources) return last_resources_;
-  auto it = resource_ids_.find(resources);
-  if (it != resource_ids_.end()) return last_resources_ = it->second;
-  if (resources_.size() >= kMaxInterned) return 0;
-  uint32_t id = static_cast<uint32_t>(resources_.size());
-  resources_.push_back(resources);
-  resource_ids_.emplace(resources, id);
-  return last_resources_ = id;
+  return resources_.Intern(resources);
 }
 
 void TaskEventTable::Apply(const protocol::TaskEventBatch& batch) {

@@ -25,6 +25,8 @@
 // Ownership: owned by the ControlServer. Thread-safety: loop thread only.
 #pragma once
 
+#include "common/intern_table.h"
+
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -101,11 +103,8 @@ class TaskEventTable {
   std::unordered_map<TaskID, Entry, ObjectIDHash> open_;
   std::deque<std::pair<uint64_t, TaskID>> open_order_;  // (seq, id) by age; stale ones skipped
   std::unordered_map<uint64_t, std::string> errors_;    // failed entries' texts, by error_key
-  std::unordered_map<std::string, uint32_t> name_ids_;
-  std::vector<std::string> names_{std::string()};
-  std::map<protocol::ResourceMap, uint32_t> resource_ids_;
-  std::vector<protocol::ResourceMap> resources_{protocol::ResourceMap()};
-  uint32_t last_resources_ = 0;  // most tasks ask for the same resources
+  InternTable<std::string, std::unordered_map<std::string, uint32_t>> names_{kMaxInterned};
+  InternTable<protocol::ResourceMap> resources_{kMaxInterned};  // most tasks ask for the same
   protocol::TaskEvent scratch_;  // decoding target reused across events (keeps its strings)
   uint64_t next_seq_ = 1;
   uint64_t dropped_ = 0;

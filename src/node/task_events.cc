@@ -33,26 +33,11 @@ uint32_t TaskEventBuffer::NameOf(const protocol::TaskSpec& spec) {
     name_scratch_.assign(spec.actor.class_name).append(".__init__");
     name = &name_scratch_;
   }
-  if (name->empty()) return 0;
-  auto it = name_ids_.find(*name);
-  if (it != name_ids_.end()) return it->second;
-  if (names_.size() >= kMaxInterned) return 0;  // shown without a name
-  uint32_t id = static_cast<uint32_t>(names_.size());
-  names_.push_back(*name);
-  name_ids_.emplace(*name, id);
-  return id;
+  return names_.Intern(*name);  // 0 (shown without a name) once the table is full
 }
 
 uint32_t TaskEventBuffer::Intern(const protocol::ResourceMap& resources) {
-  if (resources.empty()) return 0;
-  if (resources_[last_resources_] == resources) return last_resources_;
-  auto it = resource_ids_.find(resources);
-  if (it != resource_ids_.end()) return last_resources_ = it->second;
-  if (resources_.size() >= kMaxInterned) return 0;
-  uint32_t id = static_cast<uint32_t>(resources_.size());
-  resources_.push_back(resources);
-  resource_ids_.emplace(resources, id);
-  return last_resources_ = id;
+  return resources_.Intern(resources);
 }
 
 void TaskEventBuffer::PopFront() {

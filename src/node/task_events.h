@@ -19,6 +19,8 @@
 // Thread-safety: loop thread only.
 #pragma once
 
+#include "common/intern_table.h"
+
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -108,12 +110,9 @@ class TaskEventBuffer {
   size_t head_ = 0, count_ = 0;
   uint64_t first_seq_ = 1;  // sequence number of the oldest entry
   std::unordered_map<uint64_t, std::string> errors_;  // by entry seq
-  std::unordered_map<std::string, uint32_t> name_ids_;
-  std::vector<std::string> names_{std::string()};
+  InternTable<std::string, std::unordered_map<std::string, uint32_t>> names_{kMaxInterned};
   std::string name_scratch_;
-  std::map<protocol::ResourceMap, uint32_t> resource_ids_;
-  std::vector<protocol::ResourceMap> resources_{protocol::ResourceMap()};
-  uint32_t last_resources_ = 0;  // most tasks ask for the same resources
+  InternTable<protocol::ResourceMap> resources_{kMaxInterned};  // most tasks ask for the same
   std::deque<protocol::TransferEvent> transfers_;
   mutable protocol::TaskEvent scratch_;  // what Encode writes each entry through
   uint64_t dropped_ = 0, transfers_dropped_ = 0;
