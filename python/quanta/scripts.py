@@ -145,6 +145,12 @@ def cmd_start(args) -> int:
 
     if args.head == bool(args.address):
         return _fail("pass either --head (start a cluster) or --address HEAD_IP:PORT (join one)")
+    from quanta import _core
+
+    try:
+        _core.check_client_environment()  # the node's workers inherit this environment
+    except ValueError as e:
+        return _fail(str(e))
     try:
         storage = args.storage_ = _storage_from(args)
         control_flags = _control_flags(args)

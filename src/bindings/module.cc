@@ -59,7 +59,17 @@ NB_MODULE(_core, m) {
       .def_prop_ro("connected", &CoreClient::connected)
       .def_prop_ro("client_id", &CoreClient::client_id)
       .def_prop_ro("node_id", &CoreClient::node_id)
-      .def_prop_ro("session_dir", &CoreClient::session_dir);
+      .def_prop_ro("session_dir", &CoreClient::session_dir)
+      .def("reply_spin_counts", [](const CoreClient& c) {
+        CoreClient::SpinCounts n = c.spin_counts();
+        nb::dict d;
+        d["spins"] = n.spins;
+        d["caught"] = n.caught;
+        d["budget_us"] = n.budget_us;
+        return d;
+      });
+  m.def("check_client_environment", [] { ThrowIfError(CoreClient::ReplySpinMicros(-1).status()); },
+        "Raises ValueError if a QUANTA_CLIENT_* variable of this process is invalid.");
   BindObjects(cls);
   BindTasks(cls);
   BindControl(m, cls);

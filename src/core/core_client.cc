@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <chrono>
 #include <cstring>
 #include <optional>
@@ -39,10 +40,24 @@ Status ReadFrameBlocking(int fd, protocol::FrameDecoder* dec, protocol::Frame* f
   }
 }
 
-
 }  // namespace
 
+Result<int64_t> CoreClient::ReplySpinMicros(int64_t option) {
+  if (option >= 0) return std::min<int64_t>(option, 10000);
+  const char* env = std::getenv("QUANTA_CLIENT_SPIN_US");
+  if (env == nullptr || *env == '\0') return int64_t{100};
+  char* end = nullptr;
+  long long v = std::strtoll(env, &end, 10);
+  if (*end != '\0' || v < 0 || v > 10000) {
+    return Status::InvalidArgument(std::string("QUANTA_CLIENT_SPIN_US=") + env +
+                                   ": it must be a whole number of microseconds from 0 (never poll) to 10000");
+  }
+  return static_cast<int64_t>(v);
+}
+
 Result<std::shared_ptr<CoreClient>> CoreClient::Connect(const Options& options) {
+  auto spin_us = ReplySpinMicros(options.reply_spin_us);
+  if (!spin_us.ok()) return spin_us.status();
   auto fd = net::ConnectUnix(options.node_socket, false);
   if (!fd.ok()) return fd.status();
   std::shared_ptr<CoreClient> client(new CoreClient());
@@ -57,6 +72,8 @@ Result<std::shared_ptr<CoreClient>> CoreClient::Connect(const Options& options) 
                            "); refusing to connect to it");
   }
   client->role_ = options.role;
+  client->spin_ = net::SpinBudget(net::SpinBudget::Options{std::chrono::microseconds(spin_us.value())});
+  client->spin_max_us_ = spin_us.value();
   protocol::Hello hello;
   hello.role = options.role;
   hello.worker_token = options.worker_token;
@@ -334,7 +351,8 @@ Result<std::vector<CoreClient::GotValue>> CoreClient::Get(const std::vector<Obje
         if (!status.ok()) break;
         continue;
       }
-      bool timed_out = AwaitProgress(lock, timeout_ms < 0 ? nullptr : &deadline);
+      // One value awaited (a sync call's result): it usually comes within microseconds.
+      bool timed_out = AwaitProgress(lock, timeout_ms < 0 ? nullptr : &deadline, ids.size() == 1);
       Local& again = objects_[ids[i]];
       if (timed_out && !readable(again)) {
         status = Status::TimedOut("get timed out after " + std::to_string(timeout_ms) + " ms");
@@ -455,7 +473,7 @@ Result<R> CoreClient::Request(MessageType type, M msg, int64_t timeout_ms, const
       replies_.Abandon(msg.request_id);
       return Status::Cancelled(close_reason_);
     }
-    if (AwaitProgress(lock, timeout_ms < 0 ? nullptr : &deadline)) {
+    if (AwaitProgress(lock, timeout_ms < 0 ? nullptr : &deadline, /*spin=*/true)) {
       if (auto reply = replies_.Take<R>(msg.request_id)) return std::move(*reply);
       replies_.Abandon(msg.request_id);
       return Status::TimedOut(std::string("the node daemon did not answer ") + what + " in time");

@@ -28,6 +28,7 @@
 #include "common/ids.h"
 #include "common/status.h"
 #include "core/reader_role.h"
+#include "net/spin_budget.h"
 #include "core/reply_mailbox.h"
 #include "object_store/shared_memory.h"
 #include "protocol/frame.h"
@@ -44,6 +45,9 @@ class CoreClient {
     protocol::ClientRole role = protocol::ClientRole::kDriver;
     std::string worker_token;
     bool log_to_driver = true;
+    // How long a caller waiting for one answer may busy-poll before sleeping (ReadOnce); 0: never.
+    // Negative: QUANTA_CLIENT_SPIN_US from the environment, else 100.
+    int64_t reply_spin_us = -1;
   };
   using ValuePtr = std::shared_ptr<const protocol::ObjectValue>;
   // What Get returns per id: the value, and for objects in shared memory a pointer to their
@@ -56,6 +60,15 @@ class CoreClient {
   };
 
   static Result<std::shared_ptr<CoreClient>> Connect(const Options& options);
+  // The reply poll's budget in microseconds: `option` if not negative, else QUANTA_CLIENT_SPIN_US,
+  // else 100; an invalid variable is an error that says what it must be.
+  static Result<int64_t> ReplySpinMicros(int64_t option);
+  // The reply poll's counts so far (any thread): polls made, polls an answer ended, and the budget.
+  struct SpinCounts {
+    uint64_t spins = 0, caught = 0;
+    int64_t budget_us = 0;
+  };
+  SpinCounts spin_counts() const { return SpinCounts{spins_.load(), spins_caught_.load(), spin_max_us_}; }
   ~CoreClient();
   CoreClient(const CoreClient&) = delete;
   CoreClient& operator=(const CoreClient&) = delete;
@@ -180,11 +193,16 @@ class CoreClient {
   // the caller looks at, reading the socket itself if nobody is; returns true if `deadline`
   // (nullptr: none) has passed.
   using Clock = std::chrono::steady_clock;
-  bool AwaitProgress(std::unique_lock<std::mutex>& lock, const Clock::time_point* deadline) {
-    return reader_role_.AwaitProgress(lock, deadline);
+  // `spin`: the caller waits for one answer that usually comes within microseconds (the value of
+  // one get, a request's reply), so the read may busy-poll first (spin_, see ReadOnce).
+  bool AwaitProgress(std::unique_lock<std::mutex>& lock, const Clock::time_point* deadline, bool spin = false) {
+    return reader_role_.AwaitProgress(lock, deadline, spin);
   }
   // One poll and read of the socket (and of the wake-up eventfd); the caller has the reader role.
-  void ReadOnce(std::chrono::microseconds timeout);
+  // With `spin`, it first polls without sleeping for up to spin_'s budget: on a VM whose idle
+  // vCPU halts, waking this process costs more than the rest of a short call's round trip, and a
+  // busy core keeps the node and the worker on the other one (see docs/architecture.md).
+  void ReadOnce(std::chrono::microseconds timeout, bool spin);
   void HandleBufferedFrames();
   void OnConnectionLost();
   void BackgroundReader();
@@ -233,7 +251,10 @@ class CoreClient {
   int blocked_depth_ = 0;  // nested Get calls from several threads of one worker
   std::string close_reason_;
   // Who reads the socket (guarded by mu_). The decoder and notify_pending_ belong to whoever does.
-  ReaderRole reader_role_{&cv_, &closed_, [this](std::chrono::microseconds t) { ReadOnce(t); }};
+  net::SpinBudget spin_;  // used by the thread in ReadOnce only (one at a time)
+  int64_t spin_max_us_ = 0;
+  std::atomic<uint64_t> spins_{0}, spins_caught_{0};  // spin_'s counts, readable from any thread
+  ReaderRole reader_role_{&cv_, &closed_, [this](std::chrono::microseconds t, bool spin) { ReadOnce(t, spin); }};
   protocol::FrameDecoder decoder_;
   bool notify_pending_ = false;  // a frame changed state waiters look at
 };

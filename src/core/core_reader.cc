@@ -16,8 +16,28 @@ namespace quanta {
 
 using protocol::MessageType;
 
-void CoreClient::ReadOnce(std::chrono::microseconds timeout) {
+void CoreClient::ReadOnce(std::chrono::microseconds timeout, bool spin) {
   pollfd fds[2] = {{fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+  if (spin && timeout.count() != 0) {
+    std::chrono::microseconds budget = spin_.Next();
+    if (budget.count() > 0) {
+      if (timeout.count() > 0) budget = std::min(budget, timeout);
+      auto start = std::chrono::steady_clock::now();
+      timespec zero{0, 0};
+      bool caught = false;
+      std::chrono::steady_clock::duration spent{};
+      while (true) {
+        caught = ::ppoll(fds, 2, &zero, nullptr) != 0;
+        spent = std::chrono::steady_clock::now() - start;
+        if (caught || spent >= budget) break;
+      }
+      auto spent_us = std::chrono::duration_cast<std::chrono::microseconds>(spent);
+      spin_.Report(caught, spent_us);
+      spins_.fetch_add(1, std::memory_order_relaxed);
+      if (caught) spins_caught_.fetch_add(1, std::memory_order_relaxed);
+      if (timeout.count() > 0) timeout = std::max(std::chrono::microseconds(0), timeout - spent_us);
+    }
+  }
   timespec ts{static_cast<time_t>(timeout.count() / 1000000), static_cast<long>(timeout.count() % 1000000) * 1000};
   int n = ::ppoll(fds, 2, timeout.count() < 0 ? nullptr : &ts, nullptr);
   if (n <= 0) return;  // timeout, or EINTR: the caller re-checks and comes back

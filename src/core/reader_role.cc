@@ -9,7 +9,7 @@ constexpr auto kReaderGrace = std::chrono::milliseconds(1);
 constexpr auto kParkAfter = std::chrono::milliseconds(50);
 }  // namespace
 
-bool ReaderRole::AwaitProgress(std::unique_lock<std::mutex>& lock, const Clock::time_point* deadline) {
+bool ReaderRole::AwaitProgress(std::unique_lock<std::mutex>& lock, const Clock::time_point* deadline, bool spin) {
   if (*closed_) return false;
   if (state_ == Reader::kNone) {
     state_ = Reader::kCaller;
@@ -20,7 +20,7 @@ bool ReaderRole::AwaitProgress(std::unique_lock<std::mutex>& lock, const Clock::
       timeout = std::max(std::chrono::microseconds(0),
                          std::chrono::ceil<std::chrono::microseconds>(*deadline - Clock::now()));
     }
-    read_once_(timeout);
+    read_once_(timeout, spin);
     lock.lock();
     state_ = Reader::kNone;
     released_at_ = Clock::now();
@@ -50,7 +50,7 @@ void ReaderRole::RunBackground(std::unique_lock<std::mutex>& lock) {
       state_ = Reader::kBackground;
       want_reader_ = false;
       lock.unlock();
-      while (!*closed_ && !want_reader_) read_once_(std::chrono::microseconds(-1));
+      while (!*closed_ && !want_reader_) read_once_(std::chrono::microseconds(-1), false);
       lock.lock();
       state_ = Reader::kNone;
       released_at_ = Clock::now();

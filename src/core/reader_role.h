@@ -27,16 +27,17 @@ namespace quanta {
 class ReaderRole {
  public:
   using Clock = std::chrono::steady_clock;
-  // One poll-and-read of the socket, waiting at most `timeout` (negative: no limit).
-  using ReadOnce = std::function<void(std::chrono::microseconds timeout)>;
+  // One poll-and-read of the socket, waiting at most `timeout` (negative: no limit). `spin`: the
+  // caller expects its answer within microseconds and may busy-poll briefly before sleeping.
+  using ReadOnce = std::function<void(std::chrono::microseconds timeout, bool spin)>;
 
   ReaderRole(std::condition_variable* waiters, const std::atomic<bool>* closed, ReadOnce read_once)
       : waiters_cv_(waiters), closed_(closed), read_once_(std::move(read_once)) {}
 
   // Waits until a message may have changed what the caller looks at: reads the socket once if
   // nobody is reading, else waits for the reader's progress. True if `deadline` (nullptr: none)
-  // has passed.
-  bool AwaitProgress(std::unique_lock<std::mutex>& lock, const Clock::time_point* deadline);
+  // has passed. `spin` is passed on to the read (see ReadOnce).
+  bool AwaitProgress(std::unique_lock<std::mutex>& lock, const Clock::time_point* deadline, bool spin = false);
   // The background thread's body; returns once the client is closed.
   void RunBackground(std::unique_lock<std::mutex>& lock);
   // Wakes the background thread so that it sees the client closed (no lock needed).

@@ -19,7 +19,10 @@ struct Harness {
   std::atomic<int> reading{0}, most_at_once{0};
   std::atomic<int> caller_reads{0}, background_reads{0};
   std::atomic<std::thread::id> background{};
-  ReaderRole role{&cv, &closed, [this](std::chrono::microseconds timeout) {
+  std::atomic<int> spinning_reads{0}, background_spins{0};
+  ReaderRole role{&cv, &closed, [this](std::chrono::microseconds timeout, bool spin) {
+                    if (spin) ++spinning_reads;
+                    if (spin && std::this_thread::get_id() == background) ++background_spins;
                     int now = ++reading;
                     int seen = most_at_once.load();
                     while (now > seen && !most_at_once.compare_exchange_weak(seen, now)) {
@@ -92,6 +95,41 @@ TEST(ReaderRoleTest, AWaitEndsAtItsDeadlineAndNothingWaitsOnceClosed) {
   EXPECT_GE(ReaderRole::Clock::now(), deadline);
   h.closed = true;
   EXPECT_FALSE(h.role.AwaitProgress(lock, nullptr));  // returns at once, does not block
+}
+
+}  // namespace
+}  // namespace quanta
+
+namespace quanta {
+namespace {
+
+// Only a caller that asks for it may busy-poll; the background thread never does (it reads
+// when nobody waits, so nothing is expected within microseconds).
+TEST(ReaderRoleTest, OnlyCallersThatAskMaySpin) {
+  Harness h;
+  std::thread bg([&] {
+    h.background = std::this_thread::get_id();
+    std::unique_lock<std::mutex> lock(h.mu);
+    h.role.RunBackground(lock);
+  });
+  {
+    std::unique_lock<std::mutex> lock(h.mu);
+    auto deadline = ReaderRole::Clock::now() + 5ms;
+    for (int i = 0; i < 5; ++i) h.role.AwaitProgress(lock, &deadline);
+  }
+  EXPECT_EQ(h.spinning_reads.load(), 0);
+  {
+    std::unique_lock<std::mutex> lock(h.mu);
+    auto deadline = ReaderRole::Clock::now() + 5ms;
+    for (int i = 0; i < 5; ++i) h.role.AwaitProgress(lock, &deadline, /*spin=*/true);
+  }
+  EXPECT_GE(h.spinning_reads.load(), 1);
+  std::this_thread::sleep_for(20ms);  // the background thread takes over and reads
+  h.closed = true;
+  h.role.WakeBackground();
+  bg.join();
+  EXPECT_GT(h.background_reads.load(), 0);
+  EXPECT_EQ(h.background_spins.load(), 0);
 }
 
 }  // namespace

@@ -140,7 +140,7 @@ int main(int argc, char** argv) {
   // to another node, or for the control service's answer to a client's request, before
   // sleeping (adaptive; 0 turns it off).
   long long reply_spin = 0;
-  if (!env_int("QUANTA_NODE_REPLY_SPIN_US", 100, 0, 10000, &reply_spin)) {
+  if (!env_int("QUANTA_NODE_REPLY_SPIN_US", 0, 0, 10000, &reply_spin)) {
     return Fail("QUANTA_NODE_REPLY_SPIN_US must be a whole number of microseconds from 0 (off) to 10000");
   }
   opts.reply_spin = std::chrono::microseconds(reply_spin);

@@ -68,6 +68,9 @@ def _init(address=None, *, num_cpus=None, num_gpus=None, resources=None, labels=
         if key in kwargs and not is_default(kwargs[key]):
             raise ValueError(f"quanta.init({key}={kwargs[key]!r}) is not supported: {instead} "
                              "(see docs/ray-compatibility.md)")
+    from quanta import _core
+
+    _core.check_client_environment()  # before anything starts: a bad QUANTA_CLIENT_SPIN_US says so
     configure_logging = kwargs.get("configure_logging", True)
     if not isinstance(configure_logging, bool):
         raise TypeError(f"configure_logging must be True or False, got {configure_logging!r}")
