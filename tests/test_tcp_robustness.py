@@ -439,7 +439,7 @@ def test_channels_a_daemon_does_not_serve(serving_after):
         s = setup.handshake(setup.node, channel)
         assert wait_closed_by_peer(s)
         s.close()
-    setup.node.wait_log("a node serves peer and data channels only", mark)
+    setup.node.wait_log("a node serves peer, data and lane channels only", mark)
 
 
 def test_a_slow_handshake_is_not_cut_short_by_an_earlier_connections_deadline(serving_after):
@@ -485,7 +485,7 @@ def test_node_offering_other_versions_is_refused_naming_both(serving_after, targ
     d = getattr(serving_after, target)
     mark = d.log_mark()
     with d.connect() as s:
-        s.sendall(hello_msg(CH_CONTROL if target == "control" else CH_PEER, os.urandom(32), 7, 9))
+        s.sendall(hello_msg(CH_CONTROL if target == "control" else CH_PEER, os.urandom(32), PROTOCOL_VERSION + 1, PROTOCOL_VERSION + 3))
         ch = parse_challenge(recv_exact(s, 76))
         # Refused before authentication: version 0, the server's own range, and no proof.
         assert ch["magic"] == MAGIC
@@ -493,7 +493,7 @@ def test_node_offering_other_versions_is_refused_naming_both(serving_after, targ
         assert ch["mac"] == bytes(32)
         assert wait_closed_by_peer(s)
     line = d.wait_log("protocol version mismatch", mark)
-    assert "7-9" in line and f"{PROTOCOL_VERSION}-{PROTOCOL_VERSION}" in line, line
+    assert f"{PROTOCOL_VERSION + 1}-{PROTOCOL_VERSION + 3}" in line and f"{PROTOCOL_VERSION}-{PROTOCOL_VERSION}" in line, line
 
 
 class FakeHead:
@@ -538,9 +538,9 @@ class FakeHead:
         self.thread.join(5)
 
 
-@pytest.mark.parametrize("version", [0, 7], ids=["refusal", "a-version-we-do-not-speak"])
+@pytest.mark.parametrize("version", [0, PROTOCOL_VERSION + 1], ids=["refusal", "a-version-we-do-not-speak"])
 def test_fake_head_with_another_version_makes_join_fail_naming_both(setup, version):
-    fake = FakeHead(setup.token, version, 7, 9)
+    fake = FakeHead(setup.token, version, PROTOCOL_VERSION + 1, PROTOCOL_VERSION + 3)
     root = tempfile.mkdtemp(prefix="qfh-")
     env = {k: v for k, v in os.environ.items() if k != "QUANTA_ADDRESS"}
     env.update(QUANTA_AUTH_TOKEN=setup.token, QUANTA_RUNTIME_DIR=os.path.join(root, "rt"), HOME=root)
@@ -552,7 +552,8 @@ def test_fake_head_with_another_version_makes_join_fail_naming_both(setup, versi
         shutil.rmtree(root, ignore_errors=True)
     assert r.returncode != 0, r.stdout
     assert "protocol version mismatch" in r.stderr, r.stderr
-    assert "7-9" in r.stderr and f"{PROTOCOL_VERSION}-{PROTOCOL_VERSION}" in r.stderr, r.stderr
+    assert f"{PROTOCOL_VERSION + 1}-{PROTOCOL_VERSION + 3}" in r.stderr, r.stderr
+    assert f"{PROTOCOL_VERSION}-{PROTOCOL_VERSION}" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
     assert fake.hellos, "the node never connected"
     lo, hi = struct.unpack_from("<HH", fake.hellos[0], 4)

@@ -533,12 +533,26 @@ Result<protocol::ExecuteTask> CoreClient::NextTask() {
 }
 
 Status CoreClient::TaskDone(const protocol::TaskDone& msg) {
+  std::optional<WorkerLanes::Route> route;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (running_task_ == msg.task_id) running_task_ = TaskID();
     generator_acks_.erase(msg.task_id);
+    route = lanes_.TakeRoute(msg.task_id);
   }
+  if (!route) return Send(MessageType::kTaskDone, msg);
+  // A lane call: its lane carries inline results without refs; anything else (a result in the
+  // node's store, refs the node must hand off, a lane that broke) goes through the node.
+  bool fits = !route->adopted;
+  for (const auto& v : msg.returns) fits = fits && v.kind != protocol::ObjectKind::kStored && v.nested_refs.empty();
+  if (fits && lanes_.Write(route->lane, MessageType::kTaskDone, msg).ok()) return Status::Ok();
+  if (!route->adopted) QUANTA_RETURN_IF_ERROR(AdoptLaneCall(*route));
   return Send(MessageType::kTaskDone, msg);
+}
+
+Status CoreClient::AdoptLaneCall(WorkerLanes::Route& route) {
+  route.adopted = true;
+  return Send(MessageType::kLaneAdopt, protocol::LaneAdopt{route.caller_node, route.spec, route.ticket});
 }
 
 // Request is defined in this file; core_store.cc uses it for these.
@@ -551,6 +565,7 @@ template Status CoreClient::Send(MessageType, const protocol::CreateObject&);
 template Status CoreClient::Send(MessageType, const protocol::PutObject&);
 template Status CoreClient::Send(MessageType, const protocol::RequestId&);
 template Status CoreClient::Send(MessageType, const protocol::TaskDone&);
+template Status CoreClient::Send(MessageType, const protocol::LaneAdopt&);
 template Status CoreClient::Send(MessageType, const protocol::IdList&);
 template Status CoreClient::Send(MessageType, const protocol::GeneratorItem&);
 template Status CoreClient::Send(MessageType, const protocol::GeneratorAck&);

@@ -19,6 +19,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -30,6 +31,7 @@
 #include "core/reader_role.h"
 #include "net/spin_budget.h"
 #include "core/reply_mailbox.h"
+#include "core/worker_lanes.h"
 #include "object_store/shared_memory.h"
 #include "protocol/frame.h"
 #include "protocol/cluster_messages.h"
@@ -208,6 +210,15 @@ class CoreClient {
   void BackgroundReader();
 
   void HandleFrame(const protocol::Frame& frame);
+  // Queues a task the node or a lane sent (requires mu_).
+  void QueueTask(protocol::ExecuteTask msg);
+  // Drops a queued task its sender cancelled, answering it as cancelled (mu_ not held).
+  void CancelQueued(const protocol::CancelTask& msg);
+  // A worker's actor lanes (worker_lanes.h): a frame on one, and one that closed.
+  void HandleLaneFrame(uint64_t lane, const protocol::Frame& frame);
+  void OnLaneClosed(uint64_t lane);
+  // Hands a lane call to the node (LaneAdopt), so that its result goes that way (mu_ not held).
+  Status AdoptLaneCall(WorkerLanes::Route& route);
   // Gives back the argument uses a queued task took when it arrived (requires mu_).
   void ReleaseTaskArgs(const protocol::ExecuteTask& task);
   void PrintLogLines(const protocol::LogLines& msg);
@@ -244,6 +255,8 @@ class CoreClient {
   uint64_t cluster_id_ = 0;
   std::unordered_set<std::string> functions_;
   std::deque<protocol::ExecuteTask> tasks_;
+  WorkerLanes lanes_;  // a worker's actor lanes and the calls that came on them (guarded by mu_)
+  std::vector<std::pair<std::string, int64_t>> actor_gpus_;  // the hosted actor's devices, for lane calls
   std::unordered_map<TaskID, Stream, ObjectIDHash> streams_;           // generators we consume
   std::unordered_map<TaskID, uint64_t, ObjectIDHash> generator_acks_;  // generators we run: items taken
   TaskID running_task_;  // the plain task NextTask handed out and TaskDone has not reported

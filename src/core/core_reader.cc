@@ -3,9 +3,12 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
+#include <vector>
 
 #include "common/logging.h"
 #include "core/core_client.h"
@@ -17,7 +20,10 @@ namespace quanta {
 using protocol::MessageType;
 
 void CoreClient::ReadOnce(std::chrono::microseconds timeout, bool spin) {
-  pollfd fds[2] = {{fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+  // The node's socket, the wake-up eventfd, then a worker's actor lanes (worker_lanes.h). Lanes
+  // are attached and closed only by the reader, which is this thread.
+  std::vector<pollfd> fds = {{fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+  lanes_.PollFds(&fds);
   if (spin && timeout.count() != 0) {
     std::chrono::microseconds budget = spin_.Next();
     if (budget.count() > 0) {
@@ -27,7 +33,7 @@ void CoreClient::ReadOnce(std::chrono::microseconds timeout, bool spin) {
       bool caught = false;
       std::chrono::steady_clock::duration spent{};
       while (true) {
-        caught = ::ppoll(fds, 2, &zero, nullptr) != 0;
+        caught = ::ppoll(fds.data(), fds.size(), &zero, nullptr) != 0;
         spent = std::chrono::steady_clock::now() - start;
         if (caught || spent >= budget) break;
       }
@@ -39,7 +45,7 @@ void CoreClient::ReadOnce(std::chrono::microseconds timeout, bool spin) {
     }
   }
   timespec ts{static_cast<time_t>(timeout.count() / 1000000), static_cast<long>(timeout.count() % 1000000) * 1000};
-  int n = ::ppoll(fds, 2, timeout.count() < 0 ? nullptr : &ts, nullptr);
+  int n = ::ppoll(fds.data(), fds.size(), timeout.count() < 0 ? nullptr : &ts, nullptr);
   if (n <= 0) return;  // timeout, or EINTR: the caller re-checks and comes back
   if (fds[1].revents & POLLIN) {
     uint64_t v;
@@ -49,10 +55,41 @@ void CoreClient::ReadOnce(std::chrono::microseconds timeout, bool spin) {
     Status st = WriteInOrder(std::string());  // pending ref deltas
     (void)st;
   }
+  if (fds.size() > 2) {
+    lanes_.Read(
+        fds.data() + 2, fds.size() - 2, [this](uint64_t lane, const protocol::Frame& f) { HandleLaneFrame(lane, f); },
+        [this](uint64_t lane) { OnLaneClosed(lane); });
+    if (notify_pending_) {
+      notify_pending_ = false;
+      cv_.notify_all();
+    }
+  }
   if (!(fds[0].revents & (POLLIN | POLLHUP | POLLERR))) return;
   char* space = decoder_.WritableSpace(256 * 1024);
-  ssize_t r = ::read(fd_, space, 256 * 1024);
+  // recvmsg, not read: the node hands a worker its actor lanes' sockets (SCM_RIGHTS).
+  iovec iov{space, 256 * 1024};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)];
+  msghdr mh{};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  mh.msg_control = control;
+  mh.msg_controllen = sizeof control;
+  ssize_t r = ::recvmsg(fd_, &mh, MSG_CMSG_CLOEXEC);
   if (r < 0 && (errno == EINTR || errno == EAGAIN)) return;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&mh); r > 0 && c != nullptr; c = CMSG_NXTHDR(&mh, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; ++i) {
+      int passed;
+      std::memcpy(&passed, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+      if (role_ == protocol::ClientRole::kWorker) {
+        std::lock_guard<std::mutex> lock(mu_);
+        lanes_.AddReceivedFd(passed);
+      } else {
+        ::close(passed);
+      }
+    }
+  }
   if (r <= 0) {
     OnConnectionLost();
     return;
@@ -125,48 +162,21 @@ void CoreClient::HandleFrame(const protocol::Frame& frame) {
         break;
       }
       std::lock_guard<std::mutex> lock(mu_);
-      // Arguments in shared memory arrive pinned for us; the task holds one use of each until
-      // the Python layer releases it (ReleaseUse) once nothing reads the bytes any more.
-      for (size_t i = 0; i < msg.args.size() && i < msg.spec.arg_refs.size(); ++i) {
-        if (msg.args[i].kind != protocol::ObjectKind::kStored) continue;
-        auto loc = protocol::StoredLocation::Decode(msg.args[i].data);
-        if (!loc.ok() || !loc->pinned) continue;
-        Local& l = objects_[msg.spec.arg_refs[i]];
-        l.node_pins += 1;
-        l.uses += 1;
-        l.offset = loc->offset;
-        l.size = loc->size;
-      }
-      tasks_.push_back(std::move(msg));
-      notify_pending_ = true;
+      if (msg.spec.kind == protocol::TaskKind::kActorCreation) actor_gpus_ = msg.gpus;  // its calls' too
+      QueueTask(std::move(msg));
+      break;
+    }
+    case MessageType::kLaneAttach: {
+      protocol::LaneAttach msg;
+      if (!protocol::DecodeMessage(frame.body, &msg).ok()) break;
+      std::lock_guard<std::mutex> lock(mu_);
+      Status st = lanes_.Attach(msg, static_cast<uint32_t>(::getpid()));
+      if (!st.ok()) QLOG(kWarning) << "lane from node " << msg.caller_node << " not attached: " << st.message();
       break;
     }
     case MessageType::kCancelTask: {
-      // A task queued here that the node wants dropped: answer it as cancelled if it has not
-      // started. A running plain task is interrupted (KeyboardInterrupt in it) or, with force,
-      // its worker exits; running actor calls are not interrupted, as in Ray.
       protocol::CancelTask msg;
-      if (!protocol::DecodeMessage(frame.body, &msg).ok()) break;
-      TaskID id = msg.object_id.TaskId();
-      protocol::TaskDone done;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        auto it = std::find_if(tasks_.begin(), tasks_.end(),
-                               [&](const protocol::ExecuteTask& t) { return t.spec.task_id == id; });
-        if (it == tasks_.end()) {
-          if (!running_task_.IsNil() && running_task_ == id) ::kill(getpid(), msg.force ? SIGKILL : SIGINT);
-          break;
-        }
-        done.task_id = id;
-        protocol::ObjectValue v;
-        v.kind = protocol::ObjectKind::kCancelled;
-        v.data = "task " + it->spec.name + " was cancelled before it started";
-        done.returns.assign(it->spec.num_returns, v);
-        ReleaseTaskArgs(*it);
-        tasks_.erase(it);
-      }
-      Status st = Send(MessageType::kTaskDone, done);
-      (void)st;
+      if (protocol::DecodeMessage(frame.body, &msg).ok()) CancelQueued(msg);
       break;
     }
     case MessageType::kReturnTasks: {
@@ -233,6 +243,98 @@ void CoreClient::OnReply(const protocol::Frame& frame) {
   std::lock_guard<std::mutex> lock(mu_);
   uint64_t id = msg.request_id;
   if (replies_.Deliver(id, std::move(msg))) notify_pending_ = true;
+}
+
+void CoreClient::QueueTask(protocol::ExecuteTask msg) {
+  // Arguments in shared memory arrive pinned for us; the task holds one use of each until
+  // the Python layer releases it (ReleaseUse) once nothing reads the bytes any more.
+  for (size_t i = 0; i < msg.args.size() && i < msg.spec.arg_refs.size(); ++i) {
+    if (msg.args[i].kind != protocol::ObjectKind::kStored) continue;
+    auto loc = protocol::StoredLocation::Decode(msg.args[i].data);
+    if (!loc.ok() || !loc->pinned) continue;
+    Local& l = objects_[msg.spec.arg_refs[i]];
+    l.node_pins += 1;
+    l.uses += 1;
+    l.offset = loc->offset;
+    l.size = loc->size;
+  }
+  tasks_.push_back(std::move(msg));
+  notify_pending_ = true;
+}
+
+void CoreClient::CancelQueued(const protocol::CancelTask& msg) {
+  // A task queued here that its sender wants dropped: answer it as cancelled if it has not
+  // started. A running plain task is interrupted (KeyboardInterrupt in it) or, with force,
+  // its worker exits; running actor calls are not interrupted, as in Ray.
+  TaskID id = msg.object_id.TaskId();
+  protocol::TaskDone done;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = std::find_if(tasks_.begin(), tasks_.end(),
+                           [&](const protocol::ExecuteTask& t) { return t.spec.task_id == id; });
+    if (it == tasks_.end()) {
+      if (!running_task_.IsNil() && running_task_ == id) ::kill(getpid(), msg.force ? SIGKILL : SIGINT);
+      return;
+    }
+    done.task_id = id;
+    protocol::ObjectValue v;
+    v.kind = protocol::ObjectKind::kCancelled;
+    v.data = "task " + it->spec.name + " was cancelled before it started";
+    done.returns.assign(it->spec.num_returns, v);
+    ReleaseTaskArgs(*it);
+    tasks_.erase(it);
+  }
+  Status st = TaskDone(done);  // to whoever sent the task: the node or a lane
+  (void)st;
+}
+
+void CoreClient::HandleLaneFrame(uint64_t lane, const protocol::Frame& frame) {
+  switch (static_cast<MessageType>(frame.type)) {
+    case MessageType::kLaneCall: {
+      protocol::LaneCall lane_call;
+      if (!protocol::DecodeMessage(frame.body, &lane_call).ok()) break;
+      protocol::ExecuteTask& msg = lane_call.call;
+      // Only calls with inline arguments travel on a lane (the caller's node checks, and so do we).
+      bool inline_only = msg.spec.kind == protocol::TaskKind::kActorMethod && msg.function_payload.empty() &&
+                         msg.args.size() == msg.spec.arg_refs.size();
+      for (const auto& a : msg.args) inline_only = inline_only && a.kind != protocol::ObjectKind::kStored;
+      if (!inline_only) {
+        QLOG(kWarning) << "a lane sent a call it may not carry: dropped";
+        break;
+      }
+      std::lock_guard<std::mutex> lock(mu_);
+      msg.gpus = actor_gpus_;
+      WorkerLanes::Route route{lane, static_cast<uint32_t>(msg.spec.task_id.Creator() >> 32),
+                               std::move(lane_call.ticket), false, msg.spec};
+      route.spec.args_blob.clear();  // the node needs the call's identity only, should the result go its way
+      lanes_.Remember(msg.spec.task_id, std::move(route));
+      QueueTask(std::move(msg));
+      break;
+    }
+    case MessageType::kCancelTask: {
+      protocol::CancelTask msg;
+      if (protocol::DecodeMessage(frame.body, &msg).ok()) CancelQueued(msg);
+      break;
+    }
+    default:
+      QLOG(kWarning) << "unexpected message type " << frame.type << " on a lane";
+  }
+}
+
+void CoreClient::OnLaneClosed(uint64_t lane) {
+  // Its calls not started are dropped: the caller's node settles them with the actor's fate.
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto it = tasks_.begin(); it != tasks_.end();) {
+    const TaskID id = it->spec.task_id;
+    auto route = lanes_.TakeRoute(id);
+    if (route && route->lane == lane) {
+      ReleaseTaskArgs(*it);
+      it = tasks_.erase(it);
+      continue;
+    }
+    if (route) lanes_.Remember(id, std::move(*route));
+    ++it;
+  }
 }
 
 void CoreClient::ReleaseTaskArgs(const protocol::ExecuteTask& task) {

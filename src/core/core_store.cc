@@ -36,6 +36,22 @@ void CoreClient::ReleaseUse(const ObjectID& id) {
 
 Result<uint64_t> CoreClient::CreateStored(const ObjectID& id, uint64_t size) {
   if (!store_) return Status::InvalidArgument("this node has no shared-memory object store");
+  if (id.Index() != ObjectID::kPutIndex) {
+    // A return of a call that came on a lane: the node takes the call over first, so that the
+    // object is one of its tasks' (its result will go that way too).
+    std::optional<WorkerLanes::Route> adopt;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      WorkerLanes::Route* route = lanes_.FindRoute(id.TaskId());
+      if (route != nullptr && !route->adopted) {
+        route->adopted = true;
+        adopt = *route;
+      }
+    }
+    if (adopt) {
+      QUANTA_RETURN_IF_ERROR(AdoptLaneCall(*adopt));
+    }
+  }
   auto reply = Request<protocol::CreateObjectReply>(MessageType::kCreateObject, protocol::CreateObject{0, id, size},
                                                     -1, "an object-store allocation");
   if (!reply.ok()) return reply.status();

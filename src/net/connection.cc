@@ -1,7 +1,10 @@
 #include "net/connection.h"
 
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
+
+#include <cstring>
 
 #include <algorithm>
 #include <cerrno>
@@ -151,6 +154,32 @@ void Connection::Flush() {
   }
   Account();
   UpdateInterest();
+}
+
+Status Connection::SendWithFd(std::string_view frame, int fd) {
+  if (closed_ || closing_) return Status::IOError("the connection is closed");
+  Flush();
+  if (closed_ || out_pos_ < out_.size()) return Status::ResourceExhausted("earlier output is still waiting to be written");
+  if (frame.empty()) return Status::InvalidArgument("a descriptor must travel with at least one byte");
+  iovec iov{const_cast<char*>(frame.data()), frame.size()};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
+  ssize_t n;
+  do {
+    n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return Status::FromErrno("sendmsg");
+  if (static_cast<size_t>(n) < frame.size()) SendEncoded(frame.substr(static_cast<size_t>(n)));  // the rest, as usual
+  return Status::Ok();
 }
 
 void Connection::Account() {

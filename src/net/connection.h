@@ -64,6 +64,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void SetOutputBudget(std::shared_ptr<OutputBudget> budget) { budget_ = std::move(budget); }
   // Frames may be appended already encoded (e.g. forwarded as they arrived).
   void SendEncoded(std::string_view frames);
+  // Unix sockets: sends `frame` now with `fd` attached (SCM_RIGHTS) after what is queued has
+  // been written; the descriptor arrives with the frame's first byte. Fails, sending nothing,
+  // if earlier output cannot be written at once. The caller keeps (and closes) `fd`.
+  Status SendWithFd(std::string_view frame, int fd);
 
   // Free-form owner data (e.g. the server's id for this peer).
   uint64_t tag = 0;

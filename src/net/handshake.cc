@@ -33,6 +33,7 @@ const char* ChannelName(Channel c) {
     case Channel::kPeer: return "peer";
     case Channel::kData: return "data";
     case Channel::kTool: return "tool";
+    case Channel::kLane: return "lane";
   }
   return "unknown";
 }
@@ -123,7 +124,7 @@ Status Handshake::OnReceived() {
       }
       uint16_t peer_min = GetU16(buf_, 4), peer_max = GetU16(buf_, 6);
       auto ch = static_cast<uint8_t>(buf_[8]);
-      if (ch < 1 || ch > 4) {
+      if (ch < 1 || ch > 5) {
         stage_ = Stage::kFailed;
         return Status::ProtocolError("handshake names an unknown channel " + std::to_string(ch));
       }

@@ -39,6 +39,7 @@ enum class Channel : uint8_t {
   kPeer = 2,     // node -> node messages (the sender's outbound channel)
   kData = 3,     // node -> node object bytes
   kTool = 4,     // a tool (quanta status, a test) -> control service: read-only queries
+  kLane = 5,     // caller's node -> an actor's worker, handed over by the actor's node (actor_lanes.h)
 };
 const char* ChannelName(Channel c);
 

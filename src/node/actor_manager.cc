@@ -122,6 +122,19 @@ void ActorManager::OnPlaced(const ObjectID& actor_id, Worker& worker) {
   if (Actor* actor = actors_.Find(actor_id)) actor->worker = worker.client;
 }
 
+uint64_t ActorManager::LaneWorker(const ObjectID& actor_id) {
+  Actor* actor = actors_.Find(actor_id);
+  if (actor == nullptr || actor->state != Actor::State::kAlive || actor->creation.actor.max_restarts != 0) return 0;
+  return actor->worker;
+}
+
+bool ActorManager::AdoptLaneCall(const ObjectID& actor_id, uint64_t worker, const TaskID& call) {
+  Actor* actor = actors_.Find(actor_id);
+  if (actor == nullptr || actor->state != Actor::State::kAlive || actor->worker != worker) return false;
+  actor->in_flight.insert(call);
+  return true;
+}
+
 void ActorManager::OnTaskDone(Worker& worker, protocol::TaskDone msg) {
   Actor* actor = actors_.Find(worker.actor_id);
   auto it = tasks_->find(msg.task_id);

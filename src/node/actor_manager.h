@@ -43,6 +43,12 @@ class ActorManager {
   // A creation task was submitted here, or forwarded here by its owner (the task is in the table).
   void OnCreationSubmitted(const TaskID& id);
   bool Hosts(const ObjectID& actor_id) { return actors_.Find(actor_id) != nullptr; }
+  // The client id of the worker that may take a lane to the actor (alive here, and it never
+  // restarts, so a call in flight on a lane dies with it exactly as Ray's would); 0 if none.
+  uint64_t LaneWorker(const ObjectID& actor_id);
+  // A call that came on a lane is handed to this node (LaneAdopt): it is in flight on the
+  // actor's worker like the calls this node sent. False if that worker no longer hosts it.
+  bool AdoptLaneCall(const ObjectID& actor_id, uint64_t worker, const TaskID& call);
   // The actor's creation goes to another node: returns the calls queued here (in order) and
   // forgets it.
   std::deque<TaskID> Relinquish(const ObjectID& actor_id);

@@ -68,7 +68,41 @@ void ActorRouter::Retry(const TaskID& id) {
     return other.Creator() == id.Creator() && other.Sequence() > id.Sequence();
   });
   r.waiting.insert(pos, id);
+  r.via_node.erase(id);
+  r.limbo.erase(id);
   if (r.state != State::kRestarting) r.node = 0;  // wait for the actor's next location
+}
+
+void ActorRouter::OnCallEnded(const Task& task) {
+  auto it = actors_.find(task.spec.actor_id);
+  if (it == actors_.end()) return;
+  Remote& r = it->second;
+  r.limbo.erase(task.spec.task_id);
+  if (r.via_node.erase(task.spec.task_id) && r.via_node.empty() && !r.waiting.empty()) Pump(task.spec.actor_id);
+  if (task.via_lane && !r.waiting.empty()) Pump(task.spec.actor_id);
+}
+
+void ActorRouter::OnLaneBroken(const ObjectID& actor, const std::vector<TaskID>& in_flight, const std::string& why) {
+  auto it = actors_.find(actor);
+  for (const auto& id : in_flight) {
+    auto t = tasks_->find(id);
+    if (t == tasks_->end() || !t->second.via_lane) continue;  // settled another way (its node died)
+    if (it == actors_.end() || it->second.state == State::kDead) {
+      std::string reason = it == actors_.end() ? why : it->second.death_reason;
+      callbacks_.fail(id, SystemError(ObjectKind::kActorDied, reason));
+      continue;
+    }
+    it->second.limbo.insert(id);
+    if (!callbacks_.run_after) continue;
+    callbacks_.run_after(kLaneLimbo, [this, actor, id, why] {
+      auto a = actors_.find(actor);
+      if (a == actors_.end() || !a->second.limbo.erase(id) || !tasks_->count(id)) return;
+      callbacks_.fail(id, SystemError(ObjectKind::kActorDied,
+                                      "the connection to the actor's worker broke while the call was in flight (" +
+                                          why + ") and the actor was not reported dead; the call may or may not "
+                                          "have run"));
+    });
+  }
 }
 
 void ActorRouter::Pump(const ObjectID& actor) {
@@ -88,9 +122,20 @@ void ActorRouter::Pump(const ObjectID& actor) {
       continue;
     }
     if (!t->second.deps_ready) break;  // keep submission order
+    // A lane only to a live actor: its node turns a lane away while the actor is being created.
+    auto lane = callbacks_.lane_route && r.state == State::kAlive ? callbacks_.lane_route(t->second, r.node)
+                                                                  : Callbacks::Lane::kNo;
+    if (lane == Callbacks::Lane::kWait) break;
+    // One route at a time: a call does not overtake calls sent the other way.
+    if (lane == Callbacks::Lane::kYes ? !r.via_node.empty() : callbacks_.lane_in_flight && callbacks_.lane_in_flight(actor) > 0) {
+      break;
+    }
     TaskID id = r.waiting.front();
     r.waiting.pop_front();
+    if (lane == Callbacks::Lane::kYes && callbacks_.lane_send(t->second, r.node)) continue;
+    r.via_node.insert(id);
     if (!callbacks_.forward(t->second, r.node)) {
+      r.via_node.erase(id);
       callbacks_.fail(id, SystemError(ObjectKind::kActorDied, "the call to the actor could not be sent to its node " +
                                                                   std::to_string(r.node)));
     }
@@ -100,10 +145,13 @@ void ActorRouter::Pump(const ObjectID& actor) {
 void ActorRouter::FailAll(const ObjectID& actor, Remote& r) {
   std::deque<TaskID> waiting = std::move(r.waiting);
   r.waiting.clear();
+  waiting.insert(waiting.end(), r.limbo.begin(), r.limbo.end());
+  r.limbo.clear();
+  std::string reason = r.death_reason;
+  if (callbacks_.lane_close) callbacks_.lane_close(actor, reason);  // its calls in flight come back as broken
   for (const auto& id : waiting) {
-    if (tasks_->count(id)) callbacks_.fail(id, SystemError(ObjectKind::kActorDied, r.death_reason));
+    if (tasks_->count(id)) callbacks_.fail(id, SystemError(ObjectKind::kActorDied, reason));
   }
-  (void)actor;
 }
 
 void ActorRouter::OnActorUpdate(const protocol::ActorInfo& info) {
@@ -179,6 +227,7 @@ bool ActorRouter::Cancel(Task& task, const protocol::CancelTask& msg) {
     callbacks_.fail(task.spec.task_id, SystemError(ObjectKind::kCancelled, "task " + task.spec.name + " was cancelled"));
     return true;
   }
+  if (task.via_lane) return callbacks_.lane_cancel && callbacks_.lane_cancel(task.spec.actor_id, msg);
   if (task.forwarded_to != 0) {
     callbacks_.cancel(task.forwarded_to, msg);
     return true;

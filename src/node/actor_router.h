@@ -8,9 +8,16 @@
 // the order they were submitted. While the actor is pending or restarting, calls wait here;
 // when it is dead, they fail with ActorDiedError and its reason.
 //
+// Lanes (actor_lanes.h): a call the lane may carry goes straight to the actor's worker once its
+// lane is open. Calls of one actor take one route at a time — a call waits while calls sent the
+// other way are unanswered — so per-caller order holds when routes change. Calls in flight on a
+// lane that broke wait for the actor's fate: they fail with its death reason when it is reported
+// dead, or after kLaneLimbo with ActorDiedError saying the call may or may not have run.
+//
 // Ownership: owned by the NodeServer. Thread-safety: loop thread only.
 #pragma once
 
+#include <chrono>
 #include <deque>
 #include <functional>
 #include <optional>
@@ -38,7 +45,16 @@ class ActorRouter {
     std::function<void(const protocol::TaskSpec& creation)> recreate;
     // It was re-created on this node: `waiting` calls (in order) go to the local actor.
     std::function<void(const ObjectID& actor, std::deque<TaskID> waiting)> adopt;
+    // Lanes (all may be empty: no lanes). kYes: send it on the lane; kWait: the lane is full.
+    enum class Lane { kNo, kYes, kWait };
+    std::function<Lane(const Task&, uint32_t node)> lane_route;
+    std::function<bool(Task&, uint32_t node)> lane_send;
+    std::function<size_t(const ObjectID& actor)> lane_in_flight;
+    std::function<bool(const ObjectID& actor, const protocol::CancelTask&)> lane_cancel;
+    std::function<void(const ObjectID& actor, const std::string& why)> lane_close;
+    std::function<void(std::chrono::milliseconds, std::function<void()>)> run_after;
   };
+  static constexpr std::chrono::milliseconds kLaneLimbo{5000};
 
   ActorRouter(TaskTable* tasks, Callbacks callbacks) : tasks_(tasks), callbacks_(std::move(callbacks)) {}
 
@@ -56,6 +72,10 @@ class ActorRouter {
   // A call sent to the actor's node was lost with that node: it is sent again once the actor
   // runs somewhere (ahead of the calls submitted after it), or fails if the actor is dead.
   void Retry(const TaskID& id);
+  // A call sent to the actor's node or on a lane has ended (its result came, or it failed).
+  void OnCallEnded(const Task& task);
+  // These calls were in flight on the actor's lane when it broke.
+  void OnLaneBroken(const ObjectID& actor, const std::vector<TaskID>& in_flight, const std::string& why);
   // A waiting call's arguments are ready: send what may be sent.
   void Pump(const ObjectID& actor);
   void OnActorUpdate(const protocol::ActorInfo& info);
@@ -73,6 +93,8 @@ class ActorRouter {
     uint32_t node = 0;            // where it is, when alive
     bool subscribed = false;
     std::deque<TaskID> waiting;   // not sent yet, in submission order
+    std::unordered_set<TaskID, ObjectIDHash> via_node;  // sent to its node, unanswered
+    std::unordered_set<TaskID, ObjectIDHash> limbo;     // in flight on a lane that broke
     std::string death_reason;
     bool owned = false;           // this node owns its creation
     bool detached = false;

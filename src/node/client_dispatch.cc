@@ -166,6 +166,12 @@ Status ClientDispatch::Dispatch(LocalClient& client, const protocol::Frame& fram
         c_.dispatcher->OnUnblocked(*worker);
       }
       return Status::Ok();
+    case MessageType::kLaneAdopt: {
+      if (worker == nullptr || !c_.lane_adopt) return Status::ProtocolError("LaneAdopt from a non-worker");
+      protocol::LaneAdopt m;
+      QUANTA_RETURN_IF_ERROR(protocol::DecodeMessage(frame.body, &m));
+      return c_.lane_adopt(client, std::move(m));
+    }
     case MessageType::kTaskDone: {
       if (worker == nullptr) return Status::ProtocolError("TaskDone from a non-worker");
       protocol::TaskDone m;

@@ -18,6 +18,7 @@
 #include "node/task.h"
 #include "protocol/cluster_messages.h"
 #include "protocol/frame.h"
+#include "protocol/lane_messages.h"
 #include "protocol/messages.h"
 
 namespace quanta {
@@ -47,6 +48,8 @@ class ClientDispatch {
     ControlClient* control;
     StateService* state;
     std::function<void()> after_control_request;  // may be empty (the node polls for the answer)
+    // A worker's LaneAdopt (lane_service.h); empty: refused.
+    std::function<Status(const LocalClient&, protocol::LaneAdopt)> lane_adopt = {};
   };
   // What a HelloReply tells a client about this node.
   struct Identity {

@@ -144,6 +144,12 @@ int main(int argc, char** argv) {
     return Fail("QUANTA_NODE_REPLY_SPIN_US must be a whole number of microseconds from 0 (off) to 10000");
   }
   opts.reply_spin = std::chrono::microseconds(reply_spin);
+  // QUANTA_ACTOR_LANES: 1 (default) sends calls to actors on other nodes straight to their
+  // worker when they allow it (docs/cluster-design.md §8); 0 sends every call through the
+  // actor's node.
+  long long lanes = 1;
+  if (!env_int("QUANTA_ACTOR_LANES", 1, 0, 1, &lanes)) return Fail("QUANTA_ACTOR_LANES must be 0 (off) or 1 (on)");
+  opts.actor_lanes = lanes == 1;
   opts.task_events_buffer = static_cast<size_t>(events_buffer);
   opts.task_events_flush = std::chrono::milliseconds(events_flush);
 

@@ -120,7 +120,13 @@ Status NodeServer::Start() {
           [this](const protocol::TaskSpec& creation) { task_manager_->Recreate(creation); },
           [this](const ObjectID& actor, std::deque<TaskID> waiting) {
             task_manager_->AdoptActorCalls(actor, std::move(waiting));
-          }});
+          },
+          [this](const Task& task, uint32_t node) { return lanes_->Route(task, node); },
+          [this](Task& task, uint32_t node) { return lanes_->Send(task, node); },
+          [this](const ObjectID& actor) { return lanes_->InFlight(actor); },
+          [this](const ObjectID& actor, const protocol::CancelTask& msg) { return lanes_->Cancel(actor, msg); },
+          [this](const ObjectID& actor, const std::string& why) { lanes_->Close(actor, why); },
+          [this](std::chrono::milliseconds delay, std::function<void()> fn) { loop_->RunAfter(delay, std::move(fn)); }});
   if (options_.control_socket_path.empty() || !options_.node_ip.empty()) {
     auto token = net::ClusterToken::Load();
     if (!token.ok()) return token.status();
@@ -134,7 +140,8 @@ Status NodeServer::Start() {
                                QLOG(kWarning) << "cannot reach node " << peer << ": " << why.message();
                                if (state_) state_->OnNodeGone(peer, "unreachable (" + why.message() + ")");
                              },
-                             [this](int fd, const std::string& peer) { transfer_->AdoptInbound(fd, peer); }});
+                             [this](int fd, const std::string& peer) { transfer_->AdoptInbound(fd, peer); },
+                             [this](int fd, const std::string& peer) { lanes_->OnLaneChannel(fd, peer); }});
   if (!options_.node_ip.empty()) QUANTA_RETURN_IF_ERROR(peers_->Listen(options_.node_ip, 0));
   directory_ = std::make_unique<ObjectDirectory>(objects_.get(), peers_.get(), &view_);
   transfer_ = std::make_unique<TransferService>(
@@ -165,6 +172,10 @@ Status NodeServer::Start() {
   task_manager_->cancel_remote = [this](uint32_t node, const protocol::CancelTask& msg) {
     peers_->Send(node, MessageType::kCancelRemote, msg);
   };
+  lanes_ = std::make_unique<LaneService>(
+      LaneService::Components{loop_, &tasks_, objects_.get(), task_manager_.get(), router_.get(), actors_.get(),
+                              dispatcher_.get(), peers_.get(), &clients_, &view_, token_.get()},
+      options_.actor_lanes);
   generators_ = MakeGeneratorStreams(&tasks_, objects_.get(), &clients_, peers_.get(), directory_.get(),
                                      remote_.get(), &view_);
   view_.set_on_resources([this] {
@@ -211,7 +222,10 @@ Status NodeServer::Start() {
                                  actors_.get(), router_.get(), generators_.get(), forwarder_.get(), control_.get(),
                                  state_.get(),
                                  // the control service usually answers within microseconds
-                                 [this] { loop_->SpinBeforeNextWait(&control_spin_); }},
+                                 [this] { loop_->SpinBeforeNextWait(&control_spin_); },
+                                 [this](const LocalClient& client, protocol::LaneAdopt m) {
+                                   return lanes_->OnLaneAdopt(client, std::move(m));
+                                 }},
       ClientDispatch::Identity{node_id_, options_.session_dir, options_.inline_threshold},
       [this](uint64_t request_id) { return NodeStatsReply(request_id); },
       [this] { return view_.Snapshot(LocalNodeInfo()); });
@@ -295,6 +309,7 @@ void NodeServer::OnJoined(const protocol::RegisterNodeReply& reply) {
     }
   });
   task_events_.set_node(reply.node_index);
+  lanes_->set_self_node(reply.node_index);
   if (task_events_.enabled()) {
     auto tick = std::make_shared<std::function<void()>>();
     *tick = [this, tick] {
@@ -376,6 +391,15 @@ protocol::NodeStats NodeServer::NodeStatsReply(uint64_t request_id) const {
   add("reply_spin_us", static_cast<uint64_t>(spin.spent.count()));
   add("control_reply_spins", control_spin_.stats().spins);
   add("control_reply_spins_caught", control_spin_.stats().caught);
+  const ActorLanes::Stats& lane = lanes_->caller_stats();
+  add("lanes_opened", lane.opened);
+  add("lanes_refused", lane.refused);
+  add("lanes_broken", lane.broken);
+  add("lane_calls_sent", lane.calls);
+  add("lane_results_received", lane.results);
+  add("lanes_attached", lanes_->actor_stats().attached);
+  add("lanes_turned_away", lanes_->actor_stats().refused);
+  add("lane_calls_adopted", lanes_->calls_adopted());
   add("workers", dispatcher_->num_workers());
   add("tasks", tasks_.size());
   add("clients", clients_.size());
@@ -478,7 +502,10 @@ void NodeServer::StartStateService() {
 }
 
 void NodeServer::OnClientClosed(const LocalClient& client, const Status& why) {
-  if (client.is_worker()) dispatcher_->OnWorkerClosed(client, why);
+  if (client.is_worker()) {
+    dispatcher_->OnWorkerClosed(client, why);
+    lanes_->OnWorkerGone(client.id);
+  }
   // As in Ray: a driver's work ends with it (its detached actors and others' work go on).
   if (client.is_driver() && !shutting_down_) {
     task_manager_->OnJobEnded(client.id, "its driver (pid " + std::to_string(client.pid) + ") exited");

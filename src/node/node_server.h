@@ -43,6 +43,7 @@
 #include "node/function_table.h"
 #include "node/generator_streams.h"
 #include "node/group_resources.h"
+#include "node/lane_service.h"
 #include "node/log_forwarder.h"
 #include "node/object_manager.h"
 #include "node/object_directory.h"
@@ -85,7 +86,8 @@ struct NodeOptions {
   std::chrono::milliseconds task_events_flush{1000};  // how often they are shipped to the head
   // After forwarding an actor call to another node (or a client's request to the control
   // service), poll this long for the answer before sleeping (adaptive, net/spin_budget.h; 0: never).
-  std::chrono::microseconds reply_spin{100};
+  std::chrono::microseconds reply_spin{0};
+  bool actor_lanes = true;  // QUANTA_ACTOR_LANES=0: calls to actors elsewhere always go through their node
 };
 
 class NodeServer {
@@ -143,6 +145,7 @@ class NodeServer {
   std::unique_ptr<GeneratorStreams> generators_;
   std::unique_ptr<GroupResources> groups_;
   std::unique_ptr<StateService> state_;
+  std::unique_ptr<LaneService> lanes_;
   std::unique_ptr<ClientDispatch> client_dispatch_;
   std::unique_ptr<PeerDispatch> peer_dispatch_;
   uint64_t start_time_ms_;

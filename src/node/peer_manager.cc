@@ -54,9 +54,17 @@ void PeerManager::OnAccepted(int fd, net::Channel channel, const std::string& pe
     }
     return;
   }
+  if (channel == net::Channel::kLane) {
+    if (callbacks_.on_lane_channel) {
+      callbacks_.on_lane_channel(fd, peer);
+    } else {
+      ::close(fd);
+    }
+    return;
+  }
   if (channel != net::Channel::kPeer) {
     QLOG(kWarning) << "refused a " << net::ChannelName(channel) << " connection from " << peer
-                   << ": a node serves peer and data channels only";
+                   << ": a node serves peer, data and lane channels only";
     ::close(fd);
     return;
   }
@@ -145,6 +153,22 @@ void PeerManager::Open(uint32_t to) {
     }
     OnOpened(to, done.value());
   });
+}
+
+void PeerManager::OpenLane(uint32_t to, std::function<void(Result<int>)> done) {
+  const protocol::NodeInfo* info = view_->Find(to);
+  if (info == nullptr || !info->alive || info->port == 0 || info->address.empty() || !handshakes_) {
+    done(Status::NotFound("node " + std::to_string(to) + " is not reachable (unknown, dead, or local-only)"));
+    return;
+  }
+  auto fd = net::ConnectTcpNonBlocking(info->address, static_cast<uint16_t>(info->port));
+  if (!fd.ok()) {
+    done(fd.status());
+    return;
+  }
+  std::string name = info->address + ":" + std::to_string(info->port);
+  handshakes_->Connect(fd.value(), name, net::Channel::kLane,
+                       [done = std::move(done)](Result<int> r, net::Channel) { done(std::move(r)); });
 }
 
 void PeerManager::OnOpened(uint32_t to, int fd) {

@@ -9,8 +9,9 @@
 // whose channel breaks, is reported through on_unreachable (the control service decides
 // whether it is dead).
 //
-// The listener also accepts "data" channels (object bytes, part of object transfer) and hands
-// them to on_data_channel.
+// The listener also accepts "data" channels (object bytes, part of object transfer) and "lane"
+// channels (a caller's node to an actor's worker) and hands them to on_data_channel and
+// on_lane_channel. It opens lanes too (OpenLane), as it opens peer channels.
 //
 // Ownership: owns its listener and every peer connection. Thread-safety: loop thread only.
 #pragma once
@@ -38,6 +39,7 @@ class PeerManager {
     std::function<void()> before_send;
     std::function<void(uint32_t peer, const Status& why)> on_unreachable;
     std::function<void(int fd, const std::string& peer)> on_data_channel;
+    std::function<void(int fd, const std::string& peer)> on_lane_channel;  // actor lanes (lane_acceptor.h)
   };
   struct Stats {
     uint64_t bytes_sent = 0, bytes_received = 0, frames_sent = 0, frames_received = 0;
@@ -59,6 +61,8 @@ class PeerManager {
     SendEncoded(to, frame);
   }
   void SendEncoded(uint32_t to, const std::string& frames);
+  // Connects to node `to` and completes the handshake for a lane; `done` gets the socket or why not.
+  void OpenLane(uint32_t to, std::function<void(Result<int>)> done);
   // Drops both channels of a node that left the cluster.
   void Forget(uint32_t peer);
   const Stats& stats() const { return stats_; }

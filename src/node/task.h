@@ -27,6 +27,7 @@ struct Task {
   // Across nodes (docs/cluster-design.md §6):
   uint32_t owner = 0;         // executing node: the owner's node index (0: this node owns it)
   uint32_t forwarded_to = 0;  // owner: the node running it (0: not forwarded)
+  bool via_lane = false;      // owner: an actor call sent on a lane to its worker (actor_lanes.h)
   std::vector<protocol::ObjectValue> remote_args;  // executing node: argument values from the owner
   int fetching = 0;           // arguments whose bytes are being brought to this node
   // Owner-run task: local copies of its stored arguments, pinned (SharedStore::kNodePin) from

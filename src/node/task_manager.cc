@@ -463,6 +463,7 @@ void TaskManager::OnNodeDead(uint32_t node, const std::string& reason) {
   for (const auto& id : lost) {
     Task& task = tasks_->at(id);
     task.forwarded_to = 0;
+    task.via_lane = false;
     if (task.cancelled) {
       Fail(id, SystemError(ObjectKind::kCancelled, "task " + task.spec.name + " was cancelled"));
     } else if (task.spec.kind == TaskKind::kActorMethod) {
@@ -498,7 +499,10 @@ void TaskManager::Finish(const TaskID& id, std::vector<ObjectValue> returns) {
   Task task = std::move(it->second);
   tasks_->erase(it);
   ReleaseCopies(task);
-  if (options_.events && task.forwarded_to == 0) {  // else the node that ran it records the end
+  // A call whose route kept order waits no more (ActorRouter: one route at a time).
+  if (task.spec.kind == TaskKind::kActorMethod && task.forwarded_to != 0) router_->OnCallEnded(task);
+  // Else the node that ran it records the end; lane calls skip that node's daemon.
+  if (options_.events && (task.forwarded_to == 0 || task.via_lane)) {
     const ObjectValue* error = !returns.empty() && returns[0].IsError() ? &returns[0] : nullptr;
     options_.events->Ended(task, error);
   }

@@ -17,7 +17,7 @@
 
 namespace quanta::protocol {
 
-inline constexpr uint16_t kProtocolVersion = 6;
+inline constexpr uint16_t kProtocolVersion = 7;
 inline constexpr size_t kFrameHeaderSize = 8;
 inline constexpr uint32_t kMaxFrameBody = 1u << 30;  // 1 GiB; larger data goes through the store
 

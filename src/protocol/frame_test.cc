@@ -219,7 +219,7 @@ TEST(FrameDecoder, WrongVersionDetectedBeforeBodyArrives) {
 
 TEST(FrameDecoder, WrongVersionAfterGoodFrame) {
   FrameDecoder dec;
-  dec.Append(MakeFrame(1, "good") + RawHeader(0, 7, 1));
+  dec.Append(MakeFrame(1, "good") + RawHeader(0, kProtocolVersion + 1, 1));
   Frame f;
   auto first = dec.Next(&f);
   ASSERT_TRUE(first.ok());

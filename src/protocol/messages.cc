@@ -27,6 +27,10 @@ const char* MessageTypeName(MessageType t) {
     case MessageType::kGeneratorItem: return "GeneratorItem";
     case MessageType::kGeneratorAck: return "GeneratorAck";
     case MessageType::kNodeState: return "NodeState";
+    case MessageType::kLaneAdopt: return "LaneAdopt";
+    case MessageType::kLaneCall: return "LaneCall";
+    case MessageType::kLaneAttach: return "LaneAttach";
+    case MessageType::kLaneReady: return "LaneReady";
     case MessageType::kNodeStats: return "NodeStats";
     case MessageType::kReturnTasks: return "ReturnTasks";
     case MessageType::kCreateObjectReply: return "CreateObjectReply";

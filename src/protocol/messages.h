@@ -47,6 +47,7 @@ enum class MessageType : uint16_t {
   kGetNodeState = 21,          // an observer asks about a node (state_messages.h)
   kGeneratorItem = 22,         // worker -> node: one value a streaming generator yielded
   kGeneratorAck = 23,          // consumer -> node (and node -> worker): items taken so far
+  kLaneAdopt = 24,             // worker -> node: a lane call that ends the forwarded way (lane_messages.h)
   // node -> client
   kHelloReply = 32,
   kObjectReady = 33,
@@ -60,6 +61,9 @@ enum class MessageType : uint16_t {
   kReturnTasks = 41,
   kNodeStats = 42,
   kNodeState = 43,
+  kLaneAttach = 44,            // node -> worker, with the lane's socket (SCM_RIGHTS; lane_messages.h)
+  kLaneReady = 45,             // worker -> caller's node: the first frame on a lane
+  kLaneCall = 46,              // caller's node -> worker, on a lane: a call and its ticket
   // node <-> control service (cluster_messages.h)
   kRegisterNode = 64,
   kRegisterNodeReply = 65,
