@@ -41,7 +41,7 @@ from conftest import alive, process_identity
 
 from quanta._core import PROTOCOL_VERSION  # noqa: E402  (the engine's)
 MAGIC = b"QNTA"
-CH_CONTROL, CH_PEER, CH_DATA, CH_TOOL = 1, 2, 3, 4
+CH_CONTROL, CH_PEER, CH_DATA, CH_TOOL, CH_LANE = 1, 2, 3, 4, 5
 
 GET_CLUSTER_INFO = 11
 CLUSTER_INFO = 37
@@ -859,3 +859,48 @@ def test_thousands_of_idle_connections_that_never_handshake(serving_after, recor
                         and "the handshake did not complete within 5000 ms" in line)
     assert timed_out == want, f"{timed_out} of {want} idle connections were logged as timed out"
     setup.assert_serving()
+
+
+# ----------------------------------------------------------------------------- actor lanes
+# A lane is a socket a caller's node opens to an actor's node for the actor's worker
+# (docs/cluster-design.md §8). It needs the token like any channel; after the handshake the node
+# reads exactly a 24-byte LaneHello and hands the socket over only to the worker of a live actor.
+
+
+def lane_hello(actor_id, caller_node, magic=b"QLAN"):
+    return magic + actor_id + struct.pack("<I", caller_node)
+
+
+def test_lane_without_the_token_is_refused(serving_after):
+    setup = serving_after
+    mark = setup.node.log_mark()
+    with setup.node.connect() as s:
+        nonce_c = os.urandom(32)
+        s.sendall(hello_msg(CH_LANE, nonce_c))
+        ch = parse_challenge(recv_exact(s, 76))
+        s.sendall(mac("not-the-token-" * 3, b"quanta client", CH_LANE, ch["nonce"], nonce_c))
+        assert recv_exact(s, 4)[0] == 2
+    setup.node.wait_log("wrong token", mark)
+
+
+@pytest.mark.parametrize("hello", ["garbage", "nil-actor", "unknown-actor", "silence"])
+def test_a_bad_lane_hello_is_closed_and_never_reaches_a_worker(serving_after, hello):
+    setup = serving_after
+    node = setup.node
+    before = num_fds(node.pid)
+    s = setup.handshake(node, CH_LANE)
+    if hello == "garbage":
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    elif hello == "nil-actor":
+        s.sendall(lane_hello(bytes(16), 1))
+    elif hello == "unknown-actor":
+        s.sendall(lane_hello(os.urandom(16), 1))
+    # "silence": nothing at all; the node closes it after 5 s
+    assert wait_closed_by_peer(s, timeout=15)
+    s.close()
+    deadline = time.monotonic() + 5
+    while num_fds(node.pid) > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert num_fds(node.pid) <= before  # nothing kept for it
+    # The node still serves: a good lane handshake still completes.
+    setup.handshake(node, CH_LANE).close()
