@@ -304,9 +304,11 @@ void CoreClient::HandleLaneFrame(uint64_t lane, const protocol::Frame& frame) {
       }
       std::lock_guard<std::mutex> lock(mu_);
       msg.gpus = actor_gpus_;
+      // The node needs the call's identity only, should the result go its way: not its arguments.
+      std::string blob = std::move(msg.spec.args_blob);
       WorkerLanes::Route route{lane, static_cast<uint32_t>(msg.spec.task_id.Creator() >> 32),
                                std::move(lane_call.ticket), false, msg.spec};
-      route.spec.args_blob.clear();  // the node needs the call's identity only, should the result go its way
+      msg.spec.args_blob = std::move(blob);
       lanes_.Remember(msg.spec.task_id, std::move(route));
       QueueTask(std::move(msg));
       break;

@@ -64,8 +64,8 @@ void WorkerLanes::Read(const pollfd* fds, size_t n, const std::function<void(uin
       continue;
     }
     if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-    char* space = l.decoder.WritableSpace(64 * 1024);
-    ssize_t r = ::recv(l.fd, space, 64 * 1024, MSG_DONTWAIT);
+    char* space = l.decoder.WritableSpace(256 * 1024);
+    ssize_t r = ::recv(l.fd, space, 256 * 1024, MSG_DONTWAIT);
     if (r < 0 && (errno == EINTR || errno == EAGAIN)) continue;
     if (r <= 0) {
       closed.push_back(l.id);
@@ -89,6 +89,11 @@ void WorkerLanes::Read(const pollfd* fds, size_t n, const std::function<void(uin
       std::lock_guard<std::mutex> lock(write_mu_);
       auto it = std::find_if(lanes_.begin(), lanes_.end(), [&](const auto& l) { return l->id == id; });
       if (it == lanes_.end()) continue;
+      if ((*it)->flushing) {  // another thread writes on it now: closed at a later read
+        (*it)->broken = true;
+        ::shutdown((*it)->fd, SHUT_RDWR);
+        continue;
+      }
       ::close((*it)->fd);
       lanes_.erase(it);
     }
@@ -110,28 +115,44 @@ bool WorkerLanes::Alive(uint64_t lane) const {
 }
 
 Status WorkerLanes::WriteFrame(uint64_t lane, const std::string& frame) {
-  std::lock_guard<std::mutex> lock(write_mu_);
+  std::unique_lock<std::mutex> lock(write_mu_);
   auto it = std::find_if(lanes_.begin(), lanes_.end(), [&](const auto& l) { return l->id == lane; });
   if (it == lanes_.end() || (*it)->broken) return Status::IOError("the lane is closed");
-  Lane& l = **it;
-  size_t sent = 0;
+  Lane& l = **it;  // not erased while `flushing` (Read waits for the flush to end)
+  l.out += frame;
+  if (l.flushing) return Status::Ok();  // the flushing thread takes it along
+  l.flushing = true;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
-  while (sent < frame.size()) {
-    ssize_t n = ::send(l.fd, frame.data() + sent, frame.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n > 0) {
-      sent += static_cast<size_t>(n);
-      continue;
+  while (!l.out.empty() && !l.broken) {
+    std::string chunk;
+    chunk.swap(l.out);
+    lock.unlock();
+    size_t sent = 0;
+    bool failed = false;
+    while (sent < chunk.size()) {
+      ssize_t n = ::send(l.fd, chunk.data() + sent, chunk.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) {
+        sent += static_cast<size_t>(n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && std::chrono::steady_clock::now() < deadline) {
+        pollfd p{l.fd, POLLOUT, 0};
+        ::poll(&p, 1, 100);
+        continue;
+      }
+      failed = true;
+      break;
     }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && std::chrono::steady_clock::now() < deadline) {
-      pollfd p{l.fd, POLLOUT, 0};
-      ::poll(&p, 1, 100);
-      continue;
+    lock.lock();
+    if (failed) {
+      l.broken = true;  // a half-written frame: the lane cannot be used again
+      l.out.clear();
+      ::shutdown(l.fd, SHUT_RDWR);
     }
-    l.broken = true;  // a half-written frame: the lane cannot be used again
-    ::shutdown(l.fd, SHUT_RDWR);
-    return Status::IOError("the lane to node " + std::to_string(l.caller_node) + " does not take writes");
   }
+  l.flushing = false;
+  if (l.broken) return Status::IOError("the lane to node " + std::to_string(l.caller_node) + " does not take writes");
   return Status::Ok();
 }
 

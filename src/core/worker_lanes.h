@@ -72,6 +72,7 @@ class WorkerLanes {
   bool Alive(uint64_t lane) const;
 
   // Writes one frame on the lane (blocking up to a second); a lane that cannot take it is closed.
+  // Frames of threads that write at once leave together (one send for several results).
   template <typename M>
   Status Write(uint64_t lane, protocol::MessageType type, const M& msg) {
     std::string frame;
@@ -87,6 +88,9 @@ class WorkerLanes {
     uint32_t caller_node = 0;
     protocol::FrameDecoder decoder;
     bool broken = false;  // a write failed: closed at the next read
+    // Writes combine: a thread that finds another flushing leaves its frame in `out` for it.
+    std::string out;
+    bool flushing = false;
   };
   Status WriteFrame(uint64_t lane, const std::string& frame);
 

@@ -1,9 +1,11 @@
 #include "net/auth.h"
 
 #include <fcntl.h>
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/params.h>
 #include <openssl/rand.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -93,6 +95,34 @@ std::string HmacSha256(std::string_view key, std::string_view data) {
   unsigned int len = 0;
   HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
        data.size(), out, &len);
+  return std::string(reinterpret_cast<char*>(out), len);
+}
+
+HmacKey::HmacKey(std::string_view key) : key_(key) {
+  EVP_MAC* mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+  if (mac == nullptr) return;
+  ctx_ = EVP_MAC_CTX_new(mac);
+  EVP_MAC_free(mac);
+  if (ctx_ == nullptr) return;
+  char digest[] = "SHA256";
+  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0), OSSL_PARAM_construct_end()};
+  if (EVP_MAC_init(ctx_, reinterpret_cast<const unsigned char*>(key_.data()), key_.size(), params) != 1) {
+    EVP_MAC_CTX_free(ctx_);
+    ctx_ = nullptr;
+  }
+}
+
+HmacKey::~HmacKey() { EVP_MAC_CTX_free(ctx_); }
+
+std::string HmacKey::Sign(std::string_view data) const {
+  EVP_MAC_CTX* c = ctx_ == nullptr ? nullptr : EVP_MAC_CTX_dup(ctx_);
+  if (c == nullptr) return HmacSha256(key_, data);
+  unsigned char out[EVP_MAX_MD_SIZE];
+  size_t len = 0;
+  bool ok = EVP_MAC_update(c, reinterpret_cast<const unsigned char*>(data.data()), data.size()) == 1 &&
+            EVP_MAC_final(c, out, &len, sizeof out) == 1;
+  EVP_MAC_CTX_free(c);
+  if (!ok) return HmacSha256(key_, data);
   return std::string(reinterpret_cast<char*>(out), len);
 }
 

@@ -115,3 +115,18 @@ TEST(Handshake, ClientRefusesAVersionOutsideItsRange) {
 
 }  // namespace
 }  // namespace quanta::net
+
+namespace quanta::net {
+namespace {
+
+TEST(HmacKeyTest, SignsAsTheOneShotHmacDoes) {
+  HmacKey key("a cluster token of some length");
+  for (std::string data : {std::string(), std::string("quanta lane call"), std::string(1000, 'x')}) {
+    EXPECT_EQ(key.Sign(data), HmacSha256("a cluster token of some length", data));
+    EXPECT_EQ(key.Sign(data).size(), 32u);
+  }
+  EXPECT_NE(key.Sign("a"), HmacKey("another token").Sign("a"));
+}
+
+}  // namespace
+}  // namespace quanta::net

@@ -19,13 +19,15 @@ LaneService::LaneService(Components c, bool enabled)
                  [this](const ObjectID& actor, std::vector<TaskID> in_flight, const Status& why) {
                    c_.router->OnLaneBroken(actor, in_flight, why.message());
                  }}),
-      acceptor_(c.loop, [this](const protocol::LaneHello& h, int fd) { return Attach(h, fd); }) {}
+      acceptor_(c.loop, [this](const protocol::LaneHello& h, int fd) { return Attach(h, fd); }) {
+  if (c_.token != nullptr) ticket_key_ = std::make_unique<net::HmacKey>(c_.token->secret);
+}
 
 std::string LaneService::Ticket(const TaskID& task, const ObjectID& actor) const {
   std::string data = "quanta lane call";
   data.append(reinterpret_cast<const char*>(task.bytes.data()), ObjectID::kSize);
   data.append(reinterpret_cast<const char*>(actor.bytes.data()), ObjectID::kSize);
-  return net::HmacSha256(c_.token->secret, data).substr(0, 16);
+  return ticket_key_->Sign(data).substr(0, 16);
 }
 
 bool LaneService::Eligible(const Task& task) const {

@@ -74,6 +74,7 @@ class LaneService {
 
   Components c_;
   bool enabled_;
+  std::unique_ptr<net::HmacKey> ticket_key_;  // the cluster token's, prepared once
   ActorLanes lanes_;
   LaneAcceptor acceptor_;
   uint64_t calls_adopted_ = 0;
