@@ -68,11 +68,19 @@ def test_actor_on_host_b_is_used_from_host_a_by_name_and_through_a_task(net):
         task = from_b.remote(j, 100)
         mine = quanta.get([j.add.remote("driver", i) for i in range(100)])
         where, seen_by_task = quanta.get(task)
+        total = quanta.get(j.add.remote("last", 0))
+        after = quanta._private.api.node_stats()
+        # Then sync calls: they take a lane from A's node straight to the actor's worker on B.
+        lane_before = quanta._private.api.node_stats()
+        for i in range(50):
+            assert quanta.get(j.add.remote("sync", i)) == 202 + i
+        lane_after = quanta._private.api.node_stats()
         print(json.dumps({{"actor_host": quanta.get(j.host.remote()), "task_host": where,
                           "task_order": seen_by_task == list(range(100)),
                           "driver_order": quanta.get(j.of.remote("driver")) == list(range(100)),
-                          "total": quanta.get(j.add.remote("last", 0)),
-                          "before": before, "after": quanta._private.api.node_stats()}}))
+                          "sync_order": quanta.get(j.of.remote("sync")) == list(range(50)),
+                          "total": total,
+                          "before": before, "after": after, "lane_before": lane_before, "lane_after": lane_after}}))
         quanta.kill(j)
     """)
     result = json.loads(output.strip().splitlines()[-1])
@@ -81,8 +89,11 @@ def test_actor_on_host_b_is_used_from_host_a_by_name_and_through_a_task(net):
     assert result["task_order"] and result["driver_order"]
     assert result["total"] == 201
     before, after = result["before"], result["after"]
-    # A's node sent the driver's 100+ calls (and the task) to B over TCP, and got replies back.
-    assert after["tasks_forwarded"] - before["tasks_forwarded"] >= 101
+    assert result["sync_order"]
+    # A's node sent the driver's 100+ calls (and the task) to B over TCP, and got replies back:
+    # to B's node daemon, or on a lane to the actor's worker there.
+    sent = lambda s: s["tasks_forwarded"] + s["lane_calls_sent"]  # noqa: E731
+    assert sent(after) - sent(before) >= 101
     assert after["peer_bytes_sent"] > before["peer_bytes_sent"]
     assert after["peer_bytes_received"] > before["peer_bytes_received"]
     b_stats = json.loads(b.python("""
@@ -90,7 +101,15 @@ def test_actor_on_host_b_is_used_from_host_a_by_name_and_through_a_task(net):
         quanta.init(address="auto", log_to_driver=False)
         print(json.dumps(quanta._private.api.node_stats()))
     """).strip().splitlines()[-1])
-    assert b_stats["tasks_executed_for_other_nodes"] >= 101
+    lanes = after["lane_calls_sent"] - before["lane_calls_sent"]
+    assert b_stats["tasks_executed_for_other_nodes"] >= 101 - lanes
+    # The sync calls went on the lane: frames crossed TCP between the two network namespaces
+    # straight to the worker (B's daemon only handed it the lane).
+    lane_before, lane_after = result["lane_before"], result["lane_after"]
+    assert lane_after["lane_calls_sent"] - lane_before["lane_calls_sent"] >= 45
+    assert lane_after["lane_bytes_sent"] - lane_before["lane_bytes_sent"] >= 45 * 100
+    assert lane_after["lane_bytes_received"] - lane_before["lane_bytes_received"] >= 45 * 30
+    assert b_stats["lanes_attached"] >= 1
     # The name went with the killed actor.
     gone = a.python(f"""
         import time, quanta

@@ -72,6 +72,7 @@ void ActorLanes::OnConnected(const ObjectID& actor, uint64_t serial, Result<int>
 void ActorLanes::OnFrame(const ObjectID& actor, uint64_t serial, net::Connection& c, const protocol::Frame& f) {
   Lane* lane = Find(actor, serial);
   if (lane == nullptr) return;
+  stats_.bytes_received += protocol::kFrameHeaderSize + f.body.size();
   auto type = static_cast<MessageType>(f.type);
   if (lane->state == Lane::State::kOpening) {
     protocol::LaneReady ready;
@@ -142,7 +143,10 @@ bool ActorLanes::Send(const protocol::LaneCall& lane_call) {
   }
   it->second.in_flight.insert(call.spec.task_id);
   ++stats_.calls;
-  it->second.conn->Send(MessageType::kLaneCall, lane_call);
+  std::string frame;
+  protocol::AppendMessage(&frame, MessageType::kLaneCall, lane_call);
+  stats_.bytes_sent += frame.size();
+  it->second.conn->SendEncoded(frame);
   return true;
 }
 

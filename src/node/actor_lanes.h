@@ -44,6 +44,7 @@ class ActorLanes {
   };
   struct Stats {
     uint64_t opened = 0, refused = 0, broken = 0, calls = 0, results = 0;
+    uint64_t bytes_sent = 0, bytes_received = 0;  // frames on lanes, headers included
   };
 
   ActorLanes(net::EventLoop* loop, uint32_t self_node, Callbacks callbacks)

@@ -397,6 +397,8 @@ protocol::NodeStats NodeServer::NodeStatsReply(uint64_t request_id) const {
   add("lanes_broken", lane.broken);
   add("lane_calls_sent", lane.calls);
   add("lane_results_received", lane.results);
+  add("lane_bytes_sent", lane.bytes_sent);
+  add("lane_bytes_received", lane.bytes_received);
   add("lanes_attached", lanes_->actor_stats().attached);
   add("lanes_turned_away", lanes_->actor_stats().refused);
   add("lane_calls_adopted", lanes_->calls_adopted());
