@@ -203,3 +203,13 @@ def test_lanes_can_be_turned_off(make_cluster, monkeypatch):
     after = lane_counts()
     assert delta(after, before, "lane_calls_sent") == 0
     assert delta(after, before, "tasks_forwarded") >= 100
+
+
+def test_a_call_after_kill_does_not_overtake_it(two):
+    _, node = two
+    for _ in range(3):
+        log = Log.options(**there(node)).remote()
+        open_lane(log)
+        quanta.kill(log)
+        with pytest.raises(ActorDiedError):
+            quanta.get(log.add.remote(1), timeout=30)

@@ -23,12 +23,14 @@ ActorLanes::Lane* ActorLanes::Find(const ObjectID& actor, uint64_t serial) {
 bool ActorLanes::Ready(const ObjectID& actor, uint32_t node) {
   if (node == 0 || node == self_node_ || self_node_ == 0) return false;
   auto it = lanes_.find(actor);
+  if (it != lanes_.end() && it->second.node == 0) return false;  // closed for good (killed)
   if (it != lanes_.end() && it->second.node == node) {
     const Lane& lane = it->second;
     return lane.state == Lane::State::kOpen && lane.in_flight.size() < kMaxInFlight;
   }
   if (it != lanes_.end()) Close(actor, Status::Cancelled("the actor is on another node now"));
   Lane& lane = lanes_[actor];
+  lane.state = Lane::State::kOpening;
   lane.node = node;
   lane.serial = next_serial_++;
   Open(actor, lane);
@@ -159,12 +161,22 @@ bool ActorLanes::Cancel(const ObjectID& actor, const protocol::CancelTask& msg) 
 
 void ActorLanes::Close(const ObjectID& actor, const Status& why) {
   auto it = lanes_.find(actor);
-  if (it == lanes_.end()) return;
-  Lane lane = std::move(it->second);
-  lanes_.erase(it);
+  if (it == lanes_.end()) {  // never opened: none may open now either
+    Lane& lane = lanes_[actor];
+    lane.state = Lane::State::kDisabled;
+    lane.serial = next_serial_++;
+    lane.node = 0;
+    return;
+  }
+  Lane& lane = it->second;
   std::vector<TaskID> in_flight(lane.in_flight.begin(), lane.in_flight.end());
-  if (lane.conn) lane.conn->Close(why);  // its close handler finds no lane of this serial
+  lane.in_flight.clear();
+  lane.state = Lane::State::kDisabled;  // kept: a lane reopened now could overtake what closed it
+  lane.serial = next_serial_++;         // its close handler finds no lane of the old serial
+  std::shared_ptr<net::Connection> conn = std::move(lane.conn);
+  if (conn) conn->Close(why);
   if (!in_flight.empty()) callbacks_.broken(actor, std::move(in_flight), why);
 }
+
 
 }  // namespace quanta

@@ -62,7 +62,8 @@ class ActorLanes {
   bool Send(const protocol::LaneCall& call);
   // Asks the worker to drop a call not started yet; false if the call is not on a lane.
   bool Cancel(const ObjectID& actor, const protocol::CancelTask& msg);
-  // The actor died or moved: its lane closes and its calls in flight are reported as broken.
+  // The actor was killed or died: its lane closes for good and its calls in flight are reported
+  // as broken.
   void Close(const ObjectID& actor, const Status& why);
   const Stats& stats() const { return stats_; }
 

@@ -208,6 +208,9 @@ void ActorRouter::OnActorUpdate(const protocol::ActorInfo& info) {
 void ActorRouter::Kill(const ObjectID& actor, bool no_restart, const std::string& reason) {
   Remote& r = Get(actor);
   if (r.state == State::kDead) return;
+  // Calls after kill() must not overtake it: they go the kill's way (the actor's node, one FIFO
+  // channel) from now on; the lane's calls in flight share the actor's fate.
+  if (callbacks_.lane_close) callbacks_.lane_close(actor, "the actor was killed");
   if (r.node == 0) {  // not placed yet: killed as soon as it is
     r.kill_pending = true;
     r.kill_no_restart = no_restart;

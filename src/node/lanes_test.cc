@@ -169,6 +169,16 @@ TEST_F(RouterLaneTest, CallsOfABrokenLaneToALiveActorFailAfterTheLimbo) {
   EXPECT_NE(failed_[0].second.find("may or may not have run"), std::string::npos) << failed_[0].second;
 }
 
+TEST_F(RouterLaneTest, CallsAfterKillGoTheKillsWayAndTheLaneCloses) {
+  router_.OnCreationPlaced(actor_, 4, {}, {}, protocol::TaskSpec{});
+  Alive();
+  Call(1, "small");
+  router_.Pump(actor_);
+  EXPECT_EQ(route_, (std::vector<std::string>{"lane:1"}));
+  router_.Kill(actor_, true, "killed");
+  EXPECT_EQ(lane_closes_, 1) << "kill closes the lane: later calls must not overtake the kill";
+}
+
 // ----------------------------------------------------------------------------- loop helper
 
 class LoopTest : public ::testing::Test {
