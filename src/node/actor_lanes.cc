@@ -29,6 +29,8 @@ bool ActorLanes::Ready(const ObjectID& actor, uint32_t node) {
     return lane.state == Lane::State::kOpen && lane.in_flight.size() < kMaxInFlight;
   }
   if (it != lanes_.end()) Close(actor, Status::Cancelled("the actor is on another node now"));
+  if (live_ >= kMaxLanes) return false;  // each lane is a socket here: bounded
+  ++live_;
   Lane& lane = lanes_[actor];
   lane.state = Lane::State::kOpening;
   lane.node = node;
@@ -48,6 +50,7 @@ void ActorLanes::OnConnected(const ObjectID& actor, uint64_t serial, Result<int>
     if (fd.ok()) ::close(fd.value());
     if (lane != nullptr) {
       ++stats_.refused;
+      --live_;
       lane->state = Lane::State::kDisabled;
       QLOG(kDebug) << "no lane to actor " << actor.Hex() << ": " << fd.status().message();
       callbacks_.changed(actor);
@@ -61,6 +64,7 @@ void ActorLanes::OnConnected(const ObjectID& actor, uint64_t serial, Result<int>
   if (!conn.ok()) {
     ::close(fd.value());
     ++stats_.refused;
+    --live_;
     lane->state = Lane::State::kDisabled;
     callbacks_.changed(actor);
     return;
@@ -122,6 +126,7 @@ void ActorLanes::OnClosed(const ObjectID& actor, uint64_t serial, const Status& 
   lane->in_flight.clear();
   lane->conn.reset();
   lane->state = Lane::State::kDisabled;  // not opened again to that node
+  --live_;
   if (was_open) {
     ++stats_.broken;
   } else {
@@ -171,6 +176,7 @@ void ActorLanes::Close(const ObjectID& actor, const Status& why) {
   Lane& lane = it->second;
   std::vector<TaskID> in_flight(lane.in_flight.begin(), lane.in_flight.end());
   lane.in_flight.clear();
+  if (lane.state != Lane::State::kDisabled) --live_;
   lane.state = Lane::State::kDisabled;  // kept: a lane reopened now could overtake what closed it
   lane.serial = next_serial_++;         // its close handler finds no lane of the old serial
   std::shared_ptr<net::Connection> conn = std::move(lane.conn);

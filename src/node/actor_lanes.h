@@ -34,6 +34,7 @@ namespace quanta {
 class ActorLanes {
  public:
   static constexpr size_t kMaxInFlight = 1024;
+  static constexpr size_t kMaxLanes = 256;  // open or opening at once: calls to more actors go the node's way
   struct Callbacks {
     // TCP connect and handshake to `node` for a lane; the answer is the socket.
     std::function<void(uint32_t node, std::function<void(Result<int>)> done)> connect;
@@ -86,6 +87,7 @@ class ActorLanes {
   uint32_t self_node_;
   Callbacks callbacks_;
   std::unordered_map<ObjectID, Lane, ObjectIDHash> lanes_;
+  size_t live_ = 0;  // lanes open or opening (with a socket or a connect under way)
   uint64_t next_serial_ = 1;
   Stats stats_;
 };

@@ -387,6 +387,24 @@ TEST_F(LoopTest, CallerLaneThatClosesBeforeLaneReadyIsRefusedForGood) {
   EXPECT_EQ(lanes.stats().refused, 1u);
 }
 
+TEST_F(LoopTest, CallerLanesAreBoundedInNumber) {
+  int connects = 0;
+  std::vector<std::function<void(Result<int>)>> pending;
+  ActorLanes lanes(&loop_, 1,
+                   ActorLanes::Callbacks{[&](uint32_t, std::function<void(Result<int>)> cb) {
+                                           ++connects;
+                                           pending.push_back(std::move(cb));
+                                         },
+                                         [](const ObjectID&) {}, [](protocol::TaskDone) {},
+                                         [](const ObjectID&, std::vector<TaskID>, const Status&) {}});
+  for (uint32_t i = 1; i <= ActorLanes::kMaxLanes + 10; ++i) EXPECT_FALSE(lanes.Ready(ObjectID::Make(9, i, 0), 2));
+  EXPECT_EQ(connects, static_cast<int>(ActorLanes::kMaxLanes)) << "one socket per lane, and no more";
+  pending[0](Status::IOError("refused"));  // one fails: room for another
+  EXPECT_FALSE(lanes.Ready(ObjectID::Make(9, 9999, 0), 2));
+  EXPECT_EQ(connects, static_cast<int>(ActorLanes::kMaxLanes) + 1);
+  for (size_t i = 1; i < pending.size(); ++i) pending[i](Status::IOError("refused"));
+}
+
 // ----------------------------------------------------------------------------- worker's lanes
 
 TEST(WorkerLanesTest, AttachNeedsItsSocketThenAnswersLaneReadyAndReadsCalls) {
