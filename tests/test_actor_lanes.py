@@ -213,3 +213,15 @@ def test_a_call_after_kill_does_not_overtake_it(two):
         quanta.kill(log)
         with pytest.raises(ActorDiedError):
             quanta.get(log.add.remote(1), timeout=30)
+
+
+def test_a_threaded_actor_keeps_the_node_route(two):
+    _, node = two
+    log = Log.options(**there(node, max_concurrency=4)).remote()
+    actor_before = quanta.get(log.stats.remote())
+    before = lane_counts()
+    assert quanta.get([log.add.remote(i) for i in range(100)]) == list(range(100))
+    assert [quanta.get(log.add.remote(i)) for i in range(20)] == list(range(20))
+    assert delta(lane_counts(), before, "lane_calls_sent") == 0
+    actor_after = quanta.get(log.stats.remote())
+    assert delta(actor_after, actor_before, "lanes_turned_away") >= 1  # asked for, and refused

@@ -125,6 +125,11 @@ void ActorManager::OnPlaced(const ObjectID& actor_id, Worker& worker) {
 uint64_t ActorManager::LaneWorker(const ObjectID& actor_id) {
   Actor* actor = actors_.Find(actor_id);
   if (actor == nullptr || actor->state != Actor::State::kAlive || actor->creation.actor.max_restarts != 0) return 0;
+  // A threaded actor's results come from several threads at once; through this node they leave
+  // batched, one TCP write per loop iteration, which measured more calls/s than one segment per
+  // result on its lane (docs/cluster-design.md §8). Sync and async actors take lanes.
+  const protocol::ActorOptions& o = actor->creation.actor;
+  if (!o.is_async && (o.max_concurrency > 1 || !o.concurrency_groups.empty())) return 0;
   return actor->worker;
 }
 

@@ -44,7 +44,8 @@ class ActorManager {
   void OnCreationSubmitted(const TaskID& id);
   bool Hosts(const ObjectID& actor_id) { return actors_.Find(actor_id) != nullptr; }
   // The client id of the worker that may take a lane to the actor (alive here, and it never
-  // restarts, so a call in flight on a lane dies with it exactly as Ray's would); 0 if none.
+  // restarts, so a call in flight on a lane dies with it exactly as Ray's would; not threaded,
+  // whose results this node batches better than a lane); 0 if none.
   uint64_t LaneWorker(const ObjectID& actor_id);
   // A call that came on a lane is handed to this node (LaneAdopt): it is in flight on the
   // actor's worker like the calls this node sent. False if that worker no longer hosts it.
