@@ -36,14 +36,18 @@ def delta(after, before, key):
     return after[key] - before[key]
 
 
-def open_lane(log):
+def open_lane_to(actor, call=lambda a: a.ping.remote()):
     """Calls the actor until this node's lane to it is open (it opens on the first call made once
     the actor is alive; that call and the ones before go the node's way)."""
     start = lane_counts()["lanes_opened"]
     deadline = time.monotonic() + 10
     while lane_counts()["lanes_opened"] == start:
         assert time.monotonic() < deadline, "no lane opened"
-        quanta.get(log.add.remote(-1))
+        quanta.get(call(actor))
+
+
+def open_lane(log):
+    open_lane_to(log, lambda a: a.add.remote(-1))
 
 
 @quanta.remote(num_cpus=0)
@@ -225,3 +229,24 @@ def test_a_threaded_actor_keeps_the_node_route(two):
     assert delta(lane_counts(), before, "lane_calls_sent") == 0
     actor_after = quanta.get(log.stats.remote())
     assert delta(actor_after, actor_before, "lanes_turned_away") >= 1  # asked for, and refused
+
+
+@quanta.remote(num_cpus=0)
+class Quitter:
+    def ping(self):
+        return "pong"
+
+    def quit(self):
+        quanta.actor.exit_actor()
+
+
+def test_exit_actor_in_a_lane_call_ends_the_actor_with_that_reason(two):
+    _, node = two
+    q = Quitter.options(**there(node)).remote()
+    open_lane_to(q)
+    before = lane_counts()
+    with pytest.raises(ActorDiedError, match="exit_actor"):
+        quanta.get(q.quit.remote(), timeout=30)
+    assert delta(lane_counts(), before, "lane_calls_sent") == 1
+    with pytest.raises(ActorDiedError, match="exit_actor"):
+        quanta.get(q.ping.remote(), timeout=30)

@@ -542,9 +542,13 @@ Status CoreClient::TaskDone(const protocol::TaskDone& msg) {
   }
   if (!route) return Send(MessageType::kTaskDone, msg);
   // A lane call: its lane carries inline results without refs; anything else (a result in the
-  // node's store, refs the node must hand off, a lane that broke) goes through the node.
+  // node's store, refs the node must hand off, exit_actor()'s, which the node must see to
+  // record why the actor ends, a lane that broke) goes through the node.
   bool fits = !route->adopted;
-  for (const auto& v : msg.returns) fits = fits && v.kind != protocol::ObjectKind::kStored && v.nested_refs.empty();
+  for (const auto& v : msg.returns) {
+    fits = fits && v.kind != protocol::ObjectKind::kStored && v.kind != protocol::ObjectKind::kActorDied &&
+           v.nested_refs.empty();
+  }
   if (fits && lanes_.Write(route->lane, MessageType::kTaskDone, msg).ok()) return Status::Ok();
   if (!route->adopted) QUANTA_RETURN_IF_ERROR(AdoptLaneCall(*route));
   return Send(MessageType::kTaskDone, msg);

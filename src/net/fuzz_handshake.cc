@@ -121,7 +121,7 @@ void RawMode(FuzzedDataProvider& fdp, bool server) {
   Pair p;
   uint16_t lo = fdp.ConsumeBool() ? kV : fdp.ConsumeIntegralInRange<uint16_t>(0, 4);
   uint16_t hi = fdp.ConsumeBool() ? kV : fdp.ConsumeIntegralInRange<uint16_t>(0, 4);
-  auto channel = static_cast<net::Channel>(fdp.ConsumeIntegralInRange<uint8_t>(1, 4));
+  auto channel = static_cast<net::Channel>(fdp.ConsumeIntegralInRange<uint8_t>(1, 5));
   Handshake hs(server ? Handshake::Role::kServer : Handshake::Role::kClient, channel, &kToken, lo, hi);
   bool finished = false;
   while (fdp.remaining_bytes() > 0 && !finished) {
@@ -162,7 +162,7 @@ void CooperativeClient(FuzzedDataProvider& fdp) {
     r = Run(hs, p);
   }
   CheckLimits(p, true);
-  if (bad_magic || channel < 1 || channel > 4) {
+  if (bad_magic || channel < 1 || channel > 5) {  // 5: the highest channel, "lane"
     if (r.ok()) Fail("a Hello with a bad magic or channel was accepted");
     if (!p.from_machine.empty()) Fail("answered a malformed Hello");
     return;
@@ -204,7 +204,7 @@ void CooperativeClient(FuzzedDataProvider& fdp) {
 void CooperativeServer(FuzzedDataProvider& fdp) {
   Pair p;
   uint16_t cmin = fdp.ConsumeIntegralInRange<uint16_t>(1, 4), cmax = fdp.ConsumeIntegralInRange<uint16_t>(1, 4);
-  auto channel = fdp.ConsumeIntegralInRange<uint8_t>(1, 4);
+  auto channel = fdp.ConsumeIntegralInRange<uint8_t>(1, 5);
   uint16_t version = fdp.ConsumeIntegralInRange<uint16_t>(0, 5);
   uint16_t smin = fdp.ConsumeIntegralInRange<uint16_t>(0, 5), smax = fdp.ConsumeIntegralInRange<uint16_t>(0, 5);
   bool bad_magic = fdp.ConsumeIntegralInRange<int>(0, 15) == 0;

@@ -64,6 +64,8 @@ bool LaneService::Send(Task& task, uint32_t node) {
   if (!lanes_.Send(lane_call)) return false;
   task.forwarded_to = node;  // its node's death settles it as for a forwarded call
   task.via_lane = true;
+  // The actor's node never sees a lane call: this node records where it went, and its end.
+  if (c_.events) c_.events->Scheduled(task, node);
   return true;
 }
 

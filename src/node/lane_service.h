@@ -24,6 +24,7 @@
 #include "node/object_manager.h"
 #include "node/peer_manager.h"
 #include "node/task.h"
+#include "node/task_events.h"
 #include "node/task_manager.h"
 #include "node/worker_dispatcher.h"
 #include "protocol/lane_messages.h"
@@ -44,6 +45,7 @@ class LaneService {
     ClientRegistry* clients;
     const ClusterView* view;
     const net::ClusterToken* token;  // signs and checks lane tickets (none: no lanes)
+    TaskEventBuffer* events = nullptr;  // records where a lane call went (none: not recorded)
   };
   // enabled = false (QUANTA_ACTOR_LANES=0): no call takes a lane and lanes to this node are refused.
   LaneService(Components c, bool enabled);

@@ -174,7 +174,7 @@ Status NodeServer::Start() {
   };
   lanes_ = std::make_unique<LaneService>(
       LaneService::Components{loop_, &tasks_, objects_.get(), task_manager_.get(), router_.get(), actors_.get(),
-                              dispatcher_.get(), peers_.get(), &clients_, &view_, token_.get()},
+                              dispatcher_.get(), peers_.get(), &clients_, &view_, token_.get(), &task_events_},
       options_.actor_lanes);
   generators_ = MakeGeneratorStreams(&tasks_, objects_.get(), &clients_, peers_.get(), directory_.get(),
                                      remote_.get(), &view_);
