@@ -250,3 +250,30 @@ def test_exit_actor_in_a_lane_call_ends_the_actor_with_that_reason(two):
     assert delta(lane_counts(), before, "lane_calls_sent") == 1
     with pytest.raises(ActorDiedError, match="exit_actor"):
         quanta.get(q.ping.remote(), timeout=30)
+
+
+def test_lane_calls_are_listed_where_they_ran_with_their_worker(make_cluster, monkeypatch):
+    from quanta.util import state
+
+    monkeypatch.setenv("QUANTA_TASK_EVENTS_FLUSH_MS", "200")
+    cluster = make_cluster(head_node_args={"num_cpus": 1})
+    node = cluster.add_node(num_cpus=2)
+    cluster.connect()
+    log = Log.options(**there(node)).remote()
+    open_lane(log)
+    pid = quanta.get(log.node.remote())[1]
+    before = lane_counts()
+    refs = [log.add.remote(i) for i in range(10)]
+    quanta.get(refs)
+    assert delta(lane_counts(), before, "lane_calls_sent") == 10
+    wanted = {r.task_id().hex() for r in refs}
+    deadline = time.monotonic() + 20
+    while True:
+        rows = [t for t in state.list_tasks(limit=10000, detail=True) if t["task_id"] in wanted]
+        if len(rows) == 10 and all(t["state"] == "FINISHED" for t in rows):
+            break
+        assert time.monotonic() < deadline, rows
+        time.sleep(0.2)
+    assert {t["node_id"] for t in rows} == {node.node_id}
+    assert {t["worker_pid"] for t in rows} == {pid}
+    assert all(t["type"] == "ACTOR_TASK" for t in rows)

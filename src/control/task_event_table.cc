@@ -85,7 +85,7 @@ TaskEventTable::Entry TaskEventTable::FromEvent(const TaskEvent& e) {
   }
   if (e.scheduled_us != 0) x.placed_on = e.placed_on;
   if (e.running_us != 0) {
-    x.ran_on = e.node;
+    x.ran_on = e.ran_on != 0 ? e.ran_on : e.node;
     x.worker_pid = e.worker_pid;
     x.worker_id = e.worker_id;
   }

@@ -170,7 +170,7 @@ void CoreClient::HandleFrame(const protocol::Frame& frame) {
       protocol::LaneAttach msg;
       if (!protocol::DecodeMessage(frame.body, &msg).ok()) break;
       std::lock_guard<std::mutex> lock(mu_);
-      Status st = lanes_.Attach(msg, static_cast<uint32_t>(::getpid()));
+      Status st = lanes_.Attach(msg, static_cast<uint32_t>(::getpid()), client_id_);
       if (!st.ok()) QLOG(kWarning) << "lane from node " << msg.caller_node << " not attached: " << st.message();
       break;
     }
@@ -315,7 +315,14 @@ void CoreClient::HandleLaneFrame(uint64_t lane, const protocol::Frame& frame) {
     }
     case MessageType::kCancelTask: {
       protocol::CancelTask msg;
-      if (protocol::DecodeMessage(frame.body, &msg).ok()) CancelQueued(msg);
+      if (!protocol::DecodeMessage(frame.body, &msg).ok()) break;
+      {
+        // A lane cancels only the calls it brought.
+        std::lock_guard<std::mutex> lock(mu_);
+        WorkerLanes::Route* route = lanes_.FindRoute(msg.object_id.TaskId());
+        if (route == nullptr || route->lane != lane) break;
+      }
+      CancelQueued(msg);
       break;
     }
     default:

@@ -24,7 +24,7 @@ void WorkerLanes::AddReceivedFd(int fd) {
   received_fds_.push_back(fd);
 }
 
-Status WorkerLanes::Attach(const protocol::LaneAttach& msg, uint32_t pid) {
+Status WorkerLanes::Attach(const protocol::LaneAttach& msg, uint32_t pid, uint64_t worker_id) {
   if (received_fds_.empty()) return Status::ProtocolError("LaneAttach without its socket");
   int fd = received_fds_.front();
   received_fds_.pop_front();
@@ -42,7 +42,7 @@ Status WorkerLanes::Attach(const protocol::LaneAttach& msg, uint32_t pid) {
     std::lock_guard<std::mutex> lock(write_mu_);
     lanes_.push_back(std::move(lane));
   }
-  return Write(id, protocol::MessageType::kLaneReady, protocol::LaneReady{msg.actor_id, pid});
+  return Write(id, protocol::MessageType::kLaneReady, protocol::LaneReady{msg.actor_id, pid, worker_id});
 }
 
 void WorkerLanes::PollFds(std::vector<pollfd>* fds) const {

@@ -53,7 +53,7 @@ class WorkerLanes {
   // A descriptor that arrived from the node (closed if too many wait).
   void AddReceivedFd(int fd);
   // The node's LaneAttach: the oldest received descriptor becomes a lane to `msg.caller_node`.
-  Status Attach(const protocol::LaneAttach& msg, uint32_t pid);
+  Status Attach(const protocol::LaneAttach& msg, uint32_t pid, uint64_t worker_id);
 
   // Appends one pollfd per lane (in the order Read expects).
   void PollFds(std::vector<pollfd>* fds) const;

@@ -90,6 +90,8 @@ void ActorLanes::OnFrame(const ObjectID& actor, uint64_t serial, net::Connection
       return;
     }
     lane->state = Lane::State::kOpen;
+    lane->worker_pid = ready.pid;
+    lane->worker_id = ready.worker_id;
     c.SetMaxFrameBody(protocol::kMaxFrameBody);
     ++stats_.opened;
     callbacks_.changed(actor);
@@ -134,6 +136,12 @@ void ActorLanes::OnClosed(const ObjectID& actor, uint64_t serial, const Status& 
   }
   if (!in_flight.empty()) callbacks_.broken(actor, std::move(in_flight), why);
   callbacks_.changed(actor);
+}
+
+std::pair<uint32_t, uint64_t> ActorLanes::WorkerOf(const ObjectID& actor) const {
+  auto it = lanes_.find(actor);
+  if (it == lanes_.end() || it->second.state != Lane::State::kOpen) return {0, 0};
+  return {it->second.worker_pid, it->second.worker_id};
 }
 
 size_t ActorLanes::InFlight(const ObjectID& actor) const {

@@ -59,6 +59,8 @@ class ActorLanes {
   // unless one to that node was refused or broke.
   bool Ready(const ObjectID& actor, uint32_t node);
   size_t InFlight(const ObjectID& actor) const;
+  // The worker at the end of the actor's open lane (pid, client id on its node); {0, 0} if none.
+  std::pair<uint32_t, uint64_t> WorkerOf(const ObjectID& actor) const;
   // Sends the call on its actor's open lane; false if there is none (nothing sent).
   bool Send(const protocol::LaneCall& call);
   // Asks the worker to drop a call not started yet; false if the call is not on a lane.
@@ -76,6 +78,8 @@ class ActorLanes {
     uint64_t serial = 0;
     std::shared_ptr<net::Connection> conn;
     std::unordered_set<TaskID, ObjectIDHash> in_flight;
+    uint32_t worker_pid = 0;  // from LaneReady
+    uint64_t worker_id = 0;
   };
   void Open(const ObjectID& actor, Lane& lane);
   void OnConnected(const ObjectID& actor, uint64_t serial, Result<int> fd);

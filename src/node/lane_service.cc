@@ -65,7 +65,11 @@ bool LaneService::Send(Task& task, uint32_t node) {
   task.forwarded_to = node;  // its node's death settles it as for a forwarded call
   task.via_lane = true;
   // The actor's node never sees a lane call: this node records where it went, and its end.
-  if (c_.events) c_.events->Scheduled(task, node);
+  if (c_.events) {
+    c_.events->Scheduled(task, node);
+    auto [pid, worker_id] = lanes_.WorkerOf(task.spec.actor_id);
+    c_.events->RunningOn(task, node, pid, worker_id);  // sent to its worker, as the node route records it
+  }
   return true;
 }
 

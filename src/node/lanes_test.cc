@@ -410,11 +410,11 @@ TEST_F(LoopTest, CallerLanesAreBoundedInNumber) {
 TEST(WorkerLanesTest, AttachNeedsItsSocketThenAnswersLaneReadyAndReadsCalls) {
   WorkerLanes lanes;
   ObjectID actor = ObjectID::Make(5, 6, 0);
-  EXPECT_FALSE(lanes.Attach(protocol::LaneAttach{actor, 3}, 1).ok()) << "no socket came with it";
+  EXPECT_FALSE(lanes.Attach(protocol::LaneAttach{actor, 3}, 1, 5).ok()) << "no socket came with it";
   int fds[2];
   ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds), 0);
   lanes.AddReceivedFd(fds[0]);
-  ASSERT_TRUE(lanes.Attach(protocol::LaneAttach{actor, 3}, 1234).ok());
+  ASSERT_TRUE(lanes.Attach(protocol::LaneAttach{actor, 3}, 1234, 5).ok());
   EXPECT_EQ(lanes.size(), 1u);
   FakeWorker caller{fds[1]};  // here the far end is the caller's node
   std::string header = caller.Read(protocol::kFrameHeaderSize);

@@ -106,6 +106,13 @@ void TaskEventBuffer::Running(Task& task, uint32_t worker_pid, uint64_t worker_i
   e.worker_id = worker_id;
 }
 
+void TaskEventBuffer::RunningOn(Task& task, uint32_t node, uint32_t worker_pid, uint64_t worker_id) {
+  if (!enabled()) return;
+  Running(task, worker_pid, worker_id);
+  EntryFor(task, protocol::TaskEventKind::kRunning).ran_on = node;
+  --recorded_;  // one event, looked up twice
+}
+
 void TaskEventBuffer::Ended(Task& task, const protocol::ObjectValue* error) {
   if (!enabled()) return;
   Entry& e = EntryFor(task, error ? TaskEventKind::kFailed : TaskEventKind::kFinished);
@@ -161,6 +168,7 @@ void TaskEventBuffer::Batch::Encode(protocol::Writer& w) const {
     out.resources = b.resources_[e.resources];
     out.worker_pid = e.worker_pid;
     out.worker_id = e.worker_id;
+    out.ran_on = e.ran_on;
     out.error_kind = e.error_kind;
     out.error.clear();
     if (e.has_error) {

@@ -63,6 +63,8 @@ class TaskEventBuffer {
   void Submitted(Task& task);
   void Scheduled(Task& task, uint32_t node);
   void Running(Task& task, uint32_t worker_pid, uint64_t worker_id);
+  // An actor call this node sent on a lane to a worker of node `node` (whose daemon never sees it).
+  void RunningOn(Task& task, uint32_t node, uint32_t worker_pid, uint64_t worker_id);
   // Finished, or failed with `error` (its kind; its text is task.error_text when the worker sent
   // one, e.g. a traceback, else the value's own text for the system's errors).
   void Ended(Task& task, const protocol::ObjectValue* error);
@@ -90,7 +92,7 @@ class TaskEventBuffer {
     int64_t submitted_us = 0, scheduled_us = 0, running_us = 0, end_us = 0;
     uint64_t job_id = 0, worker_id = 0;
     uint64_t seq = 0;  // its sequence number (keys its error text)
-    uint32_t attempt = 0, placed_on = 0, worker_pid = 0;
+    uint32_t attempt = 0, placed_on = 0, worker_pid = 0, ran_on = 0;
     uint32_t name = 0, resources = 0;  // interned (0: none)
     protocol::TaskEventKind kind = protocol::TaskEventKind::kSubmitted;
     uint8_t task_kind = 0, error_kind = 0;

@@ -41,11 +41,13 @@ Status LaneAttach::Decode(Reader& r) {
 void LaneReady::Encode(Writer& w) const {
   w.Id(actor_id);
   w.U32(pid);
+  w.U64(worker_id);
 }
 
 Status LaneReady::Decode(Reader& r) {
   QUANTA_RETURN_IF_ERROR(r.Id(&actor_id));
-  return r.U32(&pid);
+  QUANTA_RETURN_IF_ERROR(r.U32(&pid));
+  return r.U64(&worker_id);
 }
 
 void LaneCall::Encode(Writer& w) const {

@@ -43,6 +43,7 @@ struct LaneAttach {  // node -> worker (the socket rides along)
 struct LaneReady {  // worker -> caller's node, first on the lane
   ObjectID actor_id;
   uint32_t pid = 0;
+  uint64_t worker_id = 0;  // the worker's client id on its node (task events)
   void Encode(Writer& w) const;
   Status Decode(Reader& r);
 };

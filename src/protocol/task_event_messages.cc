@@ -42,6 +42,7 @@ void TaskEvent::Encode(Writer& w) const {
   w.U64(worker_id);
   w.U8(error_kind);
   w.Bytes(error);
+  w.U32(ran_on);
 }
 
 Status TaskEvent::Decode(Reader& r) {
@@ -63,7 +64,8 @@ Status TaskEvent::Decode(Reader& r) {
   QUANTA_RETURN_IF_ERROR(r.U32(&worker_pid));
   QUANTA_RETURN_IF_ERROR(r.U64(&worker_id));
   QUANTA_RETURN_IF_ERROR(r.U8(&error_kind));
-  return Clipped(r, &error, kMaxError, "error");
+  QUANTA_RETURN_IF_ERROR(Clipped(r, &error, kMaxError, "error"));
+  return r.U32(&ran_on);
 }
 
 void TaskEventBatch::Encode(Writer& w) const {

@@ -45,6 +45,7 @@ struct TaskEvent {
   ResourceMap resources;   // submitted
   uint32_t worker_pid = 0;  // running
   uint64_t worker_id = 0;   // running: the worker's client id
+  uint32_t ran_on = 0;      // running: the node it ran on, when not `node` (an actor lane's call)
   uint8_t error_kind = 0;   // failed
   std::string error;        // failed: the error's text (a traceback for exceptions), clipped
   void Encode(Writer& w) const;
