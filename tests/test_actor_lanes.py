@@ -15,12 +15,17 @@ from quanta.exceptions import ActorDiedError, TaskCancelledError
 from quanta.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 
-@pytest.fixture
-def two(make_cluster):
+def head_and_node(make_cluster):
+    """A head with 1 CPU and one 2-CPU node, connected (the environment as the test set it)."""
     cluster = make_cluster(head_node_args={"num_cpus": 1})
     node = cluster.add_node(num_cpus=2)
     cluster.connect()
     return cluster, node
+
+
+@pytest.fixture
+def two(make_cluster):
+    return head_and_node(make_cluster)
 
 
 def there(node, **options):
@@ -198,9 +203,7 @@ def test_an_actor_that_may_restart_keeps_the_node_route_and_restarts(two):
 
 def test_lanes_can_be_turned_off(make_cluster, monkeypatch):
     monkeypatch.setenv("QUANTA_ACTOR_LANES", "0")
-    cluster = make_cluster(head_node_args={"num_cpus": 1})
-    node = cluster.add_node(num_cpus=2)
-    cluster.connect()
+    _, node = head_and_node(make_cluster)
     log = Log.options(**there(node)).remote()
     before = lane_counts()
     assert quanta.get([log.add.remote(i) for i in range(100)]) == list(range(100))
@@ -256,9 +259,7 @@ def test_lane_calls_are_listed_where_they_ran_with_their_worker(make_cluster, mo
     from quanta.util import state
 
     monkeypatch.setenv("QUANTA_TASK_EVENTS_FLUSH_MS", "200")
-    cluster = make_cluster(head_node_args={"num_cpus": 1})
-    node = cluster.add_node(num_cpus=2)
-    cluster.connect()
+    _, node = head_and_node(make_cluster)
     log = Log.options(**there(node)).remote()
     open_lane(log)
     pid = quanta.get(log.node.remote())[1]
