@@ -22,8 +22,8 @@ using protocol::MessageType;
 void CoreClient::ReadOnce(std::chrono::microseconds timeout, bool spin) {
   // The node's socket, the wake-up eventfd, then a worker's actor lanes (worker_lanes.h). Lanes
   // are attached and closed only by the reader, which is this thread.
-  std::vector<pollfd> fds = {{fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
-  lanes_.PollFds(&fds);
+  pollfd fds[2 + WorkerLanes::kMaxLanes] = {{fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+  const size_t nfds = 2 + lanes_.PollFds(fds + 2);
   if (spin && timeout.count() != 0) {
     std::chrono::microseconds budget = spin_.Next();
     if (budget.count() > 0) {
@@ -33,7 +33,7 @@ void CoreClient::ReadOnce(std::chrono::microseconds timeout, bool spin) {
       bool caught = false;
       std::chrono::steady_clock::duration spent{};
       while (true) {
-        caught = ::ppoll(fds.data(), fds.size(), &zero, nullptr) != 0;
+        caught = ::ppoll(fds, nfds, &zero, nullptr) != 0;
         spent = std::chrono::steady_clock::now() - start;
         if (caught || spent >= budget) break;
       }
@@ -45,7 +45,7 @@ void CoreClient::ReadOnce(std::chrono::microseconds timeout, bool spin) {
     }
   }
   timespec ts{static_cast<time_t>(timeout.count() / 1000000), static_cast<long>(timeout.count() % 1000000) * 1000};
-  int n = ::ppoll(fds.data(), fds.size(), timeout.count() < 0 ? nullptr : &ts, nullptr);
+  int n = ::ppoll(fds, nfds, timeout.count() < 0 ? nullptr : &ts, nullptr);
   if (n <= 0) return;  // timeout, or EINTR: the caller re-checks and comes back
   if (fds[1].revents & POLLIN) {
     uint64_t v;
@@ -55,9 +55,9 @@ void CoreClient::ReadOnce(std::chrono::microseconds timeout, bool spin) {
     Status st = WriteInOrder(std::string());  // pending ref deltas
     (void)st;
   }
-  if (fds.size() > 2) {
+  if (nfds > 2) {
     lanes_.Read(
-        fds.data() + 2, fds.size() - 2, [this](uint64_t lane, const protocol::Frame& f) { HandleLaneFrame(lane, f); },
+        fds + 2, nfds - 2, [this](uint64_t lane, const protocol::Frame& f) { HandleLaneFrame(lane, f); },
         [this](uint64_t lane) { OnLaneClosed(lane); });
     if (notify_pending_) {
       notify_pending_ = false;

@@ -45,8 +45,10 @@ Status WorkerLanes::Attach(const protocol::LaneAttach& msg, uint32_t pid, uint64
   return Write(id, protocol::MessageType::kLaneReady, protocol::LaneReady{msg.actor_id, pid, worker_id});
 }
 
-void WorkerLanes::PollFds(std::vector<pollfd>* fds) const {
-  for (const auto& l : lanes_) fds->push_back(pollfd{l->fd, POLLIN, 0});
+size_t WorkerLanes::PollFds(pollfd* fds) const {
+  size_t n = 0;
+  for (const auto& l : lanes_) fds[n++] = pollfd{l->fd, POLLIN, 0};
+  return n;
 }
 
 void WorkerLanes::Read(const pollfd* fds, size_t n, const std::function<void(uint64_t, const protocol::Frame&)>& on_frame,

@@ -55,8 +55,9 @@ class WorkerLanes {
   // The node's LaneAttach: the oldest received descriptor becomes a lane to `msg.caller_node`.
   Status Attach(const protocol::LaneAttach& msg, uint32_t pid, uint64_t worker_id);
 
-  // Appends one pollfd per lane (in the order Read expects).
-  void PollFds(std::vector<pollfd>* fds) const;
+  // Fills one pollfd per lane (in the order Read expects) into `fds` (room for kMaxLanes);
+  // returns how many.
+  size_t PollFds(pollfd* fds) const;
   // Reads the lanes whose pollfds (starting at `fds`) are ready; calls on_frame for each frame;
   // lanes that closed or sent a malformed stream are closed and reported to on_closed.
   void Read(const pollfd* fds, size_t n, const std::function<void(uint64_t lane, const protocol::Frame&)>& on_frame,

@@ -68,7 +68,7 @@ bool LaneService::Send(Task& task, uint32_t node) {
   if (c_.events) {
     c_.events->Scheduled(task, node);
     auto [pid, worker_id] = lanes_.WorkerOf(task.spec.actor_id);
-    c_.events->RunningOn(task, node, pid, worker_id);  // sent to its worker, as the node route records it
+    c_.events->Running(task, pid, worker_id, node);  // sent to its worker, as the node route records it
   }
   return true;
 }

@@ -423,21 +423,19 @@ TEST(WorkerLanesTest, AttachNeedsItsSocketThenAnswersLaneReadyAndReadsCalls) {
   call.call.spec.task_id = ObjectID::Make(kCaller, 1, 0);
   call.ticket = std::string(16, 't');
   caller.Write(protocol::MessageType::kLaneCall, call);
-  std::vector<pollfd> polls;
-  lanes.PollFds(&polls);
-  ASSERT_EQ(polls.size(), 1u);
-  ASSERT_EQ(::poll(polls.data(), polls.size(), 2000), 1);
+  pollfd polls[WorkerLanes::kMaxLanes];
+  ASSERT_EQ(lanes.PollFds(polls), 1u);
+  ASSERT_EQ(::poll(polls, 1, 2000), 1);
   std::vector<uint16_t> types;
   std::vector<uint64_t> closed;
-  lanes.Read(polls.data(), polls.size(), [&](uint64_t, const protocol::Frame& f) { types.push_back(f.type); },
+  lanes.Read(polls, 1, [&](uint64_t, const protocol::Frame& f) { types.push_back(f.type); },
              [&](uint64_t lane) { closed.push_back(lane); });
   EXPECT_EQ(types, (std::vector<uint16_t>{static_cast<uint16_t>(protocol::MessageType::kLaneCall)}));
   // Garbage from the caller's end closes the lane.
   ASSERT_EQ(::send(fds[1], "\xff\xff\xff\xff\xff\xff\xff\xff", 8, 0), 8);
-  polls.clear();
-  lanes.PollFds(&polls);
-  ASSERT_EQ(::poll(polls.data(), polls.size(), 2000), 1);
-  lanes.Read(polls.data(), polls.size(), [&](uint64_t, const protocol::Frame& f) { types.push_back(f.type); },
+  ASSERT_EQ(lanes.PollFds(polls), 1u);
+  ASSERT_EQ(::poll(polls, 1, 2000), 1);
+  lanes.Read(polls, 1, [&](uint64_t, const protocol::Frame& f) { types.push_back(f.type); },
              [&](uint64_t lane) { closed.push_back(lane); });
   EXPECT_EQ(closed.size(), 1u);
   EXPECT_EQ(lanes.size(), 0u);

@@ -131,31 +131,7 @@ void PeerManager::SendEncoded(uint32_t to, const std::string& frames) {
   if (!out.connecting) Open(to);
 }
 
-void PeerManager::Open(uint32_t to) {
-  Outbound& out = outbound_[to];
-  const protocol::NodeInfo* info = view_->Find(to);
-  if (info == nullptr || !info->alive || info->port == 0 || info->address.empty() || !handshakes_) {
-    Fail(to, Status::NotFound("node " + std::to_string(to) + " is not reachable (unknown, dead, or local-only)"));
-    return;
-  }
-  auto fd = net::ConnectTcpNonBlocking(info->address, static_cast<uint16_t>(info->port));
-  if (!fd.ok()) {
-    Fail(to, fd.status());
-    return;
-  }
-  out.connecting = true;
-  ++stats_.connects;
-  std::string name = info->address + ":" + std::to_string(info->port);
-  handshakes_->Connect(fd.value(), name, net::Channel::kPeer, [this, to](Result<int> done, net::Channel) {
-    if (!done.ok()) {
-      Fail(to, done.status());
-      return;
-    }
-    OnOpened(to, done.value());
-  });
-}
-
-void PeerManager::OpenLane(uint32_t to, std::function<void(Result<int>)> done) {
+void PeerManager::Connect(uint32_t to, net::Channel channel, std::function<void(Result<int>)> done) {
   const protocol::NodeInfo* info = view_->Find(to);
   if (info == nullptr || !info->alive || info->port == 0 || info->address.empty() || !handshakes_) {
     done(Status::NotFound("node " + std::to_string(to) + " is not reachable (unknown, dead, or local-only)"));
@@ -166,9 +142,25 @@ void PeerManager::OpenLane(uint32_t to, std::function<void(Result<int>)> done) {
     done(fd.status());
     return;
   }
+  if (channel == net::Channel::kPeer) ++stats_.connects;
   std::string name = info->address + ":" + std::to_string(info->port);
-  handshakes_->Connect(fd.value(), name, net::Channel::kLane,
+  handshakes_->Connect(fd.value(), name, channel,
                        [done = std::move(done)](Result<int> r, net::Channel) { done(std::move(r)); });
+}
+
+void PeerManager::Open(uint32_t to) {
+  outbound_[to].connecting = true;
+  Connect(to, net::Channel::kPeer, [this, to](Result<int> done) {
+    if (!done.ok()) {
+      Fail(to, done.status());
+      return;
+    }
+    OnOpened(to, done.value());
+  });
+}
+
+void PeerManager::OpenLane(uint32_t to, std::function<void(Result<int>)> done) {
+  Connect(to, net::Channel::kLane, std::move(done));
 }
 
 void PeerManager::OnOpened(uint32_t to, int fd) {

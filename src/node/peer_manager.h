@@ -74,6 +74,8 @@ class PeerManager {
     std::string queued;  // frames waiting for the channel to open
   };
   void Open(uint32_t to);
+  // TCP connect to node `to` and the handshake on `channel`; `done` gets the socket or why not.
+  void Connect(uint32_t to, net::Channel channel, std::function<void(Result<int>)> done);
   void OnOpened(uint32_t to, int fd);
   void Fail(uint32_t to, const Status& why);
   void OnAccepted(int fd, net::Channel channel, const std::string& peer);

@@ -97,20 +97,14 @@ void TaskEventBuffer::Scheduled(Task& task, uint32_t node) {
   e.placed_on = node;
 }
 
-void TaskEventBuffer::Running(Task& task, uint32_t worker_pid, uint64_t worker_id) {
+void TaskEventBuffer::Running(Task& task, uint32_t worker_pid, uint64_t worker_id, uint32_t ran_on) {
   if (!enabled()) return;
   Entry& e = EntryFor(task, TaskEventKind::kRunning);
   e.running_us = NowUs();
   if (e.name == 0) e.name = NameOf(task.spec);  // the owner's submission may reach the head later
   e.worker_pid = worker_pid;
   e.worker_id = worker_id;
-}
-
-void TaskEventBuffer::RunningOn(Task& task, uint32_t node, uint32_t worker_pid, uint64_t worker_id) {
-  if (!enabled()) return;
-  Running(task, worker_pid, worker_id);
-  EntryFor(task, protocol::TaskEventKind::kRunning).ran_on = node;
-  --recorded_;  // one event, looked up twice
+  e.ran_on = ran_on;
 }
 
 void TaskEventBuffer::Ended(Task& task, const protocol::ObjectValue* error) {

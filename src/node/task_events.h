@@ -62,9 +62,9 @@ class TaskEventBuffer {
 
   void Submitted(Task& task);
   void Scheduled(Task& task, uint32_t node);
-  void Running(Task& task, uint32_t worker_pid, uint64_t worker_id);
-  // An actor call this node sent on a lane to a worker of node `node` (whose daemon never sees it).
-  void RunningOn(Task& task, uint32_t node, uint32_t worker_pid, uint64_t worker_id);
+  // `ran_on`: the node whose worker runs it, when not this one (an actor call this node sent on a
+  // lane, which that node's daemon never sees); 0: this node.
+  void Running(Task& task, uint32_t worker_pid, uint64_t worker_id, uint32_t ran_on = 0);
   // Finished, or failed with `error` (its kind; its text is task.error_text when the worker sent
   // one, e.g. a traceback, else the value's own text for the system's errors).
   void Ended(Task& task, const protocol::ObjectValue* error);
