@@ -111,11 +111,6 @@ std::optional<WorkerLanes::Route> WorkerLanes::TakeRoute(const TaskID& task) {
   return r;
 }
 
-bool WorkerLanes::Alive(uint64_t lane) const {
-  std::lock_guard<std::mutex> lock(write_mu_);
-  return std::any_of(lanes_.begin(), lanes_.end(), [&](const auto& l) { return l->id == lane && !l->broken; });
-}
-
 Status WorkerLanes::WriteFrame(uint64_t lane, const std::string& frame) {
   std::unique_lock<std::mutex> lock(write_mu_);
   auto it = std::find_if(lanes_.begin(), lanes_.end(), [&](const auto& l) { return l->id == lane; });

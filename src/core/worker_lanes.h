@@ -9,7 +9,7 @@
 // closes gives back the calls it had queued here, not started, for the client to drop.
 //
 // Ownership: a member of the CoreClient; owns the lane descriptors. Thread-safety: Attach,
-// Remember, TakeRoute, ForgetLane and the route table require the client's mutex; PollFds and
+// Remember, TakeRoute, FindRoute and the route table require the client's mutex; PollFds and
 // Read are called by the thread that has the reader role; Write may be called by any thread
 // (it takes the lanes' own write mutex).
 #pragma once
@@ -69,8 +69,6 @@ class WorkerLanes {
     auto it = routes_.find(task);
     return it == routes_.end() ? nullptr : &it->second;
   }
-  // Routes of a lane that closed are dropped; its calls' results then go through the node.
-  bool Alive(uint64_t lane) const;
 
   // Writes one frame on the lane (blocking up to a second); a lane that cannot take it is closed.
   // Frames of threads that write at once leave together (one send for several results).

@@ -2,7 +2,7 @@
 // LaneHello from a socket the peer listener has authenticated (channel "lane") and hands the
 // socket to the worker hosting the actor it names, or closes it (the caller's node then sends
 // its calls the node way). It remembers which callers' nodes have lanes to which worker, so
-// that a worker's LaneResult can be checked against them.
+// that a worker's LaneAdopt can be checked against them.
 //
 // Ownership: owned by the NodeServer; owns the sockets until they are handed over or closed.
 // Thread-safety: loop thread only.
