@@ -66,8 +66,11 @@ void TaskManager::OnSubmit(LocalClient& client, protocol::TaskSpec spec) {
     if (actors_->Hosts(task.spec.actor_id)) {
       if (!actors_->OnCallSubmitted(id)) return;  // failed at once
     } else if (!router_->Routes(task.spec.actor_id) &&
-               static_cast<uint32_t>(task.spec.actor_id.Creator() >> 32) == directory_->local_index()) {
-      // Created by a client of this node, yet neither hosted here nor sent elsewhere.
+               static_cast<uint32_t>(task.spec.actor_id.Creator() >> 32) == directory_->local_index() &&
+               clients_->Find(task.spec.actor_id.Creator()) == nullptr) {
+      // Created by a client of this node that is gone, yet neither hosted here nor sent elsewhere.
+      // (A creator still connected may not have sent the creation yet: a get_if_exists loser
+      // can call the winner's actor first. That call waits in the router for the directory.)
       Fail(id, SystemError(ObjectKind::kActorDied, "no actor with id " + task.spec.actor_id.Hex() +
                                                        " exists (it was never created, or is long gone)"));
       return;
